@@ -1,0 +1,42 @@
+# aiida-mlfail: the two commands.
+#   make demo   set everything up and run the main job on the embedded default (SQLite + ZeroMQ, localhost)
+#   make test   set everything up and run the whole test suite
+# Both are idempotent: a second run installs nothing again.
+SHELL := /bin/bash
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export AIIDA_PATH := $(ROOT)/.aiida
+export PATH := $(VENV)/bin:$(PATH)
+STAMP := $(VENV)/.mlfail-installed
+
+.PHONY: demo test setup install system aiida stop
+
+demo: setup
+	$(PY) $(ROOT)/workflows/nacl_gap.py
+
+test: setup
+	bash $(ROOT)/scripts/run-tests.sh
+
+setup: install aiida
+
+system:
+	@bash $(ROOT)/scripts/install-system.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(MAKE) system
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '$(ROOT)[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+aiida: install
+	@bash $(ROOT)/scripts/setup-aiida.sh
+
+stop:
+	-$(VENV)/bin/verdi -p mlfail daemon stop

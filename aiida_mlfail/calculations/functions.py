@@ -1,0 +1,142 @@
+"""calcfunctions: cheap, provenance-tracked transformations (inputs, selection, merging, metrics).
+
+The science lives in ``aiida_mlfail.science``; these wrap it so each step is a node in the graph.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+from ase.io import write
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import gap as gap_science
+from aiida_mlfail.science import lammps_md, plots, selection, structures
+from aiida_mlfail.science.potentials import CHARGES, ReferencePotential
+
+
+@calcfunction
+def build_structure(spec: orm.Dict) -> orm.StructureData:
+    """Start structure from a builder spec: ``{'system': 'nacl', 'n_ions': 64, 'volume'|'density': ..., 'seed': 0}``
+    or ``{'system': 'argon', 'n_cells': 3, 'box': 17.042}`` (see ``science.structures``)."""
+    spec = dict(spec.get_dict())
+    system = spec.pop('system')
+    atoms = structures.molten_nacl(**spec) if system == 'nacl' else structures.argon(**spec)
+    return orm.StructureData(ase=atoms)
+
+
+def check_structure_spec(spec: dict) -> str | None:
+    """Error message for a structure builder spec that cannot build, else ``None``."""
+    spec = dict(spec)
+    system = spec.pop('system', None)
+    if system not in ('nacl', 'argon'):
+        return f"structure spec: system must be 'nacl' or 'argon', got {system!r}"
+    try:
+        atoms = structures.molten_nacl(**spec) if system == 'nacl' else structures.argon(**spec)
+    except (TypeError, ValueError) as exc:
+        return f'structure spec {spec!r}: {exc}'
+    return None if len(atoms) else 'structure spec builds no atoms'
+
+
+@calcfunction
+def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict):
+    """LAMMPS inputs of one sampling run: the script, the ``read_data`` file and the parser settings.
+
+    :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map`` and
+        ``frame_info``).
+    """
+    reference = ReferencePotential.from_dict(potential.get_dict())
+    atoms = structure.get_ase()
+    symbols = atoms.get_chemical_symbols()
+    reference.check_species(symbols)
+    point = lammps_md.normalise_state_point(state_point.get_dict(), symbols)
+    settings = lammps_md.normalise_md(md.get_dict())
+    atoms.set_initial_charges([CHARGES[s] for s in symbols])
+    buffer = io.StringIO()
+    write(buffer, atoms, format='lammps-data', atom_style=reference.atom_style, specorder=list(reference.species),
+          masses=True, units='metal')
+    frame_info = {'config_type': point['label'], 'state_point': point['label'], 'temperature': point['temperature'],
+                  'ensemble': point['ensemble'], 'reference': reference.name}
+    return {
+        'script': orm.SinglefileData(io.BytesIO(lammps_md.sampling_script(reference, point, settings).encode()),
+                                     filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info}),
+    }
+
+
+@calcfunction
+def merge_training_sets(**training_sets) -> TrainingSetData:
+    """One training set of all configurations of the inputs, in keyword order (sorted keys)."""
+    configurations = []
+    for key in sorted(training_sets):
+        configurations += training_sets[key].get_atoms()
+    return TrainingSetData.from_atoms(configurations)
+
+
+@calcfunction
+def select_configurations(pool: TrainingSetData, parameters: orm.Dict) -> TrainingSetData:
+    """``parameters['n']`` configurations of ``pool`` chosen by ``parameters['method']`` (seeded), see
+    ``science.selection.select``; the pool index of each is kept as ``pool_index``."""
+    p = parameters.get_dict()
+    configurations = pool.get_atoms()
+    chosen = selection.select(configurations, p['n'], p['method'], p.get('seed', 0))
+    picked = []
+    for index in chosen:
+        atoms = configurations[index]
+        atoms.info['pool_index'] = index
+        picked.append(atoms)
+    return TrainingSetData.from_atoms(picked)
+
+
+@calcfunction
+def split_training_set(training_set: TrainingSetData, parameters: orm.Dict):
+    """Random train / validation split (``train_fraction``, ``seed``); returns ``train`` and ``validation``."""
+    p = parameters.get_dict()
+    configurations = training_set.get_atoms()
+    train, validation = selection.split(len(configurations), p['train_fraction'], p.get('seed', 0))
+    return {
+        'train': TrainingSetData.from_atoms([configurations[i] for i in train]),
+        'validation': TrainingSetData.from_atoms([configurations[i] for i in validation]),
+    }
+
+
+def compare_labels(reference, predicted) -> tuple[dict, dict]:
+    """Metrics and parity pairs of predicted vs reference configurations (same order).
+
+    Energy and virial per atom (eV/atom), force components (eV/Å).
+
+    :returns: ``(metrics, pairs)`` keyed by ``energy``/``forces``/``virial`` for labels both sides carry.
+    :raises ValueError: if the two lists differ in length or atom counts.
+    """
+    if len(reference) != len(predicted):
+        raise ValueError(f'{len(reference)} reference vs {len(predicted)} predicted configurations')
+    pairs = {}
+    if all('energy' in a.info for a in reference + predicted):
+        pairs['energy'] = ([a.info['energy'] / len(a) for a in reference], [a.info['energy'] / len(a) for a in predicted])
+    if all('forces' in a.arrays for a in reference + predicted):
+        pairs['forces'] = (np.concatenate([a.arrays['forces'].ravel() for a in reference]),
+                           np.concatenate([a.arrays['forces'].ravel() for a in predicted]))
+    if all('virial' in a.info for a in reference + predicted):
+        pairs['virial'] = (np.concatenate([np.ravel(a.info['virial']) / len(a) for a in reference]),
+                           np.concatenate([np.ravel(a.info['virial']) / len(a) for a in predicted]))
+    metrics = {key: gap_science.error_metrics(*value) for key, value in pairs.items()}
+    return metrics, pairs
+
+
+@calcfunction
+def validation_metrics(reference: TrainingSetData, predictions: TrainingSetData):
+    """RMSE / MAE / max error of the GAP on the validation set and the parity plot (PNG).
+
+    :returns: ``metrics`` (Dict: ``energy`` eV/atom, ``forces`` eV/Å, ``virial`` eV/atom, each with
+        rmse, mae, max, n) and ``parity_plot`` (SinglefileData ``parity.png``).
+    """
+    metrics, pairs = compare_labels(reference.get_atoms(), predictions.get_atoms())
+    png = plots.parity_png(pairs, metrics, title=f'GAP vs reference, {reference.n_configurations} validation configurations')
+    return {
+        'metrics': orm.Dict(metrics),
+        'parity_plot': orm.SinglefileData(io.BytesIO(png), filename='parity.png'),
+    }

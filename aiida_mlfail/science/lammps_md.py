@@ -1,0 +1,336 @@
+"""LAMMPS classical MD sampling: input scripts and AiiDA-free parsing of their outputs.
+
+Conventions (LAMMPS ``units metal``, https://docs.lammps.org/units.html): energies eV, distances Å,
+time ps, pressure bar. The labels written for every sampled frame are the potential energy (eV),
+the forces (eV/Å), the per-atom energies (``compute pe/atom``, eV) and the virial
+W = V P_vir / nktv2p (eV, 3 x 3, sign as in ASE/extxyz ``virial``), where P_vir is the pressure
+tensor of ``compute pressure NULL virial`` (kinetic part excluded, bar) and
+nktv2p = 1.6021765e6 bar Å^3 / eV the LAMMPS metal conversion factor.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+from ase import Atoms
+
+from aiida_mlfail.science.potentials import ReferencePotential
+from aiida_mlfail.science.structures import density_to_volume
+
+#: LAMMPS ``metal`` conversion of eV/Å^3 to bar (force.cpp, ``nktv2p``).
+NKTV2P_METAL = 1.6021765e6
+
+#: File names used inside a sampling job.
+DATA_FILE = 'structure.data'
+DUMP_FILE = 'frames.dump'
+LABELS_FILE = 'labels.dat'
+
+#: Default MD settings; times in fs, intervals in steps.
+MD_DEFAULTS = {
+    'timestep': 2.0,
+    'equilibration_steps': 1000,
+    'production_steps': 2000,
+    'sampling_interval': 100,
+    'thermo_interval': 10,
+    'seed': 12345,
+    'thermostat_damping': 100.0,
+    'barostat_damping': 1000.0,
+}
+
+#: Columns of the thermo series, in order, with units.
+THERMO_COLUMNS = (('step', ''), ('time', 'ps'), ('temperature', 'K'), ('potential_energy', 'eV'),
+                  ('pressure', 'bar'), ('volume', 'Å^3'))
+
+
+def normalise_state_point(state_point: dict, symbols) -> dict:
+    """Check a state point and return it with the volume resolved.
+
+    :param state_point: ``temperature`` (K, > 0), ``ensemble`` (``NVT`` default or ``NPT``), and for
+        NVT either ``volume`` (Å^3) or ``density`` (g/cm^3), for NPT ``pressure`` (bar) and optionally
+        a starting ``volume``/``density``; optional ``label``.
+    :param symbols: chemical symbols of the structure (to convert a density to a volume).
+    :returns: dict with ``temperature``, ``ensemble``, ``volume`` (may be ``None`` for NPT with no
+        starting volume), ``pressure`` (NPT only) and ``label``.
+    :raises ValueError: naming the offending value (unknown key, non-positive T/volume/density,
+        NPT without pressure, both volume and density).
+    """
+    allowed = {'temperature', 'ensemble', 'volume', 'density', 'pressure', 'label'}
+    unknown = set(state_point) - allowed
+    if unknown:
+        raise ValueError(f'unknown state point key(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+    if 'temperature' not in state_point:
+        raise ValueError(f'state point {state_point!r} has no temperature')
+    temperature = float(state_point['temperature'])
+    if not temperature > 0:
+        raise ValueError(f'state point temperature must be positive, got {state_point["temperature"]!r} K')
+    ensemble = str(state_point.get('ensemble', 'NVT')).upper()
+    if ensemble not in ('NVT', 'NPT'):
+        raise ValueError(f"ensemble must be 'NVT' or 'NPT', got {state_point.get('ensemble')!r}")
+    if 'volume' in state_point and 'density' in state_point:
+        raise ValueError(f'state point {state_point!r} gives both volume and density')
+    volume = None
+    if 'volume' in state_point:
+        volume = float(state_point['volume'])
+        if not volume > 0:
+            raise ValueError(f'state point volume must be positive, got {state_point["volume"]!r} Å^3')
+    elif 'density' in state_point:
+        density = float(state_point['density'])
+        if not density > 0:
+            raise ValueError(f'state point density must be positive, got {state_point["density"]!r} g/cm^3')
+        volume = density_to_volume(symbols, density)
+    result = {'temperature': temperature, 'ensemble': ensemble, 'volume': volume}
+    if ensemble == 'NPT':
+        if 'pressure' not in state_point:
+            raise ValueError(f'NPT state point {state_point!r} needs a pressure (bar)')
+        result['pressure'] = float(state_point['pressure'])
+    elif volume is None:
+        raise ValueError(f'NVT state point {state_point!r} needs a volume (Å^3) or a density (g/cm^3)')
+    vol_label = f'_V{volume:.0f}' if volume else ''
+    p_label = f"_P{result['pressure']:g}" if ensemble == 'NPT' else ''
+    label = state_point.get('label')
+    if label is not None and not (isinstance(label, str) and label.isidentifier()):
+        raise ValueError(f'state point label must be a Python identifier (letters, digits, _), got {label!r}')
+    result['label'] = label or re.sub(r'\W', '_', f'{ensemble.lower()}_T{temperature:g}{vol_label}{p_label}')
+    return result
+
+
+def normalise_md(md: dict) -> dict:
+    """Merge ``md`` into :data:`MD_DEFAULTS` and check it.
+
+    :raises ValueError: for an unknown key, a non-positive timestep/interval/damping, negative step
+        counts, or a sampling interval that samples no frame.
+    """
+    unknown = set(md) - set(MD_DEFAULTS)
+    if unknown:
+        raise ValueError(f'unknown MD setting(s) {sorted(unknown)}; allowed: {sorted(MD_DEFAULTS)}')
+    merged = {**MD_DEFAULTS, **md}
+    for key in ('timestep', 'thermostat_damping', 'barostat_damping'):
+        if not float(merged[key]) > 0:
+            raise ValueError(f'{key} must be positive, got {merged[key]!r} fs')
+    for key in ('sampling_interval', 'thermo_interval', 'seed'):
+        if int(merged[key]) <= 0:
+            raise ValueError(f'{key} must be a positive integer, got {merged[key]!r}')
+    for key in ('equilibration_steps', 'production_steps'):
+        if int(merged[key]) < 0:
+            raise ValueError(f'{key} must not be negative, got {merged[key]!r}')
+    if int(merged['production_steps']) < int(merged['sampling_interval']):
+        raise ValueError(
+            f"production_steps ({merged['production_steps']}) < sampling_interval ({merged['sampling_interval']}): "
+            'no frame would be sampled'
+        )
+    return merged
+
+
+def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, data_file: str = DATA_FILE) -> str:
+    """LAMMPS input script of one sampling run (equilibration, then production with sampled frames).
+
+    :param potential: the reference potential (its ``species`` give the type order).
+    :param state_point: output of :func:`normalise_state_point`.
+    :param md: output of :func:`normalise_md` (timestep and dampings in fs).
+    :param data_file: the ``read_data`` file holding the start structure.
+    :returns: the script text. Frames go to :data:`DUMP_FILE` (id type x y z fx fy fz c_pe_atom)
+        and their energy / volume / virial pressure tensor (bar) to :data:`LABELS_FILE`.
+    """
+    dt_ps = float(md['timestep']) / 1000.0
+    t = state_point['temperature']
+    t_damp = float(md['thermostat_damping']) / 1000.0
+    p_damp = float(md['barostat_damping']) / 1000.0
+    n_equil = int(md['equilibration_steps'])
+    n_prod = int(md['production_steps'])
+    every = int(md['sampling_interval'])
+    lines = [
+        f"# aiida-mlfail classical sampling: {state_point['label']}",
+        'units metal',
+        f'atom_style {potential.atom_style}',
+        'boundary p p p',
+        f'read_data {data_file}',
+    ]
+    if state_point.get('volume'):
+        lines += [
+            f"variable scale equal ({state_point['volume']:.10g}/vol)^(1.0/3.0)",
+            'change_box all x scale ${scale} y scale ${scale} z scale ${scale} remap',
+        ]
+    lines += potential.lammps_commands()
+    lines += [
+        'neighbor 2.0 bin',
+        'neigh_modify every 1 delay 0 check yes',
+        f'timestep {dt_ps:.10g}',
+        f"velocity all create {t:.10g} {int(md['seed'])} mom yes rot no dist gaussian",
+        'compute pe_atom all pe/atom',
+        'compute virial all pressure NULL virial',
+        'variable pe equal pe',
+        'variable vol equal vol',
+        *[f'variable p{k} equal c_virial[{i + 1}]' for i, k in enumerate(('xx', 'yy', 'zz', 'xy', 'xz', 'yz'))],
+        'thermo_style custom step time temp pe press vol',
+        'thermo_modify norm no flush yes format float %.10g',
+        f"thermo {int(md['thermo_interval'])}",
+    ]
+    if state_point['ensemble'] == 'NPT':
+        lines.append(
+            f"fix ensemble all npt temp {t:.10g} {t:.10g} {t_damp:.10g} iso {state_point['pressure']:.10g} "
+            f"{state_point['pressure']:.10g} {p_damp:.10g}"
+        )
+    else:
+        lines.append(f'fix ensemble all nvt temp {t:.10g} {t:.10g} {t_damp:.10g}')
+    if n_equil:
+        lines.append(f'run {n_equil}')
+    lines += [
+        f'dump frames all custom {every} {DUMP_FILE} id type x y z fx fy fz c_pe_atom',
+        'dump_modify frames sort id format float %.12g',
+        f'fix labels all print {every} "$(step) ${{pe}} ${{vol}} ${{pxx}} ${{pyy}} ${{pzz}} ${{pxy}} ${{pxz}} ${{pyz}}" '
+        f'file {LABELS_FILE} screen no title "# step pe_eV vol_A3 pxx pyy pzz pxy pxz pyz (virial pressure, bar)"',
+        f'run {n_prod}',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def parse_dump(text: str) -> list[dict]:
+    """Parse a LAMMPS ``dump custom`` text (orthogonal or triclinic boxes).
+
+    :returns: one dict per frame: ``step`` (int), ``cell`` (3 x 3, Å, rows are the LAMMPS
+        a, b, c vectors), ``origin`` (3,), and one array per column (``id``, ``type``, ``x`` ...,
+        ``c_pe_atom``), rows sorted by atom id.
+    :raises ValueError: on a truncated or malformed frame.
+    """
+    frames = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith('ITEM: TIMESTEP'):
+            i += 1
+            continue
+        try:
+            step = int(lines[i + 1])
+            n_atoms = int(lines[i + 3])
+            box_header = lines[i + 4]
+            bounds = np.array([[float(v) for v in lines[i + 5 + k].split()] for k in range(3)])
+            columns = lines[i + 8].split()[2:]
+            rows = [lines[i + 9 + k].split() for k in range(n_atoms)]
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f'truncated or malformed dump frame starting at line {i + 1}') from exc
+        if any(len(r) != len(columns) for r in rows):
+            raise ValueError(f'dump frame at step {step}: rows do not have {len(columns)} columns')
+        data = np.array(rows, dtype=float)
+        order = np.argsort(data[:, columns.index('id')]) if 'id' in columns else np.arange(n_atoms)
+        data = data[order]
+        if 'xy' in box_header:
+            (xlo_b, xhi_b, xy), (ylo_b, yhi_b, xz), (zlo, zhi, yz) = bounds
+            xlo = xlo_b - min(0.0, xy, xz, xy + xz)
+            xhi = xhi_b - max(0.0, xy, xz, xy + xz)
+            ylo = ylo_b - min(0.0, yz)
+            yhi = yhi_b - max(0.0, yz)
+        else:
+            (xlo, xhi), (ylo, yhi), (zlo, zhi) = bounds[:, :2]
+            xy = xz = yz = 0.0
+        cell = np.array([[xhi - xlo, 0.0, 0.0], [xy, yhi - ylo, 0.0], [xz, yz, zhi - zlo]])
+        frame = {'step': step, 'cell': cell, 'origin': np.array([xlo, ylo, zlo])}
+        for k, name in enumerate(columns):
+            frame[name] = data[:, k].astype(int) if name in ('id', 'type') else data[:, k]
+        frames.append(frame)
+        i += 9 + n_atoms
+    return frames
+
+
+def parse_labels(text: str) -> dict[int, dict]:
+    """Parse the :data:`LABELS_FILE` written by ``fix print``.
+
+    :returns: ``{step: {'energy': eV, 'volume': Å^3, 'virial_pressure': (6,) bar}}``.
+    :raises ValueError: on a malformed line.
+    """
+    labels = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        parts = line.split()
+        if len(parts) != 9:
+            raise ValueError(f'{LABELS_FILE} line {number}: expected 9 values, got {len(parts)}: {line!r}')
+        values = [float(v) for v in parts]
+        labels[int(values[0])] = {'energy': values[1], 'volume': values[2], 'virial_pressure': np.array(values[3:])}
+    return labels
+
+
+def virial_from_pressure(pressure_voigt, volume: float) -> np.ndarray:
+    """Virial tensor (eV, 3 x 3, ASE sign) from a LAMMPS virial pressure (bar, xx yy zz xy xz yz) and volume (Å^3).
+
+    W = V P / nktv2p (LAMMPS ``compute pressure`` docs): positive pressure = positive virial.
+    """
+    xx, yy, zz, xy, xz, yz = np.asarray(pressure_voigt, dtype=float)
+    tensor = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return tensor * volume / NKTV2P_METAL
+
+
+def parse_thermo(text: str) -> dict[str, np.ndarray]:
+    """Thermo series of a LAMMPS log/screen output written with ``thermo_style custom step time temp pe press vol``.
+
+    Concatenates every run block (steps of consecutive runs continue; a repeated first row of the
+    next run is dropped).
+
+    :returns: dict keyed by :data:`THERMO_COLUMNS` names, 1-D float arrays.
+    :raises ValueError: if no thermo block is found.
+    """
+    keys = {'Step': 'step', 'Time': 'time', 'Temp': 'temperature', 'PotEng': 'potential_energy',
+            'Press': 'pressure', 'Volume': 'volume'}
+    rows: list[list[float]] = []
+    header = None
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == 'Step' and all(p in keys for p in parts):
+            header = parts
+            continue
+        if header is None:
+            continue
+        if len(parts) != len(header):
+            header = None if line.startswith('Loop time') else header
+            continue
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            header = None
+            continue
+        if rows and values[0] == rows[-1][header.index('Step')]:
+            continue
+        rows.append(values)
+    if not rows:
+        raise ValueError('no thermo output found')
+    table = np.array(rows)
+    return {keys[name]: table[:, k] for k, name in enumerate(header or ['Step', 'Time', 'Temp', 'PotEng', 'Press', 'Volume'])}
+
+
+def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info: dict | None = None) -> list[Atoms]:
+    """Labelled configurations from parsed dump frames and their labels.
+
+    Frames without a label line (the dump writes the first step of a run, ``fix print`` does
+    not) are dropped.
+
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ...
+    :param info: extra per-configuration metadata (state point, config_type ...) copied into ``atoms.info``.
+    :returns: list of ``Atoms`` with ``info['energy']`` (eV), ``info['virial']`` (3 x 3, eV),
+        ``info['md_step']``, ``arrays['forces']`` (eV/Å) and ``arrays['atomic_energies']`` (eV) where dumped.
+    :raises ValueError: if a frame's atom type is not in ``type_map`` or the label volume does not
+        match the dumped box (a sign of mixed-up files).
+    """
+    out = []
+    for frame in frames:
+        label = labels.get(frame['step'])
+        if label is None:
+            continue
+        types = frame['type']
+        if types.min() < 1 or types.max() > len(type_map):
+            raise ValueError(f'atom type {types.max()} not in type map {list(type_map)}')
+        symbols = [type_map[t - 1] for t in types]
+        positions = np.column_stack([frame['x'], frame['y'], frame['z']]) - frame['origin']
+        atoms = Atoms(symbols=symbols, positions=positions, cell=frame['cell'], pbc=True)
+        volume = atoms.get_volume()
+        if not math.isclose(volume, label['volume'], rel_tol=1e-6):
+            raise ValueError(f"step {frame['step']}: dumped box volume {volume} != printed volume {label['volume']}")
+        atoms.info.update(info or {})
+        atoms.info['md_step'] = int(frame['step'])
+        atoms.info['energy'] = float(label['energy'])
+        atoms.info['virial'] = virial_from_pressure(label['virial_pressure'], volume)
+        atoms.arrays['forces'] = np.column_stack([frame['fx'], frame['fy'], frame['fz']])
+        if 'c_pe_atom' in frame:
+            atoms.arrays['atomic_energies'] = np.asarray(frame['c_pe_atom'], dtype=float)
+        out.append(atoms)
+    return out

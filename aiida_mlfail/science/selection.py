@@ -1,0 +1,105 @@
+"""Selection of training configurations from a pool (DOMAIN.md section 3).
+
+Five methods, all deterministic for a given seed (``numpy.random.default_rng``):
+
+* ``uniform_energy``: uniform in the global energy per atom (equal counts per energy bin);
+* ``uniform_force``: uniform in the per-atom force magnitude |F_i|: bins over all atoms of the
+  pool, a configuration is taken for an atom drawn from each bin in turn, so the tails of the
+  distribution are represented;
+* ``uniform_atomic_energy``: the same over the per-atom energies;
+* ``random``: uniformly at random without replacement;
+* ``temporal``: evenly spaced in pool order (the pool is in MD time order per state point).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ('uniform_energy', 'uniform_force', 'uniform_atomic_energy', 'random', 'temporal')
+
+#: The label each method needs.
+REQUIRED_LABEL = {'uniform_energy': 'energy', 'uniform_force': 'forces', 'uniform_atomic_energy': 'atomic_energies'}
+
+
+def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator, n_configurations: int) -> list[int]:
+    """Pick ``n`` distinct owners so that the picked values cover the range of ``values`` evenly.
+
+    ``values[k]`` belongs to configuration ``owners[k]``. The range is cut into ``n`` equal bins;
+    bins are visited in turn, each giving a random not-yet-chosen configuration among its values.
+    """
+    edges = np.linspace(values.min(), values.max(), n + 1)
+    bins = np.clip(np.searchsorted(edges, values, side='right') - 1, 0, n - 1)
+    members = [rng.permutation(np.flatnonzero(bins == b)) for b in range(n)]
+    cursor = [0] * n
+    chosen: list[int] = []
+    taken = np.zeros(n_configurations, dtype=bool)
+    while len(chosen) < n:
+        progressed = False
+        for b in range(n):
+            while cursor[b] < len(members[b]) and taken[owners[members[b][cursor[b]]]]:
+                cursor[b] += 1
+            if cursor[b] < len(members[b]):
+                owner = int(owners[members[b][cursor[b]]])
+                taken[owner] = True
+                chosen.append(owner)
+                progressed = True
+                if len(chosen) == n:
+                    break
+        if not progressed:
+            break
+    return chosen
+
+
+def select(configurations, n: int, method: str, seed: int = 0) -> list[int]:
+    """Indices (sorted) of ``n`` configurations chosen from ``configurations`` by ``method``.
+
+    :param configurations: list of ``ase.Atoms`` carrying the label the method needs
+        (``info['energy']`` eV, ``arrays['forces']`` eV/Å, ``arrays['atomic_energies']`` eV).
+    :param n: how many to select, 1 <= n <= len(configurations).
+    :raises ValueError: for an unknown method, an impossible ``n`` or a missing label (naming the configuration).
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown selection method {method!r}; use one of {list(METHODS)}')
+    total = len(configurations)
+    if not 1 <= int(n) <= total:
+        raise ValueError(f'cannot select {n!r} configurations from a pool of {total}')
+    n = int(n)
+    rng = np.random.default_rng(seed)
+    label = REQUIRED_LABEL.get(method)
+    if label:
+        for index, atoms in enumerate(configurations):
+            present = atoms.info if label == 'energy' else atoms.arrays
+            if label not in present:
+                raise ValueError(f'selection {method!r} needs {label!r}, missing in configuration {index}')
+    if method == 'random':
+        return sorted(int(i) for i in rng.choice(total, size=n, replace=False))
+    if method == 'temporal':
+        return sorted({int(round(x)) for x in np.linspace(0, total - 1, n)})
+    if method == 'uniform_energy':
+        values = np.array([a.info['energy'] / len(a) for a in configurations])
+        owners = np.arange(total)
+    else:
+        key = 'forces' if method == 'uniform_force' else 'atomic_energies'
+        per_atom = [np.linalg.norm(a.arrays[key], axis=1) if key == 'forces' else np.asarray(a.arrays[key], float)
+                    for a in configurations]
+        values = np.concatenate(per_atom)
+        owners = np.concatenate([np.full(len(v), i) for i, v in enumerate(per_atom)])
+    chosen = _uniform(values, owners, n, rng, total)
+    if len(chosen) < n:  # fewer distinct owners reachable than asked: top up at random
+        rest = np.setdiff1d(np.arange(total), chosen)
+        chosen += [int(i) for i in rng.choice(rest, size=n - len(chosen), replace=False)]
+    return sorted(chosen)
+
+
+def split(n_total: int, train_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Random train / validation split of ``range(n_total)`` (sorted index lists).
+
+    :raises ValueError: if the fraction is not in (0, 1] or leaves the training set empty.
+    """
+    if not 0 < float(train_fraction) <= 1:
+        raise ValueError(f'train_fraction must be in (0, 1], got {train_fraction!r}')
+    order = np.random.default_rng(seed).permutation(n_total)
+    n_train = int(round(train_fraction * n_total))
+    if n_train < 1:
+        raise ValueError(f'train_fraction {train_fraction} of {n_total} configurations leaves no training data')
+    return sorted(int(i) for i in order[:n_train]), sorted(int(i) for i in order[n_train:])

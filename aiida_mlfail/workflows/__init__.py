@@ -1,0 +1,1 @@
+"""aiida_mlfail.workflows"""

@@ -1,0 +1,163 @@
+"""``GapWorkChain`` (``mlfail.gap``): select -> split -> fit (gap_fit) -> validate (quip) -> metrics + parity plot."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_
+
+from aiida_mlfail.calculations.functions import select_configurations, split_training_set, validation_metrics
+from aiida_mlfail.calculations.gap_fit import GapFitCalculation
+from aiida_mlfail.calculations.quip import QuipPredictCalculation
+from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import gap as gap_science
+from aiida_mlfail.science import selection as selection_science
+
+DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
+
+
+def _validate_inputs(value, ctx=None):
+    """Selection, split and fit parameters must fit the pool (message names the value)."""
+    pool = value.get('pool')
+    if pool is None:
+        return None
+    n_pool = pool.n_configurations
+    n_selected = n_pool
+    if 'selection' in value:
+        sel = value['selection'].get_dict()
+        method, n = sel.get('method'), sel.get('n')
+        if method not in selection_science.METHODS:
+            return f'selection: unknown method {method!r}; use one of {list(selection_science.METHODS)}'
+        if not isinstance(n, int) or not 1 <= n <= n_pool:
+            return f'selection: n={n!r} must be an integer between 1 and the pool size {n_pool}'
+        needed = selection_science.REQUIRED_LABEL.get(method)
+        if needed and needed not in pool.labels:
+            return f'selection: method {method!r} needs the label {needed!r}, the pool has {pool.labels}'
+        n_selected = n
+    fraction = value['split'].get_dict().get('train_fraction', 0.5) if 'split' in value else 0.5
+    if not 0 < fraction < 1:
+        return f'split: train_fraction must be in (0, 1) so that a validation set remains, got {fraction!r}'
+    n_train = round(fraction * n_selected)
+    if n_train < 1 or n_train == n_selected:
+        return f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or validation set'
+    fit = value.get('fit', {})
+    if 'parameters' not in fit:
+        return None
+    try:
+        parameters = gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
+    except ValueError as exc:
+        return f'fit.parameters: {exc}'
+    missing = [label for label in parameters['train_on'] if label not in pool.labels]
+    if missing:
+        return f'the pool <{pool.pk}> lacks the label(s) {missing} the fit is asked to train on (it has {pool.labels})'
+    configurations = pool.get_atoms()
+    for descriptor in parameters['descriptors']:
+        counts = gap_science.count_environments(configurations, descriptor)
+        key, smallest = min(counts.items(), key=lambda kv: kv[1])
+        expected = smallest * n_train / n_pool
+        if int(descriptor['n_sparse']) > expected:
+            return (f"{descriptor['type']} descriptor: n_sparse={descriptor['n_sparse']} is larger than the about "
+                    f'{expected:.0f} environments of {key} that {n_train} training configurations provide')
+    return None
+
+
+class GapWorkChain(WorkChain):
+    """Fit a GAP to a pool of labelled configurations and validate it on held-out configurations.
+
+    Steps: ``select_configurations`` (optional) -> ``split_training_set`` -> ``mlfail.gap_fit`` ->
+    ``mlfail.quip`` on the validation set -> ``validation_metrics`` (RMSE/MAE/max of energy per atom,
+    force components, virial per atom; parity plot PNG).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('pool', valid_type=TrainingSetData, help='Labelled configurations to choose from.')
+        spec.input('selection', valid_type=orm.Dict, required=False,
+                   help="{'method': one of uniform_energy, uniform_force, uniform_atomic_energy, random, temporal; "
+                        "'n': int; 'seed': int}. Without it the whole pool is used.")
+        spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
+                   help="{'train_fraction': float in (0, 1), 'seed': int}")
+        spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
+        spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
+        spec.input('validation.code', valid_type=orm.AbstractCode, help='quip (or mlfail-quip) code.')
+        spec.input('validation.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            if_(cls.should_select)(cls.select),
+            cls.split,
+            cls.fit,
+            cls.inspect_fit,
+            cls.validate,
+            cls.inspect_validation,
+            cls.results,
+        )
+        spec.output('training_set', valid_type=TrainingSetData)
+        spec.output('validation_set', valid_type=TrainingSetData)
+        spec.output('potential', valid_type=GapPotentialData)
+        spec.output('fit_parameters', valid_type=orm.Dict)
+        spec.output('predictions', valid_type=TrainingSetData, help='The validation set as predicted by the GAP.')
+        spec.output('metrics', valid_type=orm.Dict, help='RMSE/MAE/max: energy eV/atom, forces eV/Å, virial eV/atom.')
+        spec.output('parity_plot', valid_type=orm.SinglefileData)
+        spec.exit_code(402, 'ERROR_FIT_FAILED', message='gap_fit failed: [{status}] {message}')
+        spec.exit_code(403, 'ERROR_VALIDATION_FAILED', message='predicting the validation set failed: [{status}] {message}')
+
+    def should_select(self):
+        return 'selection' in self.inputs
+
+    def select(self):
+        self.ctx.selected = select_configurations(self.inputs.pool, self.inputs.selection)
+        sel = self.inputs.selection.get_dict()
+        self.report(f"selected {self.ctx.selected.n_configurations} of {self.inputs.pool.n_configurations} "
+                    f"configurations ({sel['method']})")
+
+    def split(self):
+        selected = self.ctx.get('selected') or self.inputs.pool
+        parts = split_training_set(selected, self.inputs.split)
+        self.ctx.train, self.ctx.validation = parts['train'], parts['validation']
+        self.out('training_set', self.ctx.train)
+        self.out('validation_set', self.ctx.validation)
+        self.report(f'training set {self.ctx.train.n_configurations}, validation set {self.ctx.validation.n_configurations}')
+
+    def fit(self):
+        inputs = self.exposed_inputs(GapFitCalculation, namespace='fit')
+        inputs['training_set'] = self.ctx.train
+        inputs.setdefault('metadata', {})['call_link_label'] = 'gap_fit'
+        node = self.submit(GapFitCalculation, **inputs)
+        self.report(f'submitted gap_fit <{node.pk}>')
+        return ToContext(fit=node)
+
+    def inspect_fit(self):
+        node = self.ctx.fit
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_FIT_FAILED.format(status=node.exit_status, message=node.exit_message)
+        report = node.outputs.output_parameters.get_dict()
+        self.report(f"gap_fit <{node.pk}> done: memory estimate {report.get('memory_peak_mb')} MB, "
+                    f"wall time {report.get('fit_wall_time_s')} s, sparse points {report.get('n_sparse')}")
+        self.out('potential', node.outputs.potential)
+        self.out('fit_parameters', node.outputs.output_parameters)
+        return None
+
+    def validate(self):
+        node = self.submit(QuipPredictCalculation, code=self.inputs.validation.code,
+                           potential=self.ctx.fit.outputs.potential, configurations=self.ctx.validation,
+                           metadata={'options': self.inputs.validation.options.get_dict(),
+                                     'call_link_label': 'predict_validation'})
+        self.report(f'submitted GAP prediction of the validation set <{node.pk}>')
+        return ToContext(predict=node)
+
+    def inspect_validation(self):
+        node = self.ctx.predict
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(status=node.exit_status, message=node.exit_message)
+        return None
+
+    def results(self):
+        predictions = self.ctx.predict.outputs.predictions
+        result = validation_metrics(self.ctx.validation, predictions)
+        self.out('predictions', predictions)
+        self.out('metrics', result['metrics'])
+        self.out('parity_plot', result['parity_plot'])
+        metrics = result['metrics'].get_dict()
+        summary = ', '.join(f"{k} RMSE {v['rmse']:.4g}" for k, v in metrics.items())
+        self.report(f'validation: {summary} (energy, virial per atom in eV/atom; forces eV/Å)')

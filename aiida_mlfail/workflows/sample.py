@@ -1,0 +1,159 @@
+"""``ClassicalSamplingWorkChain`` (``mlfail.sample``): classical MD at several state points, frames as training data."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_
+
+from aiida_mlfail.calculations.functions import (
+    build_structure,
+    check_structure_spec,
+    merge_training_sets,
+    prepare_sampling,
+)
+from aiida_mlfail.calculations.lammps import LammpsSampleCalculation
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science.potentials import ReferencePotential
+
+DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
+
+
+def _validate_potential(value, ctx=None):
+    try:
+        ReferencePotential.from_dict(value.get_dict())
+    except ValueError as exc:
+        return f'potential: {exc}'
+    return None
+
+
+def _validate_md(value, ctx=None):
+    try:
+        lammps_md.normalise_md(value.get_dict())
+    except ValueError as exc:
+        return f'md: {exc}'
+    return None
+
+
+def _validate_inputs(value, ctx=None):
+    """Structure xor builder spec; species known to the potential; every state point valid."""
+    has_structure, has_spec = 'structure' in value, 'structure_spec' in value
+    if has_structure == has_spec:
+        return 'give exactly one of `structure` and `structure_spec`'
+    if has_spec:
+        message = check_structure_spec(value['structure_spec'].get_dict())
+        if message:
+            return message
+        spec = value['structure_spec'].get_dict()
+        symbols = ['Na', 'Cl'] if spec.get('system') == 'nacl' else ['Ar']
+    else:
+        symbols = value['structure'].get_ase().get_chemical_symbols()
+    if 'potential' in value:
+        try:
+            ReferencePotential.from_dict(value['potential'].get_dict()).check_species(symbols)
+        except ValueError as exc:
+            return f'potential: {exc}'
+    points = value['state_points'].get_list() if 'state_points' in value else []
+    if not points:
+        return 'state_points: give at least one state point'
+    labels = []
+    for index, point in enumerate(points):
+        if not isinstance(point, dict):
+            return f'state_points[{index}] must be a dict, got {point!r}'
+        try:
+            labels.append(lammps_md.normalise_state_point(point, symbols)['label'])
+        except ValueError as exc:
+            return f'state_points[{index}]: {exc}'
+    if len(set(labels)) != len(labels):
+        return f'state point labels are not unique: {labels}; give each a distinct `label`'
+    return None
+
+
+class ClassicalSamplingWorkChain(WorkChain):
+    """Sample labelled configurations with a classical reference potential at several state points.
+
+    One LAMMPS job (``mlfail.lammps``, i.e. aiida-lammps ``lammps.raw`` with a generated script) per
+    state point, all running concurrently. Outputs per state point a ``TrainingSetData`` (energy eV,
+    forces eV/Å, virial eV, per-atom energies eV) and the thermo ``ArrayData``, plus the merged pool.
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, required=False, help='Start structure.')
+        spec.input('structure_spec', valid_type=orm.Dict, required=False,
+                   help="Builder spec instead of a structure, e.g. {'system': 'nacl', 'n_ions': 64}.")
+        spec.input('potential', valid_type=orm.Dict, validator=_validate_potential,
+                   help="Reference potential, e.g. {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}}.")
+        spec.input('state_points', valid_type=orm.List,
+                   help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "
+                        "'pressure': bar, 'label': str}.")
+        spec.input('md', valid_type=orm.Dict, default=lambda: orm.Dict({}), validator=_validate_md,
+                   help='timestep (fs), equilibration_steps, production_steps, sampling_interval, thermo_interval, '
+                        'seed, thermostat_damping (fs), barostat_damping (fs).')
+        spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS code (lmp or mlfail-lmp).')
+        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS),
+                   help='metadata.options of the LAMMPS jobs.')
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            if_(cls.needs_structure)(cls.build),
+            cls.run_sampling,
+            cls.inspect_sampling,
+            cls.collect,
+        )
+        spec.output_namespace('sampled', dynamic=True, help='Per state point: training_set and thermo.')
+        spec.output('pool', valid_type=TrainingSetData, help='All sampled frames of all state points.')
+        spec.exit_code(401, 'ERROR_SAMPLING_FAILED', message='the sampling job(s) {labels} failed')
+
+    def needs_structure(self):
+        return 'structure_spec' in self.inputs
+
+    def build(self):
+        self.ctx.structure = build_structure(self.inputs.structure_spec)
+
+    def run_sampling(self):
+        structure = self.ctx.get('structure') or self.inputs.structure
+        symbols = structure.get_ase().get_chemical_symbols()
+        jobs = {}
+        for point in self.inputs.state_points.get_list():
+            label = lammps_md.normalise_state_point(point, symbols)['label']
+            prepared = prepare_sampling(structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
+            inputs = {
+                'code': self.inputs.code,
+                'script': prepared['script'],
+                'files': {'structure': prepared['structure_file']},
+                'settings': prepared['settings'],
+                'metadata': {'label': label, 'options': self.inputs.options.get_dict(),
+                             'call_link_label': f'sample_{label}'},
+            }
+            jobs[label] = self.submit(LammpsSampleCalculation, **inputs)
+            self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
+        return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
+
+    def inspect_sampling(self):
+        failed = []
+        for key, node in self.ctx.items():
+            if not key.startswith('job_'):
+                continue
+            label = key[4:]
+            if not node.is_finished_ok:
+                failed.append(label)
+                self.report(f'sampling {label} <{node.pk}> failed: [{node.exit_status}] {node.exit_message}')
+            else:
+                self.report(f"sampling {label} <{node.pk}>: {node.outputs.training_set.n_configurations} frames, "
+                            f"final T {node.outputs.results['final_temperature']:.0f} K")
+        if failed:
+            return self.exit_codes.ERROR_SAMPLING_FAILED.format(labels=', '.join(failed))
+        return None
+
+    def collect(self):
+        sets = {}
+        for key, node in self.ctx.items():
+            if key.startswith('job_'):
+                label = key[4:]
+                self.out(f'sampled.{label}.training_set', node.outputs.training_set)
+                self.out(f'sampled.{label}.thermo', node.outputs.thermo)
+                sets[label] = node.outputs.training_set
+        pool = merge_training_sets(**sets)
+        self.out('pool', pool)
+        self.report(f'pool of {pool.n_configurations} configurations from {len(sets)} state points')
