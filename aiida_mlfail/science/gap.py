@@ -227,9 +227,19 @@ def parse_gap_fit_output(text: str) -> dict:
         ``LA_Matrix_Factorise``), ``wall_time_s`` (from the Hello World / Finalise stamps, 1 s resolution).
     """
     result = {'finished': 'libAtoms::Finalise' in text, 'error': None, 'ill_conditioned': False, 'wall_time_s': None}
-    error_lines = [line.strip() for line in text.splitlines() if 'SYSTEM ABORT' in line or line.startswith('ERROR')]
+    lines = text.splitlines()
+    error_lines = []
+    for i, line in enumerate(lines):
+        if 'SYSTEM ABORT' in line or line.startswith('ERROR'):
+            # the abort line is followed by the traceback and the message, up to STOP or a blank line
+            block = [line.strip()]
+            for follow in lines[i + 1:i + 8]:
+                if not follow.strip() or follow.startswith('STOP'):
+                    break
+                block.append(follow.strip())
+            error_lines.append(' '.join(block))
     if error_lines:
-        result['error'] = ' '.join(error_lines)[:1000]
+        result['error'] = ' | '.join(error_lines)[:1000]
         lowered = result['error'].lower()
         result['ill_conditioned'] = 'la_matrix_factorise' in lowered or 'not positive definite' in lowered or 'dpotrf' in lowered
     start = re.search(r'libAtoms::Hello World: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)', text)

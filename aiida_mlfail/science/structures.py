@@ -73,7 +73,8 @@ def molten_nacl(n_ions: int = 64, *, volume: float | None = None, density: float
         )
         del atoms[sorted(drop.tolist())]
     if volume is None:
-        volume = density_to_volume(atoms.get_chemical_symbols(), density) if density else 13.1**3 * n_ions / 64
+        volume = (density_to_volume(atoms.get_chemical_symbols(), density) if density is not None
+                  else 13.1**3 * n_ions / 64)
     atoms = scale_to_volume(atoms, volume)
     atoms.set_initial_charges([1.0 if s == 'Na' else -1.0 for s in atoms.get_chemical_symbols()])
     atoms.pbc = True

@@ -49,7 +49,7 @@ def _validate_inputs(value, ctx=None):
         return f'fit.parameters: {exc}'
     missing = [label for label in parameters['train_on'] if label not in pool.labels]
     if missing:
-        return f'the pool <{pool.pk}> lacks the label(s) {missing} the fit is asked to train on (it has {pool.labels})'
+        return f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on (it has {pool.labels})'
     configurations = pool.get_atoms()
     for descriptor in parameters['descriptors']:
         counts = gap_science.count_environments(configurations, descriptor)

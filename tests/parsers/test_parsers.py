@@ -1,0 +1,108 @@
+"""Parsers on committed real outputs of LAMMPS, gap_fit and mlfail-quip (parse_from_node)."""
+
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.plugins import ParserFactory
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.parsers.quip import parse_quip_output
+from tests.helpers import FIXTURES, nacl_configurations
+
+
+@pytest.fixture
+def calc_node(aiida_localhost, retrieved_from):
+    """Factory: a stored CalcJobNode of ``entry_point`` with ``inputs`` and the fixture folder as ``retrieved``."""
+
+    def factory(entry_point, fixture, inputs=None, options=None, **extra_files):
+        node = orm.CalcJobNode(computer=aiida_localhost, process_type=f'aiida.calculations:{entry_point}')
+        node.set_option('resources', {'num_machines': 1})
+        for key, value in (options or {}).items():
+            node.set_option(key, value)
+        for label, data in (inputs or {}).items():
+            data.store()
+            node.base.links.add_incoming(data, link_type=LinkType.INPUT_CALC, link_label=label)
+        node.store()
+        retrieved = retrieved_from(fixture, **extra_files)
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+        retrieved.store()
+        return node
+
+    return factory
+
+
+def test_lammps_sample_parser(calc_node):
+    settings = orm.Dict({'type_map': ['Na', 'Cl'], 'frame_info': {'state_point': 'sp', 'config_type': 'sp'}})
+    node = calc_node('mlfail.lammps', 'lammps_sample', {'settings': settings}, {'output_filename': 'lammps.out'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 0
+    training_set = results['training_set']
+    assert training_set.n_configurations == 3
+    assert training_set.configurations[0] == {'state_point': 'sp', 'config_type': 'sp', 'md_step': 100}
+    thermo = results['thermo']
+    assert set(thermo.get_arraynames()) == {'step', 'time', 'temperature', 'potential_energy', 'pressure', 'volume'}
+    assert thermo.get_array('time')[-1] == pytest.approx(0.6)  # 300 steps x 2 fs, in ps
+    assert results['results']['n_frames'] == 3
+
+
+def test_lammps_sample_parser_lammps_error(calc_node):
+    node = calc_node('mlfail.lammps', 'lammps_error', {'settings': orm.Dict({'type_map': ['Na', 'Cl']})},
+                     {'output_filename': 'lammps.out'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 309
+    assert 'Pair style requires a KSpace style' in call.exit_message
+
+
+def test_gap_fit_parser_ok(calc_node):
+    training_set = TrainingSetData.from_atoms(nacl_configurations(3))
+    parameters = orm.Dict({'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10,
+                                            'sparse_method': 'uniform'}]})
+    node = calc_node('mlfail.gap_fit', 'gap_fit_ok', {'training_set': training_set, 'parameters': parameters})
+    results, call = ParserFactory('mlfail.gap_fit').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 0
+    potential = results['potential']
+    assert potential.base.attributes.get('training_set_uuid') == training_set.uuid
+    assert potential.base.attributes.get('command_line').startswith('gap_fit at_file=training_set.xyz')
+    report = results['output_parameters'].get_dict()
+    assert report['n_sparse'] == [10, 10, 10]
+    assert report['memory_peak_mb'] == pytest.approx(594 / 1024)
+
+
+def test_gap_fit_parser_ill_conditioned(calc_node):
+    training_set = TrainingSetData.from_atoms(nacl_configurations(3))
+    parameters = orm.Dict({'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 300}]})
+    node = calc_node('mlfail.gap_fit', 'gap_fit_ill', {'training_set': training_set, 'parameters': parameters})
+    _, call = ParserFactory('mlfail.gap_fit').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 431
+    assert 'LA_Matrix_Factorise' in call.exit_message
+
+
+def test_gap_fit_parser_memory_exceeded(calc_node):
+    training_set = TrainingSetData.from_atoms(nacl_configurations(3))
+    parameters = orm.Dict({'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}]})
+    node = calc_node('mlfail.gap_fit', 'gap_fit_ill', {'training_set': training_set, 'parameters': parameters},
+                     **{'gap_fit_memory.txt': 'peak_kb=2048 limit_kb=1024\nstatus=exceeded\n'})
+    _, call = ParserFactory('mlfail.gap_fit').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 430
+    assert '2 MB, more than the 1 MB' in call.exit_message
+
+
+def test_parse_quip_output_real(tmp_path):
+    """Run the mlfail-quip engine on the committed GAP and parse what it prints."""
+    import subprocess
+    import sys
+
+    from aiida_mlfail.science.extxyz import write_configurations
+
+    write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
+    out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
+                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                         capture_output=True, text=True, check=True).stdout
+    configurations = parse_quip_output(out)
+    assert len(configurations) == 2
+    assert configurations[0].arrays['forces'].shape == (64, 3)
+    assert configurations[0].info['virial'].shape == (3, 3)
+    assert parse_quip_output('no AT lines\n') == []
+    bad = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'atoms_filename=x.xyz', 'foo=1'],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "unsupported argument 'foo'" in bad.stderr

@@ -1,0 +1,144 @@
+"""GAP command lines, gap_fit output parsing, environment counts, selection and metrics."""
+
+import io
+
+import numpy as np
+import pytest
+
+from aiida_mlfail.science import extxyz, gap, selection
+from tests.helpers import FIXTURES, nacl_configurations
+
+DOMAIN_NACL = [  # DOMAIN.md section 4, as is
+    {'type': 'soap', 'n_max': 5, 'l_max': 4, 'atom_sigma': 1.0, 'zeta': 4, 'cutoff': 9.0, 'delta': 1.0,
+     'covariance_type': 'dot_product', 'n_sparse': 500, 'sparse_method': 'cur_points', 'add_species': True},
+    {'type': 'distance_2b', 'cutoff': 9.0, 'covariance_type': 'ard_se', 'delta': 0.1, 'n_sparse': 100,
+     'sparse_method': 'cur_points', 'add_species': True},
+]
+
+
+def test_domain_descriptor_set_is_expressible():
+    parameters = gap.normalise_fit_parameters({'descriptors': DOMAIN_NACL})
+    args = gap.gap_fit_arguments(parameters, 'train.xyz', 'gap.xml')
+    gap_arg = next(a for a in args if a.startswith('gap='))
+    assert 'soap add_species=T sparse_method=cur_points covariance_type=dot_product zeta=4 n_max=5 l_max=4' in gap_arg
+    assert 'distance_2b' in gap_arg and ' : ' in gap_arg and 'cutoff=9.0' in gap_arg
+    assert 'default_sigma={0.002 0.05 0.05 0.0}' in args
+
+
+def test_train_on_switches_labels_off():
+    parameters = gap.normalise_fit_parameters({'descriptors': DOMAIN_NACL[1:], 'train_on': ['energy', 'forces']})
+    args = gap.gap_fit_arguments(parameters, 'a.xyz', 'g.xml')
+    assert 'virial_parameter_name=__not_trained_virial' in args
+    assert 'energy_parameter_name=energy' in args and 'force_parameter_name=forces' in args
+
+
+@pytest.mark.parametrize('parameters, match', [
+    ({'descriptors': []}, 'at least one descriptor'),
+    ({'descriptors': [{'type': 'soap', 'n_max': 2}]}, 'misses'),
+    ({'descriptors': [{**DOMAIN_NACL[1], 'cutoff': -2.0}]}, 'cutoff must be positive'),
+    ({'descriptors': DOMAIN_NACL, 'sigma': {'forces': -0.1}}, 'sigma for forces must be positive'),
+    ({'descriptors': DOMAIN_NACL, 'train_on': ['stress']}, 'train_on'),
+    ({'descriptors': [{**DOMAIN_NACL[1], 'type': 'turbo_soap'}]}, "'turbo_soap' is not supported"),
+])
+def test_bad_fit_parameters_are_named(parameters, match):
+    with pytest.raises(ValueError, match=match):
+        gap.normalise_fit_parameters(parameters)
+
+
+def test_environment_counts_match_gap_fit_dryrun():
+    configurations = extxyz.read_configurations(str(FIXTURES / 'gap_fit_ok' / 'training_set.xyz'))
+    report = gap.parse_dryrun((FIXTURES / 'gap_fit_ok' / 'gap_fit_dryrun.out').read_text())
+    counts = gap.count_environments(configurations, {'type': 'distance_2b', 'cutoff': 5.0})
+    by_pair = {'Z1=11 Z2=11': 'Na-Na', 'Z1=11 Z2=17': 'Na-Cl', 'Z1=17 Z2=17': 'Cl-Cl'}
+    for entry in report['descriptors']:
+        pair = next(v for k, v in by_pair.items() if k in entry['description'])
+        assert counts[pair] == entry['n_descriptors']
+    with pytest.raises(ValueError, match='n_sparse=5000 is larger than'):
+        gap.check_sparse_points(configurations, [{'type': 'distance_2b', 'cutoff': 5.0, 'n_sparse': 5000}])
+
+
+def test_parse_gap_fit_outputs():
+    ok = FIXTURES / 'gap_fit_ok'
+    dry = gap.parse_dryrun((ok / 'gap_fit_dryrun.out').read_text())
+    assert dry['memory_peak_mb'] == pytest.approx(594 / 1024)
+    assert len(dry['descriptors']) == 3
+    run = gap.parse_gap_fit_output((ok / 'gap_fit.out').read_text())
+    assert run['finished'] and run['error'] is None and run['wall_time_s'] >= 0
+    xml = gap.parse_gap_xml((ok / 'gap.xml').read_text())
+    assert xml['init_args'] == f"IP GAP label={xml['label']}"
+    assert xml['n_sparse'] == [10, 10, 10] and len(xml['sparse_files']) == 3
+    assert xml['species_z'] == [11, 17] and xml['cutoff'] == 5.0
+    ill = gap.parse_gap_fit_output((FIXTURES / 'gap_fit_ill' / 'gap_fit.out').read_text())
+    assert ill['ill_conditioned'] and 'LA_Matrix_Factorise: cannot factorise' in ill['error']
+    with pytest.raises(ValueError, match='no PEAK'):
+        gap.parse_dryrun('gap_fit started\n')
+
+
+def test_error_metrics():
+    m = gap.error_metrics([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 5.0])
+    assert m == {'rmse': pytest.approx(1.0), 'mae': pytest.approx(0.5), 'max': pytest.approx(2.0), 'n': 4}
+    with pytest.raises(ValueError, match='shape mismatch'):
+        gap.error_metrics([1, 2], [1])
+
+
+def test_extxyz_round_trip_keeps_labels_and_metadata():
+    configurations = nacl_configurations(3)
+    text = extxyz.to_text(configurations)
+    back = extxyz.read_configurations(io.StringIO(text))
+    for a, b in zip(configurations, back):
+        assert b.info['energy'] == pytest.approx(a.info['energy'])
+        assert np.allclose(b.info['virial'], a.info['virial'])
+        assert np.allclose(b.arrays['forces'], a.arrays['forces'])
+        assert np.allclose(b.arrays['atomic_energies'], a.arrays['atomic_energies'])
+        assert extxyz.metadata_of(b) == {'config_type': 'fixture', 'md_step': a.info['md_step']}
+    assert extxyz.labels_of(back[0]) == {'energy', 'forces', 'virial', 'atomic_energies'}
+
+
+def test_nan_forces_are_rejected_with_configuration_and_atom():
+    configurations = nacl_configurations(2)
+    configurations[1].arrays['forces'][7, 2] = np.nan
+    with pytest.raises(ValueError, match='configuration 1: forces of atom 7 is not finite'):
+        extxyz.check_finite(configurations)
+
+
+def _pool(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    base = nacl_configurations(1)[0]
+    pool = []
+    for _ in range(n):
+        atoms = base.copy()
+        scale = rng.lognormal(0.0, 0.6)  # long-tailed force magnitudes
+        atoms.arrays['forces'] = base.arrays['forces'] * scale
+        atoms.arrays['atomic_energies'] = base.arrays['atomic_energies'] + rng.normal(0, 0.05 * scale, len(atoms))
+        atoms.info['energy'] = float(atoms.arrays['atomic_energies'].sum())
+        pool.append(atoms)
+    return pool
+
+
+@pytest.mark.parametrize('method', selection.METHODS)
+def test_selection_is_deterministic_and_distinct(method):
+    pool = _pool()
+    first = selection.select(pool, 10, method, seed=4)
+    assert first == selection.select(pool, 10, method, seed=4)
+    assert len(set(first)) == 10 and all(0 <= i < 40 for i in first)
+
+
+def test_uniform_force_reaches_the_tail_more_than_random():
+    pool = _pool(200, seed=1)
+    magnitude = np.array([np.linalg.norm(a.arrays['forces'], axis=1).max() for a in pool])
+    tail = magnitude >= np.quantile(magnitude, 0.9)
+    uniform = [tail[selection.select(pool, 20, 'uniform_force', seed=s)].sum() for s in range(5)]
+    random = [tail[selection.select(pool, 20, 'random', seed=s)].sum() for s in range(5)]
+    assert np.mean(uniform) > 1.5 * np.mean(random)
+
+
+def test_temporal_selection_is_evenly_spaced_and_split_partitions():
+    assert selection.select(_pool(), 5, 'temporal') == [0, 10, 20, 29, 39]
+    train, validation = selection.split(10, 0.6, seed=2)
+    assert len(train) == 6 and sorted(train + validation) == list(range(10))
+    with pytest.raises(ValueError, match='cannot select 41'):
+        selection.select(_pool(), 41, 'random')
+    pool = _pool()
+    del pool[3].arrays['atomic_energies']
+    with pytest.raises(ValueError, match="needs 'atomic_energies', missing in configuration 3"):
+        selection.select(pool, 5, 'uniform_atomic_energy')

@@ -1,0 +1,77 @@
+"""Submit-time validation of the WorkChains: bad input is named before anything runs or is stored."""
+
+import pytest
+from aiida import orm
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+from ase.build import bulk
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.workflows.gap import GapWorkChain
+from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+from tests.helpers import nacl_configurations
+
+POTENTIAL = {'name': 'bmhtf_coul_long'}
+
+
+def _instantiate(cls, **inputs):
+    return instantiate_process(get_manager().get_runner(), cls, **inputs)
+
+
+def _no_new_processes(before):
+    return orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+@pytest.mark.parametrize('point, match', [
+    ({'temperature': 1400, 'volume': -100.0}, r'state_points\[0\]: state point volume must be positive, got -100.0'),
+    ({'temperature': -5, 'volume': 2000.0}, r'temperature must be positive, got -5'),
+])
+def test_sampling_rejects_bad_state_points(lammps_code, point, match):
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match=match):
+        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure_spec=orm.Dict({'system': 'nacl', 'n_ions': 64}),
+                     potential=orm.Dict(POTENTIAL), state_points=orm.List([point]))
+    assert _no_new_processes(before)
+
+
+def test_sampling_rejects_species_missing_from_potential(lammps_code):
+    structure = orm.StructureData(ase=bulk('KCl', 'rocksalt', a=6.3, cubic=True))
+    with pytest.raises(ValueError, match=r"species \['K'\] are not described by the bmhtf_coul_long potential"):
+        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure=structure, potential=orm.Dict(POTENTIAL),
+                     state_points=orm.List([{'temperature': 1400, 'volume': 300.0}]))
+
+
+def test_sampling_rejects_bad_potential_and_md(lammps_code):
+    common = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+              'state_points': orm.List([{'temperature': 1400, 'volume': 2300.0}])}
+    with pytest.raises(ValueError, match='cutoff must be positive'):
+        _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict({'name': 'bmhtf_wolf', 'parameters': {'cutoff': 0}}),
+                     **common)
+    with pytest.raises(ValueError, match='sampling_interval must be a positive integer'):
+        _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict(POTENTIAL),
+                     md=orm.Dict({'sampling_interval': -10}), **common)
+
+
+def _gap_inputs(gap_fit_code, quip_code, pool, **fit):
+    parameters = {'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}], **fit}
+    return {'pool': pool, 'split': orm.Dict({'train_fraction': 0.5}),
+            'fit': {'code': gap_fit_code, 'parameters': orm.Dict(parameters)}, 'validation': {'code': quip_code}}
+
+
+def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_code, quip_code):
+    configurations = nacl_configurations(6)
+    for atoms in configurations:
+        del atoms.info['virial']
+    pool = TrainingSetData.from_atoms(configurations)
+    with pytest.raises(ValueError, match=r"lacks the label\(s\) \['virial'\]"):
+        _instantiate(GapWorkChain, **_gap_inputs(gap_fit_code, quip_code, pool, train_on=['energy', 'virial']))
+    huge = _gap_inputs(gap_fit_code, quip_code, pool)
+    huge['fit']['parameters'] = orm.Dict({'descriptors': [{'type': 'soap', 'n_max': 2, 'l_max': 2, 'atom_sigma': 0.5,
+                                                           'cutoff': 4.0, 'delta': 0.1, 'n_sparse': 500}],
+                                           'train_on': ['energy', 'forces']})
+    with pytest.raises(ValueError, match='n_sparse=500 is larger than the about 96 environments'):
+        _instantiate(GapWorkChain, **huge)
+    bad_selection = _gap_inputs(gap_fit_code, quip_code, pool)
+    bad_selection['selection'] = orm.Dict({'method': 'uniform_force', 'n': 60})
+    with pytest.raises(ValueError, match='n=60 must be an integer between 1 and the pool size 6'):
+        _instantiate(GapWorkChain, **bad_selection)
