@@ -50,6 +50,8 @@ class LammpsSampleParser(Parser):
             array.base.attributes.set('units', dict(lammps_md.THERMO_COLUMNS))
             self.out('thermo', array)
             results['final_temperature'] = float(thermo['temperature'][-1])
+            half = len(thermo['temperature']) // 2  # the last half: past equilibration in a sampling run
+            results['mean_temperature_last_half'] = float(np.mean(thermo['temperature'][half:]))
             results['mean_volume'] = float(np.mean(thermo['volume']))
         if error:
             self.out('results', orm.Dict(results))

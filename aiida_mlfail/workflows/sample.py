@@ -141,7 +141,8 @@ class ClassicalSamplingWorkChain(WorkChain):
                 self.report(f'sampling {label} <{node.pk}> failed: [{node.exit_status}] {node.exit_message}')
             else:
                 self.report(f"sampling {label} <{node.pk}>: {node.outputs.training_set.n_configurations} frames, "
-                            f"final T {node.outputs.results['final_temperature']:.0f} K")
+                            f"mean T over the last half {node.outputs.results['mean_temperature_last_half']:.0f} K, "
+                            f"mean volume {node.outputs.results['mean_volume']:.0f} Å^3")
         if failed:
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(labels=', '.join(failed))
         return None
