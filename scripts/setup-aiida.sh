@@ -48,5 +48,9 @@ fi
 if ! "$VERDI" -p "$PROFILE" daemon status >/dev/null 2>&1; then
   echo "[setup] starting the AiiDA daemon"
   "$VERDI" -p "$PROFILE" daemon start 2 >/dev/null
+else
+  # workers keep the modules they imported: restart so that they run the code of this checkout
+  echo "[setup] restarting the AiiDA daemon (picks up the current code)"
+  "$VERDI" -p "$PROFILE" daemon restart >/dev/null
 fi
 echo "[setup] AiiDA ready: AIIDA_PATH=$AIIDA_PATH profile=$PROFILE"

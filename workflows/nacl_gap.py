@@ -21,12 +21,12 @@ import time
 SIZES = {
     # finishes in a few minutes on 2 cores
     'small': {'n_ions': 64, 'volumes': [1950, 2150, 2350, 2550, 2750], 'equilibration_steps': 2000,
-              'production_steps': 6000, 'sampling_interval': 50, 'n_select': 160, 'soap_sparse': 200,
-              'cutoff': 5.0},
+              'production_steps': 6000, 'sampling_interval': 50, 'n_select': 300, 'soap_sparse': 400,
+              'cutoff': 6.0, 'reference_cutoff': 6.0},
     # closer to the thesis (200 ions, 6000-9000 Å^3); hours on a workstation
     'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'equilibration_steps': 5000,
               'production_steps': 50000, 'sampling_interval': 100, 'n_select': 500, 'soap_sparse': 1000,
-              'cutoff': 6.0},
+              'cutoff': 8.0, 'reference_cutoff': 8.0},
 }
 
 
@@ -37,7 +37,7 @@ def build_inputs(size: str, lammps_code, gap_fit_code, quip_code):
     s = SIZES[size]
     sampling = {
         'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': s['n_ions']}),
-        'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': min(6.0, s['cutoff'] + 1.0),
+        'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': s['reference_cutoff'],
                                                                          'kspace_accuracy': 1.0e-5}}),
         'state_points': orm.List([{'temperature': 1400.0, 'ensemble': 'NVT', 'volume': float(v),
                                    'label': f'nvt_1400K_V{v}'} for v in s['volumes']]),
@@ -48,9 +48,9 @@ def build_inputs(size: str, lammps_code, gap_fit_code, quip_code):
     }
     fit_parameters = {
         'descriptors': [
-            {'type': 'distance_2b', 'cutoff': s['cutoff'], 'delta': 0.5, 'n_sparse': 40, 'sparse_method': 'uniform'},
-            {'type': 'soap', 'n_max': 4, 'l_max': 3, 'atom_sigma': 0.5, 'cutoff': s['cutoff'], 'zeta': 4,
-             'delta': 0.2, 'n_sparse': s['soap_sparse']},
+            {'type': 'distance_2b', 'cutoff': s['cutoff'], 'delta': 1.0, 'n_sparse': 40, 'sparse_method': 'uniform'},
+            {'type': 'soap', 'n_max': 4, 'l_max': 3, 'atom_sigma': 0.7, 'cutoff': s['cutoff'], 'zeta': 4,
+             'delta': 0.5, 'n_sparse': s['soap_sparse']},
         ],
         'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05},
         'train_on': ['energy', 'forces', 'virial'],

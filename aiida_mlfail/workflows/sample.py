@@ -140,9 +140,10 @@ class ClassicalSamplingWorkChain(WorkChain):
                 failed.append(label)
                 self.report(f'sampling {label} <{node.pk}> failed: [{node.exit_status}] {node.exit_message}')
             else:
+                results = node.outputs.results.get_dict()
                 self.report(f"sampling {label} <{node.pk}>: {node.outputs.training_set.n_configurations} frames, "
-                            f"mean T over the last half {node.outputs.results['mean_temperature_last_half']:.0f} K, "
-                            f"mean volume {node.outputs.results['mean_volume']:.0f} Å^3")
+                            f"mean T over the last half {results.get('mean_temperature_last_half', float('nan')):.0f} K, "
+                            f"mean volume {results.get('mean_volume', float('nan')):.0f} Å^3")
         if failed:
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(labels=', '.join(failed))
         return None
