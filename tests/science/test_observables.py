@@ -1,0 +1,71 @@
+"""Observables against analytic or hand-computed cases."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from aiida_mlfail.science import observables as obs
+
+
+def _ideal_gas(n=400, box=20.0, seed=0, frames=20):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(frames):
+        symbols = ['Na'] * (n // 2) + ['Cl'] * (n // 2)
+        out.append(Atoms(symbols, positions=rng.uniform(0, box, (n, 3)), cell=[box] * 3, pbc=True))
+    return out
+
+
+def test_ideal_gas_rdf_is_one():
+    r, g = obs.rdf(_ideal_gas(), ('Na', 'Cl'), r_max=8.0, n_bins=20)
+    assert r.shape == g.shape == (20,)
+    assert np.mean(g[5:]) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError, match='exceeds half the cell'):
+        obs.rdf(_ideal_gas(frames=1), ('Na', 'Cl'), r_max=12.0)
+    with pytest.raises(ValueError, match="'K' is not in the trajectory"):
+        obs.rdf(_ideal_gas(frames=1), ('Na', 'K'), r_max=5.0)
+
+
+def test_msd_of_ballistic_particle_across_the_boundary():
+    v = np.array([3.0, 0.0, 4.0])  # Å/ps, |v| = 5
+    times = np.arange(30) * 0.1
+    frames = [Atoms('Ar', positions=[(v * t) % 4.0], cell=[4.0] * 3, pbc=True) for t in times]  # wraps often
+    lags, m = obs.msd(frames, times)
+    assert np.allclose(m, (5.0 * lags) ** 2)
+
+
+def test_diffusion_coefficient_of_einstein_line():
+    t = np.linspace(0, 10, 201)
+    d = 0.5  # Å^2/ps
+    result = obs.diffusion_coefficient(t, 6 * d * t + 0.3)
+    assert result['D_A2_ps'] == pytest.approx(d)
+    assert result['D_m2_s'] == pytest.approx(d * 1e-8)
+
+
+def test_random_walk_diffusion():
+    rng = np.random.default_rng(1)
+    steps = rng.normal(scale=0.1, size=(400, 200, 3))  # 400 frames, 200 walkers, 0.01 Å^2 per axis per frame
+    positions = np.cumsum(steps, axis=0)
+    frames = [Atoms('Ar200', positions=p, cell=[1000.0] * 3, pbc=True) for p in positions]
+    times = np.arange(400) * 0.01  # ps
+    lags, m = obs.msd(frames, times)
+    # <dx^2> = 0.01 per frame per axis -> MSD = 0.03 per frame = 3 Å^2/ps -> D = 0.5 Å^2/ps
+    assert obs.diffusion_coefficient(lags, m)['D_A2_ps'] == pytest.approx(0.5, rel=0.1)
+
+
+def test_afm_pressure_and_breaking_step():
+    forces = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]])
+    assert obs.average_force_magnitude(forces) == pytest.approx(3.0)
+    virial = np.diag([1.0, 2.0, 3.0])  # eV
+    assert obs.virial_pressure(virial, 100.0) == pytest.approx(6.0 / 300.0 * 1.602176634e6)
+    # ideal-gas part: 64 atoms at 1400 K in 2300 Å^3
+    assert obs.pressure(64, 1400.0, 2300.0, np.zeros((3, 3))) == pytest.approx(
+        64 * 8.617333262e-5 * 1400 / 2300 * 1.602176634e6)
+    assert obs.breaking_step([0, 10, 20, 30], [100, 120, 151, 300], 100.0) == 20
+    assert obs.breaking_step([0, 10], [100, 149], 100.0) is None
+
+
+def test_running_mean_and_block_error():
+    assert np.allclose(obs.running_mean([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    mean, error = obs.mean_and_standard_error(np.r_[np.zeros(50), np.ones(50)], blocks=2)
+    assert mean == 0.5 and error == pytest.approx(0.5)
