@@ -1,22 +1,27 @@
-"""LAMMPS sampling job: aiida-lammps' ``lammps.raw`` CalcJob with the outputs of our parser.
+"""LAMMPS MD job: aiida-lammps' ``lammps.raw`` CalcJob with the outputs of our parser.
 
 ``lammps.raw`` (aiida-lammps 1.x) declares a closed output namespace (``results`` only), so a parser
 chosen with ``metadata.options.parser_name`` cannot attach a training set. This subclass keeps its
 inputs and behaviour (``script``, ``files``, ``filenames``, ``settings``, ``-in input.in``) and adds
-the sampled frames as ``TrainingSetData`` and the thermo series as ``ArrayData``.
+the dumped frames as ``TrainingSetData``, the thermo series as ``ArrayData``, an optional GAP
+input (``potential``, written next to the script so that ``pair_style quip`` finds it) and the
+exit codes of an MD run stopped by a failure guard.
 """
 
 from __future__ import annotations
 
+import io
+
 from aiida import orm
 from aiida_lammps.calculations.raw import LammpsRawCalculation
 
+from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
 
 
-class LammpsSampleCalculation(LammpsRawCalculation):
-    """``lammps.raw`` + sampled frames (``mlfail.lammps``).
+class LammpsCalculation(LammpsRawCalculation):
+    """``lammps.raw`` + dumped frames, thermo and stop classification (``mlfail.lammps``).
 
     ``settings`` keys read by the parser: ``type_map`` (symbol of LAMMPS type 1, 2, ..., required
     to build configurations) and ``frame_info`` (metadata copied into every configuration, e.g.
@@ -26,6 +31,8 @@ class LammpsSampleCalculation(LammpsRawCalculation):
     @classmethod
     def define(cls, spec):
         super().define(spec)
+        spec.input('potential', valid_type=GapPotentialData, required=False,
+                   help='A GAP whose files are written into the working directory (for pair_style quip).')
         spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.lammps'
         spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
         spec.output('training_set', valid_type=TrainingSetData, required=False,
@@ -36,8 +43,17 @@ class LammpsSampleCalculation(LammpsRawCalculation):
         spec.exit_code(303, 'ERROR_NO_FRAMES', message='the run finished but sampled no frame')
         spec.exit_code(304, 'ERROR_SETTINGS', message='settings lack the type_map needed to build configurations')
         spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
+        spec.exit_code(410, 'ERROR_MD_EXPLODED',
+                       message='the MD run was stopped by the {reason} guard at step {step}: {message} (outputs stored)')
+        spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
 
     def prepare_for_submission(self, folder):
         calcinfo = super().prepare_for_submission(folder)
         calcinfo.retrieve_list += [DUMP_FILE, LABELS_FILE]
+        if 'potential' in self.inputs:
+            potential = self.inputs.potential
+            for name in potential.base.attributes.get('files'):
+                folder.create_file_from_filelike(
+                    io.BytesIO(potential.base.repository.get_object_content(name, mode='rb')), name, mode='wb')
+                calcinfo.provenance_exclude_list.append(name)
         return calcinfo

@@ -1,4 +1,4 @@
-"""Parser of ``mlfail.lammps`` sampling jobs; the parsing itself lives in ``science.lammps_md``."""
+"""Parser of ``mlfail.lammps`` jobs; the parsing itself lives in ``science.lammps_md`` and ``science.mlmd``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science import lammps_md, mlmd
 
 
 def parse_lammps_error(text: str) -> str | None:
@@ -20,8 +20,12 @@ def parse_lammps_error(text: str) -> str | None:
     return None
 
 
-class LammpsSampleParser(Parser):
-    """Build the training set and thermo series of a sampling job."""
+class LammpsParser(Parser):
+    """Frames, thermo series and stop classification of a LAMMPS MD job.
+
+    A run stopped by a failure guard (``fix halt`` of ``science.mlmd``) or by lost atoms still
+    stores its frames and thermo, then returns exit code 410 / 411.
+    """
 
     def parse(self, **kwargs):
         try:
@@ -38,7 +42,8 @@ class LammpsSampleParser(Parser):
             return self.exit_codes.ERROR_OUTFILE_MISSING
         screen = retrieved.base.repository.get_object_content(output_filename, mode='r')
         error = parse_lammps_error(screen)
-        results = {'lammps_error': error, 'finished': 'Total wall time' in screen}
+        stop = mlmd.parse_stop(screen)
+        results = {'lammps_error': error, 'finished': 'Total wall time' in screen, **stop}
         try:
             thermo = lammps_md.parse_thermo(screen)
         except ValueError:
@@ -53,7 +58,7 @@ class LammpsSampleParser(Parser):
             half = len(thermo['temperature']) // 2  # the last half: past equilibration in a sampling run
             results['mean_temperature_last_half'] = float(np.mean(thermo['temperature'][half:]))
             results['mean_volume'] = float(np.mean(thermo['volume']))
-        if error:
+        if error and stop['stop_reason'] != 'lost_atoms':
             self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error)
         if lammps_md.DUMP_FILE not in names or lammps_md.LABELS_FILE not in names:
@@ -63,7 +68,8 @@ class LammpsSampleParser(Parser):
         if 'type_map' not in settings:
             self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_SETTINGS
-        frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'))
+        frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
+                                      allow_truncated=stop['stop_reason'] != 'completed')
         labels = lammps_md.parse_labels(retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE, mode='r'))
         configurations = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
         results['n_frames'] = len(configurations)
@@ -71,4 +77,9 @@ class LammpsSampleParser(Parser):
         if not configurations:
             return self.exit_codes.ERROR_NO_FRAMES
         self.out('training_set', TrainingSetData.from_atoms(configurations))
+        if stop['stop_reason'] in mlmd.GUARD_FIX_IDS:
+            return self.exit_codes.ERROR_MD_EXPLODED.format(reason=stop['stop_reason'], step=stop['stop_step'],
+                                                           message=stop['message'])
+        if stop['stop_reason'] == 'lost_atoms':
+            return self.exit_codes.ERROR_LOST_ATOMS.format(step=stop['stop_step'], message=stop['message'])
         return None

@@ -158,14 +158,8 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
         'neigh_modify every 1 delay 0 check yes',
         f'timestep {dt_ps:.10g}',
         f"velocity all create {t:.10g} {int(md['seed'])} mom yes rot no dist gaussian",
-        'compute pe_atom all pe/atom',
-        'compute virial all pressure NULL virial',
-        'variable pe equal pe',
-        'variable vol equal vol',
-        *[f'variable p{k} equal c_virial[{i + 1}]' for i, k in enumerate(('xx', 'yy', 'zz', 'xy', 'xz', 'yz'))],
-        'thermo_style custom step time temp pe press vol',
-        'thermo_modify norm no flush yes format float %.10g',
-        f"thermo {int(md['thermo_interval'])}",
+        *label_computes(),
+        *thermo_commands(int(md['thermo_interval'])),
     ]
     if state_point['ensemble'] == 'NPT':
         lines.append(
@@ -176,18 +170,46 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
         lines.append(f'fix ensemble all nvt temp {t:.10g} {t:.10g} {t_damp:.10g}')
     if n_equil:
         lines.append(f'run {n_equil}')
-    lines += [
-        f'dump frames all custom {every} {DUMP_FILE} id type x y z fx fy fz c_pe_atom',
-        'dump_modify frames sort id format float %.12g',
-        f'fix labels all print {every} "$(step) ${{pe}} ${{vol}} ${{pxx}} ${{pyy}} ${{pzz}} ${{pxy}} ${{pxz}} ${{pyz}}" '
-        f'file {LABELS_FILE} screen no title "# step pe_eV vol_A3 pxx pyy pzz pxy pxz pyz (virial pressure, bar)"',
-        f'run {n_prod}',
-    ]
+    lines += [*frame_output_commands(every), f'run {n_prod}']
     return '\n'.join(lines) + '\n'
 
 
-def parse_dump(text: str) -> list[dict]:
+def label_computes(atomic_energies: bool = True) -> list[str]:
+    """Computes and variables behind the frame labels: per-atom energy (optional), virial pressure tensor."""
+    return [
+        *(['compute pe_atom all pe/atom'] if atomic_energies else []),
+        'compute virial all pressure NULL virial',
+        'variable pe equal pe',
+        'variable vol equal vol',
+        *[f'variable p{k} equal c_virial[{i + 1}]' for i, k in enumerate(('xx', 'yy', 'zz', 'xy', 'xz', 'yz'))],
+    ]
+
+
+def thermo_commands(every: int) -> list[str]:
+    """Thermo output parsed by :func:`parse_thermo` (step time temp pe press vol, every ``every`` steps)."""
+    return ['thermo_style custom step time temp pe press vol', 'thermo_modify norm no flush yes format float %.10g',
+            f'thermo {every}']
+
+
+def frame_output_commands(every: int, *, atomic_energies: bool = True, velocities: bool = False) -> list[str]:
+    """Dump (:data:`DUMP_FILE`) and label file (:data:`LABELS_FILE`) of a frame every ``every`` steps.
+
+    Needs the computes of :func:`label_computes`. Velocities are dumped in Å/ps when asked.
+    """
+    columns = 'id type x y z' + (' vx vy vz' if velocities else '') + ' fx fy fz' + (' c_pe_atom' if atomic_energies else '')
+    return [
+        f'dump frames all custom {every} {DUMP_FILE} {columns}',
+        'dump_modify frames sort id format float %.12g',
+        f'fix labels all print {every} "$(step) ${{pe}} ${{vol}} ${{pxx}} ${{pyy}} ${{pzz}} ${{pxy}} ${{pxz}} ${{pyz}}" '
+        f'file {LABELS_FILE} screen no title "# step pe_eV vol_A3 pxx pyy pzz pxy pxz pyz (virial pressure, bar)"',
+    ]
+
+
+def parse_dump(text: str, allow_truncated: bool = False) -> list[dict]:
     """Parse a LAMMPS ``dump custom`` text (orthogonal or triclinic boxes).
+
+    With ``allow_truncated`` a cut-off last frame (a run that died while writing) is dropped
+    instead of raising.
 
     :returns: one dict per frame: ``step`` (int), ``cell`` (3 x 3, Å, rows are the LAMMPS
         a, b, c vectors), ``origin`` (3,), and one array per column (``id``, ``type``, ``x`` ...,
@@ -209,8 +231,12 @@ def parse_dump(text: str) -> list[dict]:
             columns = lines[i + 8].split()[2:]
             rows = [lines[i + 9 + k].split() for k in range(n_atoms)]
         except (IndexError, ValueError) as exc:
+            if allow_truncated:
+                break
             raise ValueError(f'truncated or malformed dump frame starting at line {i + 1}') from exc
         if any(len(r) != len(columns) for r in rows):
+            if allow_truncated:
+                break
             raise ValueError(f'dump frame at step {step}: rows do not have {len(columns)} columns')
         data = np.array(rows, dtype=float)
         order = np.argsort(data[:, columns.index('id')]) if 'id' in columns else np.arange(n_atoms)
@@ -307,7 +333,8 @@ def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info:
     :param type_map: chemical symbol of LAMMPS type 1, 2, ...
     :param info: extra per-configuration metadata (state point, config_type ...) copied into ``atoms.info``.
     :returns: list of ``Atoms`` with ``info['energy']`` (eV), ``info['virial']`` (3 x 3, eV),
-        ``info['md_step']``, ``arrays['forces']`` (eV/Å) and ``arrays['atomic_energies']`` (eV) where dumped.
+        ``info['md_step']``, ``arrays['forces']`` (eV/Å), and where dumped ``arrays['atomic_energies']`` (eV)
+        and ``arrays['velocities']`` (Å/ps, LAMMPS metal units, not ASE's).
     :raises ValueError: if a frame's atom type is not in ``type_map`` or the label volume does not
         match the dumped box (a sign of mixed-up files).
     """
@@ -332,5 +359,7 @@ def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info:
         atoms.arrays['forces'] = np.column_stack([frame['fx'], frame['fy'], frame['fz']])
         if 'c_pe_atom' in frame:
             atoms.arrays['atomic_energies'] = np.asarray(frame['c_pe_atom'], dtype=float)
+        if 'vx' in frame:
+            atoms.arrays['velocities'] = np.column_stack([frame['vx'], frame['vy'], frame['vz']])  # Å/ps
         out.append(atoms)
     return out

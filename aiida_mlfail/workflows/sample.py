@@ -11,7 +11,7 @@ from aiida_mlfail.calculations.functions import (
     merge_training_sets,
     prepare_sampling,
 )
-from aiida_mlfail.calculations.lammps import LammpsSampleCalculation
+from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md
 from aiida_mlfail.science.potentials import ReferencePotential
@@ -126,7 +126,7 @@ class ClassicalSamplingWorkChain(WorkChain):
                 'metadata': {'label': label, 'options': self.inputs.options.get_dict(),
                              'call_link_label': f'sample_{label}'},
             }
-            jobs[label] = self.submit(LammpsSampleCalculation, **inputs)
+            jobs[label] = self.submit(LammpsCalculation, **inputs)
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
 

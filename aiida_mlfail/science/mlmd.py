@@ -1,0 +1,212 @@
+"""GAP-driven MD in LAMMPS with failure guards, stop classification, and reference reruns.
+
+The scripts use the standard GAP commands (``pair_style quip`` + ``pair_coeff``), so they run in
+a LAMMPS built with ML-QUIP and through the ``mlfail-lmp`` bridge alike. Guards are
+``fix halt ... error soft`` commands (LAMMPS docs: https://docs.lammps.org/fix_halt.html): a
+blow-up ends the run cleanly at the offending step with the guard's fix ID in the log instead of a
+"Lost atoms" error. Units: LAMMPS ``metal`` (eV, Å, ps, bar); times given here in fs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science.potentials import MASSES
+
+#: Default MLMD settings (times in fs, damping in fs, pressure in bar).
+MLMD_DEFAULTS = {
+    'ensemble': 'NVT',
+    'temperature': 1400.0,
+    'pressure': 1.0,
+    'timestep': 2.0,
+    'steps': 1000,
+    'dump_interval': 10,
+    'thermo_interval': 10,
+    'seed': 4242,
+    'thermostat_damping': 100.0,
+    'barostat_damping': 1000.0,
+    'atomic_energies': False,
+}
+
+#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å),
+#: temperature factor x target temperature, largest |potential energy| per atom (eV).
+GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0, 'max_energy_per_atom': 100.0}
+
+#: Stop reasons, in the order the parser checks them, with the guard fix ID that signals each.
+GUARD_FIX_IDS = {
+    'volume_blowup': 'guard_volume',
+    'too_close_atoms': 'guard_distance',
+    'temperature_runaway': 'guard_temperature',
+    'non_finite_energy': 'guard_energy',
+}
+STOP_REASONS = ('completed', *GUARD_FIX_IDS, 'lost_atoms', 'lammps_error', 'incomplete')
+
+
+def normalise_mlmd(parameters: dict) -> dict:
+    """Merge with :data:`MLMD_DEFAULTS` / :data:`GUARD_DEFAULTS` (under ``guards``) and check.
+
+    :raises ValueError: naming the offending value (unknown key, non-positive temperature, timestep,
+        steps, intervals, dampings or guard thresholds, a volume factor <= 1, unknown ensemble).
+    """
+    guards = {**GUARD_DEFAULTS, **dict(parameters.get('guards', {}))}
+    unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards', 'reference_volume'}) | (set(guards) - set(GUARD_DEFAULTS))
+    if unknown:
+        raise ValueError(f'unknown MLMD parameter(s) {sorted(unknown)}; allowed: {sorted(MLMD_DEFAULTS)}, '
+                         f"'reference_volume', guards {sorted(GUARD_DEFAULTS)}")
+    merged = {**MLMD_DEFAULTS, **{k: v for k, v in parameters.items() if k != 'guards'}, 'guards': guards}
+    merged['ensemble'] = str(merged['ensemble']).upper()
+    if merged['ensemble'] not in ('NVT', 'NPT'):
+        raise ValueError(f"ensemble must be 'NVT' or 'NPT', got {parameters.get('ensemble')!r}")
+    for key in ('temperature', 'timestep', 'thermostat_damping', 'barostat_damping'):
+        if not float(merged[key]) > 0:
+            raise ValueError(f'{key} must be positive, got {merged[key]!r}')
+    for key in ('steps', 'dump_interval', 'thermo_interval', 'seed'):
+        if int(merged[key]) <= 0:
+            raise ValueError(f'{key} must be a positive integer, got {merged[key]!r}')
+    if 'reference_volume' in merged and not float(merged['reference_volume']) > 0:
+        raise ValueError(f"reference_volume must be positive, got {merged['reference_volume']!r} Å^3")
+    if not float(guards['volume_factor']) > 1:
+        raise ValueError(f"guards.volume_factor must be > 1, got {guards['volume_factor']!r}")
+    for key in ('min_distance', 'temperature_factor', 'max_energy_per_atom'):
+        if not float(guards[key]) > 0:
+            raise ValueError(f'guards.{key} must be positive, got {guards[key]!r}')
+    return merged
+
+
+def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> list[str]:
+    """The ``fix halt`` guards (checked every step) of a normalised MLMD parameter dict."""
+    g = parameters['guards']
+    return [
+        'compute pair_distances all pair/local dist',
+        'compute min_distance all reduce min c_pair_distances inputs local',
+        'variable min_distance equal c_min_distance',
+        'variable abs_energy equal abs(pe)',
+        'variable temperature equal temp',
+        f"fix guard_volume all halt 1 v_vol > {g['volume_factor'] * reference_volume:.10g} error soft message yes",
+        f"fix guard_distance all halt 1 v_min_distance < {g['min_distance']:.10g} error soft message yes",
+        f"fix guard_temperature all halt 1 v_temperature > {g['temperature_factor'] * parameters['temperature']:.10g} "
+        'error soft message yes',
+        f"fix guard_energy all halt 1 v_abs_energy > {g['max_energy_per_atom'] * n_atoms:.10g} error soft message yes",
+    ]
+
+
+def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
+                data_file: str = lammps_md.DATA_FILE) -> str:
+    """LAMMPS script of a GAP MD run with guards; frames every ``dump_interval`` steps (with velocities).
+
+    :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
+    :param parameters: output of :func:`normalise_mlmd`.
+    :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
+    """
+    p = parameters
+    t = float(p['temperature'])
+    lines = [
+        '# aiida-mlfail GAP molecular dynamics',
+        'units metal', 'atom_style atomic', 'boundary p p p', f'read_data {data_file}',
+        *[f'mass {i + 1} {MASSES[s]}' for i, s in enumerate(type_map)],
+        *pair_commands,
+        'neighbor 1.0 bin', 'neigh_modify every 1 delay 0 check yes',
+        f"timestep {float(p['timestep']) / 1000.0:.10g}",
+        f"velocity all create {t:.10g} {int(p['seed'])} mom yes rot no dist gaussian",
+        *lammps_md.label_computes(atomic_energies=bool(p['atomic_energies'])),
+        *lammps_md.thermo_commands(int(p['thermo_interval'])),
+    ]
+    t_damp = float(p['thermostat_damping']) / 1000.0
+    if p['ensemble'] == 'NPT':
+        pressure, p_damp = float(p['pressure']), float(p['barostat_damping']) / 1000.0
+        lines.append(f'fix ensemble all npt temp {t:.10g} {t:.10g} {t_damp:.10g} iso {pressure:.10g} {pressure:.10g} '
+                     f'{p_damp:.10g}')
+    else:
+        lines.append(f'fix ensemble all nvt temp {t:.10g} {t:.10g} {t_damp:.10g}')
+    lines += guard_commands(p, reference_volume, n_atoms)
+    lines += lammps_md.frame_output_commands(int(p['dump_interval']), atomic_energies=bool(p['atomic_energies']),
+                                             velocities=True)
+    lines += [f"run {int(p['steps'])}", 'print "MLFAIL_RUN_END step $(step)"']
+    return '\n'.join(lines) + '\n'
+
+
+def rerun_script(reference_commands: list[str], atom_style: str, every: int, dump_file: str = 'ml_frames.dump',
+                 data_file: str = lammps_md.DATA_FILE) -> str:
+    """LAMMPS script re-evaluating a dumped trajectory with a reference potential (``rerun``).
+
+    Writes the reference energy, forces, per-atom energies and virial of every frame in the usual
+    :data:`~aiida_mlfail.science.lammps_md.DUMP_FILE` / ``LABELS_FILE`` format.
+    """
+    return '\n'.join([
+        '# aiida-mlfail reference rerun of an ML trajectory',
+        'units metal', f'atom_style {atom_style}', 'boundary p p p', f'read_data {data_file}',
+        *reference_commands,
+        *lammps_md.label_computes(),
+        'thermo_style custom step pe press vol', f'thermo {every}',
+        *lammps_md.frame_output_commands(every),
+        f'rerun {dump_file} dump x y z box yes',
+    ]) + '\n'
+
+
+def write_dump(configurations, type_map, steps) -> str:
+    """LAMMPS ``dump custom`` text (id type x y z) of configurations, for ``rerun``.
+
+    Cells must be LAMMPS-compatible (lower triangular rows a, b, c as in :func:`lammps_md.parse_dump`).
+    """
+    chunks = []
+    for atoms, step in zip(configurations, steps):
+        cell = atoms.cell.array
+        if abs(cell[0, 1]) > 1e-9 or abs(cell[0, 2]) > 1e-9 or abs(cell[1, 2]) > 1e-9:
+            raise ValueError(f'frame at step {step}: cell is not in LAMMPS lower-triangular form')
+        xy, xz, yz = cell[1, 0], cell[2, 0], cell[2, 1]
+        lx, ly, lz = cell[0, 0], cell[1, 1], cell[2, 2]
+        lo = (0.0, 0.0, 0.0)
+        header = ['ITEM: TIMESTEP', str(int(step)), 'ITEM: NUMBER OF ATOMS', str(len(atoms))]
+        if any(abs(v) > 1e-12 for v in (xy, xz, yz)):
+            xlo_b = lo[0] + min(0.0, xy, xz, xy + xz)
+            xhi_b = lo[0] + lx + max(0.0, xy, xz, xy + xz)
+            header += ['ITEM: BOX BOUNDS xy xz yz pp pp pp', f'{xlo_b:.12g} {xhi_b:.12g} {xy:.12g}',
+                       f'{min(0.0, yz):.12g} {ly + max(0.0, yz):.12g} {xz:.12g}', f'0 {lz:.12g} {yz:.12g}']
+        else:
+            header += ['ITEM: BOX BOUNDS pp pp pp', f'0 {lx:.12g}', f'0 {ly:.12g}', f'0 {lz:.12g}']
+        header.append('ITEM: ATOMS id type x y z')
+        index = {s: i + 1 for i, s in enumerate(type_map)}
+        rows = [f'{i + 1} {index[s]} {x:.12g} {y:.12g} {z:.12g}'
+                for i, (s, (x, y, z)) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions))]
+        chunks.append('\n'.join(header + rows))
+    return '\n'.join(chunks) + '\n'
+
+
+_HALT = re.compile(r'Fix halt condition for fix-id (\S+) met on step (\d+) with value (\S+)')
+
+
+def parse_stop(text: str) -> dict:
+    """Why and where a GAP MD run stopped, from its LAMMPS screen/log output.
+
+    :returns: ``stop_reason`` (one of :data:`STOP_REASONS`), ``stop_step`` (int or ``None``),
+        ``value`` (the guard's value when one tripped) and ``message``.
+    """
+    match = _HALT.search(text)
+    if match:
+        fix_id, step, value = match.groups()
+        reason = next((r for r, f in GUARD_FIX_IDS.items() if f == fix_id), 'lammps_error')
+        return {'stop_reason': reason, 'stop_step': int(step), 'value': float(value),
+                'message': match.group(0)}
+    error = next((line for line in text.splitlines() if line.startswith('ERROR')), None)
+    if error:
+        step = None
+        reason = 'lost_atoms' if 'Lost atoms' in error else 'lammps_error'
+        steps = re.findall(r'^\s+(\d+)\s+\S', text, re.M)
+        if steps:
+            step = int(steps[-1])
+        return {'stop_reason': reason, 'stop_step': step, 'value': None, 'message': error.strip()}
+    end = re.search(r'MLFAIL_RUN_END step (\d+)', text)
+    if end:
+        return {'stop_reason': 'completed', 'stop_step': int(end.group(1)), 'value': None, 'message': 'run completed'}
+    return {'stop_reason': 'incomplete', 'stop_step': None, 'value': None, 'message': 'output ends before the run ended'}
+
+
+def pressure_table(series: dict) -> dict:
+    """Mean pressure and block standard error per named series (``{'training run': array_bar, ...}``), bar."""
+    from aiida_mlfail.science.observables import mean_and_standard_error
+
+    return {name: dict(zip(('mean_bar', 'standard_error_bar'), mean_and_standard_error(np.asarray(values))))
+            for name, values in series.items() if len(values)}
