@@ -140,3 +140,101 @@ def validation_metrics(reference: TrainingSetData, predictions: TrainingSetData)
         'metrics': orm.Dict(metrics),
         'parity_plot': orm.SinglefileData(io.BytesIO(png), filename='parity.png'),
     }
+
+
+@calcfunction
+def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
+    """LAMMPS inputs of a GAP MD run with failure guards (``science.mlmd``).
+
+    The reference volume of the volume guard is ``parameters['reference_volume']`` or the start
+    structure's volume. Returns ``script``, ``structure_file`` and ``settings`` (type map, frame info).
+    """
+    from aiida_mlfail.science import mlmd
+
+    p = mlmd.normalise_mlmd(parameters.get_dict())
+    atoms = structure.get_ase()
+    type_map = [s for s in potential.species if s in set(atoms.get_chemical_symbols())]
+    reference_volume = float(p.get('reference_volume', atoms.get_volume()))
+    script = mlmd.mlmd_script(potential.lammps_pair_commands(type_map), type_map, p, len(atoms), reference_volume)
+    buffer = io.StringIO()
+    write(buffer, atoms, format='lammps-data', atom_style='atomic', specorder=type_map, masses=True, units='metal')
+    return {
+        'script': orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'settings': orm.Dict({'type_map': type_map, 'reference_volume': reference_volume,
+                              'frame_info': {'config_type': f"gap_md_{p['ensemble'].lower()}",
+                                             'potential_label': potential.label}}),
+    }
+
+
+@calcfunction
+def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
+    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
+    from aiida_mlfail.science import mlmd
+
+    reference = ReferencePotential.from_dict(potential.get_dict())
+    frames = trajectory.get_atoms()
+    reference.check_species(frames[0].get_chemical_symbols())
+    type_map = list(reference.species)
+    steps = [a.info['md_step'] for a in frames]
+    first = frames[0].copy()
+    first.set_initial_charges([CHARGES[s] for s in first.get_chemical_symbols()])
+    buffer = io.StringIO()
+    write(buffer, first, format='lammps-data', atom_style=reference.atom_style, specorder=type_map, masses=True,
+          units='metal')
+    every = int(np.gcd.reduce(np.diff(steps))) if len(steps) > 1 else 1
+    return {
+        'script': orm.SinglefileData(io.BytesIO(mlmd.rerun_script(reference.lammps_commands(), reference.atom_style,
+                                                                  max(every, 1)).encode()), filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
+                                        filename='ml_frames.dump'),
+        'settings': orm.Dict({'type_map': type_map, 'frame_info': {'config_type': 'rerun', 'reference': reference.name}}),
+    }
+
+
+@calcfunction
+def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters: orm.Dict, **optional):
+    """Breaking step, pressure table (training run / ML run / rerun) and the forensics figure of a GAP MD run.
+
+    ``optional`` may hold ``rerun`` (TrainingSetData: the reference labels of the same frames) and
+    ``training_thermo`` (ArrayData with ``pressure`` in bar of the training-data run).
+
+    :returns: ``summary`` (Dict: breaking_step, reference_volume, pressure table in bar, final
+        volume, error of the GAP vs the rerun), ``forensics_plot`` (SinglefileData PNG) and
+        ``breaking_step`` (Int) when the volume exceeded the threshold.
+    """
+    from aiida_mlfail.science import forensics, mlmd
+    from aiida_mlfail.science import observables as obs
+
+    p = parameters.get_dict()
+    frames = trajectory.get_atoms()
+    series = forensics.frame_series(frames, float(p['timestep']))
+    steps, volumes = thermo.get_array('step'), thermo.get_array('volume')
+    reference_volume = float(p['reference_volume'])
+    factor = float(p['volume_factor'])
+    break_step = obs.breaking_step(steps, volumes, reference_volume, factor)
+    break_index = None
+    if break_step is not None:
+        later = np.flatnonzero(series['step'] >= break_step)
+        break_index = int(later[0]) if later.size else len(frames)
+    pressures = {'ML run': thermo.get_array('pressure')}
+    summary = {'breaking_step': break_step, 'reference_volume': reference_volume, 'volume_factor': factor,
+               'final_volume': float(volumes[-1]), 'n_frames': len(frames)}
+    if 'training_thermo' in optional:
+        pressures['training run'] = optional['training_thermo'].get_array('pressure')
+    if 'rerun' in optional:
+        reference = optional['rerun'].get_atoms()
+        pressures['rerun'] = np.array([obs.pressure(len(a), t, a.get_volume(), a.info['virial'])
+                                       for a, t in zip(reference, series['temperature'])])
+        metrics, _ = compare_labels(reference, frames)
+        summary['gap_vs_rerun'] = metrics
+    summary['pressure'] = mlmd.pressure_table(pressures)
+    histograms = forensics.before_after_histograms(frames, break_index) if break_index else None
+    break_time = break_step * float(p['timestep']) / 1000.0 if break_step is not None else None
+    png = forensics.forensics_png(series, histograms, break_time, title=f'GAP MD, {len(frames[0])} atoms')
+    outputs = {'summary': orm.Dict(summary),
+               'forensics_plot': orm.SinglefileData(io.BytesIO(png), filename='forensics.png')}
+    if break_step is not None:
+        outputs['breaking_step'] = orm.Int(break_step)
+    return outputs

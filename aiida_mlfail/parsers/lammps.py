@@ -54,10 +54,12 @@ class LammpsParser(Parser):
                 array.set_array(key, np.asarray(values))
             array.base.attributes.set('units', dict(lammps_md.THERMO_COLUMNS))
             self.out('thermo', array)
-            results['final_temperature'] = float(thermo['temperature'][-1])
-            half = len(thermo['temperature']) // 2  # the last half: past equilibration in a sampling run
-            results['mean_temperature_last_half'] = float(np.mean(thermo['temperature'][half:]))
-            results['mean_volume'] = float(np.mean(thermo['volume']))
+            if 'temperature' in thermo:
+                results['final_temperature'] = float(thermo['temperature'][-1])
+                half = len(thermo['temperature']) // 2  # the last half: past equilibration in a sampling run
+                results['mean_temperature_last_half'] = float(np.mean(thermo['temperature'][half:]))
+            if 'volume' in thermo:
+                results['mean_volume'] = float(np.mean(thermo['volume']))
         if error and stop['stop_reason'] != 'lost_atoms':
             self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error)

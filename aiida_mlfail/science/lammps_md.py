@@ -288,7 +288,7 @@ def virial_from_pressure(pressure_voigt, volume: float) -> np.ndarray:
 
 
 def parse_thermo(text: str) -> dict[str, np.ndarray]:
-    """Thermo series of a LAMMPS log/screen output written with ``thermo_style custom step time temp pe press vol``.
+    """Thermo series of a LAMMPS log/screen output (``thermo_style custom`` with a subset of step time temp pe press vol).
 
     Concatenates every run block (steps of consecutive runs continue; a repeated first row of the
     next run is dropped).
@@ -299,11 +299,13 @@ def parse_thermo(text: str) -> dict[str, np.ndarray]:
     keys = {'Step': 'step', 'Time': 'time', 'Temp': 'temperature', 'PotEng': 'potential_energy',
             'Press': 'pressure', 'Volume': 'volume'}
     rows: list[list[float]] = []
-    header = None
+    header = columns = None
     for line in text.splitlines():
         parts = line.split()
         if parts and parts[0] == 'Step' and all(p in keys for p in parts):
-            header = parts
+            if columns is not None and parts != columns:
+                raise ValueError(f'thermo columns change between runs: {columns} then {parts}')
+            header = columns = parts
             continue
         if header is None:
             continue
@@ -321,7 +323,7 @@ def parse_thermo(text: str) -> dict[str, np.ndarray]:
     if not rows:
         raise ValueError('no thermo output found')
     table = np.array(rows)
-    return {keys[name]: table[:, k] for k, name in enumerate(header or ['Step', 'Time', 'Temp', 'PotEng', 'Press', 'Volume'])}
+    return {keys[name]: table[:, k] for k, name in enumerate(columns)}
 
 
 def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info: dict | None = None) -> list[Atoms]:

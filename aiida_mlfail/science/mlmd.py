@@ -140,7 +140,7 @@ def rerun_script(reference_commands: list[str], atom_style: str, every: int, dum
         'units metal', f'atom_style {atom_style}', 'boundary p p p', f'read_data {data_file}',
         *reference_commands,
         *lammps_md.label_computes(),
-        'thermo_style custom step pe press vol', f'thermo {every}',
+        *lammps_md.thermo_commands(every),
         *lammps_md.frame_output_commands(every),
         f'rerun {dump_file} dump x y z box yes',
     ]) + '\n'

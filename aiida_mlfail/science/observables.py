@@ -140,8 +140,27 @@ def running_mean(values, window: int) -> np.ndarray:
 
 
 def mean_and_standard_error(values, blocks: int = 5) -> tuple[float, float]:
-    """Mean and block-averaged standard error (``blocks`` contiguous blocks) of a correlated series."""
+    """Mean and block-averaged standard error (``blocks`` contiguous blocks) of a correlated series.
+
+    The error is ``None`` for fewer than two values.
+    """
     values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return (float(values.mean()) if len(values) else None), None
     blocks = max(2, min(blocks, len(values)))
     means = [b.mean() for b in np.array_split(values, blocks)]
     return float(values.mean()), float(np.std(means, ddof=1) / np.sqrt(blocks))
+
+
+#: amu Å^2 / ps^2 -> eV.
+AMU_A2_PS2_TO_EV = 1.0364269e-4
+
+
+def kinetic_temperature(atoms, velocities=None) -> float:
+    """Instantaneous temperature (K) from velocities in Å/ps (``arrays['velocities']`` by default).
+
+    T = sum_i m_i v_i^2 / (3 N k_B) (no constraint correction; N >> 1).
+    """
+    v = np.asarray(atoms.arrays['velocities'] if velocities is None else velocities, dtype=float)
+    kinetic = 0.5 * np.sum(atoms.get_masses()[:, None] * v**2) * AMU_A2_PS2_TO_EV
+    return float(2.0 * kinetic / (3.0 * len(atoms) * KB_EV))

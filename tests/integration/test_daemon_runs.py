@@ -7,13 +7,14 @@ from aiida import orm
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.workflows.gap import GapWorkChain
+from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 from tests.helpers import nacl_configurations
 
 pytestmark = pytest.mark.integration
 
 
-def test_sampling_then_gap_through_daemon(submit_and_await, lammps_code, gap_fit_code, quip_code):
+def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, gap_fit_code, quip_code):
     sampling = submit_and_await(
         ClassicalSamplingWorkChain,
         timeout=600,
@@ -68,6 +69,33 @@ def test_sampling_then_gap_through_daemon(submit_and_await, lammps_code, gap_fit
     descendants = orm.QueryBuilder().append(orm.WorkChainNode, filters={'id': gap.pk}, tag='wc').append(
         orm.ProcessNode, with_incoming='wc', project='attributes.exit_status').all(flat=True)
     assert descendants and all(status == 0 for status in descendants)
+
+    # GAP MD through the mlfail-lmp bridge: NPT with a tight minimum-distance guard that must trip,
+    # then the rerun of its frames with the classical reference and the forensics
+    start = sampling.outputs.sampled.npt.training_set.get_atoms()[-1]
+    md = submit_and_await(
+        MLMDWorkChain,
+        timeout=600,
+        potential=gap.outputs.potential,
+        structure=orm.StructureData(ase=start),
+        parameters=orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': 400,
+                             'dump_interval': 5, 'thermo_interval': 5, 'guards': {'min_distance': 2.45}}),
+        code=lammps_code,
+        reference={'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}})},
+        training_thermo=sampling.outputs.sampled.npt.thermo,
+    )
+    assert md.exit_status == 410, md.exit_message
+    stop = md.outputs.stop.get_dict()
+    assert stop['stop_reason'] == 'too_close_atoms' and stop['value'] < 2.45
+    frames = md.outputs.trajectory.get_atoms()
+    assert frames and max(a.info['md_step'] for a in frames) <= stop['stop_step']
+    assert 'velocities' in frames[0].arrays
+    rerun = md.outputs.rerun.get_atoms()
+    assert [a.info['md_step'] for a in rerun] == [a.info['md_step'] for a in frames]
+    summary = md.outputs.summary.get_dict()
+    assert set(summary['pressure']) == {'ML run', 'rerun', 'training run'}
+    assert summary['gap_vs_rerun']['forces']['rmse'] < 1.0
+    assert md.outputs.forensics_plot.get_content(mode='rb')[:4] == b'\x89PNG'
 
 
 def test_gap_fit_memory_preflight_stops_before_the_fit(submit_and_await, gap_fit_code):

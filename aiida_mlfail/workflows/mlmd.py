@@ -1,0 +1,157 @@
+"""``MLMDWorkChain`` (``mlfail.mlmd``): GAP MD with failure guards, reference rerun and forensics."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_
+
+from aiida_mlfail.calculations.functions import analyse_mlmd, prepare_mlmd, prepare_rerun
+from aiida_mlfail.calculations.lammps import LammpsCalculation
+from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import mlmd
+from aiida_mlfail.science.potentials import ReferencePotential
+
+DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
+
+#: Exit statuses of the MD job after which its outputs are still meaningful.
+MD_STOPPED = (0, 410, 411)
+
+
+def _validate_parameters(value, ctx=None):
+    try:
+        mlmd.normalise_mlmd(value.get_dict())
+    except ValueError as exc:
+        return f'parameters: {exc}'
+    return None
+
+
+def _validate_inputs(value, ctx=None):
+    """The structure's species must be species of the GAP (and of the reference, when one is given)."""
+    if 'structure' not in value or 'potential' not in value:
+        return None
+    symbols = set(value['structure'].get_ase().get_chemical_symbols())
+    missing = sorted(symbols - set(value['potential'].species))
+    if missing:
+        return f'species {missing} of the structure are not described by the GAP (species {value["potential"].species})'
+    reference = value.get('reference', {}).get('potential')
+    if reference is not None:
+        try:
+            ReferencePotential.from_dict(reference.get_dict()).check_species(symbols)
+        except ValueError as exc:
+            return f'reference.potential: {exc}'
+    return None
+
+
+class MLMDWorkChain(WorkChain):
+    """Run a GAP in LAMMPS (NVT or NPT) until it completes or a failure guard stops it, then explain.
+
+    Outputs: the trajectory (``TrainingSetData`` with GAP energy, forces, virial and velocities),
+    the thermo series, the stop (reason and step), the breaking step (first step with
+    V > volume_factor x V_ref) when there is one, the reference rerun of the frames (optional), a
+    summary (pressure table, GAP-vs-reference errors) and the forensics figure. Exit code 410 when
+    the run was stopped by a guard or lost atoms (all outputs are still attached).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('potential', valid_type=GapPotentialData)
+        spec.input('structure', valid_type=orm.StructureData)
+        spec.input('parameters', valid_type=orm.Dict, validator=_validate_parameters,
+                   help='ensemble, temperature (K), pressure (bar), timestep (fs), steps, dump_interval, '
+                        'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '
+                        'min_distance Å, temperature_factor, max_energy_per_atom eV).')
+        spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS with ML-QUIP, or mlfail-lmp.')
+        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        spec.input_namespace('reference', required=False, help='Classical reference for the rerun of the frames.')
+        spec.input('reference.potential', valid_type=orm.Dict, required=False)
+        spec.input('reference.code', valid_type=orm.AbstractCode, required=False,
+                   help='LAMMPS code for the rerun (default: `code`).')
+        spec.input('training_thermo', valid_type=orm.ArrayData, required=False,
+                   help='Thermo of the run that made the training data, for the pressure table.')
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            cls.run_md,
+            cls.inspect_md,
+            if_(cls.should_rerun)(cls.run_rerun, cls.inspect_rerun),
+            cls.analyse,
+        )
+        spec.output('trajectory', valid_type=TrainingSetData)
+        spec.output('thermo', valid_type=orm.ArrayData)
+        spec.output('stop', valid_type=orm.Dict, help='The MD job results: stop_reason, stop_step, value, message ...')
+        spec.output('breaking_step', valid_type=orm.Int, required=False)
+        spec.output('rerun', valid_type=TrainingSetData, required=False)
+        spec.output('summary', valid_type=orm.Dict)
+        spec.output('forensics_plot', valid_type=orm.SinglefileData)
+        spec.exit_code(402, 'ERROR_MD_FAILED', message='the MD job failed: [{status}] {message}')
+        spec.exit_code(403, 'ERROR_RERUN_FAILED', message='the reference rerun failed: [{status}] {message}')
+        spec.exit_code(410, 'ERROR_MD_EXPLODED', message='the GAP MD run stopped: {reason} at step {step}')
+
+    def run_md(self):
+        prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters)
+        self.ctx.settings = prepared['settings']
+        node = self.submit(LammpsCalculation, code=self.inputs.code, script=prepared['script'],
+                           files={'structure': prepared['structure_file']}, settings=prepared['settings'],
+                           potential=self.inputs.potential,
+                           metadata={'options': self.inputs.options.get_dict(), 'call_link_label': 'gap_md'})
+        self.report(f'submitted GAP MD <{node.pk}> with {self.inputs.potential.label}')
+        return ToContext(md=node)
+
+    def inspect_md(self):
+        node = self.ctx.md
+        if node.exit_status not in MD_STOPPED or 'training_set' not in node.outputs:
+            return self.exit_codes.ERROR_MD_FAILED.format(status=node.exit_status, message=node.exit_message)
+        results = node.outputs.results.get_dict()
+        stop = {k: results.get(k) for k in ('stop_reason', 'stop_step', 'value', 'message')}
+        self.ctx.stop = stop
+        self.out('trajectory', node.outputs.training_set)
+        self.out('thermo', node.outputs.thermo)
+        self.out('stop', node.outputs.results)
+        self.report(f"GAP MD <{node.pk}>: {stop['stop_reason']} at step {stop['stop_step']} "
+                    f"({node.outputs.training_set.n_configurations} frames)")
+        return None
+
+    def should_rerun(self):
+        return 'reference' in self.inputs and 'potential' in self.inputs.reference
+
+    def run_rerun(self):
+        prepared = prepare_rerun(self.ctx.md.outputs.training_set, self.inputs.reference.potential)
+        code = self.inputs.reference.get('code', self.inputs.code)
+        node = self.submit(LammpsCalculation, code=code, script=prepared['script'],
+                           files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
+                           settings=prepared['settings'],
+                           metadata={'options': self.inputs.options.get_dict(), 'call_link_label': 'reference_rerun'})
+        self.report(f'submitted reference rerun <{node.pk}>')
+        return ToContext(rerun=node)
+
+    def inspect_rerun(self):
+        node = self.ctx.rerun
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_RERUN_FAILED.format(status=node.exit_status, message=node.exit_message)
+        self.out('rerun', node.outputs.training_set)
+        return None
+
+    def analyse(self):
+        p = mlmd.normalise_mlmd(self.inputs.parameters.get_dict())
+        settings = self.ctx.settings.get_dict()
+        parameters = orm.Dict({'timestep': p['timestep'], 'reference_volume': settings['reference_volume'],
+                               'volume_factor': p['guards']['volume_factor']})
+        optional = {}
+        if 'rerun' in self.ctx:
+            optional['rerun'] = self.ctx.rerun.outputs.training_set
+        if 'training_thermo' in self.inputs:
+            optional['training_thermo'] = self.inputs.training_thermo
+        result = analyse_mlmd(self.ctx.md.outputs.training_set, self.ctx.md.outputs.thermo, parameters, **optional)
+        self.out('summary', result['summary'])
+        self.out('forensics_plot', result['forensics_plot'])
+        summary = result['summary'].get_dict()
+        if 'breaking_step' in result:
+            self.out('breaking_step', result['breaking_step'])
+        table = ', '.join(f"{k} {v['mean_bar']:.0f} ± {v['standard_error_bar'] or 0:.0f} bar"
+                          for k, v in summary['pressure'].items())
+        self.report(f"breaking step {summary.get('breaking_step')}; pressure: {table}")
+        if self.ctx.stop['stop_reason'] not in ('completed',):
+            return self.exit_codes.ERROR_MD_EXPLODED.format(reason=self.ctx.stop['stop_reason'],
+                                                            step=self.ctx.stop['stop_step'])
+        return None
