@@ -32,7 +32,8 @@ MLMD_DEFAULTS = {
 }
 
 #: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å),
-#: temperature factor x target temperature, largest |potential energy| per atom (eV).
+#: temperature factor x target temperature, largest |potential energy| per atom (eV); the energy
+#: guard (``non_finite_energy``) also trips on a NaN energy (pe != pe).
 GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0, 'max_energy_per_atom': 100.0}
 
 #: Stop reasons, in the order the parser checks them, with the guard fix ID that signals each.
@@ -83,13 +84,13 @@ def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> l
         'compute pair_distances all pair/local dist',
         'compute min_distance all reduce min c_pair_distances inputs local',
         'variable min_distance equal c_min_distance',
-        'variable abs_energy equal abs(pe)',
+        f"variable energy_bad equal (abs(pe)>{g['max_energy_per_atom'] * n_atoms:.10g})||(pe!=pe)",
         'variable temperature equal temp',
         f"fix guard_volume all halt 1 v_vol > {g['volume_factor'] * reference_volume:.10g} error soft message yes",
         f"fix guard_distance all halt 1 v_min_distance < {g['min_distance']:.10g} error soft message yes",
         f"fix guard_temperature all halt 1 v_temperature > {g['temperature_factor'] * parameters['temperature']:.10g} "
         'error soft message yes',
-        f"fix guard_energy all halt 1 v_abs_energy > {g['max_energy_per_atom'] * n_atoms:.10g} error soft message yes",
+        'fix guard_energy all halt 1 v_energy_bad > 0.5 error soft message yes',
     ]
 
 

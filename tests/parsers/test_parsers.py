@@ -106,3 +106,25 @@ def test_parse_quip_output_real(tmp_path):
     bad = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'atoms_filename=x.xyz', 'foo=1'],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "unsupported argument 'foo'" in bad.stderr
+
+
+@pytest.mark.parametrize('case, status, reason', [
+    ('completed', 0, 'completed'),
+    ('volume_blowup', 410, 'volume_blowup'),
+    ('too_close_atoms', 410, 'too_close_atoms'),
+    ('temperature_runaway', 410, 'temperature_runaway'),
+    ('non_finite_energy', 410, 'non_finite_energy'),
+    ('lost_atoms', 411, 'lost_atoms'),
+])
+def test_lammps_parser_classifies_md_stops(calc_node, case, status, reason):
+    settings = orm.Dict({'type_map': ['Na', 'Cl']})
+    node = calc_node('mlfail.lammps', f'mlmd_stops/{case}', {'settings': settings}, {'output_filename': 'lammps.out'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == status, call.exit_message
+    assert results['results']['stop_reason'] == reason
+    frames = results['training_set'].get_atoms()  # outputs are stored also for a stopped run
+    assert frames and 'velocities' in frames[0].arrays
+    if status:
+        assert max(a.info['md_step'] for a in frames) <= results['results']['stop_step'] or reason == 'lost_atoms'
+    if reason == 'volume_blowup':
+        assert results['results']['value'] > 1.5 * 13.1**3
