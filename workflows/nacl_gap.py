@@ -18,6 +18,9 @@ import pathlib
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 SIZES = {
     # finishes in a few minutes on 2 cores
     'small': {'n_ions': 64, 'volumes': [1950, 2150, 2350, 2550, 2750], 'equilibration_steps': 2000,
@@ -30,48 +33,16 @@ SIZES = {
 }
 
 
-def build_inputs(size: str, lammps_code, gap_fit_code, quip_code):
-    """Inputs of the sampling and the GAP WorkChains for a ``size`` of :data:`SIZES`."""
-    from aiida import orm
-
+def build_inputs(size: str, codes: dict):
+    """Inputs of the sampling and the GAP WorkChains for a ``size`` of :data:`SIZES` (GAP inputs without the pool)."""
     s = SIZES[size]
-    sampling = {
-        'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': s['n_ions']}),
-        'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': s['reference_cutoff'],
-                                                                         'kspace_accuracy': 1.0e-5}}),
-        'state_points': orm.List([{'temperature': 1400.0, 'ensemble': 'NVT', 'volume': float(v),
-                                   'label': f'nvt_1400K_V{v}'} for v in s['volumes']]),
-        'md': orm.Dict({'timestep': 2.0, 'equilibration_steps': s['equilibration_steps'],
-                        'production_steps': s['production_steps'], 'sampling_interval': s['sampling_interval'],
-                        'thermo_interval': 20, 'seed': 2026}),
-        'code': lammps_code,
-    }
-    fit_parameters = {
-        'descriptors': [
-            {'type': 'distance_2b', 'cutoff': s['cutoff'], 'delta': 1.0, 'n_sparse': 40, 'sparse_method': 'uniform'},
-            {'type': 'soap', 'n_max': 4, 'l_max': 3, 'atom_sigma': 0.7, 'cutoff': s['cutoff'], 'zeta': 4,
-             'delta': 0.5, 'n_sparse': s['soap_sparse']},
-        ],
-        'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05},
-        'train_on': ['energy', 'forces', 'virial'],
-    }
-    gap = {
-        'selection': orm.Dict({'method': 'uniform_force', 'n': s['n_select'], 'seed': 7}),
-        'split': orm.Dict({'train_fraction': 0.5, 'seed': 7}),
-        'fit': {'code': gap_fit_code, 'parameters': orm.Dict(fit_parameters)},
-        'validation': {'code': quip_code},
-    }
-    return sampling, gap
-
-
-def wait(node, what: str):
-    """Block until ``node`` terminates, printing a line when it does; exit 1 if it failed."""
-    while not node.is_terminated:
-        time.sleep(2)
-    print(f'{what} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
-    if not node.is_finished_ok:
-        print(f'see: verdi process report {node.pk}', file=sys.stderr)
-        sys.exit(1)
+    points = [{'temperature': 1400.0, 'ensemble': 'NVT', 'volume': float(v), 'label': f'nvt_1400K_V{v}'}
+              for v in s['volumes']]
+    sampling = common.sampling_inputs(
+        codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
+        production_steps=s['production_steps'], sampling_interval=s['sampling_interval'],
+        reference_parameters={'cutoff': s['reference_cutoff'], 'kspace_accuracy': 1.0e-5})
+    return sampling, {'n_select': s['n_select'], 'descriptors': common.nacl_descriptors(s['cutoff'], s['soap_sparse'])}
 
 
 def main(argv=None) -> int:
@@ -81,26 +52,24 @@ def main(argv=None) -> int:
     parser.add_argument('--output', default='results/nacl_gap', help='folder for the exported figures')
     args = parser.parse_args(argv)
 
-    from aiida import load_profile, orm
-    from aiida.engine import submit
+    from aiida import load_profile
 
     from aiida_mlfail.workflows.gap import GapWorkChain
     from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile(args.profile)
-    codes = [orm.load_code(label) for label in ('lammps@localhost', 'gap_fit@localhost', 'quip@localhost')]
-    sampling_inputs, gap_inputs = build_inputs(args.size, *codes)
+    codes = common.load_codes()
+    sampling_inputs, gap_settings = build_inputs(args.size, codes)
     start = time.time()
 
-    sampling = submit(ClassicalSamplingWorkChain, **sampling_inputs)
-    print(f'submitted ClassicalSamplingWorkChain <{sampling.pk}> (5 NVT state points, BMHTF + PPPM)')
-    wait(sampling, 'ClassicalSamplingWorkChain')
+    sampling = common.submit_all({'5 NVT state points, BMHTF + PPPM': (ClassicalSamplingWorkChain, sampling_inputs)})
+    sampling = next(iter(sampling.values()))
     pool = sampling.outputs.pool
     print(f'pool: {pool.n_configurations} configurations, labels {pool.labels}')
 
-    gap = submit(GapWorkChain, pool=pool, **gap_inputs)
-    print(f'submitted GapWorkChain <{gap.pk}> (select, split, gap_fit, validate)')
-    wait(gap, 'GapWorkChain')
+    gap = common.submit_all({'select, split, gap_fit, validate': (
+        GapWorkChain, common.gap_inputs(codes, pool, **gap_settings))})
+    gap = next(iter(gap.values()))
 
     metrics = gap.outputs.metrics.get_dict()
     fit = gap.outputs.fit_parameters.get_dict()

@@ -238,3 +238,51 @@ def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters:
     if break_step is not None:
         outputs['breaking_step'] = orm.Int(break_step)
     return outputs
+
+
+@calcfunction
+def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
+    """Partial RDFs and per-species MSD / diffusion coefficients of a trajectory (``science.observables``).
+
+    :param parameters: ``timestep`` (fs of the MD the frames come from), ``r_max`` (Å, default
+        just below half the cell), ``n_bins`` (default 100), ``label`` (for the figure).
+    :returns: ``rdf`` (ArrayData: ``r`` and ``g_A_B`` per species pair), ``msd`` (ArrayData:
+        ``lag_ps`` and ``msd_<species>`` in Å^2), ``diffusion`` (Dict: per species D in m^2/s and the
+        fit range) and ``plot`` (PNG with the RDFs and MSDs).
+    """
+    from aiida_mlfail.science import observables as obs
+    from aiida_mlfail.science.plots import plt
+
+    p = parameters.get_dict()
+    frames = trajectory.get_atoms()
+    species = sorted(set(frames[0].get_chemical_symbols()))
+    cell = frames[0].cell
+    r_max = float(p.get('r_max', 0.49 * min(cell.volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                                              for i in range(3))))
+    times = np.array([a.info['md_step'] for a in frames]) * float(p['timestep']) / 1000.0
+    rdf, msd, diffusion = orm.ArrayData(), orm.ArrayData(), {}
+    fig, (ax_rdf, ax_msd) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for i, a in enumerate(species):
+        for b in species[i:]:
+            r, g = obs.rdf(frames, (a, b), r_max, int(p.get('n_bins', 100)))
+            rdf.set_array('r', r)
+            rdf.set_array(f'g_{a}_{b}', g)
+            ax_rdf.plot(r, g, label=f'{a}-{b}')
+    for symbol in species:
+        lag, values = obs.msd(frames, times, symbol)
+        msd.set_array('lag_ps', lag)
+        msd.set_array(f'msd_{symbol}', values)
+        ax_msd.plot(lag, values, label=symbol)
+        try:
+            diffusion[symbol] = obs.diffusion_coefficient(lag, values)
+        except ValueError as exc:
+            diffusion[symbol] = {'error': str(exc)}
+    ax_rdf.set_xlabel('r (Å)'), ax_rdf.set_ylabel('g(r)'), ax_rdf.legend(fontsize=8)
+    ax_msd.set_xlabel('lag (ps)'), ax_msd.set_ylabel('MSD (Å$^2$)'), ax_msd.legend(fontsize=8)
+    fig.suptitle(p.get('label', ''))
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=100)
+    plt.close(fig)
+    return {'rdf': rdf, 'msd': msd, 'diffusion': orm.Dict(diffusion),
+            'plot': orm.SinglefileData(io.BytesIO(buffer.getvalue()), filename='structure_dynamics.png')}

@@ -1,0 +1,103 @@
+"""Shared pieces of the study scripts: codes, waiting for processes, NaCl defaults, exporting figures."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import time
+
+#: 1400 K molten NaCl, 64 ions: the NVT volumes (Å^3) spanning densities above and below the liquid.
+NACL_VOLUMES = [1950, 2150, 2350, 2550, 2750]
+
+
+def load_codes(computer: str = 'localhost') -> dict:
+    """The ``lammps``, ``gap_fit`` and ``quip`` codes of ``computer`` (set up by ``make demo``/``make test``)."""
+    from aiida import orm
+
+    return {label: orm.load_code(f'{label}@{computer}') for label in ('lammps', 'gap_fit', 'quip')}
+
+
+def wait(nodes: dict, allowed=(0,)) -> None:
+    """Block until every process of ``{name: node}`` terminates; print one line each; exit 1 on a failure.
+
+    :param allowed: exit statuses that count as success (e.g. 410 for a GAP MD run meant to break).
+    """
+    pending = dict(nodes)
+    while pending:
+        for name, node in list(pending.items()):
+            if node.is_terminated:
+                print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
+                pending.pop(name)
+                if node.exit_status not in allowed:
+                    print(f'  see: verdi process report {node.pk}', file=sys.stderr)
+                    sys.exit(1)
+        time.sleep(2)
+
+
+def submit_all(jobs: dict, allowed=(0,)) -> dict:
+    """Submit ``{name: (ProcessClass, inputs)}`` together to the daemon and wait for all of them."""
+    from aiida.engine import submit
+
+    nodes = {}
+    for name, (cls, inputs) in jobs.items():
+        nodes[name] = submit(cls, **inputs)
+        print(f'submitted {cls.__name__} <{nodes[name].pk}>: {name}')
+    wait(nodes, allowed)
+    return nodes
+
+
+def sampling_inputs(codes, state_points, *, n_ions=64, equilibration_steps=2000, production_steps=6000,
+                    sampling_interval=50, reference='bmhtf_coul_long', reference_parameters=None, seed=2026):
+    """Inputs of a ``ClassicalSamplingWorkChain`` of molten NaCl with the BMHTF reference."""
+    from aiida import orm
+
+    return {
+        'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': n_ions}),
+        'potential': orm.Dict({'name': reference, 'parameters': reference_parameters or {'kspace_accuracy': 1.0e-5}}),
+        'state_points': orm.List(state_points),
+        'md': orm.Dict({'timestep': 2.0, 'equilibration_steps': equilibration_steps,
+                        'production_steps': production_steps, 'sampling_interval': sampling_interval,
+                        'thermo_interval': 20, 'seed': seed}),
+        'code': codes['lammps'],
+    }
+
+
+def nacl_descriptors(cutoff: float = 6.0, soap_sparse: int = 400) -> list[dict]:
+    """2-body + SOAP descriptors for molten NaCl (DOMAIN.md section 4, scaled to a 64-ion box)."""
+    return [
+        {'type': 'distance_2b', 'cutoff': cutoff, 'delta': 1.0, 'n_sparse': 40, 'sparse_method': 'uniform'},
+        {'type': 'soap', 'n_max': 4, 'l_max': 3, 'atom_sigma': 0.7, 'cutoff': cutoff, 'zeta': 4, 'delta': 0.5,
+         'n_sparse': soap_sparse},
+    ]
+
+
+def gap_inputs(codes, pool, *, n_select, descriptors, train_on=('energy', 'forces', 'virial'), seed=7,
+               sigma=None):
+    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit, validation."""
+    from aiida import orm
+
+    return {
+        'pool': pool,
+        'selection': orm.Dict({'method': 'uniform_force', 'n': min(n_select, pool.n_configurations), 'seed': seed}),
+        'split': orm.Dict({'train_fraction': 0.5, 'seed': seed}),
+        'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
+            'descriptors': descriptors, 'train_on': list(train_on),
+            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
+        'validation': {'code': codes['quip']},
+    }
+
+
+def export(node, folder: pathlib.Path, name: str) -> pathlib.Path:
+    """Write a ``SinglefileData`` (a figure) to ``folder/name`` and return the path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(node.get_content(mode='rb'))
+    return path
+
+
+def print_table(header, rows) -> None:
+    """Print a plain fixed-width table."""
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) + 2 for i, h in enumerate(header)]
+    print(''.join(str(h).ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print(''.join(str(c).ljust(w) for c, w in zip(row, widths)))

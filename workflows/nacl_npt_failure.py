@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Study 1 (DOMAIN.md section 1): a GAP trained at one density vs one trained at five, run in NPT.
+
+Both GAPs get the same number of training configurations, selected uniformly in force magnitude
+from NVT BMHTF + PPPM sampling at 1400 K: from the one liquid density, or from five densities
+spanning it. Each GAP runs NPT (1400 K, 1 bar) from the same start next to a classical NPT
+reference; the volume traces, the equilibrium volumes and their deviation from the reference,
+and the breaking step (first V > 1.5 V_ref) are reported. The five-density GAP also runs NVT at
+the liquid density, and its RDFs and diffusion coefficients are compared with the classical run.
+
+    AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/nacl_npt_failure.py [--size small|large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+SIZES = {
+    'small': {'n_ions': 64, 'volumes': common.NACL_VOLUMES, 'liquid_volume': 2350, 'production_steps': 6000,
+              'n_select': 120, 'soap_sparse': 200, 'cutoff': 6.0, 'md_steps': 1500, 'npt_steps': 10000},
+    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'liquid_volume': 7500,
+              'production_steps': 50000, 'n_select': 500, 'soap_sparse': 1000, 'cutoff': 8.0, 'md_steps': 150000,
+              'npt_steps': 100000},
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size', choices=sorted(SIZES), default='small')
+    parser.add_argument('--output', default='results/nacl_npt_failure')
+    args = parser.parse_args(argv)
+
+    from aiida import load_profile, orm
+
+    from aiida_mlfail.workflows.gap import GapWorkChain
+    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
+    load_profile()
+    s = SIZES[args.size]
+    codes = common.load_codes()
+    out = pathlib.Path(args.output).resolve()
+    liquid = f"nvt_V{s['liquid_volume']}"
+    nvt_points = [{'temperature': 1400.0, 'volume': float(v), 'label': f'nvt_V{v}'} for v in s['volumes']]
+    npt_point = [{'temperature': 1400.0, 'ensemble': 'NPT', 'pressure': 1.0, 'volume': float(s['liquid_volume']),
+                  'label': 'npt_1bar'}]
+
+    print('== classical BMHTF + PPPM sampling (NVT, five densities) and the classical NPT reference')
+    sampled = common.submit_all({
+        'NVT sampling': (ClassicalSamplingWorkChain, common.sampling_inputs(
+            codes, nvt_points, n_ions=s['n_ions'], production_steps=s['production_steps'])),
+        'NPT reference': (ClassicalSamplingWorkChain, common.sampling_inputs(
+            codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99)),
+    })
+    nvt, npt = sampled['NVT sampling'], sampled['NPT reference']
+    npt_thermo = npt.outputs.sampled.npt_1bar.thermo
+    v_npt = npt_thermo.get_array('volume')
+    v_ref = float(np.mean(v_npt[len(v_npt) // 2:]))
+    print(f'classical NPT equilibrium volume: {v_ref:.0f} Å^3')
+
+    print('== GAPs: single density vs five densities (same training-set size)')
+    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
+    gaps = common.submit_all({
+        'single density': (GapWorkChain, common.gap_inputs(
+            codes, nvt.outputs.sampled[liquid].training_set, n_select=s['n_select'], descriptors=descriptors)),
+        'five densities': (GapWorkChain, common.gap_inputs(
+            codes, nvt.outputs.pool, n_select=s['n_select'], descriptors=descriptors)),
+    })
+
+    print('== GAP MD: NPT for both GAPs, NVT at the liquid density for the five-density GAP')
+    start = orm.StructureData(ase=nvt.outputs.sampled[liquid].training_set.get_atoms()[-1])
+    reference = {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}})}
+    npt_parameters = orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': s['md_steps'],
+                               'dump_interval': 10, 'thermo_interval': 10, 'reference_volume': v_ref,
+                               'guards': {'volume_factor': 1.5, 'min_distance': 1.2}})
+    jobs = {
+        f'NPT {name}': (MLMDWorkChain, {'potential': gaps[name].outputs.potential, 'structure': start,
+                                        'parameters': npt_parameters, 'code': codes['lammps'],
+                                        'reference': reference, 'training_thermo': npt_thermo})
+        for name in gaps
+    }
+    jobs['NVT five densities'] = (MLMDWorkChain, {
+        'potential': gaps['five densities'].outputs.potential, 'structure': start, 'code': codes['lammps'],
+        'parameters': orm.Dict({'ensemble': 'NVT', 'temperature': 1400.0, 'steps': s['md_steps'],
+                                'dump_interval': 25, 'thermo_interval': 25})})
+    md = common.submit_all(jobs, allowed=(0, 410))
+
+    print('== structure and dynamics, ML NVT vs classical NVT at the liquid density')
+    from aiida_mlfail.calculations.functions import structure_and_dynamics
+
+    ml_sd = structure_and_dynamics(md['NVT five densities'].outputs.trajectory,
+                                   orm.Dict({'timestep': 2.0, 'label': 'GAP (five densities) NVT'}))
+    cl_sd = structure_and_dynamics(nvt.outputs.sampled[liquid].training_set,
+                                   orm.Dict({'timestep': 2.0, 'label': 'BMHTF NVT'}))
+
+    print()
+    rows = []
+    traces = {'classical NPT': (npt_thermo.get_array('time'), v_npt)}
+    for name in gaps:
+        node = md[f'NPT {name}']
+        thermo = node.outputs.thermo
+        volume = thermo.get_array('volume')
+        traces[f'GAP {name}'] = (thermo.get_array('time'), volume)
+        v_eq = float(np.mean(volume[len(volume) // 2:]))
+        summary = node.outputs.summary.get_dict()
+        rows.append([f'GAP {name}', f"{gaps[name].outputs.metrics['virial']['rmse']:.4f}",
+                     node.outputs.stop['stop_reason'], f'{v_eq:.0f}', f'{100 * (v_eq / v_ref - 1):+.1f} %',
+                     summary.get('breaking_step')])
+    rows.append(['classical BMHTF', '-', 'completed', f'{v_ref:.0f}', '0 %', None])
+    common.print_table(['model', 'virial RMSE eV/atom', 'NPT stop', 'V_eq Å^3', 'dV vs ref', 'breaking step'], rows)
+    print()
+    diffusion_rows = []
+    for symbol in ('Na', 'Cl'):
+        ml, cl = ml_sd['diffusion'][symbol], cl_sd['diffusion'][symbol]
+        diffusion_rows.append([symbol, f"{ml.get('D_m2_s', float('nan')):.3g}", f"{cl.get('D_m2_s', float('nan')):.3g}"])
+    common.print_table(['species', 'D GAP NVT (m^2/s)', 'D BMHTF NVT (m^2/s)'], diffusion_rows)
+    g_ml, g_cl = ml_sd['rdf'].get_array('g_Cl_Na'), cl_sd['rdf'].get_array('g_Cl_Na')
+    n = min(len(g_ml), len(g_cl))
+    print(f'Na-Cl RDF: first peak GAP {ml_sd["rdf"].get_array("r")[np.argmax(g_ml)]:.2f} Å vs BMHTF '
+          f'{cl_sd["rdf"].get_array("r")[np.argmax(g_cl)]:.2f} Å; RMS difference of g(r) {np.sqrt(np.mean((g_ml[:n] - g_cl[:n])**2)):.3f}')
+
+    from aiida_mlfail.science.plots import plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (t, v) in traces.items():
+        ax.plot(t - t[0], v, label=name)
+    ax.axhline(1.5 * v_ref, color='red', ls='--', lw=1, label='1.5 V_ref (break)')
+    ax.set_xlabel('time (ps)')
+    ax.set_ylabel('volume (Å$^3$)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / 'volume_traces.png', dpi=100)
+    print()
+    print(f"figures: {out / 'volume_traces.png'}")
+    for name in gaps:
+        filename = 'forensics_' + name.replace(' ', '_') + '.png'
+        print(f'         {common.export(md["NPT " + name].outputs.forensics_plot, out, filename)}')
+    print(f"         {common.export(ml_sd['plot'], out, 'structure_dynamics_gap.png')}")
+    print(f"         {common.export(cl_sd['plot'], out, 'structure_dynamics_bmhtf.png')}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
