@@ -251,7 +251,7 @@ def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
         fit range) and ``plot`` (PNG with the RDFs and MSDs).
     """
     from aiida_mlfail.science import observables as obs
-    from aiida_mlfail.science.plots import plt
+    from aiida_mlfail.science.plots import figure_png, plt
 
     p = parameters.get_dict()
     frames = trajectory.get_atoms()
@@ -280,9 +280,5 @@ def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
     ax_rdf.set_xlabel('r (Å)'), ax_rdf.set_ylabel('g(r)'), ax_rdf.legend(fontsize=8)
     ax_msd.set_xlabel('lag (ps)'), ax_msd.set_ylabel('MSD (Å$^2$)'), ax_msd.legend(fontsize=8)
     fig.suptitle(p.get('label', ''))
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=100)
-    plt.close(fig)
     return {'rdf': rdf, 'msd': msd, 'diffusion': orm.Dict(diffusion),
-            'plot': orm.SinglefileData(io.BytesIO(buffer.getvalue()), filename='structure_dynamics.png')}
+            'plot': orm.SinglefileData(io.BytesIO(figure_png(fig, dpi=100)), filename='structure_dynamics.png')}

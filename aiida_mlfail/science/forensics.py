@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from aiida_mlfail.science import observables as obs
@@ -56,7 +54,7 @@ def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: f
 
     The breaking time is marked by a vertical line where given. Returns PNG bytes.
     """
-    from aiida_mlfail.science.plots import plt
+    from aiida_mlfail.science.plots import figure_png, plt
 
     n_rows = 3 if histograms else 2
     fig, axes = plt.subplots(n_rows, 2, figsize=(10, 3.0 * n_rows))
@@ -88,8 +86,4 @@ def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: f
             ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig, dpi=100)

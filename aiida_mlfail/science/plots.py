@@ -18,6 +18,15 @@ PARITY_PANELS = (
 )
 
 
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """PNG bytes of a matplotlib figure (after ``tight_layout``); closes the figure."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def parity_png(pairs: dict, metrics: dict | None = None, title: str = '') -> bytes:
     """Parity plot of predicted vs reference values, one panel per quantity present.
 
@@ -47,8 +56,4 @@ def parity_png(pairs: dict, metrics: dict | None = None, title: str = '') -> byt
                     transform=ax.transAxes, va='top', fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
