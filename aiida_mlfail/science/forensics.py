@@ -12,7 +12,7 @@ def frame_series(frames, timestep_fs: float) -> dict:
 
     :param timestep_fs: MD timestep, fs (frames carry ``info['md_step']``).
     :returns: arrays ``step``, ``time_ps``, ``temperature`` (K), ``afm`` (eV/Å), ``pressure`` and
-        ``virial_pressure`` (bar), ``volume`` (Å^3).
+        ``virial_pressure`` (bar), ``volume`` (Å^3), ``density`` (g/cm^3).
     """
     steps = np.array([a.info['md_step'] for a in frames])
     temperature = np.array([obs.kinetic_temperature(a) for a in frames])
@@ -27,6 +27,7 @@ def frame_series(frames, timestep_fs: float) -> dict:
         'pressure': np.array([obs.pressure(len(a), t, a.get_volume(), a.info['virial'])
                               for a, t in zip(frames, temperature)]),
         'volume': volume,
+        'density': np.array([obs.mass_density(a) for a in frames]),
     }
 
 
@@ -50,7 +51,7 @@ def before_after_histograms(frames, break_index: int, bins: int = 40) -> dict:
 
 def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: float | None = None,
                   running_window: int = 10, title: str = '') -> bytes:
-    """Figure of T (with running mean), AFM, P and P_vir, volume vs time, and before/after histograms.
+    """Figure of T (with running mean), AFM, P and P_vir, volume and density vs time, and before/after histograms.
 
     The breaking time is marked by a vertical line where given. Returns PNG bytes.
     """
@@ -66,6 +67,9 @@ def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: f
         (axes[1, 0], 'pressure (bar)', [(series['pressure'], 'P'), (series['virial_pressure'], 'P_vir')]),
         (axes[1, 1], 'volume (Å^3)', [(series['volume'], 'V')]),
     ]
+    density_axis = axes[1, 1].twinx()
+    density_axis.plot(t, series['density'], color='0.5', lw=0.8, ls=':')
+    density_axis.set_ylabel('density (g/cm$^3$), dotted')
     for ax, label, curves in panels:
         for values, name in curves:
             ax.plot(t, values, label=name, lw=1)

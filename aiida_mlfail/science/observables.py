@@ -131,6 +131,11 @@ def breaking_step(steps, volumes, reference_volume: float, factor: float = 1.5):
     return int(np.asarray(steps)[above[0]]) if above.size else None
 
 
+def mass_density(atoms) -> float:
+    """Mass density of a periodic configuration, g/cm^3 (masses amu / Avogadro over the cell volume)."""
+    return float(atoms.get_masses().sum() / 6.02214076e23 / (atoms.get_volume() * 1.0e-24))
+
+
 def running_mean(values, window: int) -> np.ndarray:
     """Trailing running mean over ``window`` samples (shorter at the start), same length as ``values``."""
     values = np.asarray(values, dtype=float)

@@ -69,3 +69,24 @@ def test_running_mean_and_block_error():
     assert np.allclose(obs.running_mean([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
     mean, error = obs.mean_and_standard_error(np.r_[np.zeros(50), np.ones(50)], blocks=2)
     assert mean == 0.5 and error == pytest.approx(0.5)
+
+
+def test_mass_density_and_forensics_figure():
+    from aiida_mlfail.science import forensics, structures
+
+    atoms = structures.molten_nacl(64)
+    # ASE's Cl mass (35.45) vs the 35.453 of science.potentials.MASSES: agree to 1e-4
+    assert obs.mass_density(atoms) == pytest.approx(structures.volume_to_density(atoms.get_chemical_symbols(),
+                                                                                  atoms.get_volume()), rel=1e-4)
+    frames = []
+    for step in range(0, 50, 10):
+        frame = atoms.copy()
+        frame.info.update(md_step=step, virial=np.eye(3))
+        frame.arrays['forces'] = np.ones((64, 3))
+        frame.arrays['velocities'] = np.full((64, 3), 5.0)
+        frames.append(frame)
+    series = forensics.frame_series(frames, 2.0)
+    assert np.allclose(series['time_ps'], [0, 0.02, 0.04, 0.06, 0.08])
+    assert np.allclose(series['afm'], np.sqrt(3.0))
+    png = forensics.forensics_png(series, forensics.before_after_histograms(frames, 2), break_time_ps=0.04)
+    assert png[:4] == b'\x89PNG'
