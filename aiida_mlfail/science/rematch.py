@@ -222,6 +222,11 @@ def _max_last_axis(a: np.ndarray) -> np.ndarray:
     """``a.max(axis=-1)`` by pairwise halving (numpy's reduction over a short contiguous last axis
     is several times slower); exact."""
     size = a.shape[-1]
+    if size <= 8:  # column by column: long inner loops
+        out = a[..., 0].copy()
+        for j in range(1, size):
+            np.maximum(out, a[..., j], out=out)
+        return out
     while size > 1:
         h = size // 2
         out = np.maximum(a[..., :h], a[..., h : 2 * h])
@@ -803,9 +808,15 @@ class RematchIndex:
     :param reference_features: sequence of ``(n_atoms_j, n_features)`` L2-row-normalised arrays.
     :param alpha, threshold, max_iter, chunk_bytes: as in :func:`rematch_kernel`; results equal
         ``rematch_kernel([x], reference_features, ...)[0]`` (to rounding).
-    :param n_seeds: number of references (highest average-kernel lower bound) solved first in
+    :param n_seeds: number of references (highest average kernel) solved first in
         :meth:`max_similarity` to obtain a good initial maximum for pruning.
     :raises ValueError: as :func:`rematch_kernel` for invalid features or parameters.
+
+    Memory: the references are stacked once (a copy of their features, unless they are given as
+    one float64 C-contiguous ``(n_configurations, n_atoms, n_features)`` array, which is used
+    in place and must then not be modified); each query needs ~``26 * chunk_bytes`` on top.
+    Construction costs one self-similarity solve per reference (~0.1 s per 1000 64-atom
+    references); a query costs one GEMM with all reference atoms plus the Sinkhorn solves not pruned.
 
     After each query ``last_stats`` holds ``{'references', 'solved', 'pruned', 'fallback'}``.
     """
@@ -878,6 +889,25 @@ class RematchIndex:
         np.matmul(xs, rows.T, out=G)  # one GEMM for all environment kernels of the block
         return G, refs, m
 
+    @staticmethod
+    def _screen(G3, m, factor):
+        """Cheap *lower* bounds of the pruning bounds (see :meth:`_bounds`) from the first and last
+        four columns (covering species listed alternately or in blocks): a reference whose screen
+        value reaches the current best cannot be pruned, so its full bound is not needed yet."""
+        w = min(4, m)
+        screen = np.maximum(_max_last_axis(G3[:, :, :w]), _max_last_axis(G3[:, :, m - w :]))
+        return screen.mean(axis=0) * factor  # padding columns can only raise it (no pruning then)
+
+    def _bounds(self, G3, positions, refs, m, factor):
+        """Rigorous upper bounds ``factor * (1/N) sum_i max_j C_ij`` of the normalised values of the
+        references ``refs[positions]`` (the value is ``sum_ij P_ij C_ij`` for the final Sinkhorn
+        iterate, whose rows sum to 1/N)."""
+        sub = G3[:, positions, :]
+        mr = self.counts[refs[positions]]
+        if (mr != m).any():
+            sub = np.where(np.arange(m)[None, None, :] < mr[None, :, None], sub, -np.inf)
+        return _max_last_axis(sub).mean(axis=0) * factor[positions]
+
     def _query(self, features, prune: bool):
         """Normalised values (``-inf`` where pruned) of the candidate against all references."""
         engine = self._engine
@@ -920,25 +950,24 @@ class RematchIndex:
                 for p0 in range(0, len(idx), block):
                     G, refs, m = self._kernels(xs, q, slice(p0, min(p0 + block, len(idx))), ws)
                     G3 = G.reshape(n, len(refs), m)
-                    keep = np.ones(len(refs), dtype=bool)
                     if prune:
-                        mr = self.counts[refs]
-                        if (mr != m).any():
-                            G3m = np.where(np.arange(m)[None, None, :] < mr[None, :, None], G3, -np.inf)
-                        else:
-                            G3m = G3
-                        # value <= (1/N) sum_i max_j C_ij for the final iterate (rows sum to 1/N)
-                        upper = _max_last_axis(G3m).mean(axis=0) * scale / den[refs]
-                        keep = upper + _PRUNE_SLACK >= best
+                        factor = scale / den[refs]
+                        screen = self._screen(G3, m, factor)
+                        upper = np.full(len(refs), np.nan)  # computed only where the screen fails
                     C3 = G3.transpose(1, 0, 2)
                     for s0 in range(0, len(refs), per):
-                        sl = slice(s0, min(s0 + per, len(refs)))
+                        s1 = min(s0 + per, len(refs))
+                        keep = np.ones(s1 - s0, dtype=bool)
                         if prune:
-                            keep[sl] &= upper[sl] + _PRUNE_SLACK >= best
-                        select = np.flatnonzero(keep[sl])
+                            local = np.arange(s0, s1)
+                            needed = local[np.isnan(upper[s0:s1]) & (screen[s0:s1] + _PRUNE_SLACK < best)]
+                            if needed.size:
+                                upper[needed] = self._bounds(G3, needed, refs, m, factor)
+                            keep = ~(upper[s0:s1] + _PRUNE_SLACK < best)  # NaN (screen passed): keep
+                        select = np.flatnonzero(keep)
                         if select.size:
-                            solve(C3[sl], refs[sl], None if select.size == len(refs[sl]) else select)
-            unconverged.warn(engine, stacklevel=5)
+                            solve(C3[s0:s1], refs[s0:s1], None if select.size == s1 - s0 else select)
+            unconverged.warn(engine, stacklevel=4)
         self.last_stats = {'references': len(self), 'solved': int(solved.sum()),
                            'pruned': int(len(self) - solved.sum()),
                            'fallback': engine.n_fallback - fallback0}
