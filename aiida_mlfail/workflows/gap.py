@@ -11,9 +11,9 @@ from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import gap as gap_science
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
 from aiida_mlfail.science import selection as selection_science
 
-DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
 
 
 def _validate_inputs(value, ctx=None):

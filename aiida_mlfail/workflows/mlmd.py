@@ -11,19 +11,11 @@ from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
 
-DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
 
 #: Exit statuses of the MD job after which its outputs are still meaningful.
 MD_STOPPED = (0, 410, 411)
-
-
-def _validate_parameters(value, ctx=None):
-    try:
-        mlmd.normalise_mlmd(value.get_dict())
-    except ValueError as exc:
-        return f'parameters: {exc}'
-    return None
 
 
 def _validate_inputs(value, ctx=None):
@@ -58,7 +50,7 @@ class MLMDWorkChain(WorkChain):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData)
         spec.input('structure', valid_type=orm.StructureData)
-        spec.input('parameters', valid_type=orm.Dict, validator=_validate_parameters,
+        spec.input('parameters', valid_type=orm.Dict, validator=dict_validator(mlmd.normalise_mlmd, 'parameters'),
                    help='ensemble, temperature (K), pressure (bar), timestep (fs), steps, dump_interval, '
                         'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '
                         'min_distance Å, temperature_factor, max_energy_per_atom eV).')

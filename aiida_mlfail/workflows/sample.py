@@ -15,24 +15,8 @@ from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md
 from aiida_mlfail.science.potentials import ReferencePotential
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
 
-DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
-
-
-def _validate_potential(value, ctx=None):
-    try:
-        ReferencePotential.from_dict(value.get_dict())
-    except ValueError as exc:
-        return f'potential: {exc}'
-    return None
-
-
-def _validate_md(value, ctx=None):
-    try:
-        lammps_md.normalise_md(value.get_dict())
-    except ValueError as exc:
-        return f'md: {exc}'
-    return None
 
 
 def _validate_inputs(value, ctx=None):
@@ -83,12 +67,14 @@ class ClassicalSamplingWorkChain(WorkChain):
         spec.input('structure', valid_type=orm.StructureData, required=False, help='Start structure.')
         spec.input('structure_spec', valid_type=orm.Dict, required=False,
                    help="Builder spec instead of a structure, e.g. {'system': 'nacl', 'n_ions': 64}.")
-        spec.input('potential', valid_type=orm.Dict, validator=_validate_potential,
+        spec.input('potential', valid_type=orm.Dict,
+                   validator=dict_validator(ReferencePotential.from_dict, 'potential'),
                    help="Reference potential, e.g. {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}}.")
         spec.input('state_points', valid_type=orm.List,
                    help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "
                         "'pressure': bar, 'label': str}.")
-        spec.input('md', valid_type=orm.Dict, default=lambda: orm.Dict({}), validator=_validate_md,
+        spec.input('md', valid_type=orm.Dict, default=lambda: orm.Dict({}),
+                   validator=dict_validator(lammps_md.normalise_md, 'md'),
                    help='timestep (fs), equilibration_steps, production_steps, sampling_interval, thermo_interval, '
                         'seed, thermostat_damping (fs), barostat_damping (fs).')
         spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS code (lmp or mlfail-lmp).')
