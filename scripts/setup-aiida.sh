@@ -41,6 +41,8 @@ create_code() {  # label executable
 create_code lammps "$VENV/bin/mlfail-lmp"
 create_code gap_fit "$VENV/bin/gap_fit"
 create_code quip "$VENV/bin/mlfail-quip"
+create_code explore "$VENV/bin/mlfail-explore"
+create_code rematch "$VENV/bin/mlfail-rematch"
 if command -v cp2k.psmp >/dev/null 2>&1; then
   create_code cp2k "$(command -v cp2k.psmp)"
 fi

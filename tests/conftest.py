@@ -51,6 +51,18 @@ def quip_code(aiida_code_installed):
                                 filepath_executable=executable('mlfail-quip'))
 
 
+@pytest.fixture
+def explore_code(aiida_code_installed):
+    return aiida_code_installed(label='explore', default_calc_job_plugin='mlfail.explore',
+                                filepath_executable=executable('mlfail-explore'))
+
+
+@pytest.fixture
+def rematch_code(aiida_code_installed):
+    return aiida_code_installed(label='rematch', default_calc_job_plugin='mlfail.rematch',
+                                filepath_executable=executable('mlfail-rematch'))
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _venv_on_path():
     """The daemon is started with ``verdi`` from PATH: put the test interpreter's bin first."""

@@ -1,0 +1,4 @@
+"""placeholder, being written."""
+
+def main():
+    raise SystemExit("not built yet")
