@@ -167,16 +167,12 @@ def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
     }
 
 
-@calcfunction
-def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
-    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
+def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> dict:
+    """LAMMPS ``rerun`` inputs (script, data file, dump, settings) re-evaluating ``frames`` with ``reference``."""
     from aiida_mlfail.science import mlmd
 
-    reference = ReferencePotential.from_dict(potential.get_dict())
-    frames = trajectory.get_atoms()
-    reference.check_species(frames[0].get_chemical_symbols())
+    reference.check_species(set().union(*(a.get_chemical_symbols() for a in frames)))
     type_map = list(reference.species)
-    steps = [a.info['md_step'] for a in frames]
     first = frames[0].copy()
     first.set_initial_charges([CHARGES[s] for s in first.get_chemical_symbols()])
     buffer = io.StringIO()
@@ -189,8 +185,89 @@ def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
         'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
         'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
                                         filename='ml_frames.dump'),
-        'settings': orm.Dict({'type_map': type_map, 'frame_info': {'config_type': 'rerun', 'reference': reference.name}}),
+        'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name}}),
     }
+
+
+@calcfunction
+def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
+    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
+    frames = trajectory.get_atoms()
+    return _rerun_inputs(frames, [a.info['md_step'] for a in frames], ReferencePotential.from_dict(potential.get_dict()),
+                         {'config_type': 'rerun'})
+
+
+@calcfunction
+def prepare_single_points(configurations: TrainingSetData, potential: orm.Dict):
+    """LAMMPS inputs of classical single points of all ``configurations`` in one job (``rerun``, frame i = step i).
+
+    All configurations must have the same atoms in the same order (one LAMMPS data file); positions
+    are wrapped into the cell first. The labelled frames come back with ``md_step`` = their index.
+    """
+    frames = configurations.get_atoms()
+    for atoms in frames:
+        atoms.wrap()
+    return _rerun_inputs(frames, list(range(len(frames))), ReferencePotential.from_dict(potential.get_dict()),
+                         {'config_type': 'single_point'})
+
+
+@calcfunction
+def collect_structures(**structures) -> TrainingSetData:
+    """An unlabelled ``TrainingSetData`` of the given ``StructureData`` (sorted by keyword).
+
+    Each configuration keeps the structure's attributes ``md_step``, ``similarity`` and
+    ``stop_reason`` when present, its keyword as ``candidate`` and its ``structure_uuid``.
+    """
+    configurations = []
+    for key in sorted(structures):
+        node = structures[key]
+        atoms = node.get_ase()
+        atoms.info = {'candidate': key, 'structure_uuid': node.uuid}
+        for name in ('md_step', 'similarity', 'stop_reason'):
+            value = node.base.attributes.get(name, None)
+            if value is not None:
+                atoms.info[name] = value
+        configurations.append(atoms)
+    return TrainingSetData.from_atoms(configurations)
+
+
+@calcfunction
+def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
+    """The ``configurations`` carrying the energy (eV), forces (eV/Å) and virial (eV) of a single-point job.
+
+    :returns: ``training_set`` (the labelled configurations) and ``excluded`` (Dict
+        ``{'excluded': [...]}``: those without a labelled frame, with index, candidate and reason).
+
+    ``labelled`` holds the frames of :func:`prepare_single_points` (``md_step`` = index of the
+    configuration). Metadata of the configurations (``candidate``, ``md_step``, ``similarity`` ...)
+    is kept; the reference's name goes to ``label_reference``.
+
+    :raises ValueError: if no configuration was labelled, or a frame's positions differ
+        from its configuration's (modulo lattice vectors, 1e-6 in fractional coordinates).
+    """
+    originals = configurations.get_atoms()
+    frames = {int(frame.info['md_step']): frame for frame in labelled.get_atoms()}
+    out, excluded = [], []
+    for index, atoms in enumerate(originals):
+        frame = frames.get(index)
+        if frame is None:
+            excluded.append({'index': index, 'candidate': atoms.info.get('candidate'),
+                             'reason': 'no labelled frame came back from the single-point job'})
+            continue
+        delta = frame.positions - atoms.positions
+        fractional = np.linalg.solve(atoms.cell.array.T, delta.T).T
+        if not np.allclose(fractional, np.round(fractional), atol=1e-6):
+            raise ValueError(f'labelled frame {index} does not match configuration {index} (positions differ)')
+        for key in ('energy', 'virial', 'atomic_energies', 'forces', 'velocities'):
+            atoms.info.pop(key, None)
+            atoms.arrays.pop(key, None)
+        atoms.info.update({'energy': frame.info['energy'], 'virial': frame.info['virial'],
+                           'label_reference': frame.info.get('reference', '')})
+        atoms.arrays['forces'] = frame.arrays['forces']
+        out.append(atoms)
+    if not out:
+        raise ValueError(f'none of the {len(originals)} configurations was labelled')
+    return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}
 
 
 @calcfunction

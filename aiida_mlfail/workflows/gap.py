@@ -34,11 +34,16 @@ def _validate_inputs(value, ctx=None):
         if needed and needed not in pool.labels:
             return f'selection: method {method!r} needs the label {needed!r}, the pool has {pool.labels}'
         n_selected = n
+    validation_set = value.get('validation_set')
+    if validation_set is not None:
+        missing = sorted(set(validation_set.species) - set(pool.species))
+        if missing:
+            return f'validation_set: species {missing} do not occur in the training configurations (pool)'
     fraction = value['split'].get_dict().get('train_fraction', 0.5) if 'split' in value else 0.5
-    if not 0 < fraction < 1:
+    if validation_set is None and not 0 < fraction < 1:
         return f'split: train_fraction must be in (0, 1) so that a validation set remains, got {fraction!r}'
-    n_train = round(fraction * n_selected)
-    if n_train < 1 or n_train == n_selected:
+    n_train = n_selected if validation_set is not None else round(fraction * n_selected)
+    if validation_set is None and (n_train < 1 or n_train == n_selected):
         return f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or validation set'
     fit = value.get('fit', {})
     if 'parameters' not in fit:
@@ -66,7 +71,9 @@ class GapWorkChain(WorkChain):
 
     Steps: ``select_configurations`` (optional) -> ``split_training_set`` -> ``mlfail.gap_fit`` ->
     ``mlfail.quip`` on the validation set -> ``validation_metrics`` (RMSE/MAE/max of energy per atom,
-    force components, virial per atom; parity plot PNG).
+    force components, virial per atom; parity plot PNG). With a ``validation_set`` input there is no
+    split: the (selected) pool is the training set and the given set is the validation set (the
+    active learner validates every refit on one fixed set this way).
     """
 
     @classmethod
@@ -77,7 +84,9 @@ class GapWorkChain(WorkChain):
                    help="{'method': one of uniform_energy, uniform_force, uniform_atomic_energy, random, temporal; "
                         "'n': int; 'seed': int}. Without it the whole pool is used.")
         spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
-                   help="{'train_fraction': float in (0, 1), 'seed': int}")
+                   help="{'train_fraction': float in (0, 1), 'seed': int}; ignored with a validation_set.")
+        spec.input('validation_set', valid_type=TrainingSetData, required=False,
+                   help='Fixed validation set: no split, the (selected) pool is trained on.')
         spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
         spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
         spec.input('validation.code', valid_type=orm.AbstractCode, help='quip (or mlfail-quip) code.')
@@ -113,8 +122,11 @@ class GapWorkChain(WorkChain):
 
     def split(self):
         selected = self.ctx.get('selected') or self.inputs.pool
-        parts = split_training_set(selected, self.inputs.split)
-        self.ctx.train, self.ctx.validation = parts['train'], parts['validation']
+        if 'validation_set' in self.inputs:
+            self.ctx.train, self.ctx.validation = selected, self.inputs.validation_set
+        else:
+            parts = split_training_set(selected, self.inputs.split)
+            self.ctx.train, self.ctx.validation = parts['train'], parts['validation']
         self.out('training_set', self.ctx.train)
         self.out('validation_set', self.ctx.validation)
         self.report(f'training set {self.ctx.train.n_configurations}, validation set {self.ctx.validation.n_configurations}')

@@ -1,0 +1,138 @@
+"""The active learner's own logic (DOMAIN.md section 7): loop parameters, the outlier check, the table.
+
+The loop itself is ``aiida_mlfail.workflows.active_learning.ActiveLearningWorkChain``; what can be
+decided on plain numbers lives here, without AiiDA.
+
+Outlier check (the thesis's pitfall: a bad potential lets atoms overlap, the reference then returns
+huge energies and forces, and such configurations poison the next fit): a labelled configuration is
+not added when its minimum interatomic distance (minimum image) is below ``min_distance``, its
+reference energy per atom differs from the mean energy per atom of the training set by more than
+``max_energy_deviation``, or its largest reference force exceeds ``max_force``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Loop defaults: limits, where the next exploration starts ('stop': the flagged configuration
+#: when the stop was a novelty flag; 'start': always the start structure), outlier bounds
+#: (Å, eV/atom, eV/Å), and whether each exploration gets a new velocity seed (seed + iteration).
+ACTIVE_LEARNING_DEFAULTS = {
+    'max_iterations': 8,
+    'max_new_configurations': 20,
+    'restart_from': 'stop',
+    'reseed': True,
+    'outliers': {'min_distance': 1.5, 'max_energy_deviation': 1.0, 'max_force': 20.0},
+}
+
+#: Exit reasons of the loop.
+CONVERGED, MAX_ITERATIONS, MAX_NEW = 'converged', 'max_iterations', 'max_new_configurations'
+
+
+def normalise_active_learning(parameters: dict) -> dict:
+    """Merge with :data:`ACTIVE_LEARNING_DEFAULTS` (``outliers`` merged key by key) and check.
+
+    :raises ValueError: naming the offending key or value (unknown key, non-positive limit or bound,
+        ``restart_from`` not 'stop' / 'start').
+    """
+    outliers = {**ACTIVE_LEARNING_DEFAULTS['outliers'], **dict(parameters.get('outliers', {}))}
+    unknown = set(parameters) - set(ACTIVE_LEARNING_DEFAULTS)
+    unknown |= {f'outliers.{k}' for k in set(outliers) - set(ACTIVE_LEARNING_DEFAULTS['outliers'])}
+    if unknown:
+        raise ValueError(f'unknown active-learning parameter(s) {sorted(unknown)}; allowed: '
+                         f"{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(ACTIVE_LEARNING_DEFAULTS['outliers'])}")
+    merged = {**ACTIVE_LEARNING_DEFAULTS, **parameters, 'outliers': outliers}
+    for key in ('max_iterations', 'max_new_configurations'):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'{key} must be a positive integer, got {value!r}')
+    if merged['restart_from'] not in ('stop', 'start'):
+        raise ValueError(f"restart_from must be 'stop' or 'start', got {merged['restart_from']!r}")
+    for key, value in outliers.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise ValueError(f'outliers.{key} must be a positive number, got {value!r}')
+    merged['reseed'] = bool(merged['reseed'])
+    return merged
+
+
+def minimum_distance(atoms) -> float:
+    """Smallest interatomic distance (Å) under the minimum-image convention (``ase`` ``get_all_distances``)."""
+    if len(atoms) < 2:
+        return float('inf')
+    distances = atoms.get_all_distances(mic=True)
+    return float(distances[np.triu_indices(len(atoms), k=1)].min())
+
+
+def outlier_check(configurations, bounds: dict, reference_energy_per_atom: float) -> list[dict]:
+    """The outlier verdict of each labelled configuration.
+
+    :param configurations: ``ase.Atoms`` with reference ``info['energy']`` (eV) and ``arrays['forces']`` (eV/Å).
+    :param bounds: ``min_distance`` (Å), ``max_energy_deviation`` (eV/atom), ``max_force`` (eV/Å).
+    :param reference_energy_per_atom: eV/atom, the training set's mean.
+    :returns: one dict per configuration: ``accepted`` (bool), ``reasons`` (list of str, empty when
+        accepted), ``min_distance`` (Å), ``energy_per_atom`` (eV), ``max_force`` (eV/Å).
+    """
+    verdicts = []
+    for atoms in configurations:
+        d_min = minimum_distance(atoms)
+        energy = float(atoms.info['energy']) / len(atoms)
+        f_max = float(np.linalg.norm(atoms.arrays['forces'], axis=1).max())
+        reasons = []
+        if not d_min >= bounds['min_distance']:
+            reasons.append(f"minimum distance {d_min:.3f} Å < {bounds['min_distance']} Å")
+        if not abs(energy - reference_energy_per_atom) <= bounds['max_energy_deviation']:
+            reasons.append(f'energy {energy:.4f} eV/atom is {energy - reference_energy_per_atom:+.4f} eV/atom from the '
+                           f"training mean (bound ±{bounds['max_energy_deviation']})")
+        if not f_max <= bounds['max_force']:
+            reasons.append(f"largest force {f_max:.3g} eV/Å > {bounds['max_force']} eV/Å")
+        verdicts.append({'accepted': not reasons, 'reasons': reasons, 'min_distance': d_min,
+                         'energy_per_atom': energy, 'max_force': f_max})
+    return verdicts
+
+
+#: Columns of the iteration table (name, header, format).
+TABLE_COLUMNS = (
+    ('iteration', 'it', '{}'),
+    ('training_set_size', 'train', '{}'),
+    ('validation_energy_rmse', 'E RMSE (eV/at)', '{:.4f}'),
+    ('validation_forces_rmse', 'F RMSE (eV/Å)', '{:.3f}'),
+    ('stop_reason', 'stop', '{}'),
+    ('steps', 'steps', '{}'),
+    ('similarity', 'similarity', '{:.6f}'),
+    ('flagged_energy_error', '|ΔE| flagged (eV/at)', '{:.4f}'),
+    ('flagged_forces_rmse', 'F RMSE flagged (eV/Å)', '{:.3f}'),
+    ('added', 'added', '{}'),
+    ('rejected', 'rejected', '{}'),
+)
+
+
+def format_table(rows: list[dict]) -> str:
+    """The iteration table as fixed-width text (missing values as '-')."""
+    cells = [[header for _, header, _ in TABLE_COLUMNS]]
+    for row in rows:
+        cells.append([fmt.format(row[key]) if row.get(key) is not None else '-' for key, _, fmt in TABLE_COLUMNS])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    return '\n'.join('  '.join(c.rjust(w) for c, w in zip(line, widths)) for line in cells)
+
+
+def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
+    """PNG: validation RMSE (energy, forces) and MD steps before the stop vs iteration, with the stop reasons."""
+    from aiida_mlfail.science.plots import figure_png, plt  # noqa: PLC0415
+
+    it = [r['iteration'] for r in rows]
+    fig, (ax_rmse, ax_steps) = plt.subplots(1, 2, figsize=(9, 3.6))
+    energy = [r.get('validation_energy_rmse') for r in rows]
+    forces = [r.get('validation_forces_rmse') for r in rows]
+    ax_rmse.plot(it, [np.nan if v is None else 1000 * v for v in energy], 'o-', label='energy (meV/atom)')
+    ax_rmse.plot(it, [np.nan if v is None else 1000 * v for v in forces], 's-', label='forces (meV/Å)')
+    ax_rmse.set_xlabel('iteration'), ax_rmse.set_ylabel('validation RMSE'), ax_rmse.legend(fontsize=8)
+    steps = [r.get('steps') or 0 for r in rows]
+    colours = ['tab:green' if r.get('stop_reason') == 'max_steps' else
+               'tab:orange' if r.get('stop_reason') == 'novel' else 'tab:red' for r in rows]
+    ax_steps.bar(it, steps, color=colours)
+    for x, y, r in zip(it, steps, rows):
+        ax_steps.annotate(str(r.get('stop_reason', '')), (x, y), ha='center', va='bottom', fontsize=7, rotation=90)
+    ax_steps.set_xlabel('iteration'), ax_steps.set_ylabel('MD steps before the stop')
+    ax_steps.set_title('green: no flag, orange: novel, red: guard', fontsize=8)
+    fig.suptitle(title)
+    return figure_png(fig, dpi=100)
