@@ -10,11 +10,12 @@ import time
 NACL_VOLUMES = [1950, 2150, 2350, 2550, 2750]
 
 
-def load_codes(computer: str = 'localhost') -> dict:
-    """The ``lammps``, ``gap_fit`` and ``quip`` codes of ``computer`` (set up by ``make demo``/``make test``)."""
+def load_codes(computer: str = 'localhost', extra: tuple = ()) -> dict:
+    """The ``lammps``, ``gap_fit`` and ``quip`` codes of ``computer`` (set up by ``make demo``/``make test``),
+    plus the codes named in ``extra`` (e.g. ``('explore',)``, ``('rematch',)``)."""
     from aiida import orm
 
-    return {label: orm.load_code(f'{label}@{computer}') for label in ('lammps', 'gap_fit', 'quip')}
+    return {label: orm.load_code(f'{label}@{computer}') for label in ('lammps', 'gap_fit', 'quip', *extra)}
 
 
 def wait(nodes: dict, allowed=(0,)) -> None:

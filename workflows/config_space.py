@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Configuration space of molten NaCl at two temperatures, compared with SOAP + REMatch.
+
+As the thesis compared a DFT (AIMD) trajectory X with the classical configurations Y a GAP was
+trained on (DOMAIN.md section 6): does Y cover the configurations of X? Here both are classical
+BMHTF + PPPM NVT trajectories of molten NaCl (ClassicalSamplingWorkChain, both state points
+concurrently) at the experimental liquid densities (Janz: rho = 2.1389 - 5.43e-4 T g/cm^3):
+X = 1600 K, Y = 1200 K. ConfigSpaceWorkChain then runs, as three concurrent ``mlfail.rematch`` jobs,
+the distance to first of X and of Y and the nearest neighbour of every X frame in Y. Prints a table
+(per set: frames, Na self-diffusion as a liquid check, distance-to-first plateau and maximum;
+nearest-neighbour distance median / 95th percentile / max of X in Y) and the exported figures.
+
+When the CP2K issue lands, X becomes an AIMD trajectory (the thesis's setting): only the X set
+given to ConfigSpaceWorkChain changes.
+
+    AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/config_space.py [--size small|large] [--foreground]
+
+``--foreground`` runs the WorkChains in this process instead of submitting them to the daemon.
+Needs the ``lammps`` and ``rematch`` codes of ``scripts/setup-aiida.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+#: (label, temperature K): X first, then Y.
+TEMPERATURES = {'x': ('T1600K', 1600.0), 'y': ('T1200K', 1200.0)}
+
+SIZES = {
+    # a few minutes on 2 cores: 64 ions, 4 ps equilibration, 12 ps sampled every 100 fs (121 frames per set)
+    'small': {'n_ions': 64, 'equilibration_steps': 2000, 'production_steps': 6000, 'sampling_interval': 50,
+              'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'bins': 20},
+    # closer to the thesis: 200 ions, 100 ps sampled every 200 fs (501 frames per set)
+    'large': {'n_ions': 200, 'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 100,
+              'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'bins': 40},
+}
+
+
+def janz_density(temperature: float) -> float:
+    """Density of molten NaCl, g/cm^3 (Janz, J. Phys. Chem. Ref. Data 17, Suppl. 2 (1988); fitted
+    1076-1303 K, extrapolated above)."""
+    return 2.1389 - 5.43e-4 * temperature
+
+
+def launch(name, cls, inputs, foreground: bool):
+    """Run ``cls`` with ``inputs`` (in this process with ``foreground``, else through the daemon); exit 1 on failure."""
+    if not foreground:
+        return next(iter(common.submit_all({name: (cls, inputs)}).values()))
+    from aiida.engine import run_get_node
+
+    print(f'running {cls.__name__} in this process: {name}')
+    node = run_get_node(cls, **inputs).node
+    print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
+    if not node.is_finished_ok:
+        print(f'  see: verdi process report {node.pk}', file=sys.stderr)
+        sys.exit(1)
+    return node
+
+
+def liquid_check(training_set, timestep_fs: float) -> str:
+    """Na self-diffusion coefficient (1e-9 m^2/s) of a trajectory from its MSD; '-' if it cannot be fitted."""
+    from aiida_mlfail.science import observables
+
+    frames = training_set.get_atoms()
+    times = [a.info['md_step'] * timestep_fs / 1000.0 for a in frames]
+    try:
+        lag, msd = observables.msd(frames, times, species='Na')
+        return f"{observables.diffusion_coefficient(lag, msd)['D_m2_s'] * 1e9:.2f}"
+    except ValueError:
+        return '-'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size', choices=sorted(SIZES), default='small')
+    parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
+    parser.add_argument('--output', default='results/config_space', help='folder for the exported figures')
+    parser.add_argument('--foreground', action='store_true', help='run in this process, not through the daemon')
+    args = parser.parse_args(argv)
+
+    from aiida import load_profile, orm
+
+    from aiida_mlfail.workflows.config_space import ConfigSpaceWorkChain
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
+    load_profile(args.profile)
+    s = SIZES[args.size]
+    codes = common.load_codes(extra=('rematch',))
+    start = time.time()
+
+    points = [{'temperature': t, 'density': round(janz_density(t), 4), 'label': label}
+              for label, t in TEMPERATURES.values()]
+    sampling = launch('NVT 1600 K and 1200 K, BMHTF + PPPM', ClassicalSamplingWorkChain, common.sampling_inputs(
+        codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
+        production_steps=s['production_steps'], sampling_interval=s['sampling_interval']), args.foreground)
+    sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in TEMPERATURES.items()}
+
+    (x_label, _), (y_label, _) = TEMPERATURES['x'], TEMPERATURES['y']
+    work = launch(f'REMatch: {x_label} (X) against {y_label} (Y)', ConfigSpaceWorkChain, {
+        'x': sets['x'], 'y': sets['y'], 'soap': orm.Dict(s['soap']), 'code': codes['rematch'],
+        'parameters': orm.Dict({'alpha': 0.1, 'threshold': 1e-6, 'bins': s['bins'], 'x_label': x_label,
+                                'y_label': y_label})}, args.foreground)
+
+    summary = work.outputs.summary.get_dict()
+    first, nn = summary['distance_to_first'], summary['nearest_neighbour']
+    print()
+    print(f"SOAP {s['soap']}, REMatch alpha {summary['alpha']}; distances are dimensionless, D = sqrt(2 - 2K)")
+    common.print_table(
+        ['set', 'T (K)', 'frames', 'D_Na (1e-9 m^2/s)', 'dist. to first: plateau', 'max'],
+        [[f'{key.upper()} = {label}', f'{t:.0f}', first[key]['n'], liquid_check(sets[key], 2.0),
+          f"{first[key]['plateau']:.4f}", f"{first[key]['max']:.4f}"] for key, (label, t) in TEMPERATURES.items()])
+    print()
+    common.print_table(
+        ['nearest neighbour of X in Y', 'median', 'p95', 'max', 'min', 'distinct Y neighbours'],
+        [[f'{x_label} in {y_label}', f"{nn['median']:.4f}", f"{nn['p95']:.4f}", f"{nn['max']:.4f}",
+          f"{nn['min']:.4f}", f"{nn['distinct_neighbours']} of {summary['n_y']}"]])
+    out = pathlib.Path(args.output).resolve()
+    print()
+    for key in ('distance_to_first_plot', 'nearest_neighbour_plot'):
+        print(f"{key.replace('_', ' ')}: {common.export(work.outputs[key], out, work.outputs[key].filename)}")
+    print(f'provenance: verdi process report {work.pk}')
+    print(f'wall time: {time.time() - start:.0f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
