@@ -94,13 +94,20 @@ def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> l
     ]
 
 
-def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
-                data_file: str = lammps_md.DATA_FILE) -> str:
-    """LAMMPS script of a GAP MD run with guards; frames every ``dump_interval`` steps (with velocities).
+def mlmd_setup_commands(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
+                        data_file: str = lammps_md.DATA_FILE) -> list[str]:
+    """The set-up part of a GAP MD script: box, GAP, velocities, thermo, thermostat/barostat and guards.
+
+    Everything of :func:`mlmd_script` before the frame output and the ``run`` (shared with the
+    explorer, ``science.explore``). ``parameters['atomic_energies']`` (default ``False``) adds the
+    per-atom energy compute.
 
     :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
-    :param parameters: output of :func:`normalise_mlmd`.
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ...
+    :param parameters: output of :func:`normalise_mlmd` (temperature K, pressure bar, times in fs).
+    :param n_atoms: number of atoms (the energy guard is per atom).
     :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
+    :returns: the LAMMPS commands, one per list item.
     """
     p = parameters
     t = float(p['temperature'])
@@ -112,7 +119,7 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
         'neighbor 1.0 bin', 'neigh_modify every 1 delay 0 check yes',
         f"timestep {float(p['timestep']) / 1000.0:.10g}",
         f"velocity all create {t:.10g} {int(p['seed'])} mom yes rot no dist gaussian",
-        *lammps_md.label_computes(atomic_energies=bool(p['atomic_energies'])),
+        *lammps_md.label_computes(atomic_energies=bool(p.get('atomic_energies', False))),
         *lammps_md.thermo_commands(int(p['thermo_interval'])),
     ]
     t_damp = float(p['thermostat_damping']) / 1000.0
@@ -123,6 +130,19 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
     else:
         lines.append(f'fix ensemble all nvt temp {t:.10g} {t:.10g} {t_damp:.10g}')
     lines += guard_commands(p, reference_volume, n_atoms)
+    return lines
+
+
+def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
+                data_file: str = lammps_md.DATA_FILE) -> str:
+    """LAMMPS script of a GAP MD run with guards; frames every ``dump_interval`` steps (with velocities).
+
+    :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
+    :param parameters: output of :func:`normalise_mlmd`.
+    :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
+    """
+    p = parameters
+    lines = mlmd_setup_commands(pair_commands, type_map, p, n_atoms, reference_volume, data_file)
     lines += lammps_md.frame_output_commands(int(p['dump_interval']), atomic_energies=bool(p['atomic_energies']),
                                              velocities=True)
     lines += [f"run {int(p['steps'])}", 'print "MLFAIL_RUN_END step $(step)"']

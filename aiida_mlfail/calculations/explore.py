@@ -1,0 +1,142 @@
+"""``mlfail.explore``: the explorer of the active learner as one job.
+
+GAP MD in LAMMPS (``mlfail-explore``, :mod:`aiida_mlfail.engines.explore`) until the current
+configuration is novel (its largest REMatch similarity to the training configurations is below
+``critical_similarity``), a failure guard trips, LAMMPS fails, or ``max_steps`` are done. The
+training configurations' SOAP spectra are computed here, in ``prepare_for_submission``, and shipped
+with the job (``reference_soap.npz``). REMatch: De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016);
+guards: LAMMPS ``fix halt`` (https://docs.lammps.org/fix_halt.html).
+"""
+
+from __future__ import annotations
+
+import io
+
+from aiida import orm
+from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.engine import CalcJob
+
+from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import explore as sx
+
+STDOUT, STDERR = 'explore.out', 'explore.err'
+
+
+def validate_parameters(value, ctx=None):
+    """Port validator of ``parameters`` (``science.explore.normalise_explore``)."""
+    try:
+        sx.normalise_explore(value.get_dict())
+    except ValueError as exc:
+        return f'parameters: {exc}'
+    return None
+
+
+def validate_explore_inputs(value, ctx=None):
+    """Namespace validator: a 3-D periodic structure whose species the GAP describes, and SOAP species
+    (when given) covering the species of the structure and of the training set (messages name them)."""
+    structure, potential = value.get('structure'), value.get('potential')
+    training_set, parameters = value.get('training_set'), value.get('parameters')
+    if structure is None or potential is None:
+        return None
+    if tuple(structure.pbc) != (True, True, True):
+        return f'structure: the explorer needs a periodic cell in all three directions, got pbc={structure.pbc}'
+    symbols = set(structure.get_symbols_set())
+    missing = sorted(symbols - set(potential.species))
+    if missing:
+        return f'species {missing} of the structure are not described by the GAP (species {potential.species})'
+    soap_species = ((parameters.get_dict().get('soap') or {}).get('species') if parameters is not None else None)
+    if soap_species and training_set is not None:
+        for name, species in (('structure', symbols), ('training_set', set(training_set.species))):
+            missing = sorted(species - set(soap_species))
+            if missing:
+                return (f'parameters.soap.species {sorted(soap_species)} do not cover the species {missing} '
+                        f'of the {name}')
+    return None
+
+
+class ExploreCalculation(CalcJob):
+    """GAP MD that stops at the first novel configuration or failure (``mlfail.explore``).
+
+    Outputs:
+
+    * ``results`` (``Dict``): ``stop_reason`` (``novel``, ``max_steps``, ``volume_blowup``,
+      ``too_close_atoms``, ``temperature_runaway``, ``non_finite_energy``, ``lost_atoms``,
+      ``lammps_error``), ``stop_step``, ``steps_run``, ``similarity`` (of the stop configuration,
+      ``None`` when not computable), ``reference_index``, ``min_similarity``, ``n_checks``,
+      ``message``, ``guard_value``, ``critical_similarity``, ``n_atoms``, ``n_references``,
+      ``previous`` (step, similarity, reference_index of ``previous_configuration``) and
+      ``timings`` (s);
+    * ``configuration`` (``StructureData``): the configuration at the stop (the novel one, the last
+      one at ``max_steps``, the one on which a guard tripped), with attributes ``md_step``,
+      ``similarity``, ``reference_index``, ``stop_reason``; absent only after a LAMMPS error that
+      left no usable configuration;
+    * ``previous_configuration`` (``StructureData``, guard stops and LAMMPS errors): the last
+      configuration that passed the novelty check, same attributes (``stop_reason`` ``previous``);
+    * ``similarity`` (``ArrayData``): ``step``, ``similarity`` (NaN when not computable),
+      ``reference_index`` (-1 then) of every novelty check (step 0, every ``comparison_step``) and,
+      after a guard or LAMMPS error stop, of the stop configuration (``n_checks`` rows);
+    * ``thermo`` (``ArrayData``): ``step``, ``temperature`` (K), ``potential_energy``,
+      ``kinetic_energy``, ``total_energy`` (eV), ``pressure`` (bar), ``volume`` (Å^3).
+
+    Exit status 0 for ``novel`` and ``max_steps``; 410 for a guard stop, 411 for lost atoms, 412
+    for another LAMMPS error (all outputs still attached).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('potential', valid_type=GapPotentialData, help='The GAP driving the MD.')
+        spec.input('structure', valid_type=orm.StructureData, help='The start configuration (periodic).')
+        spec.input('training_set', valid_type=TrainingSetData,
+                   help='The reference configurations of the novelty check (labels are ignored).')
+        spec.input('parameters', valid_type=orm.Dict, validator=validate_parameters,
+                   help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
+                        'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
+                        'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
+                        '(volume_factor, min_distance Å, temperature_factor, max_energy_per_atom eV).')
+        spec.inputs.validator = validate_explore_inputs
+        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.explore'
+        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        spec.inputs['metadata']['options']['withmpi'].default = False
+        spec.output('results', valid_type=orm.Dict, help='Stop reason, step, similarities, timings.')
+        spec.output('configuration', valid_type=orm.StructureData, required=False,
+                    help='The configuration at the stop; attributes md_step, similarity, reference_index, stop_reason.')
+        spec.output('previous_configuration', valid_type=orm.StructureData, required=False,
+                    help='After a guard stop or LAMMPS error: the last configuration that passed the novelty check.')
+        spec.output('similarity', valid_type=orm.ArrayData,
+                    help='step, similarity, reference_index of every check (and of a guard/error stop configuration).')
+        spec.output('thermo', valid_type=orm.ArrayData,
+                    help='step, temperature (K), potential/kinetic/total energy (eV), pressure (bar), volume (Å^3).')
+        spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='mlfail-explore wrote no {filename}: {error}')
+        spec.exit_code(302, 'ERROR_OUTPUT_INVALID', message='an output of mlfail-explore is invalid: {error}')
+        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
+        spec.exit_code(410, 'ERROR_MD_EXPLODED',
+                       message='the exploration was stopped by the {reason} guard at step {step}: {message} '
+                               '(outputs stored)')
+        spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
+        spec.exit_code(412, 'ERROR_LAMMPS', message='LAMMPS failed at step {step}: {message} (outputs stored)')
+
+    def prepare_for_submission(self, folder):
+        potential = self.inputs.potential
+        atoms = self.inputs.structure.get_ase()
+        symbols = set(atoms.get_chemical_symbols())
+        type_map = [s for s in potential.species if s in symbols]
+        files = sx.job_files(atoms, type_map, potential.lammps_pair_commands(type_map),
+                             self.inputs.parameters.get_dict(), self.inputs.training_set.get_atoms())
+        for name, content in files.items():
+            folder.create_file_from_filelike(io.BytesIO(content), name, mode='wb')
+        for name in potential.base.attributes.get('files'):
+            folder.create_file_from_filelike(
+                io.BytesIO(potential.base.repository.get_object_content(name, mode='rb')), name, mode='wb')
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = [sx.INPUT_FILE]
+        codeinfo.stdout_name = STDOUT
+        codeinfo.stderr_name = STDERR
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.retrieve_list = [sx.RESULTS_FILE, sx.SIMILARITY_FILE, sx.THERMO_FILE, sx.TRIGGER_FILE,
+                                  sx.PREVIOUS_FILE, sx.LOG_FILE, sx.SCRIPT_FILE, STDOUT, STDERR]
+        calcinfo.provenance_exclude_list = [*potential.base.attributes.get('files'), sx.REFERENCE_FILE]
+        return calcinfo

@@ -1,0 +1,373 @@
+"""The explorer of the active learner: GAP MD that runs until a novel configuration or a failure.
+
+One job (the ``mlfail-explore`` engine, :mod:`aiida_mlfail.engines.explore`) runs GAP MD in
+LAMMPS for up to ``max_steps`` steps. Every ``comparison_step`` steps (and at step 0) it computes
+the per-atom SOAP spectra of the current configuration and its largest normalised REMatch
+similarity to the training configurations (De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016);
+:class:`~aiida_mlfail.science.rematch.RematchIndex`). It stops with
+
+* ``novel`` when that similarity is below ``critical_similarity`` (DOMAIN.md section 7: no
+  training configuration is similar enough);
+* a guard reason of :mod:`aiida_mlfail.science.mlmd` (``volume_blowup``, ``too_close_atoms``,
+  ``temperature_runaway``, ``non_finite_energy``) when a ``fix halt ... error soft`` guard trips
+  (LAMMPS docs: https://docs.lammps.org/fix_halt.html);
+* ``lost_atoms`` / ``lammps_error`` when LAMMPS (or the GAP evaluation) fails;
+* ``max_steps`` when nothing happened.
+
+This module holds the AiiDA-free pieces shared by the engine, the CalcJob and the parser: the
+parameters, the LAMMPS set-up script, the file formats and their parsers. Units: eV, Å, fs (LAMMPS
+``metal`` ps at the script boundary), bar, K.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+
+from aiida_mlfail.science import lammps_md, mlmd
+from aiida_mlfail.science.soap import normalise_soap_parameters
+
+#: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
+#: similarity, SOAP parameters (``science.soap``), REMatch regularisation ``alpha`` and Sinkhorn
+#: convergence ``threshold`` (``science.rematch``). With the default SOAP, frames of 64-ion molten
+#: NaCl 200 fs apart have similarity ~0.999 to each other and ~0.97 to the rock-salt crystal, hence
+#: the default critical similarity of 0.99 (system- and SOAP-dependent: calibrate it).
+EXPLORE_DEFAULTS = {
+    'max_steps': 10000,
+    'comparison_step': 100,
+    'critical_similarity': 0.99,
+    'soap': {},
+    'alpha': 0.1,
+    'threshold': 1e-6,
+}
+
+#: MD settings the explorer takes from :data:`~aiida_mlfail.science.mlmd.MLMD_DEFAULTS` (``steps`` is
+#: ``max_steps``; the explorer writes no frame dump).
+MD_KEYS = ('ensemble', 'temperature', 'pressure', 'timestep', 'thermo_interval', 'seed', 'thermostat_damping',
+           'barostat_damping')
+
+GUARD_REASONS = tuple(mlmd.GUARD_FIX_IDS)
+#: Every stop reason of an exploration.
+STOP_REASONS = ('novel', 'max_steps', *GUARD_REASONS, 'lost_atoms', 'lammps_error')
+
+#: Files of an explorer job (inputs: INPUT_FILE, DATA_FILE, REFERENCE_FILE and the GAP files).
+INPUT_FILE = 'explore.json'
+DATA_FILE = lammps_md.DATA_FILE
+REFERENCE_FILE = 'reference_soap.npz'
+SCRIPT_FILE = 'explore_setup.in'
+LOG_FILE = 'log.lammps'
+RESULTS_FILE = 'explore_results.json'
+SIMILARITY_FILE = 'similarity.dat'
+THERMO_FILE = 'thermo.dat'
+TRIGGER_FILE = 'trigger.xyz'
+PREVIOUS_FILE = 'previous.xyz'
+#: The raw ``fix print`` output the engine turns into :data:`THERMO_FILE`.
+RAW_THERMO_FILE = 'thermo_lammps.dat'
+
+#: Columns of :data:`THERMO_FILE` with units, and the LAMMPS thermo keywords behind them.
+THERMO_COLUMNS = (('step', ''), ('temperature', 'K'), ('potential_energy', 'eV'), ('kinetic_energy', 'eV'),
+                  ('total_energy', 'eV'), ('pressure', 'bar'), ('volume', 'Å^3'))
+THERMO_KEYWORDS = ('step', 'temp', 'pe', 'ke', 'etotal', 'press', 'vol')
+SIMILARITY_COLUMNS = ('step', 'similarity', 'reference_index')
+
+#: Keys of :data:`RESULTS_FILE` (see :func:`parse_explore_results`).
+RESULT_KEYS = ('stop_reason', 'stop_step', 'steps_run', 'similarity', 'reference_index', 'min_similarity',
+               'n_checks', 'message', 'timings')
+
+
+def normalise_explore(parameters: dict, species=None) -> dict:
+    """Merge with the defaults and check an explorer parameter dict.
+
+    :param parameters: MD keys of :data:`MD_KEYS` (``ensemble`` NVT/NPT, ``temperature`` K,
+        ``pressure`` bar, ``timestep`` fs, ``thermo_interval`` steps, ``seed``, dampings fs), ``guards``
+        (``volume_factor``, ``min_distance`` Å, ``temperature_factor``, ``max_energy_per_atom`` eV),
+        optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
+        :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
+        ``critical_similarity`` in (0, 1], ``soap`` (``science.soap`` parameters), ``alpha`` (> 0)
+        and ``threshold`` (in (0, 1)).
+    :param species: element symbols for the SOAP descriptor when ``soap`` names none; without
+        either, ``soap['species']`` stays ``None`` (resolved later, e.g. by the CalcJob).
+    :returns: the merged dict (MD keys, ``guards``, explorer keys, ``reference_volume`` if given).
+    :raises ValueError: naming the offending key or value.
+    """
+    parameters = {k: v for k, v in dict(parameters).items() if not (k == 'reference_volume' and v is None)}
+    allowed = {*MD_KEYS, 'guards', 'reference_volume', *EXPLORE_DEFAULTS}
+    unknown = set(parameters) - allowed
+    if unknown:
+        raise ValueError(f'unknown explore parameter(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+    explore = {**EXPLORE_DEFAULTS, **{k: v for k, v in parameters.items() if k in EXPLORE_DEFAULTS}}
+    for key in ('max_steps', 'comparison_step'):
+        value = explore[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value \
+                or int(value) <= 0:
+            raise ValueError(f'{key} must be a positive integer, got {value!r}')
+        explore[key] = int(value)
+    if explore['comparison_step'] > explore['max_steps']:
+        raise ValueError(f"comparison_step ({explore['comparison_step']}) > max_steps ({explore['max_steps']}): "
+                         'no novelty check would run before the end')
+    critical = _number(explore['critical_similarity'], 'critical_similarity')
+    if not 0 < critical <= 1:
+        raise ValueError(f"critical_similarity must be in (0, 1], got {explore['critical_similarity']!r}")
+    alpha = _number(explore['alpha'], 'alpha')
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha (REMatch regularisation) must be a positive finite number, got {explore['alpha']!r}")
+    threshold = _number(explore['threshold'], 'threshold')
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold (Sinkhorn convergence) must be in (0, 1), got {explore['threshold']!r}")
+    if not isinstance(explore['soap'], dict):
+        raise ValueError(f"soap must be a dict of SOAP parameters, got {explore['soap']!r}")
+    soap = dict(explore['soap'])
+    if soap.get('species') or species:
+        soap = normalise_soap_parameters(soap, species)
+    else:  # check everything else now; the species come later
+        soap = {**normalise_soap_parameters(soap, ['H']), 'species': None}
+    md = {k: v for k, v in parameters.items() if k in (*MD_KEYS, 'guards', 'reference_volume')}
+    merged = mlmd.normalise_mlmd({**md, 'steps': explore['max_steps']})
+    for key in ('steps', 'dump_interval', 'atomic_energies'):
+        merged.pop(key)
+    merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap)
+    return merged
+
+
+def _number(value, key: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'{key} must be a number, got {value!r}') from None
+
+
+def check_steps(max_steps: int, comparison_step: int) -> list[int]:
+    """The MD steps after which the novelty check runs: ``comparison_step``, ``2 comparison_step``, ...
+    and ``max_steps`` (the start, step 0, is checked too but is not listed)."""
+    steps = list(range(comparison_step, max_steps + 1, comparison_step))
+    if not steps or steps[-1] != max_steps:
+        steps.append(max_steps)
+    return steps
+
+
+def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
+                   data_file: str = DATA_FILE) -> str:
+    """LAMMPS set-up script of an exploration (no ``run``: the engine runs it in chunks).
+
+    The GAP MD set-up of :func:`~aiida_mlfail.science.mlmd.mlmd_setup_commands` (standard
+    ``pair_style quip`` commands, thermostat/barostat, ``fix halt`` guards) plus a ``fix print``
+    of the thermo keywords :data:`THERMO_KEYWORDS` every ``thermo_interval`` steps to
+    :data:`RAW_THERMO_FILE`.
+
+    :param parameters: output of :func:`normalise_explore`.
+    :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
+    """
+    lines = mlmd.mlmd_setup_commands(pair_commands, type_map, parameters, n_atoms, reference_volume, data_file)
+    lines[0] = '# aiida-mlfail explorer: GAP molecular dynamics, run in chunks by mlfail-explore'
+    row = ' '.join(f'$({k})' for k in THERMO_KEYWORDS)
+    lines.append(f"fix explore_thermo all print {int(parameters['thermo_interval'])} \"{row}\" "
+                 f'file {RAW_THERMO_FILE} screen no title "# {" ".join(THERMO_KEYWORDS)}"')
+    return '\n'.join(lines) + '\n'
+
+
+def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float) -> dict:
+    """The content of :data:`INPUT_FILE`: normalised parameters (SOAP species resolved), the LAMMPS
+    type map, the GAP ``pair_style``/``pair_coeff`` commands and the reference volume (Å^3).
+
+    :raises ValueError: if the SOAP species are unresolved or do not cover the type map.
+    """
+    species = parameters['soap'].get('species')
+    if not species:
+        raise ValueError('the SOAP species must be resolved before writing the explorer input')
+    missing = sorted(set(type_map) - set(species))
+    if missing:
+        raise ValueError(f'SOAP species {species} do not cover the species {missing} of the structure')
+    return {'parameters': parameters, 'type_map': list(type_map), 'pair_commands': list(pair_commands),
+            'reference_volume': float(reference_volume), 'data_file': DATA_FILE, 'reference_file': REFERENCE_FILE}
+
+
+def job_files(structure, type_map, pair_commands: list[str], parameters: dict, references) -> dict[str, bytes]:
+    """The explorer's input files besides the GAP files: :data:`INPUT_FILE`, :data:`DATA_FILE`, :data:`REFERENCE_FILE`.
+
+    :param structure: the start configuration (``ase.Atoms``, periodic).
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ... (every species of ``structure``).
+    :param pair_commands: the GAP ``pair_style quip`` / ``pair_coeff`` commands for ``type_map``.
+    :param parameters: explorer parameters; SOAP species default to the union of the species of
+        ``structure`` and ``references``; ``reference_volume`` defaults to the start volume (Å^3).
+    :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
+    :returns: ``{file name: content}``.
+    :raises ValueError: for bad parameters, SOAP species not covering a configuration, or an atom
+        with an empty SOAP spectrum in a reference (``science.soap.normalised_features``).
+    """
+    from ase.io import write  # noqa: PLC0415
+
+    from aiida_mlfail.science.soap import normalised_features, soap_descriptor  # noqa: PLC0415
+
+    references = list(references)
+    species = sorted({*structure.get_chemical_symbols(), *(s for a in references for s in a.get_chemical_symbols())})
+    p = normalise_explore(parameters, species)
+    missing = sorted(set(structure.get_chemical_symbols()) - set(type_map))
+    if missing:
+        raise ValueError(f'species {missing} of the structure are not in the type map {list(type_map)}')
+    features = normalised_features(soap_descriptor(p['soap']), references)
+    buffer = io.StringIO()
+    write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
+          units='metal')
+    config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())))
+    return {INPUT_FILE: json.dumps(config, indent=1).encode(), DATA_FILE: buffer.getvalue().encode(),
+            REFERENCE_FILE: write_reference_features(features, p['soap'])}
+
+
+def read_engine_input(text: str) -> dict:
+    """Parse and re-check :data:`INPUT_FILE` (see :func:`engine_input`).
+
+    :raises ValueError: for malformed JSON, a missing key or invalid parameters.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{INPUT_FILE} is not valid JSON: {exc}') from None
+    missing = [k for k in ('parameters', 'type_map', 'pair_commands', 'reference_volume') if k not in data]
+    if missing:
+        raise ValueError(f'{INPUT_FILE} lacks {missing}')
+    data['parameters'] = normalise_explore(data['parameters'])
+    return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'])
+
+
+def write_reference_features(features, soap_parameters: dict) -> bytes:
+    """The :data:`REFERENCE_FILE` (``.npz``) of per-configuration SOAP feature matrices.
+
+    :param features: list of ``(n_atoms_j, n_features)`` L2-row-normalised arrays
+        (``science.soap.normalised_features``).
+    :param soap_parameters: the normalised SOAP parameters that produced them (stored as JSON, so
+        the engine can check it describes configurations the same way).
+    :returns: npz bytes with ``features`` (all rows stacked), ``counts`` (atoms per configuration)
+        and ``soap`` (JSON text).
+    :raises ValueError: for an empty list or matrices with different feature counts.
+    """
+    features = [np.asarray(f, dtype=np.float64) for f in features]
+    if not features:
+        raise ValueError('no reference configuration: the training set is empty')
+    if len({f.shape[1] for f in features}) != 1:
+        raise ValueError('reference feature matrices have different numbers of features')
+    buffer = io.BytesIO()
+    np.savez(buffer, features=np.concatenate(features), counts=np.array([len(f) for f in features]),
+             soap=np.array(json.dumps(soap_parameters, sort_keys=True)))
+    return buffer.getvalue()
+
+
+def read_reference_features(source) -> tuple[list[np.ndarray], dict]:
+    """Read :data:`REFERENCE_FILE` (path or binary file object).
+
+    :returns: ``(features, soap_parameters)``: list of ``(n_atoms_j, n_features)`` arrays, dict.
+    :raises ValueError: if the file is not a reference-feature npz or its counts do not add up.
+    """
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            stacked, counts, soap = data['features'], data['counts'], json.loads(str(data['soap']))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f'{REFERENCE_FILE} is not a reference-feature file: {exc}') from None
+    if stacked.ndim != 2 or counts.ndim != 1 or counts.sum() != len(stacked) or (counts <= 0).any():
+        raise ValueError(f'{REFERENCE_FILE}: counts {counts.tolist()} do not match {len(stacked)} feature rows')
+    return np.split(stacked, np.cumsum(counts)[:-1]), soap
+
+
+def lammps_atoms(boxlo, boxhi, tilt, positions, types, ids, type_map):
+    """An ``ase.Atoms`` (periodic, sorted by atom id) from LAMMPS box and per-atom arrays.
+
+    :param boxlo, boxhi: box corners (3,), Å; ``tilt``: ``(xy, xz, yz)``, Å (LAMMPS lower-triangular
+        cell rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)).
+    :param positions: ``(n, 3)`` Å; ``types``: LAMMPS types 1..; ``ids``: atom ids (for the order).
+    :param type_map: chemical symbol of type 1, 2, ...
+    :raises ValueError: for a type outside the type map.
+    """
+    from ase import Atoms  # noqa: PLC0415
+
+    types = np.asarray(types, dtype=int)
+    if len(types) and (types.min() < 1 or types.max() > len(type_map)):
+        raise ValueError(f'atom type {int(types.max())} not in type map {list(type_map)}')
+    order = np.argsort(np.asarray(ids))
+    xy, xz, yz = tilt
+    cell = np.array([[boxhi[0] - boxlo[0], 0.0, 0.0], [xy, boxhi[1] - boxlo[1], 0.0], [xz, yz, boxhi[2] - boxlo[2]]])
+    return Atoms(symbols=[type_map[t - 1] for t in types[order]],
+                 positions=np.asarray(positions, dtype=float)[order] - np.asarray(boxlo, dtype=float),
+                 cell=cell, pbc=True)
+
+
+def classify_lammps_error(message: str) -> str:
+    """``lost_atoms`` for LAMMPS's "Lost atoms" error, else ``lammps_error``."""
+    return 'lost_atoms' if 'Lost atoms' in message else 'lammps_error'
+
+
+def similarity_table(rows) -> str:
+    """Text of :data:`SIMILARITY_FILE` from ``(step, similarity, reference_index)`` rows (NaN / -1 when unknown)."""
+    lines = ['# step similarity reference_index (normalised REMatch; -1: not computed)']
+    for step, value, index in rows:
+        value = float('nan') if value is None else float(value)
+        lines.append(f'{int(step)} {value!r} {-1 if index is None else int(index)}')
+    return '\n'.join(lines) + '\n'
+
+
+def parse_similarity(text: str) -> dict[str, np.ndarray]:
+    """Parse :data:`SIMILARITY_FILE`: arrays ``step`` (int), ``similarity`` (float), ``reference_index`` (int).
+
+    :raises ValueError: on a malformed line.
+    """
+    rows = _table(text, 3, SIMILARITY_FILE)
+    return {'step': rows[:, 0].astype(int), 'similarity': rows[:, 1], 'reference_index': rows[:, 2].astype(int)}
+
+
+def thermo_table(rows) -> str:
+    """Text of :data:`THERMO_FILE` from rows of the :data:`THERMO_COLUMNS` values."""
+    header = '# ' + ' '.join(f'{name}({unit})' if unit else name for name, unit in THERMO_COLUMNS)
+    return '\n'.join([header, *(' '.join(f'{v:.12g}' for v in row) for row in rows)]) + '\n'
+
+
+def parse_thermo_table(text: str) -> dict[str, np.ndarray]:
+    """Parse :data:`THERMO_FILE` (or the raw ``fix print`` file): arrays keyed by :data:`THERMO_COLUMNS` names.
+
+    :raises ValueError: on a malformed line.
+    """
+    rows = _table(text, len(THERMO_COLUMNS), THERMO_FILE)
+    return {name: rows[:, k] for k, (name, _unit) in enumerate(THERMO_COLUMNS)}
+
+
+def _table(text: str, n_columns: int, name: str) -> np.ndarray:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != n_columns:
+                raise ValueError
+            rows.append([float(v) for v in parts])
+        except ValueError:
+            raise ValueError(f'{name} line {number}: expected {n_columns} numbers, got {line!r}') from None
+    return np.array(rows, dtype=float).reshape(-1, n_columns)
+
+
+def parse_explore_results(text: str) -> dict:
+    """Parse and check :data:`RESULTS_FILE`, the engine's JSON result.
+
+    :returns: the dict (keys :data:`RESULT_KEYS` and more): ``stop_reason`` (one of
+        :data:`STOP_REASONS`), ``stop_step`` (MD step of the stop, int or ``None``), ``steps_run``,
+        ``similarity`` (REMatch similarity of the stop configuration, ``None`` when not computed),
+        ``reference_index`` (its most similar training configuration), ``min_similarity``,
+        ``n_checks`` (similarity evaluations: step 0, every ``comparison_step``, and the stop
+        configuration of a guard or error stop), ``message``, ``timings`` (seconds: ``setup``,
+        ``md``, ``soap``, ``rematch``, ``total``); the engine adds ``guard_value`` (the value of the
+        guard variable that tripped), ``critical_similarity``, ``n_atoms``, ``n_references`` and
+        ``previous`` (``step``, ``similarity``, ``reference_index`` of :data:`PREVIOUS_FILE`, or ``None``).
+    :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
+    """
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{RESULTS_FILE} is not valid JSON: {exc}') from None
+    if not isinstance(results, dict):
+        raise ValueError(f'{RESULTS_FILE} holds {type(results).__name__}, not an object')
+    missing = [k for k in RESULT_KEYS if k not in results]
+    if missing:
+        raise ValueError(f'{RESULTS_FILE} lacks {missing}')
+    if results['stop_reason'] not in STOP_REASONS:
+        raise ValueError(f"unknown stop reason {results['stop_reason']!r} (known: {list(STOP_REASONS)})")
+    return results
