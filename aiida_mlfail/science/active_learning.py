@@ -55,6 +55,21 @@ def normalise_active_learning(parameters: dict) -> dict:
     return merged
 
 
+def loop_outcome(converged: bool, iterations: int, added: int, parameters: dict) -> str:
+    """Why the loop ended: :data:`CONVERGED` (an exploration ran ``max_steps`` without a flag),
+    :data:`MAX_NEW` (``added >= max_new_configurations``) or :data:`MAX_ITERATIONS`.
+
+    :raises ValueError: if none of these holds (the loop must not have ended).
+    """
+    if converged:
+        return CONVERGED
+    if added >= parameters['max_new_configurations']:
+        return MAX_NEW
+    if iterations >= parameters['max_iterations']:
+        return MAX_ITERATIONS
+    raise ValueError(f'the loop ended without a reason: {iterations} iterations, {added} added, not converged')
+
+
 def minimum_distance(atoms) -> float:
     """Smallest interatomic distance (Å) under the minimum-image convention (``ase`` ``get_all_distances``)."""
     if len(atoms) < 2:

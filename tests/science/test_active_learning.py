@@ -76,3 +76,12 @@ def test_table_and_plot():
     assert table[2].split()[6] == '-'  # no similarity at a max_steps stop
     png = al.convergence_png(rows)
     assert png[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_loop_outcome_names_the_limit():
+    p = al.normalise_active_learning({'max_iterations': 3, 'max_new_configurations': 2})
+    assert al.loop_outcome(True, 3, 2, p) == al.CONVERGED
+    assert al.loop_outcome(False, 1, 2, p) == al.MAX_NEW
+    assert al.loop_outcome(False, 3, 1, p) == al.MAX_ITERATIONS
+    with pytest.raises(ValueError, match='without a reason'):
+        al.loop_outcome(False, 1, 0, p)

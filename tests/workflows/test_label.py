@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from aiida import orm
-from aiida.engine.processes.builder import ProcessBuilder  # noqa: F401 (documents the API used below)
 
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.workflows.label import LabelWorkChain

@@ -1,0 +1,89 @@
+"""ActiveLearningWorkChain through the daemon with the real programs: a tiny loop of two iterations.
+
+32 molten NaCl ions; initial data from one NVT density (BMHTF + PPPM, LAMMPS); a 2-body GAP
+(gap_fit); the explorer (mlfail-explore: GAP-MD through the LAMMPS bridge + SOAP/REMatch) starts
+NPT from a much more dilute melt, so iteration 1 flags a novel configuration at once; the LAMMPS
+single points label it; the refit GAP explores again in iteration 2.
+"""
+
+import numpy as np
+import pytest
+from aiida import orm
+
+from aiida_mlfail.calculations.lammps import LammpsCalculation
+from aiida_mlfail.provenance import added_configurations
+from aiida_mlfail.science.structures import molten_nacl
+from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
+
+pytestmark = pytest.mark.integration
+
+BMHTF = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}
+
+
+def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
+    return {
+        'sampling': {
+            'code': lammps_code,
+            'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 32}),
+            'potential': orm.Dict(BMHTF),
+            'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0, 'label': 'nvt'}]),
+            'md': orm.Dict({'equilibration_steps': 200, 'production_steps': 400, 'sampling_interval': 20,
+                            'thermo_interval': 20, 'seed': 5}),
+        },
+        'split': orm.Dict({'train_fraction': 0.5, 'seed': 1}),
+        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({
+                    'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 15,
+                                     'sparse_method': 'uniform'}],
+                    'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})},
+                'validation': {'code': quip_code}},
+        'explore': {'code': explore_code,
+                    'structure': orm.StructureData(ase=molten_nacl(32, volume=1550.0, seed=3)),
+                    'parameters': orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0,
+                                            'timestep': 2.0, 'max_steps': 60, 'comparison_step': 20,
+                                            'critical_similarity': 0.998, 'thermo_interval': 10,
+                                            'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})},
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
+        'quip': {'code': quip_code},
+        'parameters': orm.Dict({'max_iterations': 2, 'max_new_configurations': 5, **parameters}),
+    }
+
+
+def test_two_iterations_and_the_provenance_of_added_configurations(
+        submit_and_await, lammps_code, gap_fit_code, quip_code, explore_code):
+    node = submit_and_await(ActiveLearningWorkChain, timeout=900,
+                            **al_inputs(lammps_code, gap_fit_code, quip_code, explore_code))
+    assert node.exit_status in (0, 701), f'[{node.exit_status}] {node.exit_message}'
+    summary = node.outputs.summary.get_dict()
+    rows = summary['iterations']
+    assert [r['iteration'] for r in rows] == [1, 2]
+    assert summary['outcome'] == ('converged' if node.exit_status == 0 else 'max_iterations')
+    first = rows[0]
+    assert first['stop_reason'] == 'novel' and first['similarity'] < 0.998
+    assert first['added'] >= 1 and first['flagged_forces_rmse'] > 0
+    assert rows[1]['training_set_size'] == first['training_set_size'] + first['added']
+    assert node.outputs.convergence_plot.get_content(mode='rb')[:4] == b'\x89PNG'
+
+    # the training set grew by exactly the added configurations; the final GAP was fitted on it
+    n_added = sum(r['added'] for r in rows)
+    fits = sorted((n for n in node.called if n.process_label == 'GapWorkChain'), key=lambda n: n.pk)
+    assert node.outputs.training_set.n_configurations == fits[0].outputs.training_set.n_configurations + n_added
+    assert node.outputs.potential.uuid == fits[-1].outputs.potential.uuid
+
+    # provenance: every added configuration traces to its explorer, potential and labelling job
+    records = added_configurations(node)
+    assert len(records) == n_added
+    explore_1 = min((n for n in node.called if n.process_label == 'ExploreCalculation'), key=lambda n: n.pk)
+    trigger = records[0]
+    assert trigger['iteration'] == 1 and trigger['candidate'] == 'trigger'
+    assert trigger['explorer'].pk == explore_1.pk
+    assert trigger['md_step'] == explore_1.outputs.results['stop_step']
+    assert trigger['potential'].uuid == fits[0].outputs.potential.uuid
+    jobs = trigger['labelling_jobs']
+    assert len(jobs) == 1 and jobs[0].process_class is LammpsCalculation
+    labelled = trigger['labelling'].outputs.training_set.get_atoms()
+    match = next(a for a in labelled if a.info['candidate'] == 'trigger')
+    assert trigger['energy'] == pytest.approx(match.info['energy'])
+    np.testing.assert_allclose(trigger['forces'], match.arrays['forces'])
+    # the labelling job labelled it once: its frame energy is the stored energy
+    frames = jobs[0].outputs.training_set.get_atoms()
+    assert any(abs(f.info['energy'] - trigger['energy']) < 1e-9 for f in frames)
