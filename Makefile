@@ -14,7 +14,7 @@ STAMP := $(VENV)/.mlfail-installed
 .PHONY: demo test setup install system aiida stop
 
 demo: setup
-	$(PY) $(ROOT)/workflows/nacl_gap.py
+	$(PY) $(ROOT)/workflows/nacl_active_learning.py
 
 test: setup
 	bash $(ROOT)/scripts/run-tests.sh

@@ -30,33 +30,38 @@ import common  # noqa: E402
 
 SIZES = {
     'small': {'n_ions': 64, 'training_volume': 2350.0, 'production_steps': 4000, 'sampling_interval': 50,
-              'npt_steps': 10000, 'cutoff': 5.0, 'soap_sparse': 100, 'comparison_step': 25, 'max_steps': 1000,
-              'critical_similarity': 0.9995, 'max_iterations': 6, 'max_new_configurations': 10,
+              'npt_steps': 10000, 'cutoff': 5.0, 'soap_sparse': 100, 'comparison_step': 25, 'max_steps': 2000,
+              'critical_similarity': 0.999, 'max_iterations': 12, 'max_new_configurations': 15,
               'verification_steps': 2500},
     'large': {'n_ions': 200, 'training_volume': 7500.0, 'production_steps': 50000, 'sampling_interval': 100,
               'npt_steps': 100000, 'cutoff': 8.0, 'soap_sparse': 1000, 'comparison_step': 50, 'max_steps': 50000,
-              'critical_similarity': 0.9995, 'max_iterations': 30, 'max_new_configurations': 60,
+              'critical_similarity': 0.999, 'max_iterations': 30, 'max_new_configurations': 60,
               'verification_steps': 100000},
 }
 TEMPERATURE, PRESSURE = 1400.0, 1.0
 
 
-def active_learning_inputs(codes: dict, s: dict) -> dict:
-    """Inputs of the ``ActiveLearningWorkChain`` for a size of :data:`SIZES`."""
-    from aiida import orm
-
-    from aiida_mlfail.science.structures import molten_nacl
-
+def sampling_inputs(codes: dict, s: dict) -> dict:
+    """The single-density NVT sampling that gives the initial training and validation data."""
     point = [{'temperature': TEMPERATURE, 'ensemble': 'NVT', 'volume': s['training_volume'],
               'label': f"nvt_1400K_V{s['training_volume']:.0f}"}]
-    sampling = common.sampling_inputs(codes, point, n_ions=s['n_ions'], production_steps=s['production_steps'],
-                                      sampling_interval=s['sampling_interval'])
-    start = molten_nacl(s['n_ions'], volume=s['training_volume'], seed=5)
+    return common.sampling_inputs(codes, point, n_ions=s['n_ions'], production_steps=s['production_steps'],
+                                  sampling_interval=s['sampling_interval'])
+
+
+def active_learning_inputs(codes: dict, s: dict, training_set, validation_set, start) -> dict:
+    """Inputs of the ``ActiveLearningWorkChain`` for a size of :data:`SIZES`.
+
+    :param start: ``ase.Atoms``, the start of every exploration (the last frame of the NVT run:
+        an equilibrated melt at the training density).
+    """
+    from aiida import orm
+
     descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
     descriptors[0]['n_sparse'] = 20
     return {
-        'sampling': sampling,
-        'split': orm.Dict({'train_fraction': 0.5, 'seed': 3}),
+        'training_set': training_set,
+        'validation_set': validation_set,
         'gap': {'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
                     'descriptors': descriptors, 'train_on': ['energy', 'forces', 'virial'],
                     'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
@@ -69,7 +74,7 @@ def active_learning_inputs(codes: dict, s: dict) -> dict:
                 'critical_similarity': s['critical_similarity'], 'alpha': 0.1,
                 'soap': {'r_cut': 5.0, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}),
         },
-        'label': {'lammps': {'potential': sampling['potential'], 'code': codes['lammps']}},
+        'label': {'lammps': {'potential': sampling_inputs(codes, s)['potential'], 'code': codes['lammps']}},
         'quip': {'code': codes['quip']},
         'parameters': orm.Dict({'max_iterations': s['max_iterations'],
                                 'max_new_configurations': s['max_new_configurations'], 'restart_from': 'stop'}),
@@ -101,8 +106,10 @@ def main(argv=None) -> int:
     parser.add_argument('--output', default='results/nacl_active_learning', help='folder for the exported figures')
     args = parser.parse_args(argv)
 
-    from aiida import load_profile
+    from aiida import load_profile, orm
+    from aiida.engine import submit
 
+    from aiida_mlfail.calculations.functions import split_training_set
     from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
     from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
@@ -117,12 +124,19 @@ def main(argv=None) -> int:
           f"V = {s['training_volume']:.0f} Å^3 only, next to the classical NPT reference")
     npt_point = [{'temperature': TEMPERATURE, 'ensemble': 'NPT', 'pressure': PRESSURE,
                   'volume': s['training_volume'], 'label': 'npt_1bar'}]
-    nodes = common.submit_all({
-        'active learning': (ActiveLearningWorkChain, active_learning_inputs(codes, s)),
-        'classical NPT reference': (ClassicalSamplingWorkChain, common.sampling_inputs(
-            codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99)),
-    }, allowed=(0, 701, 702))
-    run, reference = nodes['active learning'], nodes['classical NPT reference']
+    reference = submit(ClassicalSamplingWorkChain, **common.sampling_inputs(
+        codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99))
+    print(f'submitted ClassicalSamplingWorkChain <{reference.pk}>: classical NPT reference')
+    sampled = common.submit_all({'single-density NVT sampling': (ClassicalSamplingWorkChain, sampling_inputs(codes, s))})
+    pool = next(iter(sampled.values())).outputs.pool
+    parts = split_training_set(pool, orm.Dict({'train_fraction': 0.5, 'seed': 3}))
+    start_structure = pool.get_atoms()[-1]
+    print(f"initial data: {parts['train'].n_configurations} training, {parts['validation'].n_configurations} "
+          f'validation configurations at V = {s["training_volume"]:.0f} Å^3')
+    nodes = common.submit_all({'active learning': (ActiveLearningWorkChain, active_learning_inputs(
+        codes, s, parts['train'], parts['validation'], start_structure))}, allowed=(0, 701, 702))
+    common.wait({'classical NPT reference': reference})
+    run = nodes['active learning']
     summary = run.outputs.summary.get_dict()
     print()
     print(f"iterations ({summary['outcome']}; verdi process report {run.pk}):")

@@ -75,3 +75,17 @@ def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_
     bad_selection['selection'] = orm.Dict({'method': 'uniform_force', 'n': 60})
     with pytest.raises(ValueError, match='n=60 must be an integer between 1 and the pool size 6'):
         _instantiate(GapWorkChain, **bad_selection)
+
+
+def test_gap_workchain_with_a_validation_set_needs_no_split(gap_fit_code, quip_code):
+    pool = TrainingSetData.from_atoms(nacl_configurations(4))
+    inputs = _gap_inputs(gap_fit_code, quip_code, pool)
+    inputs['split'] = orm.Dict({'train_fraction': 1.0})  # would leave no validation data, ignored here
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2))
+    assert GapWorkChain.spec().inputs.validate(inputs) is None
+    del inputs['validation_set']
+    assert 'train_fraction must be in (0, 1)' in str(GapWorkChain.spec().inputs.validate(inputs))
+    argon = bulk('Ar', 'fcc', a=5.26, cubic=True)
+    argon.info['energy'] = 0.0
+    inputs['validation_set'] = TrainingSetData.from_atoms([argon])
+    assert "validation_set: species ['Ar']" in str(GapWorkChain.spec().inputs.validate(inputs))

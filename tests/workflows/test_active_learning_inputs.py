@@ -1,0 +1,64 @@
+"""ActiveLearningWorkChain: bad input is named at submit time, before anything is stored or run."""
+
+import pytest
+from aiida import orm
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.structures import molten_nacl
+from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
+from tests.helpers import nacl_configurations
+
+
+@pytest.fixture
+def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
+    return {
+        'training_set': TrainingSetData.from_atoms(nacl_configurations(4)),
+        'validation_set': TrainingSetData.from_atoms(nacl_configurations(2)),
+        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({'descriptors': [
+            {'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}]})},
+                'validation': {'code': quip_code}},
+        'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
+                    'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})},
+        'label': {'lammps': {'potential': orm.Dict({'name': 'bmhtf_coul_long'}), 'code': lammps_code}},
+        'quip': {'code': quip_code},
+    }
+
+
+def _submit_fails(inputs, match):
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match=match):
+        instantiate_process(get_manager().get_runner(), ActiveLearningWorkChain, **inputs)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+def test_valid_inputs_pass(inputs):
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+
+
+def test_training_set_needs_a_validation_set(inputs):
+    del inputs['validation_set']
+    _submit_fails(inputs, '`validation_set` is required with `training_set`')
+
+
+def test_exactly_one_source_of_initial_data(inputs, lammps_code):
+    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+                          'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
+                          'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
+    _submit_fails(inputs, 'either `training_set`')
+
+
+def test_bad_loop_parameters_are_named(inputs):
+    inputs['parameters'] = orm.Dict({'max_iterations': 0})
+    _submit_fails(inputs, 'parameters: max_iterations must be a positive integer, got 0')
+
+
+def test_bad_explorer_parameters_are_named(inputs):
+    inputs['explore']['parameters'] = orm.Dict({'critical_similarity': 1.5})
+    _submit_fails(inputs, 'critical_similarity')
+
+
+def test_labeller_must_describe_the_species(inputs):
+    inputs['label']['lammps']['potential'] = orm.Dict({'name': 'lj_argon'})
+    _submit_fails(inputs, r"label\.lammps\.potential: species \['Cl', 'Na'\] are not described by the lj_argon")
