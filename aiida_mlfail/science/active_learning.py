@@ -149,5 +149,9 @@ def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
         ax_steps.annotate(str(r.get('stop_reason', '')), (x, y), ha='center', va='bottom', fontsize=7, rotation=90)
     ax_steps.set_xlabel('iteration'), ax_steps.set_ylabel('MD steps before the stop')
     ax_steps.set_title('green: no flag, orange: novel, red: guard', fontsize=8)
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    for ax in (ax_rmse, ax_steps):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return figure_png(fig, dpi=100)
