@@ -1,0 +1,286 @@
+"""CP2K (Quickstep) inputs for DFT labels: protocols and the nested ``parameters`` dict of aiida-cp2k.
+
+The dicts follow aiida-cp2k's convention (rendered by ``aiida_cp2k.utils.Cp2kInput``): upper-case
+section names map to dicts, ``'_'`` is a section parameter, lists repeat a keyword or section. The
+structure is not part of them: aiida-cp2k adds ``FORCE_EVAL/SUBSYS/CELL`` (A, B, C in Å) and
+``TOPOLOGY/COORD_FILE_NAME`` from its ``structure`` input, and ``GLOBAL/PROJECT aiida``.
+
+CP2K manual (https://manual.cp2k.org/trunk/CP2K_INPUT/): ``FORCE_EVAL/STRESS_TENSOR`` (ANALYTICAL),
+``FORCE_EVAL/PRINT/FORCES`` and ``STRESS_TENSOR``, ``FORCE_EVAL/DFT/SCF`` (OT, OUTER_SCF, MIXING,
+IGNORE_CONVERGENCE_FAILURE), ``FORCE_EVAL/DFT/XC/VDW_POTENTIAL/PAIR_POTENTIAL`` (DFTD3(BJ):
+Grimme et al., J. Chem. Phys. 132, 154104 (2010) and J. Comput. Chem. 32, 1456 (2011)),
+``MOTION/MD`` (THERMOSTAT CSVR: Bussi, Donadio, Parrinello, J. Chem. Phys. 126, 014101 (2007);
+NOSE: Martyna, Klein, Tuckerman, J. Chem. Phys. 97, 2635 (1992)) and ``MOTION/PRINT``.
+Protocols are documented in ``aiida_mlfail/workflows/protocols/cp2k.yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+
+import yaml
+
+#: The protocol file (package data of ``aiida_mlfail.workflows``).
+PROTOCOL_FILE = pathlib.Path(__file__).resolve().parents[1] / 'workflows' / 'protocols' / 'cp2k.yaml'
+
+#: aiida-cp2k's project name: CP2K names its files ``<project>-pos-1.xyz`` and so on.
+PROJECT = 'aiida'
+
+#: Files an AIMD job writes that :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md` reads (with the main
+#: output); aiida-cp2k retrieves positions, forces and cell by default, the energies need
+#: ``settings['additional_retrieve_list']``.
+AIMD_FILES = {
+    'positions': f'{PROJECT}-pos-1.xyz',
+    'forces': f'{PROJECT}-frc-1.xyz',
+    'energies': f'{PROJECT}-1.ener',
+    'cell': f'{PROJECT}-1.cell',
+}
+
+#: Written by :func:`aimd_parameters` for diagnostics only: the total pressure tensor (bar) with the
+#: kinetic part, which training labels must not contain (the parser takes the output's STRESS| blocks).
+AIMD_STRESS_FILE = f'{PROJECT}-1.stress'
+
+_PROTOCOL_KEYS = {'description', 'method', 'basis_set_file', 'potential_file', 'basis_set', 'potential',
+                  'basis_overrides', 'xc', 'vdw', 'cutoff', 'rel_cutoff', 'eps_default', 'scf', 'walltime_seconds'}
+_THERMOSTATS = ('CSVR', 'NOSE')
+
+
+def available_protocols() -> list[str]:
+    """Names of the protocols in :data:`PROTOCOL_FILE`, in file order."""
+    return list(yaml.safe_load(PROTOCOL_FILE.read_text()))
+
+
+def load_protocol(name: str) -> dict:
+    """The protocol ``name`` (``fast``, ``moderate`` or ``precise``) as a dict (a fresh copy).
+
+    :raises ValueError: for an unknown name (naming it and the available ones) or a protocol
+        missing keys of the schema documented in the YAML file.
+    """
+    protocols = yaml.safe_load(PROTOCOL_FILE.read_text())
+    if name not in protocols:
+        raise ValueError(f'unknown CP2K protocol {name!r}; available: {", ".join(protocols)}')
+    protocol = protocols[name]
+    missing = _PROTOCOL_KEYS - set(protocol)
+    if missing:
+        raise ValueError(f'CP2K protocol {name!r} misses {sorted(missing)}')
+    return copy.deepcopy(protocol)
+
+
+def _resolve(protocol) -> dict:
+    return load_protocol(protocol) if isinstance(protocol, str) else copy.deepcopy(protocol)
+
+
+def deep_merge(base: dict, changes: dict) -> dict:
+    """A copy of ``base`` with ``changes`` merged in recursively (dict values merge, others replace;
+    a value ``None`` removes the key)."""
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _kinds(protocol: dict, symbols) -> list[dict]:
+    elements = sorted(set(symbols))
+    if not elements:
+        raise ValueError('no chemical symbols given')
+    overrides = protocol.get('basis_overrides') or {}
+    return [{'_': element, 'ELEMENT': element, 'BASIS_SET': overrides.get(element, protocol['basis_set']),
+             'POTENTIAL': protocol['potential']} for element in elements]
+
+
+def _scf(protocol: dict, ignore_convergence_failure: bool) -> dict:
+    settings = protocol['scf']
+    scf = {'EPS_SCF': settings['eps_scf'], 'MAX_SCF': settings['max_scf'], 'SCF_GUESS': 'ATOMIC',
+           'PRINT': {'RESTART': {'_': 'OFF'}}}
+    if settings['method'] == 'OT':
+        scf['OT'] = {'_': 'ON', 'MINIMIZER': settings['ot_minimizer'], 'PRECONDITIONER': settings['ot_preconditioner']}
+        if settings.get('outer_max_scf'):
+            scf['OUTER_SCF'] = {'_': 'ON', 'EPS_SCF': settings['eps_scf'], 'MAX_SCF': settings['outer_max_scf']}
+    elif settings['method'] == 'DIAG':
+        scf['DIAGONALIZATION'] = {'_': 'ON', 'ALGORITHM': 'STANDARD'}
+        scf['MIXING'] = {'_': 'ON', 'METHOD': 'BROYDEN_MIXING', 'ALPHA': settings['mixing_alpha'], 'NBUFFER': 8}
+    else:
+        raise ValueError(f"unknown SCF method {settings['method']!r}: use OT or DIAG")
+    if ignore_convergence_failure:
+        scf['IGNORE_CONVERGENCE_FAILURE'] = True
+    return scf
+
+
+def _xc(protocol: dict) -> dict:
+    xc = {'XC_FUNCTIONAL': {'_': protocol['xc']}}
+    vdw = protocol.get('vdw')
+    if vdw:
+        if vdw['type'] not in ('DFTD3', 'DFTD3(BJ)'):
+            raise ValueError(f"unsupported vdw type {vdw['type']!r}: use DFTD3 or DFTD3(BJ)")
+        xc['VDW_POTENTIAL'] = {
+            'POTENTIAL_TYPE': 'PAIR_POTENTIAL',
+            'PAIR_POTENTIAL': {
+                'TYPE': vdw['type'],
+                'PARAMETER_FILE_NAME': 'dftd3.dat',
+                'REFERENCE_FUNCTIONAL': protocol['xc'],
+                'R_CUTOFF': f"[angstrom] {vdw['r_cutoff']}",
+                'CALCULATE_C9_TERM': bool(vdw.get('three_body', False)),
+            },
+        }
+    return xc
+
+
+def single_point_parameters(protocol, symbols, *, ignore_convergence_failure: bool = False) -> dict:
+    """aiida-cp2k ``parameters`` for an energy, forces and analytical stress single point.
+
+    :param protocol: a protocol name (see :func:`load_protocol`) or a protocol dict.
+    :param symbols: chemical symbols of the structure (one ``KIND`` per distinct element).
+    :param ignore_convergence_failure: add ``SCF/IGNORE_CONVERGENCE_FAILURE`` (CP2K >= 2024.1 only;
+        those versions abort on an unconverged SCF without it, 2023.1 ends normally and rejects
+        the keyword as unknown).
+    :returns: nested dict with ``GLOBAL`` (RUN_TYPE ENERGY_FORCE) and ``FORCE_EVAL`` (METHOD QS,
+        STRESS_TENSOR ANALYTICAL, PRINT FORCES and STRESS_TENSOR on, DFT, SUBSYS with one KIND per
+        element and the cell printed (for the volume)); the output is what
+        :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_output` reads.
+    :raises ValueError: for an unknown protocol, no symbols or an unsupported dispersion type.
+    """
+    protocol = _resolve(protocol)
+    return {
+        'GLOBAL': {'RUN_TYPE': 'ENERGY_FORCE', 'PRINT_LEVEL': 'LOW'},
+        'FORCE_EVAL': {
+            'METHOD': 'QS',
+            'STRESS_TENSOR': 'ANALYTICAL',
+            'PRINT': {'FORCES': {'_': 'ON'}, 'STRESS_TENSOR': {'_': 'ON'}},
+            'DFT': {
+                'BASIS_SET_FILE_NAME': protocol['basis_set_file'],
+                'POTENTIAL_FILE_NAME': protocol['potential_file'],
+                'MGRID': {'CUTOFF': protocol['cutoff'], 'REL_CUTOFF': protocol['rel_cutoff']},
+                'QS': {'METHOD': protocol['method'], 'EPS_DEFAULT': protocol['eps_default']},
+                'SCF': _scf(protocol, ignore_convergence_failure),
+                'XC': _xc(protocol),
+            },
+            'SUBSYS': {'KIND': _kinds(protocol, symbols), 'PRINT': {'CELL': {'_': 'ON'}}},
+        },
+    }
+
+
+def aimd_parameters(protocol, symbols, temperature: float, steps: int, timestep_fs: float = 1.0,
+                    thermostat: str = 'CSVR', thermostat_timecon_fs: float = 100.0, seed: int = 2000,
+                    ignore_convergence_failure: bool = False) -> dict:
+    """aiida-cp2k ``parameters`` for Born-Oppenheimer NVT MD whose frames carry energy, forces and stress.
+
+    Every step writes the positions (``<project>-pos-1.xyz``, Å), forces (``-frc-1.xyz``,
+    Hartree/Bohr), the energies (``-1.ener``, Hartree), the cell (``-1.cell``, Å) and the total
+    pressure tensor (``-1.stress``, bar, kinetic part included: diagnostics only); the analytical
+    stress of every force evaluation goes to the main output (``STRESS|`` blocks, potential part
+    only), from which :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md` takes the virial. The initial
+    velocities are drawn at ``temperature`` from ``GLOBAL/SEED``.
+
+    :param protocol: protocol name or dict (as for :func:`single_point_parameters`).
+    :param symbols: chemical symbols of the structure.
+    :param temperature: thermostat and initial-velocity temperature (K, > 0).
+    :param steps: number of MD steps (>= 1; CP2K writes steps 0 .. steps).
+    :param timestep_fs: time step (fs, > 0).
+    :param thermostat: ``CSVR`` (stochastic velocity rescaling) or ``NOSE`` (Nose-Hoover chain of 3).
+    :param thermostat_timecon_fs: thermostat time constant (fs, > 0).
+    :param seed: ``GLOBAL/SEED`` (initial velocities, CSVR noise).
+    :param ignore_convergence_failure: as for :func:`single_point_parameters`.
+    :raises ValueError: naming the offending argument.
+    """
+    if not temperature > 0:
+        raise ValueError(f'temperature must be positive, got {temperature!r}')
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f'steps must be a positive integer, got {steps!r}')
+    if not timestep_fs > 0:
+        raise ValueError(f'timestep_fs must be positive, got {timestep_fs!r}')
+    if not thermostat_timecon_fs > 0:
+        raise ValueError(f'thermostat_timecon_fs must be positive, got {thermostat_timecon_fs!r}')
+    thermostat = thermostat.upper()
+    if thermostat not in _THERMOSTATS:
+        raise ValueError(f'thermostat must be one of {_THERMOSTATS}, got {thermostat!r}')
+    parameters = single_point_parameters(protocol, symbols, ignore_convergence_failure=ignore_convergence_failure)
+    parameters['GLOBAL'] = {'RUN_TYPE': 'MD', 'PRINT_LEVEL': 'LOW', 'SEED': int(seed)}
+    parameters['FORCE_EVAL']['PRINT']['FORCES'] = {'_': 'OFF'}  # in -frc-1.xyz; keeps the output small
+    timecon = {'TIMECON': f'[fs] {thermostat_timecon_fs}'}
+    each_step = {'EACH': {'MD': 1}}
+    parameters['MOTION'] = {
+        'MD': {
+            'ENSEMBLE': 'NVT',
+            'STEPS': int(steps),
+            'TIMESTEP': f'[fs] {timestep_fs}',
+            'TEMPERATURE': f'[K] {temperature}',
+            'THERMOSTAT': {'TYPE': thermostat, 'REGION': 'GLOBAL',
+                           thermostat: timecon if thermostat == 'CSVR' else {'LENGTH': 3, **timecon}},
+            'PRINT': {'ENERGY': {'_': 'ON', **each_step}},
+        },
+        'PRINT': {
+            'TRAJECTORY': {'_': 'ON', 'FORMAT': 'XYZ', **each_step},
+            'FORCES': {'_': 'ON', 'FORMAT': 'XYZ', **each_step},
+            'CELL': {'_': 'ON', **each_step},
+            'STRESS': {'_': 'ON', **each_step},
+            'RESTART': {'_': 'ON', 'BACKUP_COPIES': 0},
+            'RESTART_HISTORY': {'_': 'OFF'},
+        },
+    }
+    return parameters
+
+
+def _ot_restarts(scf: dict) -> list[tuple[str, dict]]:
+    return [
+        ('doubled MAX_SCF and switched the OT preconditioner to FULL_ALL',
+         {'MAX_SCF': 2 * scf['MAX_SCF'], 'OT': {'PRECONDITIONER': 'FULL_ALL'}}),
+        ('switched the OT minimizer to CG with a 2-point line search and added an outer SCF loop of 20',
+         {'OT': {'MINIMIZER': 'CG', 'LINESEARCH': '2PNT'},
+          'OUTER_SCF': {'_': 'ON', 'EPS_SCF': scf['EPS_SCF'], 'MAX_SCF': 20}}),
+        ('replaced OT by diagonalisation with Broyden mixing (alpha 0.1) and MAX_SCF 300',
+         {'OT': None, 'OUTER_SCF': None, 'MAX_SCF': 300, 'DIAGONALIZATION': {'_': 'ON', 'ALGORITHM': 'STANDARD'},
+          'MIXING': {'_': 'ON', 'METHOD': 'BROYDEN_MIXING', 'ALPHA': 0.1, 'NBUFFER': 8}}),
+    ]
+
+
+def _diag_restarts(scf: dict) -> list[tuple[str, dict]]:
+    alpha = float(scf.get('MIXING', {}).get('ALPHA', 0.4))
+    return [
+        (f'doubled MAX_SCF and halved the mixing alpha to {alpha / 2:g}',
+         {'MAX_SCF': 2 * scf['MAX_SCF'], 'MIXING': {'ALPHA': alpha / 2}}),
+        (f'halved the mixing alpha to {alpha / 2:g} with a Broyden history of 15',
+         {'MIXING': {'ALPHA': alpha / 2, 'NBUFFER': 15}}),
+        ('replaced diagonalisation by OT (CG minimizer, FULL_ALL preconditioner) with an outer SCF loop of 20',
+         {'DIAGONALIZATION': None, 'MIXING': None, 'ADDED_MOS': None,
+          'OT': {'_': 'ON', 'MINIMIZER': 'CG', 'PRECONDITIONER': 'FULL_ALL'},
+          'OUTER_SCF': {'_': 'ON', 'EPS_SCF': scf['EPS_SCF'], 'MAX_SCF': 20}}),
+    ]
+
+
+#: Number of restarts :func:`scf_restart_changes` knows.
+MAX_SCF_RESTARTS = 3
+
+
+def scf_restart_changes(parameters: dict, attempt: int) -> tuple[dict, str]:
+    """The parameters for restart ``attempt`` (1, 2, ...) after an unconverged SCF, and what changed.
+
+    With OT (``SCF/OT`` present): 1. double ``MAX_SCF`` and use the FULL_ALL preconditioner;
+    2. CG minimizer with a 2-point line search and an outer SCF loop; 3. diagonalisation with
+    Broyden mixing (alpha 0.1). With diagonalisation: 1. double ``MAX_SCF`` and halve the mixing
+    alpha; 2. halve alpha again with a longer Broyden history; 3. OT (CG, FULL_ALL) with an outer
+    loop. The scheme is chosen from ``parameters`` and each attempt is applied to them, so calling
+    it on the previous attempt's output accumulates the changes (the intended use).
+
+    :param parameters: the aiida-cp2k parameters of the failed run (not modified).
+    :param attempt: 1-based restart number.
+    :returns: ``(new_parameters, description)``.
+    :raises ValueError: if ``attempt`` is not in 1 .. :data:`MAX_SCF_RESTARTS` or the parameters
+        have no ``FORCE_EVAL/DFT/SCF`` section.
+    """
+    if not 1 <= attempt <= MAX_SCF_RESTARTS:
+        raise ValueError(f'SCF restart attempt must be in 1..{MAX_SCF_RESTARTS}, got {attempt!r}')
+    try:
+        scf = parameters['FORCE_EVAL']['DFT']['SCF']
+    except (KeyError, TypeError) as exc:
+        raise ValueError('parameters have no FORCE_EVAL/DFT/SCF section') from exc
+    restarts = _ot_restarts(scf) if 'OT' in scf else _diag_restarts(scf)
+    description, change = restarts[attempt - 1]
+    new = copy.deepcopy(parameters)
+    new['FORCE_EVAL']['DFT']['SCF'] = deep_merge(scf, change)
+    return new, f'SCF restart {attempt}: {description}'
