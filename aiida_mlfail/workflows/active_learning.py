@@ -16,13 +16,13 @@ from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.functions import compare_labels, merge_training_sets, split_training_set
-from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 #: Exit statuses of the explorer job that still carry a stop configuration to label.
@@ -127,6 +127,9 @@ class ActiveLearningWorkChain(WorkChain):
         spec.input_namespace('quip', help='The GAP prediction job on the flagged configurations.')
         spec.input('quip.code', valid_type=orm.AbstractCode, help='quip / mlfail-quip for the GAP on flagged configurations.')
         spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        spec.input('restart', valid_type=orm.Dict, required=False,
+                   help='Restart settings of the explorer and prediction jobs (workflows.restart.RESTART_DEFAULTS); '
+                        'the GAP fits take theirs from gap.restart.')
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(al.normalise_active_learning, 'parameters'),
                    help='max_iterations, max_new_configurations, restart_from (stop|start), reseed, '
@@ -241,8 +244,9 @@ class ActiveLearningWorkChain(WorkChain):
         inputs = self.exposed_inputs(ExploreCalculation, namespace='explore')
         inputs.update(potential=self.ctx.potential, training_set=self.ctx.training_set, structure=self.ctx.structure,
                       parameters=orm.Dict(parameters))
-        inputs.setdefault('metadata', {})['call_link_label'] = f'explore_iteration_{it}'
-        node = self.submit(ExploreCalculation, **inputs)
+        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        node = self.submit(ExploreRestartWorkChain, job=inputs, **restart,
+                           metadata={'call_link_label': f'explore_iteration_{it}'})
         self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label}')
         return ToContext(explore=node)
 
@@ -293,10 +297,12 @@ class ActiveLearningWorkChain(WorkChain):
         return None
 
     def predict(self):
-        node = self.submit(QuipPredictCalculation, code=self.inputs.quip.code, potential=self.ctx.potential,
-                           configurations=self.ctx.labelling.outputs.training_set,
-                           metadata={'options': self.inputs.quip.options.get_dict(),
-                                     'call_link_label': f'predict_iteration_{self.ctx.iteration}'})
+        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        node = self.submit(QuipRestartWorkChain, job={
+            'code': self.inputs.quip.code, 'potential': self.ctx.potential,
+            'configurations': self.ctx.labelling.outputs.training_set,
+            'metadata': {'options': self.inputs.quip.options.get_dict()}},
+            **restart, metadata={'call_link_label': f'predict_iteration_{self.ctx.iteration}'})
         return ToContext(predict=node)
 
     def screen(self):

@@ -7,11 +7,11 @@ from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_mlfail.calculations.functions import select_configurations, split_training_set, validation_metrics
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
-from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
+from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.science import selection as selection_science
 
 
@@ -88,6 +88,9 @@ class GapWorkChain(WorkChain):
         spec.input('validation_set', valid_type=TrainingSetData, required=False,
                    help='Fixed validation set: no split, the (selected) pool is trained on.')
         spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
+        spec.input('restart', valid_type=orm.Dict, required=False,
+                   help='Restart settings of the gap_fit and quip jobs (aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
+                        "e.g. {'on_out_of_memory': 'more_memory'}.")
         spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
         spec.input('validation.code', valid_type=orm.AbstractCode, help='quip (or mlfail-quip) code.')
         spec.input('validation.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
@@ -134,9 +137,9 @@ class GapWorkChain(WorkChain):
     def fit(self):
         inputs = self.exposed_inputs(GapFitCalculation, namespace='fit')
         inputs['training_set'] = self.ctx.train
-        inputs.setdefault('metadata', {})['call_link_label'] = 'gap_fit'
-        node = self.submit(GapFitCalculation, **inputs)
-        self.report(f'submitted gap_fit <{node.pk}>')
+        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        node = self.submit(GapFitRestartWorkChain, job=inputs, **restart, metadata={'call_link_label': 'gap_fit'})
+        self.report(f'submitted gap_fit <{node.pk}> (restartable)')
         return ToContext(fit=node)
 
     def inspect_fit(self):
@@ -151,10 +154,11 @@ class GapWorkChain(WorkChain):
         return None
 
     def validate(self):
-        node = self.submit(QuipPredictCalculation, code=self.inputs.validation.code,
-                           potential=self.ctx.fit.outputs.potential, configurations=self.ctx.validation,
-                           metadata={'options': self.inputs.validation.options.get_dict(),
-                                     'call_link_label': 'predict_validation'})
+        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        node = self.submit(QuipRestartWorkChain, job={
+            'code': self.inputs.validation.code, 'potential': self.ctx.fit.outputs.potential,
+            'configurations': self.ctx.validation, 'metadata': {'options': self.inputs.validation.options.get_dict()}},
+            **restart, metadata={'call_link_label': 'predict_validation'})
         self.report(f'submitted GAP prediction of the validation set <{node.pk}>')
         return ToContext(predict=node)
 

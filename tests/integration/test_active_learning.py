@@ -72,7 +72,8 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     # provenance: every added configuration traces to its explorer, potential and labelling job
     records = added_configurations(node)
     assert len(records) == n_added
-    explore_1 = min((n for n in node.called if n.process_label == 'ExploreCalculation'), key=lambda n: n.pk)
+    explore_1 = min((n for n in node.called_descendants if n.process_label == 'ExploreCalculation'),
+                    key=lambda n: n.pk)
     trigger = records[0]
     assert trigger['iteration'] == 1 and trigger['candidate'] == 'trigger'
     assert trigger['explorer'].pk == explore_1.pk

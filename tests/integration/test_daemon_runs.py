@@ -112,3 +112,23 @@ def test_gap_fit_memory_preflight_stops_before_the_fit(submit_and_await, gap_fit
     names = node.outputs.retrieved.base.repository.list_object_names()
     assert 'gap_fit_dryrun.out' in names and 'gap.xml' not in names  # the fit itself never ran
     assert node.outputs.output_parameters['memory_peak_mb'] > 0
+
+
+def test_gap_fit_out_of_memory_is_retried_with_more_memory(submit_and_await, gap_fit_code):
+    """A tiny memory limit: the preflight stops attempt 1 (430), the handler raises max_memory_kb, attempt 2 fits."""
+    from aiida_mlfail.workflows.restart import GapFitRestartWorkChain
+
+    node = submit_and_await(
+        GapFitRestartWorkChain,
+        timeout=300,
+        job={'code': gap_fit_code, 'training_set': TrainingSetData.from_atoms(nacl_configurations(3)),
+             'parameters': orm.Dict({'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5,
+                                                      'n_sparse': 10}]}),
+             'metadata': {'options': {'max_memory_kb': 1}}},
+        restart=orm.Dict({'on_out_of_memory': 'more_memory', 'memory_factor': 1.0e6}),
+    )
+    assert node.is_finished_ok, node.exit_message
+    jobs = sorted(node.called, key=lambda n: n.pk)
+    assert [j.exit_status for j in jobs] == [430, 0]
+    assert [j.get_option('max_memory_kb') for j in jobs] == [1, 1_000_000]
+    assert 'potential' in node.outputs

@@ -1,0 +1,230 @@
+"""Restartable jobs: ``BaseRestartWorkChain`` wrappers with one process handler per failure family.
+
+Failure families (DESIGN.md, exit codes) and what the handlers do:
+
+* cancelled by the scheduler (``scancel``; the scheduler's stderr reads ``CANCELLED AT`` without
+  ``DUE TO TIME LIMIT``) or a node failure (exit 140): resubmit unchanged;
+* out of walltime (exit 120, ``ERROR_SCHEDULER_OUT_OF_WALLTIME``): resubmit with
+  ``walltime_factor`` x the walltime (at most ``max_walltime_s``); programs without a restart
+  file start again;
+* ``gap_fit`` out of memory (exit 430 from the dryrun preflight, or 110 from the scheduler): fewer
+  sparse points (``sparse_factor`` x every descriptor's ``n_sparse``) or more memory
+  (``memory_factor`` x ``max_memory_kb``, at most ``max_memory_kb_limit``), as ``on_out_of_memory``
+  says; the changed ``parameters`` / options are the next job's inputs, so the change is provenance;
+* ``gap_fit`` ill-conditioned (431): ``sparse_jitter`` x 100.
+
+AiiDA docs: https://aiida.readthedocs.io/projects/aiida-core/en/stable/howto/workflows.html#restart-workchain
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+
+from aiida_mlfail.calculations.explore import ExploreCalculation
+from aiida_mlfail.calculations.gap_fit import GapFitCalculation
+from aiida_mlfail.calculations.lammps import LammpsCalculation
+from aiida_mlfail.calculations.quip import QuipPredictCalculation
+from aiida_mlfail.workflows.common import dict_validator
+
+#: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
+#: 'more_memory'), their factors and caps.
+RESTART_DEFAULTS = {
+    'walltime_factor': 2.0,
+    'max_walltime_s': 7 * 24 * 3600,
+    'on_out_of_memory': 'reduce_sparse_points',
+    'sparse_factor': 0.5,
+    'memory_factor': 2.0,
+    'max_memory_kb_limit': 512 * 1024 * 1024,
+}
+
+
+def normalise_restart(settings: dict) -> dict:
+    """Merge with :data:`RESTART_DEFAULTS` and check.
+
+    :raises ValueError: naming the offending key or value.
+    """
+    unknown = set(settings) - set(RESTART_DEFAULTS)
+    if unknown:
+        raise ValueError(f'unknown restart setting(s) {sorted(unknown)}; allowed: {sorted(RESTART_DEFAULTS)}')
+    merged = {**RESTART_DEFAULTS, **settings}
+    if merged['on_out_of_memory'] not in ('reduce_sparse_points', 'more_memory'):
+        raise ValueError(f"on_out_of_memory must be 'reduce_sparse_points' or 'more_memory', "
+                         f"got {merged['on_out_of_memory']!r}")
+    for key in ('walltime_factor', 'memory_factor'):
+        if not float(merged[key]) > 1:
+            raise ValueError(f'{key} must be > 1, got {merged[key]!r}')
+    if not 0 < float(merged['sparse_factor']) < 1:
+        raise ValueError(f"sparse_factor must be in (0, 1), got {merged['sparse_factor']!r}")
+    for key in ('max_walltime_s', 'max_memory_kb_limit'):
+        if not float(merged[key]) > 0:
+            raise ValueError(f'{key} must be positive, got {merged[key]!r}')
+    return merged
+
+
+def was_cancelled(node) -> bool:
+    """Whether the scheduler cancelled the job (``scancel``) rather than the program failing by itself."""
+    try:
+        stderr = node.get_scheduler_stderr() or ''
+    except Exception:  # noqa: BLE001 (no retrieved folder, no file: not a cancellation we can see)
+        return False
+    text = stderr.upper()
+    return 'CANCELLED AT' in text and 'DUE TO TIME LIMIT' not in text
+
+
+class JobRestartWorkChain(BaseRestartWorkChain):
+    """Run a CalcJob (``_process_class``) until it succeeds, with the handlers every job shares.
+
+    Inputs: the job's inputs under ``job``, ``restart`` (Dict, :data:`RESTART_DEFAULTS`) and the
+    usual ``max_iterations`` (default 5). Outputs: those of the last job. A job that finishes with
+    an exit status that its caller treats as an outcome (e.g. 410 for an MD run stopped by a guard)
+    is in ``_accepted_failures``: it ends the loop and its outputs are passed on, with the exit code.
+    """
+
+    _process_class = None
+    _accepted_failures: tuple[int, ...] = ()
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(cls._process_class, namespace='job')
+        spec.expose_outputs(cls._process_class)
+        spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}),
+                   validator=dict_validator(normalise_restart, 'restart'),
+                   help=f'Restart settings, defaults {RESTART_DEFAULTS}.')
+        spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
+        for status in cls._accepted_failures:
+            spec.exit_code(status, _label(cls._process_class, status), message='the job stopped: {message}')
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(self._process_class, namespace='job'))
+        self.ctx.settings = normalise_restart(self.inputs.restart.get_dict())
+
+    def _options(self) -> dict:
+        return dict(self.ctx.inputs.get('metadata', {}).get('options', {}))
+
+    def _set_options(self, options: dict) -> None:
+        metadata = dict(self.ctx.inputs.get('metadata', {}))
+        metadata['options'] = options
+        self.ctx.inputs.metadata = metadata
+
+    @process_handler(priority=900)
+    def handle_accepted_failure(self, node):
+        """An outcome of the job (e.g. MD stopped by a guard): stop restarting, pass on outputs and exit code."""
+        if node.exit_status in self._accepted_failures:
+            self.out_many(self.exposed_outputs(node, self._process_class))
+            self.report(f'{node.process_label}<{node.pk}> stopped with [{node.exit_status}] {node.exit_message}: '
+                        'an outcome, not a failure to repair')
+            exit_code = getattr(self.exit_codes, _label(self._process_class, node.exit_status))
+            return ProcessHandlerReport(do_break=True, exit_code=exit_code.format(message=node.exit_message))
+        return None
+
+    @process_handler(priority=800)
+    def handle_cancelled(self, node):
+        """Cancelled by the scheduler (``scancel``) or lost to a node failure (140): resubmit unchanged."""
+        if node.is_finished_ok:
+            return None
+        if node.exit_status == 140 or was_cancelled(node):
+            self.report(f'{node.process_label}<{node.pk}> was cancelled by the scheduler or lost its node '
+                        f'[{node.exit_status}]: resubmitting it unchanged')
+            return ProcessHandlerReport(do_break=True)
+        return None
+
+    @process_handler(priority=700, exit_codes=[GapFitCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    def handle_walltime(self, node):
+        """Out of walltime (120): resubmit with ``walltime_factor`` x the walltime, at most ``max_walltime_s``."""
+        options = self._options()
+        current = int(options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600)
+        limit = int(self.ctx.settings['max_walltime_s'])
+        if current >= limit:
+            self.report(f'{node.process_label}<{node.pk}> ran out of its {current} s walltime, already at the '
+                        f'max_walltime_s limit: giving up')
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
+        new = min(limit, int(current * float(self.ctx.settings['walltime_factor'])))
+        options['max_wallclock_seconds'] = new
+        self._set_options(options)
+        self.restart_after_walltime(node)
+        self.report(f'{node.process_label}<{node.pk}> ran out of walltime ({current} s): restarting with {new} s')
+        return ProcessHandlerReport(do_break=True)
+
+    def restart_after_walltime(self, node) -> None:
+        """Hook: prepare the inputs of the restart after a walltime stop (default: start again)."""
+
+
+def _label(process_class, status: int) -> str:
+    return next(name for name, code in process_class.spec().exit_codes.items() if code.status == status)
+
+
+class GapFitRestartWorkChain(JobRestartWorkChain):
+    """``gap_fit`` with restarts: out of memory (430/110) and ill-conditioned fits (431) on top of the shared handlers."""
+
+    _process_class = GapFitCalculation
+
+    @process_handler(priority=600, exit_codes=[GapFitCalculation.exit_codes.ERROR_OUT_OF_MEMORY,
+                                               GapFitCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_MEMORY])
+    def handle_out_of_memory(self, node):
+        """Fewer sparse points or more memory, as ``restart.on_out_of_memory`` says (the change is the new input)."""
+        settings = self.ctx.settings
+        if settings['on_out_of_memory'] == 'reduce_sparse_points':
+            parameters = self.ctx.inputs.parameters.get_dict()
+            before = [d['n_sparse'] for d in parameters['descriptors']]
+            after = [max(1, int(n * float(settings['sparse_factor']))) for n in before]
+            if after == before:
+                self.report(f'gap_fit<{node.pk}> out of memory with n_sparse {before}: cannot reduce further')
+                return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
+            for descriptor, n in zip(parameters['descriptors'], after):
+                descriptor['n_sparse'] = n
+            self.ctx.inputs.parameters = orm.Dict(parameters)
+            self.report(f'gap_fit<{node.pk}> [{node.exit_status}] {node.exit_message}: retrying with n_sparse '
+                        f'{before} -> {after}')
+            return ProcessHandlerReport(do_break=True)
+        options = self._options()
+        current = int(options.get('max_memory_kb') or 0)
+        limit = int(settings['max_memory_kb_limit'])
+        if not current:
+            output = node.outputs.output_parameters.get_dict() if 'output_parameters' in node.outputs else {}
+            current = int(1024 * float(output.get('memory_limit_mb') or output.get('memory_peak_mb') or 1024))
+        new = min(limit, int(current * float(settings['memory_factor'])))
+        if new <= current:
+            self.report(f'gap_fit<{node.pk}> out of memory at the max_memory_kb_limit {limit} kB: giving up')
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
+        options['max_memory_kb'] = new
+        self._set_options(options)
+        self.report(f'gap_fit<{node.pk}> [{node.exit_status}] {node.exit_message}: retrying with max_memory_kb '
+                    f'{current} -> {new}')
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=500, exit_codes=[GapFitCalculation.exit_codes.ERROR_ILL_CONDITIONED])
+    def handle_ill_conditioned(self, node):
+        """Ill-conditioned sparse covariance (431): ``sparse_jitter`` x 100 (regularises the Cholesky factorisation)."""
+        from aiida_mlfail.science.gap import normalise_fit_parameters
+
+        parameters = self.ctx.inputs.parameters.get_dict()
+        before = float(normalise_fit_parameters(parameters)['sparse_jitter'])
+        parameters['sparse_jitter'] = before * 100.0
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        self.report(f'gap_fit<{node.pk}> ill-conditioned: retrying with sparse_jitter {before:g} -> '
+                    f"{parameters['sparse_jitter']:g}")
+        return ProcessHandlerReport(do_break=True)
+
+
+class QuipRestartWorkChain(JobRestartWorkChain):
+    """GAP predictions (``mlfail.quip``) with the shared restart handlers."""
+
+    _process_class = QuipPredictCalculation
+
+
+class ExploreRestartWorkChain(JobRestartWorkChain):
+    """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410/411/412) is an outcome."""
+
+    _process_class = ExploreCalculation
+    _accepted_failures = (410, 411, 412)
+
+
+class LammpsRestartWorkChain(JobRestartWorkChain):
+    """A LAMMPS job (``mlfail.lammps``) with the shared handlers; a guard stop (410/411) is an outcome."""
+
+    _process_class = LammpsCalculation
+    _accepted_failures = (410, 411)

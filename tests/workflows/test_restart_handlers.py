@@ -1,0 +1,131 @@
+"""One test per restart handler (the logic, isolated on finished job nodes made for the test)."""
+
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+from plumpy import ProcessState
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.gap import FIT_DEFAULTS
+from aiida_mlfail.workflows.restart import (ExploreRestartWorkChain, GapFitRestartWorkChain, normalise_restart,
+                                           was_cancelled)
+from tests.helpers import nacl_configurations
+
+DESCRIPTORS = [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 20},
+               {'type': 'soap', 'n_max': 2, 'l_max': 2, 'atom_sigma': 0.5, 'cutoff': 4.0, 'delta': 0.1, 'zeta': 2,
+                'n_sparse': 30}]
+
+
+def finished_job(computer, entry_point, exit_status, scheduler_stderr=None, **options):
+    """A stored, finished CalcJobNode with an exit status and (optionally) a retrieved scheduler stderr."""
+    node = orm.CalcJobNode(computer=computer, process_type=f'aiida.calculations:{entry_point}')
+    node.set_option('resources', {'num_machines': 1})
+    node.set_option('scheduler_stderr', '_scheduler-stderr.txt')
+    for key, value in options.items():
+        node.set_option(key, value)
+    node.set_process_state(ProcessState.FINISHED)
+    node.set_exit_status(exit_status)
+    node.store()
+    if scheduler_stderr is not None:
+        retrieved = orm.FolderData()
+        retrieved.base.repository.put_object_from_bytes(scheduler_stderr.encode(), '_scheduler-stderr.txt')
+        retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+        retrieved.store()
+    return node
+
+
+@pytest.fixture
+def gap_fit_workchain(gap_fit_code):
+    def factory(restart=None, **options):
+        inputs = {'job': {'code': gap_fit_code, 'training_set': TrainingSetData.from_atoms(nacl_configurations(3)),
+                          'parameters': orm.Dict({'descriptors': DESCRIPTORS}),
+                          'metadata': {'options': {'max_wallclock_seconds': 600, **options}}}}
+        if restart is not None:
+            inputs['restart'] = orm.Dict(restart)
+        process = instantiate_process(get_manager().get_runner(), GapFitRestartWorkChain, **inputs)
+        process.setup()
+        return process
+    return factory
+
+
+def test_restart_settings_are_checked():
+    assert normalise_restart({})['on_out_of_memory'] == 'reduce_sparse_points'
+    with pytest.raises(ValueError, match="got 'swap'"):
+        normalise_restart({'on_out_of_memory': 'swap'})
+    with pytest.raises(ValueError, match='sparse_factor must be in'):
+        normalise_restart({'sparse_factor': 1.5})
+    with pytest.raises(ValueError, match=r"unknown restart setting\(s\) \['retries'\]"):
+        normalise_restart({'retries': 3})
+
+
+def test_out_of_memory_reduces_sparse_points(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain()
+    report = process.handle_out_of_memory(finished_job(aiida_localhost, 'mlfail.gap_fit', 430))
+    assert report is not None and report.do_break and report.exit_code.status == 0
+    assert [d['n_sparse'] for d in process.ctx.inputs.parameters.get_dict()['descriptors']] == [10, 15]
+
+
+def test_out_of_memory_asks_for_more_memory(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain(restart={'on_out_of_memory': 'more_memory', 'memory_factor': 3.0},
+                                max_memory_kb=100_000)
+    report = process.handle_out_of_memory(finished_job(aiida_localhost, 'mlfail.gap_fit', 110))  # scheduler OOM
+    assert report.exit_code.status == 0
+    assert process.ctx.inputs.metadata['options']['max_memory_kb'] == 300_000
+    assert process.ctx.inputs.parameters.get_dict()['descriptors'] == DESCRIPTORS  # unchanged
+
+
+def test_out_of_memory_gives_up_at_the_memory_cap(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain(restart={'on_out_of_memory': 'more_memory', 'max_memory_kb_limit': 100_000},
+                                max_memory_kb=100_000)
+    report = process.handle_out_of_memory(finished_job(aiida_localhost, 'mlfail.gap_fit', 430))
+    assert report.exit_code.status == GapFitRestartWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
+
+
+def test_ill_conditioned_raises_the_sparse_jitter(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain()
+    assert process.handle_ill_conditioned(finished_job(aiida_localhost, 'mlfail.gap_fit', 430)) is None  # not 431
+    report = process.handle_ill_conditioned(finished_job(aiida_localhost, 'mlfail.gap_fit', 431))
+    assert report.exit_code.status == 0
+    assert process.ctx.inputs.parameters['sparse_jitter'] == pytest.approx(FIT_DEFAULTS['sparse_jitter'] * 100)
+
+
+def test_walltime_doubles_up_to_the_cap(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain(restart={'max_walltime_s': 1000})
+    node = finished_job(aiida_localhost, 'mlfail.gap_fit', 120, max_wallclock_seconds=600)
+    assert process.handle_walltime(node).exit_code.status == 0
+    assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 1000
+    report = process.handle_walltime(node)
+    assert report.exit_code.status == GapFitRestartWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
+
+
+def test_cancelled_jobs_are_resubmitted_unchanged(gap_fit_workchain, aiida_localhost):
+    process = gap_fit_workchain()
+    before = process.ctx.inputs.parameters.get_dict()
+    cancelled = finished_job(aiida_localhost, 'mlfail.gap_fit', 301,
+                             'slurmstepd: error: *** JOB 17 ON node CANCELLED AT 2026-11-21T03:00:00 ***\n')
+    timed_out = finished_job(aiida_localhost, 'mlfail.gap_fit', 301,
+                             'slurmstepd: error: *** JOB 18 ON node CANCELLED AT 2026-11-21T03:00:00 DUE TO TIME '
+                             'LIMIT ***\n')
+    crashed = finished_job(aiida_localhost, 'mlfail.gap_fit', 302, 'Segmentation fault\n')
+    assert was_cancelled(cancelled) and not was_cancelled(timed_out) and not was_cancelled(crashed)
+    assert process.handle_cancelled(cancelled).do_break
+    assert process.handle_cancelled(crashed) is None
+    assert process.handle_cancelled(finished_job(aiida_localhost, 'mlfail.gap_fit', 140)).do_break  # node failure
+    assert process.ctx.inputs.parameters.get_dict() == before
+
+
+def test_a_guard_stop_of_the_explorer_is_an_outcome_not_a_failure(explore_code, aiida_localhost):
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from tests.helpers import FIXTURES
+
+    atoms = nacl_configurations(1)[0]
+    process = instantiate_process(get_manager().get_runner(), ExploreRestartWorkChain, job={
+        'code': explore_code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
+        'structure': orm.StructureData(ase=atoms), 'training_set': TrainingSetData.from_atoms([atoms]),
+        'parameters': orm.Dict({'max_steps': 100, 'comparison_step': 10})})
+    process.setup()
+    report = process.handle_accepted_failure(finished_job(aiida_localhost, 'mlfail.explore', 410))
+    assert report.do_break and report.exit_code.status == 410
+    assert process.handle_accepted_failure(finished_job(aiida_localhost, 'mlfail.explore', 301)) is None
