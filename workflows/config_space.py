@@ -10,10 +10,13 @@ the distance to first of X and of Y and the nearest neighbour of every X frame i
 (per set: frames, Na self-diffusion as a liquid check, distance-to-first plateau and maximum;
 nearest-neighbour distance median / 95th percentile / max of X in Y) and the exported figures.
 
-When the CP2K issue lands, X becomes an AIMD trajectory (the thesis's setting): only the X set
-given to ConfigSpaceWorkChain changes.
+With ``--x aimd``, X is instead a CP2K NVT AIMD trajectory at 1600 K (Cp2kAimdWorkChain; ``fast``
+protocol, 8 ions, 30 steps of 2 fs for ``--size small``), as in the thesis's setting; only the X set
+given to ConfigSpaceWorkChain changes. The run starts from the rock-salt lattice at the 1600 K liquid
+density and is far too short to melt: it shows AIMD frames used as X, not a liquid AIMD sample.
 
-    AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/config_space.py [--size small|large] [--foreground]
+    AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/config_space.py [--size small|large] [--x classical|aimd]
+        [--foreground]
 
 ``--foreground`` runs the WorkChains in this process instead of submitting them to the daemon.
 Needs the ``lammps`` and ``rematch`` codes of ``scripts/setup-aiida.sh``.
@@ -39,6 +42,13 @@ SIZES = {
     # closer to the thesis: 200 ions, 100 ps sampled every 200 fs (501 frames per set)
     'large': {'n_ions': 200, 'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 100,
               'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'bins': 40},
+}
+
+
+#: ``--x aimd``: the CP2K AIMD run that replaces X (ions, steps, time step fs, protocol, thermostat time constant fs).
+AIMD = {
+    'small': {'n_ions': 8, 'steps': 30, 'timestep': 2.0, 'protocol': 'fast', 'thermostat_timecon': 20.0},
+    'large': {'n_ions': 64, 'steps': 2000, 'timestep': 2.0, 'protocol': 'moderate', 'thermostat_timecon': 100.0},
 }
 
 
@@ -82,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
     parser.add_argument('--output', default='results/config_space', help='folder for the exported figures')
     parser.add_argument('--foreground', action='store_true', help='run in this process, not through the daemon')
+    parser.add_argument('--x', choices=('classical', 'aimd'), default='classical',
+                        help='X set: the classical 1600 K trajectory, or a CP2K AIMD run at 1600 K (cp2k code)')
     args = parser.parse_args(argv)
 
     from aiida import load_profile, orm
@@ -91,17 +103,41 @@ def main(argv=None) -> int:
 
     load_profile(args.profile)
     s = SIZES[args.size]
-    codes = common.load_codes(extra=('rematch',))
+    codes = common.load_codes(extra=('rematch', 'cp2k') if args.x == 'aimd' else ('rematch',))
     start = time.time()
+    temperatures = dict(TEMPERATURES)
+    timesteps = {'x': 2.0, 'y': 2.0}
+    durations = {}  # fs, of runs too short for a diffusion coefficient
 
+    sampled = {key: value for key, value in temperatures.items() if args.x == 'classical' or key == 'y'}
     points = [{'temperature': t, 'density': round(janz_density(t), 4), 'label': label}
-              for label, t in TEMPERATURES.values()]
-    sampling = launch('NVT 1600 K and 1200 K, BMHTF + PPPM', ClassicalSamplingWorkChain, common.sampling_inputs(
-        codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
-        production_steps=s['production_steps'], sampling_interval=s['sampling_interval']), args.foreground)
-    sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in TEMPERATURES.items()}
+              for label, t in sampled.values()]
+    sampling = launch(' and '.join(f'NVT {t:.0f} K' for _, t in sampled.values()) + ', BMHTF + PPPM',
+                      ClassicalSamplingWorkChain, common.sampling_inputs(
+                          codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
+                          production_steps=s['production_steps'], sampling_interval=s['sampling_interval']),
+                      args.foreground)
+    sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in sampled.items()}
+    if args.x == 'aimd':
+        from aiida_mlfail.calculations.functions import build_structure
+        from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain
 
-    (x_label, _), (y_label, _) = TEMPERATURES['x'], TEMPERATURES['y']
+        a = AIMD[args.size]
+        t_x = TEMPERATURES['x'][1]
+        temperatures['x'] = (f'AIMD{t_x:.0f}K', t_x)
+        timesteps['x'] = a['timestep']
+        durations['x'] = a['steps'] * a['timestep']
+        structure = build_structure(orm.Dict({'system': 'nacl', 'n_ions': a['n_ions'],
+                                              'density': round(janz_density(t_x), 4)}))
+        aimd = launch(f"CP2K NVT AIMD {t_x:.0f} K, {a['n_ions']} ions, {a['steps']} x {a['timestep']} fs, "
+                      f"protocol {a['protocol']}", Cp2kAimdWorkChain, {
+                          'structure': structure, 'code': codes['cp2k'], 'protocol': orm.Str(a['protocol']),
+                          'temperature': orm.Float(t_x), 'steps': orm.Int(a['steps']),
+                          'timestep': orm.Float(a['timestep']),
+                          'thermostat_timecon': orm.Float(a['thermostat_timecon'])}, args.foreground)
+        sets['x'] = aimd.outputs.trajectory
+
+    (x_label, _), (y_label, _) = temperatures['x'], temperatures['y']
     work = launch(f'REMatch: {x_label} (X) against {y_label} (Y)', ConfigSpaceWorkChain, {
         'x': sets['x'], 'y': sets['y'], 'soap': orm.Dict(s['soap']), 'code': codes['rematch'],
         'parameters': orm.Dict({'alpha': 0.1, 'threshold': 1e-6, 'bins': s['bins'], 'x_label': x_label,
@@ -113,8 +149,9 @@ def main(argv=None) -> int:
     print(f"SOAP {s['soap']}, REMatch alpha {summary['alpha']}; distances are dimensionless, D = sqrt(2 - 2K)")
     common.print_table(
         ['set', 'T (K)', 'frames', 'D_Na (1e-9 m^2/s)', 'dist. to first: plateau', 'max'],
-        [[f'{key.upper()} = {label}', f'{t:.0f}', first[key]['n'], liquid_check(sets[key], 2.0),
-          f"{first[key]['plateau']:.4f}", f"{first[key]['max']:.4f}"] for key, (label, t) in TEMPERATURES.items()])
+        [[f'{key.upper()} = {label}', f'{t:.0f}', first[key]['n'],
+          liquid_check(sets[key], timesteps[key]) if durations.get(key, 1e9) >= 1000 else '- (< 1 ps)',
+          f"{first[key]['plateau']:.4f}", f"{first[key]['max']:.4f}"] for key, (label, t) in temperatures.items()])
     print()
     common.print_table(
         ['nearest neighbour of X in Y', 'median', 'p95', 'max', 'min', 'distinct Y neighbours'],

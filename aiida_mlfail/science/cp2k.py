@@ -284,3 +284,86 @@ def scf_restart_changes(parameters: dict, attempt: int) -> tuple[dict, str]:
     new = copy.deepcopy(parameters)
     new['FORCE_EVAL']['DFT']['SCF'] = deep_merge(scf, change)
     return new, f'SCF restart {attempt}: {description}'
+
+
+#: The wavefunction CP2K writes with ``SCF/PRINT/RESTART`` on (``<project>-RESTART.wfn``).
+WFN_RESTART_FILE = f'{PROJECT}-RESTART.wfn'
+
+#: Where aiida-cp2k links the ``parent_calc_folder`` of a restart inside the new job's folder.
+PARENT_FOLDER = 'parent_calc'
+
+
+def job_parameters(parameters: dict, max_wallclock_seconds: float) -> dict:
+    """``parameters`` made restartable for a job of ``max_wallclock_seconds``: CP2K writes the
+    wavefunction (``SCF/PRINT/RESTART`` on, no backup copies; at the end of every SCF and every 20 SCF
+    steps, CP2K defaults) and stops itself at ``GLOBAL/WALLTIME`` = ``min(0.9 T, T - 60 s)`` (at
+    least 1 s), before the scheduler would kill it: it then ends the SCF, prints the forces and the
+    line ``SCF run terminated - exceeded requested execution time``, so the job can be restarted from
+    the wavefunction (:func:`wavefunction_restart`). A ``GLOBAL/WALLTIME`` already in ``parameters``
+    is kept. Returns a new dict.
+
+    :raises ValueError: for a non-positive wall time.
+    """
+    if not max_wallclock_seconds > 0:
+        raise ValueError(f'max_wallclock_seconds must be positive, got {max_wallclock_seconds!r}')
+    walltime = max(1, int(min(0.9 * max_wallclock_seconds, max_wallclock_seconds - 60)))
+    changes = {'FORCE_EVAL': {'DFT': {'SCF': {'PRINT': {'RESTART': {'_': 'ON', 'BACKUP_COPIES': 0}}}}}}
+    if 'WALLTIME' not in parameters.get('GLOBAL', {}):
+        changes['GLOBAL'] = {'WALLTIME': walltime}
+    return deep_merge(parameters, changes)
+
+
+def wavefunction_restart(parameters: dict, folder: str = PARENT_FOLDER) -> dict:
+    """``parameters`` starting the SCF from the wavefunction of a previous job linked as ``folder``
+    (``DFT/WFN_RESTART_FILE_NAME`` and ``SCF/SCF_GUESS RESTART``; CP2K falls back to the atomic guess
+    with a warning when the file does not exist). Returns a new dict."""
+    return deep_merge(parameters, {'FORCE_EVAL': {'DFT': {'WFN_RESTART_FILE_NAME': f'{folder}/{WFN_RESTART_FILE}',
+                                                          'SCF': {'SCF_GUESS': 'RESTART'}}}})
+
+
+def data_dir() -> pathlib.Path | None:
+    """CP2K's data directory on this machine: ``$CP2K_DATA_DIR``, else Debian's ``/usr/share/cp2k``
+    (where CP2K looks up ``BASIS_SET_FILE_NAME`` / ``POTENTIAL_FILE_NAME`` given without a path), or
+    ``None`` if neither exists."""
+    import os
+
+    for candidate in (os.environ.get('CP2K_DATA_DIR'), '/usr/share/cp2k'):
+        if candidate and pathlib.Path(candidate).is_dir():
+            return pathlib.Path(candidate)
+    return None
+
+
+def _library_names(text: str) -> set[tuple[str, str]]:
+    """``(element, name)`` pairs of a CP2K basis-set or pseudopotential library (header lines
+    ``Element NAME [ALIAS ...]``; CP2K compares names case-insensitively, so they are upper-cased)."""
+    names = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].isalpha() and parts[0][0].isupper() and len(parts[0]) <= 2:
+            names.update((parts[0], name.upper()) for name in parts[1:])
+    return names
+
+
+def check_species(protocol, symbols, directory=None) -> None:
+    """Check that the protocol's basis-set and pseudopotential files define every element of ``symbols``.
+
+    The files are looked up in ``directory`` (default :func:`data_dir`); when they are not there (e.g.
+    CP2K runs on another machine), nothing is checked.
+
+    :raises ValueError: naming the elements without a basis set or pseudopotential and the file.
+    """
+    protocol = _resolve(protocol)
+    directory = pathlib.Path(directory) if directory is not None else data_dir()
+    elements = sorted(set(symbols))
+    overrides = protocol.get('basis_overrides') or {}
+    wanted = {'basis_set_file': {e: overrides.get(e, protocol['basis_set']) for e in elements},
+              'potential_file': {e: protocol['potential'] for e in elements}}
+    for key, names in wanted.items():
+        path = directory / protocol[key] if directory is not None else None
+        if path is None or not path.is_file():
+            continue
+        known = _library_names(path.read_text(errors='replace'))
+        missing = [f'{e} ({n})' for e, n in names.items() if (e, n.upper()) not in known]
+        if missing:
+            what = 'basis set' if key == 'basis_set_file' else 'pseudopotential'
+            raise ValueError(f"no {what} for {', '.join(missing)} in {path}")

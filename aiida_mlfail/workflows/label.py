@@ -4,7 +4,9 @@ The labeller of the active learner (DOMAIN.md section 7, role 3). References:
 
 * ``lammps``: classical single points of all configurations in one LAMMPS job (``rerun`` of a dump
   with one frame per configuration, ``science.mlmd.rerun_script``);
-* ``cp2k`` (DFT) plugs into the same inputs and outputs (issue 6).
+* ``cp2k``: DFT single points, one ``Cp2kSinglePointWorkChain`` (aiida-cp2k ``Cp2kCalculation`` with
+  SCF and walltime restarts) per configuration, all running concurrently; a configuration that still
+  fails is excluded with its reason, the others are returned.
 """
 
 from __future__ import annotations
@@ -12,28 +14,42 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_
 
+from aiida_mlfail.calculations.cp2k import attach_cp2k_labels, structures_of
 from aiida_mlfail.calculations.functions import attach_labels, collect_structures, prepare_single_points
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
+from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
 
 
 def _validate_inputs(value, ctx=None):
-    """Configurations xor structures; one reference; the reference must describe every species."""
+    """Configurations xor structures; exactly one reference; the reference must describe every species."""
     has_set, structures = 'configurations' in value, dict(value.get('structures', {}))
     if has_set == bool(structures):
         return 'give either `configurations` (TrainingSetData) or `structures` (StructureData namespace), not both or none'
-    if 'lammps' not in value or 'potential' not in value['lammps']:
-        return 'no reference given: set `lammps.potential` and `lammps.code` (classical single points)'
+    is_lammps = 'lammps' in value and 'potential' in value['lammps']
+    is_cp2k = 'cp2k' in value and 'code' in value['cp2k']
+    if is_lammps and is_cp2k:
+        return 'give exactly one reference: `lammps` (classical single points) or `cp2k` (DFT), not both'
+    if not is_lammps and not is_cp2k:
+        return ('no reference given: set `lammps.potential` and `lammps.code` (classical single points) or '
+                '`cp2k.code` (DFT single points)')
     if has_set:
         atoms_list = value['configurations'].get_atoms()
     else:
         atoms_list = [structures[key].get_ase() for key in sorted(structures)]
     symbols = {tuple(a.get_chemical_symbols()) for a in atoms_list}
+    species = set().union(*(set(s) for s in symbols))
+    if is_cp2k:
+        protocol = value['cp2k'].get('protocol', orm.Str(DEFAULT_PROTOCOL))
+        message = check_protocol(protocol)
+        if message:
+            return f'cp2k.{message}'
+        message = check_symbols(species, protocol.value)
+        return f'cp2k: {message}' if message else None
     try:
-        ReferencePotential.from_dict(value['lammps']['potential'].get_dict()).check_species(
-            set().union(*(set(s) for s in symbols)))
+        ReferencePotential.from_dict(value['lammps']['potential'].get_dict()).check_species(species)
     except ValueError as exc:
         return f'lammps.potential: {exc}'
     if len(symbols) != 1:
@@ -48,9 +64,13 @@ class LabelWorkChain(WorkChain):
     Inputs: ``configurations`` (TrainingSetData) or ``structures`` (namespace of StructureData; their
     attributes ``md_step``, ``similarity``, ``stop_reason`` and their keys travel with the labelled
     configurations as ``md_step``, ``similarity``, ``stop_reason``, ``candidate``, ``structure_uuid``),
-    and one reference namespace (``lammps``: ``potential`` Dict as for ``ReferencePotential``, ``code``,
-    ``options``). Outputs: ``training_set`` and ``excluded`` (Dict: ``{'excluded': [{'index', 'candidate',
-    'reason'}]}``, the configurations that could not be labelled). Exit 402 if none could be labelled.
+    and exactly one reference namespace: ``lammps`` (``potential`` Dict as for ``ReferencePotential``,
+    ``code``, ``options``: all configurations in one LAMMPS job) or ``cp2k`` (the inputs of
+    :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain` without ``structure``: ``code``,
+    ``protocol`` (default ``fast``), ``options``, ``overrides``, ``max_iterations`` ...: one DFT single
+    point per configuration, concurrently). Outputs: ``training_set`` and ``excluded`` (Dict:
+    ``{'excluded': [{'index', 'candidate', 'reason'}]}``, the configurations that could not be labelled).
+    Exit 402 if none could be labelled.
     """
 
     @classmethod
@@ -63,8 +83,12 @@ class LabelWorkChain(WorkChain):
                    help="ReferencePotential dict, e.g. {'name': 'bmhtf_coul_long'}.")
         spec.input('lammps.code', valid_type=orm.AbstractCode, required=False)
         spec.input('lammps.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        spec.expose_inputs(Cp2kSinglePointWorkChain, namespace='cp2k', exclude=('structure',),
+                           namespace_options={'required': False, 'populate_defaults': False, 'validator': None,
+                                              'help': 'DFT reference: one CP2K single point per configuration.'})
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.collect, if_(cls.is_lammps)(cls.run_lammps, cls.inspect_lammps), cls.results)
+        spec.outline(cls.collect, if_(cls.is_lammps)(cls.run_lammps, cls.inspect_lammps).else_(
+            cls.run_cp2k, cls.inspect_cp2k), cls.results)
         spec.output('training_set', valid_type=TrainingSetData)
         spec.output('excluded', valid_type=orm.Dict)
         spec.exit_code(402, 'ERROR_ALL_FAILED', message='no configuration could be labelled: {message}')
@@ -95,6 +119,37 @@ class LabelWorkChain(WorkChain):
             return self.exit_codes.ERROR_ALL_FAILED.format(
                 message=f'LAMMPS single points <{node.pk}> failed: [{node.exit_status}] {node.exit_message}')
         result = attach_labels(self.ctx.configurations, node.outputs.training_set)
+        self.ctx.labelled, self.ctx.excluded = result['training_set'], result['excluded']
+        return None
+
+    def run_cp2k(self):
+        if 'structures' in self.inputs:
+            structures = [self.inputs.structures[key] for key in sorted(self.inputs.structures)]
+        else:
+            split = structures_of(self.ctx.configurations)
+            structures = [split[key] for key in sorted(split)]
+        inputs = self.exposed_inputs(Cp2kSinglePointWorkChain, namespace='cp2k')
+        metadata = dict(inputs.pop('metadata', {}))
+        jobs = {}
+        for index, structure in enumerate(structures):
+            jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs, structure=structure,
+                                                metadata={**metadata, 'call_link_label': f'cp2k_{index}'})
+        self.ctx.n_cp2k = len(structures)
+        self.report(f"submitted {len(jobs)} CP2K single point(s) (protocol {inputs['protocol'].value}): "
+                    f"{', '.join(f'<{node.pk}>' for node in jobs.values())}")
+        return ToContext(**jobs)
+
+    def inspect_cp2k(self):
+        labelled, failures = {}, {}
+        for index in range(self.ctx.n_cp2k):
+            node = self.ctx[f'cp2k_{index}']
+            if node.is_finished_ok:
+                labelled[f'c{index}'] = node.outputs.training_set
+            else:
+                failures[str(index)] = f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}'
+        if not labelled:
+            return self.exit_codes.ERROR_ALL_FAILED.format(message='; '.join(failures.values()))
+        result = attach_cp2k_labels(self.ctx.configurations, failures=orm.Dict(failures), **labelled)
         self.ctx.labelled, self.ctx.excluded = result['training_set'], result['excluded']
         return None
 

@@ -1,9 +1,12 @@
 """LabelWorkChain: validation at submit time, and real LAMMPS single points through the daemon."""
 
+import shutil
+
 import numpy as np
 import pytest
 from aiida import orm
 
+from aiida_mlfail.calculations.cp2k import attach_cp2k_labels
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.workflows.label import LabelWorkChain
 from tests.helpers import nacl_configurations
@@ -24,6 +27,60 @@ def test_needs_exactly_one_source_and_a_reference(lammps_code):
                                                 'configurations': training_set}))
     assert 'no reference given' in str(_validate({'structures': structures}))
     assert _validate({'lammps': lammps, 'structures': structures}) is None
+
+
+@pytest.fixture
+def cp2k_code(aiida_code_installed):
+    return aiida_code_installed(label='cp2k', default_calc_job_plugin='cp2k',
+                                filepath_executable=shutil.which('cp2k.psmp') or '/usr/bin/cp2k.psmp')
+
+
+def test_exactly_one_reference(lammps_code, cp2k_code):
+    structures = {'a': orm.StructureData(ase=nacl_configurations(1)[0])}
+    lammps = {'potential': orm.Dict(BMHTF), 'code': lammps_code}
+    assert 'not both' in str(_validate({'structures': structures, 'lammps': lammps, 'cp2k': {'code': cp2k_code}}))
+    assert _validate({'structures': structures, 'cp2k': {'code': cp2k_code}}) is None
+    error = _validate({'structures': structures, 'cp2k': {'code': cp2k_code, 'protocol': orm.Str('ultra')}})
+    assert "unknown CP2K protocol 'ultra'" in str(error)
+
+
+def test_cp2k_reference_needs_basis_sets_for_every_species(cp2k_code, monkeypatch, tmp_path):
+    (tmp_path / 'BASIS_MOLOPT').write_text(' Na SZV-MOLOPT-SR-GTH SZV-MOLOPT-SR-GTH-q9\n')
+    (tmp_path / 'GTH_POTENTIALS').write_text('Na GTH-PBE-q9 GTH-PBE\nCl GTH-PBE-q7 GTH-PBE\n')
+    monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
+    error = _validate({'configurations': TrainingSetData.from_atoms(nacl_configurations(2)),
+                       'cp2k': {'code': cp2k_code}})
+    assert 'cp2k: no basis set for Cl (SZV-MOLOPT-SR-GTH)' in str(error)
+
+
+def test_attach_cp2k_labels_keeps_metadata_and_names_failures():
+    """Labels replace the old ones, metadata stays, failed configurations are excluded with their reason."""
+    originals = nacl_configurations(3)
+    for i, atoms in enumerate(originals):
+        atoms.info.update({'candidate': f'c{i}', 'md_step': 10 * i})
+    labelled = {}
+    for i in (0, 2):
+        atoms = originals[i].copy()
+        atoms.translate(atoms.cell[0])  # a lattice vector away: the same configuration
+        atoms.info = {'energy': -1.5 * (i + 1), 'virial': np.eye(3) * i, 'label_reference': 'cp2k_fast'}
+        atoms.arrays['forces'] = np.full((len(atoms), 3), 0.1 * i)
+        labelled[f'c{i}'] = TrainingSetData.from_atoms([atoms])
+    result = attach_cp2k_labels(TrainingSetData.from_atoms(originals), failures=orm.Dict({'1': 'SCF never converged'}),
+                                **labelled)
+    out = result['training_set'].get_atoms()
+    assert [a.info['candidate'] for a in out] == ['c0', 'c2'] and [a.info['md_step'] for a in out] == [0, 20]
+    assert [a.info['energy'] for a in out] == [-1.5, -4.5]
+    np.testing.assert_allclose(out[1].arrays['forces'], 0.2)
+    np.testing.assert_allclose(out[1].positions, originals[2].positions, atol=1e-6)  # the original positions
+    assert all(a.info['label_reference'] == 'cp2k_fast' for a in out)
+    assert result['excluded']['excluded'] == [{'index': 1, 'candidate': 'c1', 'reason': 'SCF never converged'}]
+    moved = originals[0].copy()
+    moved.positions[0] += 0.1
+    moved.info = {'energy': -1.0, 'virial': np.zeros((3, 3))}
+    moved.arrays['forces'] = np.zeros((len(moved), 3))
+    with pytest.raises(ValueError, match='does not match configuration 0'):
+        attach_cp2k_labels(TrainingSetData.from_atoms(originals[:1]), failures=orm.Dict({}),
+                           c0=TrainingSetData.from_atoms([moved]))
 
 
 def test_reference_must_describe_the_species(lammps_code):
@@ -63,3 +120,21 @@ def test_lammps_single_points_reproduce_the_sampling_labels(submit_and_await, la
         np.testing.assert_allclose(new.arrays['forces'], original.arrays['forces'], atol=2e-3)
         np.testing.assert_allclose(new.info['virial'], original.info['virial'], atol=2e-2)
         assert new.info['label_reference'] == 'bmhtf_coul_long'
+
+
+def test_reference_differences_remove_the_energy_offset():
+    """Two references with different zeros of energy: the mean per-atom offset is removed before the RMSD."""
+    from aiida_mlfail.calculations.cp2k import reference_differences
+
+    first = nacl_configurations(3)
+    second = [a.copy() for a in first]
+    shifts = np.array([0.01, -0.02, 0.01])  # eV/atom, mean zero
+    for atoms, original, shift in zip(second, first, shifts):
+        atoms.info['energy'] = original.info['energy'] - 800.0 * len(atoms) + shift * len(atoms)
+        atoms.arrays['forces'] = original.arrays['forces'] + 0.1
+    d = reference_differences(first, second)
+    assert d['offset'] == pytest.approx(-800.0)
+    assert d['rmsd_energy'] == pytest.approx(np.sqrt(np.mean(shifts ** 2)))
+    assert d['rmsd_forces'] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match='same configurations'):
+        reference_differences(first, second[:2])

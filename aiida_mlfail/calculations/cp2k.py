@@ -1,0 +1,200 @@
+"""calcfunctions of the CP2K (DFT) reference: parse steps, structures of a set, labels, reference parity.
+
+The parsing itself is :mod:`aiida_mlfail.parsers.cp2k` (AiiDA-free); these wrap it so every
+labelled configuration and every refused output is a node in the graph. The CP2K jobs are aiida-cp2k's
+``Cp2kCalculation`` (``cp2k`` entry point) whose own parser (``cp2k_base_parser``) only sorts out
+aborts and wall-time stops; the parse steps here read the energy, forces and stress.
+
+Exit codes of the parse steps (DESIGN.md): 320 CP2K aborted, 321 truncated output, 322 output
+missing or without energy / forces / stress, 420 SCF not converged (CP2K 2023.1 ends such a run
+normally, so only the parse step can tell).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode, calcfunction
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.parsers.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
+from aiida_mlfail.science import cp2k as cp2k_science
+
+#: CP2K's standard output as aiida-cp2k names it.
+OUTPUT = 'aiida.out'
+#: Exit status of a parse step per :class:`Cp2kOutputError` reason.
+PARSE_EXIT_STATUS = {'aborted': 320, 'truncated': 321, 'missing': 322, 'scf_not_converged': 420}
+#: Labels a new reference replaces on a configuration.
+_LABEL_KEYS = ('energy', 'virial', 'atomic_energies', 'forces', 'velocities', 'stress', 'free_energy')
+
+
+def _read(retrieved: orm.FolderData, name: str) -> str | None:
+    try:
+        return retrieved.base.repository.get_object_content(name, mode='r')
+    except (FileNotFoundError, OSError):
+        return None
+
+
+@calcfunction
+def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, protocol: orm.Str):
+    """The DFT labels of one CP2K single point (``Cp2kSinglePointWorkChain``'s parse step).
+
+    :param retrieved: the job's retrieved folder (``aiida.out``).
+    :param structure: the structure the job computed (positions, cell and order of the atoms).
+    :param protocol: the protocol name, recorded as ``label_reference`` ``cp2k_<protocol>``.
+    :returns: ``training_set``: one configuration with ``energy`` (eV), ``forces`` ((N, 3) eV/Å),
+        ``virial`` ((3, 3) eV, ``-stress x V`` with the structure's volume) and ``scf_steps``; or an
+        exit code: 420 SCF not converged, 320 aborted, 321 truncated, 322 missing output / values.
+    """
+    text = _read(retrieved, OUTPUT)
+    if text is None:
+        return ExitCode(322, f'no {OUTPUT} in the retrieved folder')
+    try:
+        result = parse_cp2k_output(text)
+    except Cp2kOutputError as exc:
+        return ExitCode(PARSE_EXIT_STATUS[exc.reason], str(exc))
+    if not result['scf_converged']:
+        return ExitCode(420, f"SCF not converged after {result['scf_steps']} steps")
+    atoms = structure.get_ase()
+    if result['n_atoms'] != len(atoms):
+        return ExitCode(322, f"CP2K output has {result['n_atoms']} atoms, the structure {len(atoms)}")
+    if result['stress'] is None:
+        return ExitCode(322, 'CP2K output has no stress tensor (FORCE_EVAL/STRESS_TENSOR, PRINT/STRESS_TENSOR)')
+    atoms.info = {'energy': result['energy'], 'virial': -result['stress'] * atoms.get_volume(),
+                  'label_reference': f'cp2k_{protocol.value}', 'scf_steps': int(result['scf_steps'])}
+    atoms.arrays['forces'] = result['forces']
+    return {'training_set': TrainingSetData.from_atoms([atoms])}
+
+
+@calcfunction
+def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: orm.Dict):
+    """The frames of a CP2K NVT AIMD job as a ``trajectory`` TrainingSetData (``Cp2kAimdWorkChain``).
+
+    Reads ``aiida-pos-1.xyz``, ``aiida-frc-1.xyz``, ``aiida-1.ener`` and the ``STRESS|`` blocks of
+    ``aiida.out`` with :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md`; the cell is the structure's
+    (NVT). Each frame carries ``energy`` (eV), ``forces`` (eV/Å), ``virial`` (eV), ``md_step``,
+    ``time_fs``, ``config_type`` ``cp2k_aimd`` and the items of ``info`` (e.g. temperature, protocol).
+
+    :returns: ``trajectory``, or exit 420 if an SCF of the run did not converge (CP2K 2023.1 goes on with
+        the unconverged forces), 320 / 321 / 322 for an aborted, truncated or incomplete run.
+    """
+    output = _read(retrieved, OUTPUT)
+    files = {key: _read(retrieved, name) for key, name in cp2k_science.AIMD_FILES.items()}
+    absent = [cp2k_science.AIMD_FILES[key] for key in ('positions', 'forces', 'energies') if files[key] is None]
+    if output is None or absent:
+        return ExitCode(322, f'missing in the retrieved folder: {([OUTPUT] if output is None else []) + absent}')
+    try:
+        frames = parse_cp2k_md(files['positions'], files['forces'], output, structure.cell, files['energies'])
+    except Cp2kOutputError as exc:
+        return ExitCode(PARSE_EXIT_STATUS[exc.reason], str(exc))
+    unconverged = output.count('SCF run NOT converged')
+    if unconverged:
+        return ExitCode(420, f'the SCF did not converge in {unconverged} force evaluation(s) of the MD run')
+    for atoms in frames:
+        atoms.info.update({'config_type': 'cp2k_aimd', **info.get_dict()})
+    return {'trajectory': TrainingSetData.from_atoms(frames)}
+
+
+@calcfunction
+def structures_of(configurations: TrainingSetData):
+    """One ``StructureData`` per configuration (``c0000``, ``c0001`` ... in set order), for per-configuration jobs."""
+    return {f'c{index:04d}': orm.StructureData(ase=atoms) for index, atoms in enumerate(configurations.get_atoms())}
+
+
+@calcfunction
+def attach_cp2k_labels(configurations: TrainingSetData, failures: orm.Dict, **labelled):
+    """The ``configurations`` carrying the DFT labels of their single points (one set per configuration).
+
+    :param configurations: the configurations sent to the labeller (their metadata, e.g. ``candidate``,
+        ``md_step``, ``structure_uuid``, is kept; old labels are replaced).
+    :param failures: ``{index (str): reason}`` of the configurations whose single point failed.
+    :param labelled: ``c<index>`` -> one-configuration ``TrainingSetData`` of ``parse_single_point``.
+    :returns: ``training_set`` and ``excluded`` (Dict ``{'excluded': [{'index', 'candidate', 'reason'}]}``),
+        as ``attach_labels`` of the classical reference.
+    :raises ValueError: if nothing was labelled, or a labelled configuration's positions differ from
+        its original's (modulo lattice vectors, 1e-6 fractional).
+    """
+    originals = configurations.get_atoms()
+    reasons = failures.get_dict()
+    out, excluded = [], []
+    for index, atoms in enumerate(originals):
+        key = f'c{index}'
+        if key not in labelled:
+            excluded.append({'index': index, 'candidate': atoms.info.get('candidate'),
+                             'reason': reasons.get(str(index), 'no labelled configuration came back')})
+            continue
+        (frame,) = labelled[key].get_atoms()
+        delta = np.linalg.solve(atoms.cell.array.T, (frame.positions - atoms.positions).T).T
+        if len(frame) != len(atoms) or not np.allclose(delta, np.round(delta), atol=1e-6):
+            raise ValueError(f'labelled configuration {index} does not match configuration {index} (positions differ)')
+        for name in _LABEL_KEYS:
+            atoms.info.pop(name, None)
+            atoms.arrays.pop(name, None)
+        atoms.info.update({'energy': frame.info['energy'], 'virial': frame.info['virial'],
+                           'label_reference': frame.info.get('label_reference', 'cp2k')})
+        atoms.arrays['forces'] = frame.arrays['forces']
+        out.append(atoms)
+    if not out:
+        raise ValueError(f'none of the {len(originals)} configurations was labelled')
+    return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}
+
+
+def reference_differences(first, second) -> dict:
+    """Differences between two references' labels of the same configurations (same order).
+
+    Energies are compared per atom after removing each reference's mean over the set: two references
+    (e.g. DFT and a classical potential) have different zeros of energy, so only energy differences
+    between configurations are comparable. Forces are compared component by component.
+
+    :param first: ``ase.Atoms`` list labelled by the first reference (energy eV, forces eV/Å).
+    :param second: the same configurations labelled by the second reference.
+    :returns: ``energy`` ((first, second) per-atom energies minus their means, eV/atom), ``forces``
+        ((first, second) force components, eV/Å), ``offset`` (mean per-atom energy difference
+        second - first, eV/atom), ``rmsd_energy`` (eV/atom), ``rmsd_forces`` (eV/Å), ``n``.
+    :raises ValueError: if the lists differ in length or atom counts.
+    """
+    if len(first) != len(second) or any(len(a) != len(b) for a, b in zip(first, second)):
+        raise ValueError('the two references must label the same configurations in the same order')
+    e1 = np.array([a.info['energy'] / len(a) for a in first])
+    e2 = np.array([a.info['energy'] / len(a) for a in second])
+    f1 = np.concatenate([a.arrays['forces'].ravel() for a in first])
+    f2 = np.concatenate([a.arrays['forces'].ravel() for a in second])
+    d1, d2 = e1 - e1.mean(), e2 - e2.mean()
+    return {'energy': (d1, d2), 'forces': (f1, f2), 'offset': float(e2.mean() - e1.mean()),
+            'rmsd_energy': float(np.sqrt(np.mean((d1 - d2) ** 2))),
+            'rmsd_forces': float(np.sqrt(np.mean((f1 - f2) ** 2))),
+            'n': len(first)}
+
+
+@calcfunction
+def compare_references(first: TrainingSetData, second: TrainingSetData, names: orm.List):
+    """Parity of two references on the same configurations (:func:`reference_differences`) and its plot.
+
+    :param names: ``[name of first, name of second]`` for the axes (e.g. ``['BMHTF', 'PBE (CP2K)']``).
+    :returns: ``metrics`` (Dict: rmsd_energy eV/atom, rmsd_forces eV/Å, offset eV/atom, n, max_force
+        of each reference eV/Å) and ``parity_plot`` (SinglefileData ``parity.png``).
+    """
+    from aiida_mlfail.science.plots import figure_png, plt
+
+    a, b = first.get_atoms(), second.get_atoms()
+    d = reference_differences(a, b)
+    label_a, label_b = names.get_list()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.0))
+    panels = [('energy', 'energy - mean (eV/atom)', d['rmsd_energy']),
+              ('forces', 'force component (eV/Å)', d['rmsd_forces'])]
+    for ax, (key, unit, rmsd) in zip(axes, panels):
+        x, y = d[key]
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color='0.6', lw=1)
+        ax.scatter(x, y, s=8, alpha=0.6)
+        ax.set_xlabel(f'{label_a} {unit}')
+        ax.set_ylabel(f'{label_b} {unit}')
+        ax.text(0.04, 0.96, f'RMSD {rmsd:.3g}', transform=ax.transAxes, va='top', fontsize=9)
+    fig.suptitle(f'{label_b} vs {label_a}, {d["n"]} configurations (energies offset-removed)')
+    metrics = {key: d[key] for key in ('rmsd_energy', 'rmsd_forces', 'offset', 'n')}
+    metrics['max_force'] = {label_a: float(np.abs(d['forces'][0]).max()), label_b: float(np.abs(d['forces'][1]).max())}
+    return {'metrics': orm.Dict(metrics),
+            'parity_plot': orm.SinglefileData(io.BytesIO(figure_png(fig)), filename='parity.png')}

@@ -1,0 +1,350 @@
+"""CP2K (DFT) as the reference: a restartable single point and an NVT AIMD run, through aiida-cp2k.
+
+* ``Cp2kSinglePointWorkChain`` (``mlfail.cp2k_single_point``): energy, forces and analytical stress of
+  one structure with a protocol of ``protocols/cp2k.yaml``, as a one-configuration ``TrainingSetData``.
+  A ``BaseRestartWorkChain`` around aiida-cp2k's ``Cp2kCalculation`` (``cp2k``) with our handlers
+  (aiida-cp2k's ``Cp2kBaseWorkChain`` has its own, which cannot see an SCF that CP2K 2023.1 ends
+  normally): every finished job goes through the parse step ``parse_single_point`` (a calcfunction:
+  420 when the SCF did not converge), then ``handle_unrecoverable``, ``handle_walltime`` and
+  ``handle_scf_not_converged`` decide.
+* ``Cp2kAimdWorkChain`` (``mlfail.aimd``): Born-Oppenheimer NVT MD whose frames (energy, forces, stress)
+  become a ``TrainingSetData``, e.g. the X set of ``ConfigSpaceWorkChain`` or training data.
+
+What aiida-cp2k 2.1's ``cp2k_base_parser`` reports (``aiida_cp2k/parsers/__init__.py``): 304 when the
+output contains ``ABORT`` (450 if that abort is CP2K >= 2024.1 stopping on an unconverged SCF), 400 when
+CP2K stopped at ``GLOBAL/WALLTIME`` (``exceeded requested execution time``), 303 when ``PROGRAM STOPPED IN``
+is missing (killed job; this also hides the scheduler's 120), else 0, also for an unconverged SCF in
+CP2K 2023.1, which warns and goes on. CP2K manual: https://manual.cp2k.org/trunk/CP2K_INPUT/GLOBAL.html
+(WALLTIME), ``FORCE_EVAL/DFT`` (WFN_RESTART_FILE_NAME, SCF/SCF_GUESS, SCF/PRINT/RESTART).
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
+from aiida.plugins import CalculationFactory
+
+from aiida_mlfail.calculations.cp2k import OUTPUT, parse_aimd, parse_single_point
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.parsers.cp2k import abort_message
+from aiida_mlfail.science import cp2k as cp2k_science
+
+Cp2kCalculation = CalculationFactory('cp2k')
+
+#: Exit statuses of ``Cp2kCalculation`` (aiida-cp2k) and ``CalcJob`` the handlers act on.
+WALLTIME_STATUSES = (Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status,  # 400: CP2K stopped at GLOBAL/WALLTIME
+                     Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME.status)  # 120: the scheduler
+SCF_ABORT_STATUS = Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED.status  # 450: CP2K >= 2024.1 aborted
+#: Protocol used when none is given.
+DEFAULT_PROTOCOL = 'fast'
+#: Top-level sections ``overrides`` may change.
+OVERRIDE_SECTIONS = ('GLOBAL', 'FORCE_EVAL', 'MOTION')
+
+
+def check_protocol(value, ctx=None):
+    """Port validator of ``protocol`` (Str): the message names the unknown protocol and the known ones."""
+    try:
+        cp2k_science.load_protocol(value.value)
+    except ValueError as exc:
+        return f'protocol: {exc}'
+    return None
+
+
+def _check_overrides(value, ctx=None):
+    """Port validator of ``overrides``: top-level CP2K sections only, each a dict (or None to remove it)."""
+    overrides = value.get_dict()
+    unknown = [key for key in overrides if key not in OVERRIDE_SECTIONS]
+    if unknown:
+        return f'overrides: unknown top-level section(s) {unknown}; allowed: {list(OVERRIDE_SECTIONS)}'
+    wrong = [key for key, section in overrides.items() if section is not None and not isinstance(section, dict)]
+    if wrong:
+        return f'overrides: section(s) {wrong} must be dicts of CP2K keywords'
+    return None
+
+
+def _check_options(value, ctx=None):
+    """Port validator of ``options``: keys of ``Cp2kCalculation``'s ``metadata.options``, a positive walltime."""
+    allowed = set(Cp2kCalculation.spec().inputs['metadata']['options'])
+    options = value.get_dict()
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        return f'options: unknown metadata.options {unknown} of the CP2K job'
+    walltime = options.get('max_wallclock_seconds')
+    if walltime is not None and not (isinstance(walltime, int) and walltime > 0):
+        return f'options: max_wallclock_seconds must be a positive integer, got {walltime!r}'
+    return None
+
+
+def check_symbols(symbols, protocol: str) -> str | None:
+    """Error message if the protocol has no basis set or pseudopotential for one of ``symbols``
+    (checked against CP2K's data directory on this machine, when there is one)."""
+    try:
+        cp2k_science.check_species(protocol, symbols)
+    except ValueError as exc:
+        return f'{exc} (protocol {protocol!r})'
+    return None
+
+
+def _validate_single_point(value, ctx=None):
+    """Species of the structure known to the protocol (when both are given)."""
+    protocol = value.get('protocol', orm.Str(DEFAULT_PROTOCOL))
+    if 'structure' not in value or check_protocol(protocol):
+        return None
+    message = check_symbols(value['structure'].get_ase().get_chemical_symbols(), protocol.value)
+    return f'structure: {message}' if message else None
+
+
+def job_options(protocol: str, options: dict | None) -> dict:
+    """``metadata.options`` of a CP2K job: one MPI rank on one machine and the protocol's wall time,
+    updated with ``options``."""
+    return {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
+            'max_wallclock_seconds': int(cp2k_science.load_protocol(protocol)['walltime_seconds']), **(options or {})}
+
+
+def _define_common(spec):
+    """Inputs both WorkChains share: structure, protocol, code, options, overrides."""
+    spec.input('structure', valid_type=orm.StructureData, help='The configuration (cell and positions in Å).')
+    spec.input('protocol', valid_type=orm.Str, default=lambda: orm.Str(DEFAULT_PROTOCOL), validator=check_protocol,
+               help=f'CP2K protocol of protocols/cp2k.yaml: {", ".join(cp2k_science.available_protocols())}.')
+    spec.input('code', valid_type=orm.AbstractCode, help='CP2K (cp2k.psmp) code.')
+    spec.input('options', valid_type=orm.Dict, required=False, validator=_check_options,
+               help='metadata.options of the CP2K job (default: 1 rank, the protocol walltime_seconds).')
+    spec.input('overrides', valid_type=orm.Dict, required=False, validator=_check_overrides,
+               help='Changes deep-merged into the generated CP2K parameters (a value None removes a keyword).')
+
+
+class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
+    """DFT energy (eV), forces (eV/Å) and virial (eV) of one structure with CP2K, restarted on known failures.
+
+    Inputs: ``structure``, ``protocol`` (``fast`` | ``moderate`` | ``precise``), ``code``, ``options``,
+    ``overrides``, and ``BaseRestartWorkChain``'s ``max_iterations`` (default 5), ``clean_workdir``,
+    ``handler_overrides``. Parameters: ``science.cp2k.single_point_parameters`` made restartable by
+    ``science.cp2k.job_parameters`` (wavefunction written, CP2K stops itself at 0.9 x the walltime),
+    then ``overrides``. Basis sets and pseudopotentials are found by name in CP2K's data directory.
+
+    Outputs: ``training_set`` (one configuration: energy, forces, virial, ``label_reference``
+    ``cp2k_<protocol>``, ``scf_steps``), ``retrieved`` and ``remote_folder`` of the successful job.
+
+    Handlers (highest priority first; each job's parse step ``parse_single_point`` runs before them):
+
+    * ``handle_unrecoverable`` (600): CP2K aborted (304; message of CP2K's ABORT box), output truncated
+      (303) or missing, or a parse step failing with 320-322 -> exit 310;
+    * ``handle_walltime`` (500): CP2K stopped at ``GLOBAL/WALLTIME`` (400) or the scheduler's walltime
+      (120) -> restart from the job's wavefunction (``parent_calc_folder`` + ``SCF_GUESS RESTART``);
+    * ``handle_scf_not_converged`` (400): parse step 420 (CP2K 2023.1) or 450 (CP2K >= 2024.1 abort) ->
+      ``science.cp2k.scf_restart_changes`` attempt 1, 2, 3 (more iterations, mixing, OT), from the
+      job's wavefunction; the changed ``parameters`` are the next job's input (provenance) and the
+      change is in the report; after the last attempt -> exit 420.
+    """
+
+    _process_class = Cp2kCalculation
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        _define_common(spec)
+        spec.inputs.validator = _validate_single_point
+        spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
+        spec.output('training_set', valid_type=TrainingSetData, help='One configuration with the DFT labels.')
+        spec.output('retrieved', valid_type=orm.FolderData, help='Retrieved files of the successful job.')
+        spec.output('remote_folder', valid_type=orm.RemoteData, help='Working directory of the successful job.')
+        spec.exit_code(310, 'ERROR_UNRECOVERABLE_FAILURE', message='CP2K failed, no restart can help: {message}')
+        spec.exit_code(420, 'ERROR_SCF_NOT_CONVERGED', message='the SCF did not converge after {restarts} restart(s): '
+                                                               '{message}')
+
+    def setup(self):
+        """Build the first job's inputs from the protocol."""
+        super().setup()
+        protocol = self.inputs.protocol.value
+        options = job_options(protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)
+        symbols = self.inputs.structure.get_ase().get_chemical_symbols()
+        parameters = cp2k_science.single_point_parameters(protocol, symbols)
+        parameters = cp2k_science.job_parameters(parameters, options['max_wallclock_seconds'])
+        if 'overrides' in self.inputs:
+            parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
+        self.ctx.inputs = AttributeDict({'code': self.inputs.code, 'structure': self.inputs.structure,
+                                         'parameters': orm.Dict(parameters), 'metadata': {'options': options}})
+        self.ctx.scf_restarts = 0
+        self.ctx.parsed = None
+
+    def inspect_process(self):
+        """The parse step of a job that finished OK, then the handlers (``BaseRestartWorkChain``)."""
+        node = self.ctx.children[self.ctx.iteration - 1]
+        self.ctx.parsed = None
+        if node.is_finished_ok:
+            _, self.ctx.parsed = parse_single_point.run_get_node(
+                retrieved=node.outputs.retrieved, structure=self.ctx.inputs.structure, protocol=self.inputs.protocol,
+                metadata={'call_link_label': f'parse_{self.ctx.iteration:02d}'})
+        return super().inspect_process()
+
+    def _parse_status(self) -> int | None:
+        return None if self.ctx.parsed is None else self.ctx.parsed.exit_status
+
+    def _restart_from(self, node, parameters: dict) -> None:
+        """Next job: ``parameters`` starting from ``node``'s wavefunction (when it has a remote folder)."""
+        if 'remote_folder' in node.outputs:
+            self.ctx.inputs.parent_calc_folder = node.outputs.remote_folder
+            parameters = cp2k_science.wavefunction_restart(parameters)
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+
+    @process_handler(priority=600)
+    def handle_unrecoverable(self, node):
+        """CP2K aborted, the output is truncated or missing, or the parse step refused it: exit 310."""
+        recoverable = WALLTIME_STATUSES + (SCF_ABORT_STATUS,)
+        parsed = self._parse_status()
+        if node.is_failed and node.exit_status not in recoverable:
+            text = None
+            if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
+                text = node.outputs.retrieved.base.repository.get_object_content(OUTPUT)
+            aborted = abort_message(text) if text else None
+            message = (f'CP2K aborted: {aborted}' if aborted
+                       else f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}')
+        elif parsed not in (None, 0, 420):
+            message = f'parse step <{self.ctx.parsed.pk}> [{parsed}] {self.ctx.parsed.exit_message}'
+        else:
+            return None
+        self.report(f'{node.process_label}<{node.pk}>: {message}')
+        return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(
+            message=message))
+
+    @process_handler(priority=500, exit_codes=[Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
+                                               Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    def handle_walltime(self, node):
+        """Out of walltime (400 CP2K's own stop, 120 the scheduler's): restart from the job's wavefunction."""
+        self._restart_from(node, self.ctx.inputs.parameters.get_dict())
+        self.report(f'{node.process_label}<{node.pk}> ran out of walltime [{node.exit_status}]: restarting from its '
+                    f'wavefunction ({cp2k_science.PARENT_FOLDER}/{cp2k_science.WFN_RESTART_FILE}, SCF_GUESS RESTART)')
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=400)
+    def handle_scf_not_converged(self, node):
+        """SCF not converged (parse step 420, or 450): the next SCF scheme of ``scf_restart_changes``, exit 420
+        when they are used up."""
+        if self._parse_status() == 420:
+            why = self.ctx.parsed.exit_message
+        elif node.exit_status == SCF_ABORT_STATUS:
+            why = node.exit_message
+        else:
+            return None
+        self.ctx.scf_restarts += 1
+        if self.ctx.scf_restarts > cp2k_science.MAX_SCF_RESTARTS:
+            self.report(f'{node.process_label}<{node.pk}>: {why}; no SCF restart left')
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(
+                restarts=cp2k_science.MAX_SCF_RESTARTS, message=why))
+        parameters, change = cp2k_science.scf_restart_changes(self.ctx.inputs.parameters.get_dict(),
+                                                              self.ctx.scf_restarts)
+        self._restart_from(node, parameters)
+        self.report(f'{node.process_label}<{node.pk}>: {why}; {change}, from its wavefunction')
+        return ProcessHandlerReport(do_break=True)
+
+    def results(self):
+        """Attach the labelled configuration and the successful job's folders."""
+        node = self.ctx.children[self.ctx.iteration - 1]
+        labelled = self.ctx.parsed.outputs.training_set
+        self.out('training_set', labelled)
+        self.out('retrieved', node.outputs.retrieved)
+        self.out('remote_folder', node.outputs.remote_folder)
+        (atoms,) = labelled.get_atoms()
+        self.report(f'labelled after {self.ctx.iteration} job(s): energy {atoms.info["energy"]:.6f} eV, '
+                    f'{atoms.info.get("scf_steps")} SCF steps')
+
+
+#: Defaults of the optional MD inputs of :class:`Cp2kAimdWorkChain` (fs, fs, -, -).
+AIMD_DEFAULTS = {'timestep': 1.0, 'thermostat': 'CSVR', 'thermostat_timecon': 100.0, 'seed': 2000}
+
+
+def _validate_aimd(value, ctx=None):
+    """The MD settings (``science.cp2k.aimd_parameters``) and the species of the structure."""
+    if 'temperature' not in value or 'steps' not in value:
+        return None
+    protocol = value.get('protocol', orm.Str(DEFAULT_PROTOCOL))
+    if check_protocol(protocol):
+        return None
+    md = {key: value[key].value if key in value else default for key, default in AIMD_DEFAULTS.items()}
+    try:
+        cp2k_science.aimd_parameters(protocol.value, ['Na'], float(value['temperature'].value), value['steps'].value,
+                                     float(md['timestep']), thermostat=md['thermostat'],
+                                     thermostat_timecon_fs=float(md['thermostat_timecon']), seed=md['seed'])
+    except ValueError as exc:
+        return str(exc)
+    if 'structure' in value:
+        message = check_symbols(value['structure'].get_ase().get_chemical_symbols(), protocol.value)
+        return f'structure: {message}' if message else None
+    return None
+
+
+class Cp2kAimdWorkChain(WorkChain):
+    """Born-Oppenheimer NVT MD with CP2K (aiida-cp2k ``Cp2kCalculation``); the frames as labelled training data.
+
+    Inputs: ``structure``, ``protocol``, ``code``, ``options``, ``overrides`` (as
+    :class:`Cp2kSinglePointWorkChain`), ``temperature`` (K), ``steps``, ``timestep`` (fs), ``thermostat``
+    (CSVR | NOSE), ``thermostat_timecon`` (fs), ``seed``. Parameters from ``science.cp2k.aimd_parameters``.
+
+    Output: ``trajectory`` (TrainingSetData, steps + 1 frames: ``energy`` eV, ``forces`` eV/Å, ``virial``
+    eV from the analytical stress (potential part only), ``md_step``, ``time_fs``, ``temperature``,
+    ``protocol``, ``config_type`` ``cp2k_aimd``). Exit 310 when the CP2K job failed, 330 when its files
+    cannot be read, 420 when an SCF of the run did not converge.
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        _define_common(spec)
+        spec.input('temperature', valid_type=orm.Float, help='Thermostat and initial-velocity temperature (K).')
+        spec.input('steps', valid_type=orm.Int, help='MD steps (frames: steps + 1).')
+        spec.input('timestep', valid_type=orm.Float, default=lambda: orm.Float(AIMD_DEFAULTS['timestep']),
+                   help='Time step (fs).')
+        spec.input('thermostat', valid_type=orm.Str, default=lambda: orm.Str(AIMD_DEFAULTS['thermostat']),
+                   help='CSVR or NOSE.')
+        spec.input('thermostat_timecon', valid_type=orm.Float,
+                   default=lambda: orm.Float(AIMD_DEFAULTS['thermostat_timecon']),
+                   help='Thermostat time constant (fs).')
+        spec.input('seed', valid_type=orm.Int, default=lambda: orm.Int(AIMD_DEFAULTS['seed']),
+                   help='GLOBAL/SEED (velocities, noise).')
+        spec.inputs.validator = _validate_aimd
+        spec.outline(cls.run_md, cls.inspect_md)
+        spec.output('trajectory', valid_type=TrainingSetData, help='The MD frames with DFT labels.')
+        spec.exit_code(310, 'ERROR_JOB_FAILED', message='the CP2K job failed: {message}')
+        spec.exit_code(330, 'ERROR_TRAJECTORY', message='the trajectory could not be read: {message}')
+        spec.exit_code(420, 'ERROR_SCF_NOT_CONVERGED', message='{message}')
+
+    def run_md(self):
+        protocol = self.inputs.protocol.value
+        parameters = cp2k_science.aimd_parameters(
+            protocol, self.inputs.structure.get_ase().get_chemical_symbols(), self.inputs.temperature.value,
+            self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,
+            thermostat_timecon_fs=self.inputs.thermostat_timecon.value, seed=self.inputs.seed.value)
+        if 'overrides' in self.inputs:
+            parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
+        retrieve = [cp2k_science.AIMD_FILES['energies'], cp2k_science.AIMD_STRESS_FILE]
+        node = self.submit(Cp2kCalculation, code=self.inputs.code, structure=self.inputs.structure,
+                           parameters=orm.Dict(parameters), settings=orm.Dict({'additional_retrieve_list': retrieve}),
+                           metadata={'call_link_label': 'aimd', 'options': job_options(
+                               protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)})
+        self.report(f'submitted CP2K NVT AIMD <{node.pk}>: {self.inputs.steps.value} steps of '
+                    f'{self.inputs.timestep.value} fs at {self.inputs.temperature.value} K, protocol {protocol}')
+        return ToContext(md=node)
+
+    def inspect_md(self):
+        node = self.ctx.md
+        if not node.is_finished_ok or 'retrieved' not in node.outputs:
+            text = None
+            if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
+                text = node.outputs.retrieved.base.repository.get_object_content(OUTPUT)
+            aborted = abort_message(text) if text else None
+            message = f'CP2K aborted: {aborted}' if aborted else f'<{node.pk}> [{node.exit_status}] {node.exit_message}'
+            return self.exit_codes.ERROR_JOB_FAILED.format(message=message)
+        info = {'temperature': self.inputs.temperature.value, 'protocol': self.inputs.protocol.value}
+        result, parse = parse_aimd.run_get_node(retrieved=node.outputs.retrieved, structure=self.inputs.structure,
+                                                info=orm.Dict(info), metadata={'call_link_label': 'parse'})
+        if parse.exit_status == 420:
+            return self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(message=parse.exit_message)
+        if not parse.is_finished_ok:
+            return self.exit_codes.ERROR_TRAJECTORY.format(message=f'[{parse.exit_status}] {parse.exit_message}')
+        trajectory = result['trajectory']
+        self.out('trajectory', trajectory)
+        energies = [a.info['energy'] for a in trajectory.get_atoms()]
+        self.report(f'{trajectory.n_configurations} frames; potential energy {energies[0]:.4f} -> '
+                    f'{energies[-1]:.4f} eV')
+        return None

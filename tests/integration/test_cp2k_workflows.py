@@ -1,0 +1,119 @@
+"""CP2K as the reference through the daemon with the real ``cp2k.psmp`` (8-atom NaCl, fast protocol, 1 rank):
+LabelWorkChain's ``cp2k`` reference, the SCF handler fixing a run, and the AIMD WorkChain.
+Runs in CI (never skipped there); elsewhere skipped only when cp2k.psmp is missing."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.orm import CalcJobNode
+
+from aiida_mlfail.parsers.cp2k import parse_cp2k_output
+from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.label import LabelWorkChain
+from tests.fixtures.cp2k import make_fixtures
+from tests.helpers import FIXTURES
+
+pytestmark = pytest.mark.integration
+
+CP2K = shutil.which('cp2k.psmp')
+#: |sum of forces| bound (eV/Å): grid and SCF noise of the fast protocol (tests/parsers/test_cp2k_parser.py).
+FORCE_SUM_TOL = 3e-3
+
+
+@pytest.fixture
+def cp2k_code(aiida_code_installed):
+    if CP2K is None:
+        if os.environ.get('CI'):
+            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
+        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
+    return aiida_code_installed(label='cp2k_serial', default_calc_job_plugin='cp2k', filepath_executable=CP2K,
+                                with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
+
+
+def _jobs(workchain):
+    return sorted((n for n in workchain.called if isinstance(n, CalcJobNode)), key=lambda n: n.pk)
+
+
+def _report(node):
+    return [log.message for log in orm.Log.collection.get_logs_for(node)]
+
+
+def test_label_two_configurations_with_cp2k(submit_and_await, cp2k_code):
+    structures = {}
+    for i, seed in enumerate((1, 2)):
+        node = orm.StructureData(ase=make_fixtures.nacl8(seed=seed))
+        node.base.attributes.set('md_step', 50 * i)
+        structures[f'c{i}'] = node
+    node = submit_and_await(LabelWorkChain, timeout=300, structures=structures, cp2k={'code': cp2k_code})
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    assert node.outputs.excluded['excluded'] == []
+    labelled = node.outputs.training_set.get_atoms()
+    assert [a.info['candidate'] for a in labelled] == ['c0', 'c1'] and [a.info['md_step'] for a in labelled] == [0, 50]
+    assert [a.info['structure_uuid'] for a in labelled] == [structures[k].uuid for k in ('c0', 'c1')]
+    single_points = [n for n in node.called if n.process_label == 'Cp2kSinglePointWorkChain']
+    by_structure = {n.inputs.structure.uuid: n for n in single_points}
+    assert len(by_structure) == 2
+    for key, atoms in zip(('c0', 'c1'), labelled):
+        sp = by_structure[structures[key].uuid]
+        direct = parse_cp2k_output(sp.outputs.retrieved.base.repository.get_object_content('aiida.out'))
+        assert direct['scf_converged']
+        assert atoms.info['energy'] == pytest.approx(direct['energy'], abs=1e-6)
+        np.testing.assert_allclose(atoms.arrays['forces'], direct['forces'], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(atoms.info['virial'], -direct['stress'] * atoms.get_volume(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(atoms.positions, structures[key].get_ase().positions, atol=1e-6)
+        assert np.abs(atoms.arrays['forces'].sum(axis=0)).max() < FORCE_SUM_TOL
+        assert np.abs(atoms.arrays['forces']).max() > 0.05
+        assert atoms.info['label_reference'] == 'cp2k_fast'
+    # different configurations, different labels; seed 1 is the committed fixture's configuration
+    assert abs(labelled[0].info['energy'] - labelled[1].info['energy']) > 1e-4
+    committed = parse_cp2k_output((FIXTURES / 'cp2k' / 'converged' / 'aiida.out').read_text())
+    assert labelled[0].info['energy'] == pytest.approx(committed['energy'], abs=1e-5)
+
+
+def test_scf_not_converged_is_fixed_by_the_handler(submit_and_await, cp2k_code):
+    """MAX_SCF 4 cannot converge the fast SCF (about 12 steps): the parse step says 420, the handler
+    restarts from the wavefunction with MAX_SCF 8 and alpha 0.15, which converges."""
+    node = submit_and_await(Cp2kSinglePointWorkChain, timeout=300, code=cp2k_code,
+                            structure=orm.StructureData(ase=make_fixtures.nacl8()),
+                            overrides=orm.Dict({'FORCE_EVAL': {'DFT': {'SCF': {'MAX_SCF': 4}}}}))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    first, second = _jobs(node)
+    parse_steps = {n.base.links.get_incoming(node_class=orm.WorkflowNode).one().link_label: n
+                   for n in node.called if n.process_label == 'parse_single_point'}
+    assert parse_steps['parse_01'].exit_status == 420 and parse_steps['parse_02'].is_finished_ok
+    assert any('SCF restart 1: doubled MAX_SCF and halved the mixing alpha to 0.15' in m for m in _report(node))
+    scf = second.inputs.parameters['FORCE_EVAL']['DFT']['SCF']
+    assert scf['MAX_SCF'] == 8 and scf['MIXING']['ALPHA'] == pytest.approx(0.15) and scf['SCF_GUESS'] == 'RESTART'
+    assert second.inputs.parent_calc_folder.uuid == first.outputs.remote_folder.uuid
+    assert 'Density guess:' in (text := second.outputs.retrieved.base.repository.get_object_content('aiida.out'))
+    assert 'RESTART' in next(line for line in text.splitlines() if 'Density guess:' in line)
+    (atoms,) = node.outputs.training_set.get_atoms()
+    committed = parse_cp2k_output((FIXTURES / 'cp2k' / 'converged' / 'aiida.out').read_text())
+    assert atoms.info['energy'] == pytest.approx(committed['energy'], abs=1e-4)
+    np.testing.assert_allclose(atoms.arrays['forces'], committed['forces'], rtol=0, atol=1e-3)
+
+
+def test_aimd_trajectory_becomes_training_data(submit_and_await, cp2k_code):
+    atoms0 = make_fixtures.nacl8()
+    node = submit_and_await(Cp2kAimdWorkChain, timeout=300, code=cp2k_code, structure=orm.StructureData(ase=atoms0),
+                            temperature=orm.Float(1000.0), steps=orm.Int(3), timestep=orm.Float(1.0))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    frames = node.outputs.trajectory.get_atoms()
+    assert [a.info['md_step'] for a in frames] == [0, 1, 2, 3]
+    assert [a.info['time_fs'] for a in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert node.outputs.trajectory.labels == ['energy', 'forces', 'virial']
+    np.testing.assert_allclose(frames[0].positions, atoms0.positions, atol=1e-6)
+    assert not np.allclose(frames[-1].positions, atoms0.positions, atol=1e-3)  # the atoms moved
+    for atoms in frames:
+        assert np.abs(atoms.arrays['forces'].sum(axis=0)).max() < FORCE_SUM_TOL
+        np.testing.assert_allclose(atoms.cell.array, atoms0.cell.array)
+    # step 0 is a fast single point of the start structure: the committed fixture's numbers
+    committed = parse_cp2k_output((FIXTURES / 'cp2k' / 'converged' / 'aiida.out').read_text())
+    assert frames[0].info['energy'] == pytest.approx(committed['energy'], abs=1e-4)
+    np.testing.assert_allclose(frames[0].arrays['forces'], committed['forces'], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(frames[0].info['virial'], -committed['stress'] * atoms0.get_volume(), rtol=0, atol=1e-3)
+    (job,) = _jobs(node)
+    assert 'aiida-1.ener' in job.outputs.retrieved.base.repository.list_object_names()
