@@ -82,7 +82,18 @@ def _validate_inputs(value, ctx=None):
         missing = sorted(symbols - set(value['training_set'].species))
         if missing:
             return f'explore.structure has species {missing} that the training set lacks'
-    reference = value.get('label', {}).get('lammps', {}).get('potential')
+    label = value.get('label', {})
+    has_lammps = 'potential' in label.get('lammps', {})
+    has_cp2k = 'code' in label.get('cp2k', {})
+    if has_lammps == has_cp2k:
+        return 'label: give exactly one reference, `label.lammps` (classical) or `label.cp2k` (DFT)'
+    if has_cp2k:
+        from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, check_protocol, check_symbols
+
+        protocol = label['cp2k'].get('protocol', orm.Str(DEFAULT_PROTOCOL))
+        message = check_protocol(protocol) or check_symbols(symbols, protocol.value)
+        return f'label.cp2k: {message}' if message else None
+    reference = label['lammps']['potential']
     if reference is not None:
         from aiida_mlfail.science.potentials import ReferencePotential
 

@@ -62,3 +62,11 @@ def test_bad_explorer_parameters_are_named(inputs):
 def test_labeller_must_describe_the_species(inputs):
     inputs['label']['lammps']['potential'] = orm.Dict({'name': 'lj_argon'})
     _submit_fails(inputs, r"label\.lammps\.potential: species \['Cl', 'Na'\] are not described by the lj_argon")
+
+
+def test_exactly_one_labeller(inputs, aiida_code_installed):
+    del inputs['label']['lammps']
+    _submit_fails(inputs, 'label: give exactly one reference')
+    cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
+    inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
+    _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
