@@ -1,1 +1,1 @@
-"""aiida_mlfail.cli"""
+"""aiida_mlfail.cli: the ``aiida-mlfail`` command (main.py) and the ``verdi data mlfail`` group (data.py)."""

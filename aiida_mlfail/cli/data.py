@@ -1,0 +1,131 @@
+"""``verdi data mlfail``: show and export ``TrainingSetData`` and ``GapPotentialData`` (entry point ``aiida.cmdline.data``)."""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+
+import click
+from aiida.cmdline.groups import VerdiCommandGroup
+from aiida.cmdline.params import arguments, types
+from aiida.cmdline.utils import decorators, echo
+
+TRAINING_SET = types.DataParamType(sub_classes=('aiida.data:mlfail.training_set',))
+GAP_POTENTIAL = types.DataParamType(sub_classes=('aiida.data:mlfail.gap_potential',))
+
+
+def _table(rows) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, tablefmt='plain')
+
+
+def training_set_rows(node) -> list[tuple]:
+    """Attribute rows of a ``TrainingSetData``: sizes, species, labels and counts of the metadata values."""
+    n_atoms = node.n_atoms or {}
+    sizes = n_atoms.get('min') if n_atoms.get('min') == n_atoms.get('max') else f"{n_atoms.get('min')}-{n_atoms.get('max')}"
+    rows = [('pk', node.pk), ('uuid', node.uuid), ('configurations', node.n_configurations),
+            ('species', ' '.join(node.species or [])), ('atoms per configuration', sizes),
+            ('labels', ' '.join(node.labels or []))]
+    for key in ('config_type', 'state_point', 'candidate', 'stop_reason', 'reference', 'label_reference'):
+        counts = collections.Counter(c[key] for c in node.configurations if key in c)
+        if counts:
+            rows.append((key, ', '.join(f'{value} x{n}' for value, n in sorted(counts.items(), key=str))))
+    if node.creator is not None:
+        rows.append(('created by', f'{node.creator.process_label} <{node.creator.pk}>'))
+    return rows
+
+
+def potential_rows(node) -> list[tuple]:
+    """Attribute rows of a ``GapPotentialData``."""
+    attrs = node.base.attributes
+    rows = [('pk', node.pk), ('uuid', node.uuid), ('label', node.label), ('species', ' '.join(node.species or [])),
+            ('cutoff (Å)', node.cutoff), ('files', ' '.join(attrs.get('files', []))),
+            ('init_args', attrs.get('init_args')), ('n_sparse', attrs.get('n_sparse')),
+            ('training_set_uuid', attrs.get('training_set_uuid', ''))]
+    for index, descriptor in enumerate(attrs.get('descriptors', [])):
+        rows.append((f'descriptor {index}', descriptor))
+    if node.creator is not None:
+        rows.append(('created by', f'{node.creator.process_label} <{node.creator.pk}>'))
+    return rows
+
+
+@click.group('mlfail', cls=VerdiCommandGroup)
+def data_mlfail():
+    """Inspect and export aiida-mlfail data (training sets, GAP potentials)."""
+
+
+@data_mlfail.group('trainingset')
+def trainingset():
+    """TrainingSetData: labelled configurations (one extxyz file)."""
+
+
+@trainingset.command('show')
+@arguments.DATA(type=TRAINING_SET, nargs=1)
+@click.option('-c', '--configurations', is_flag=True, help='Also one line per configuration (its metadata).')
+@decorators.with_dbenv()
+def trainingset_show(data, configurations):
+    """Show the attributes of a TrainingSetData.
+
+    Example: verdi data mlfail trainingset show 2009
+    """
+    echo.echo(_table(training_set_rows(data)))
+    if configurations:
+        from tabulate import tabulate
+
+        keys = sorted({k for c in data.configurations for k in c if k != 'structure_uuid'})
+        rows = [(i, *(c.get(k, '') for k in keys)) for i, c in enumerate(data.configurations)]
+        echo.echo('')
+        echo.echo(tabulate(rows, headers=('#', *keys)))
+
+
+@trainingset.command('export')
+@arguments.DATA(type=TRAINING_SET, nargs=1)
+@click.option('-o', '--output', type=click.Path(dir_okay=False, path_type=pathlib.Path), required=True,
+              help='File to write.')
+@click.option('-F', '--format', 'fmt', default='extxyz', show_default=True,
+              help='extxyz (the stored file, as gap_fit reads it) or any other ASE format name.')
+@decorators.with_dbenv()
+def trainingset_export(data, output, fmt):
+    """Write a TrainingSetData to a file (extxyz: the stored file; other ASE formats lose the labels).
+
+    Example: verdi data mlfail trainingset export 2009 -o train.xyz
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == 'extxyz':
+        data.export(output)
+    else:
+        import ase.io
+
+        ase.io.write(str(output), data.get_atoms(), format=fmt)
+    echo.echo_success(f'{data.n_configurations} configurations of <{data.pk}> written to {output}')
+
+
+@data_mlfail.group('potential')
+def potential():
+    """GapPotentialData: a fitted GAP (XML + sparseX files)."""
+
+
+@potential.command('show')
+@arguments.DATA(type=GAP_POTENTIAL, nargs=1)
+@decorators.with_dbenv()
+def potential_show(data):
+    """Show the attributes of a GapPotentialData.
+
+    Example: verdi data mlfail potential show 2015
+    """
+    echo.echo(_table(potential_rows(data)))
+
+
+@potential.command('export')
+@arguments.DATA(type=GAP_POTENTIAL, nargs=1)
+@click.option('-o', '--output', type=click.Path(file_okay=False, path_type=pathlib.Path), required=True,
+              help='Folder for the XML and sparseX files.')
+@decorators.with_dbenv()
+def potential_export(data, output):
+    """Write the files of a GapPotentialData (XML + sparseX) to a folder.
+
+    Example: verdi data mlfail potential export 2015 -o gap_final
+    """
+    xml = data.write_files(output)
+    echo.echo_success(f"GAP {data.label} <{data.pk}> written to {output} (XML: {xml.name})")

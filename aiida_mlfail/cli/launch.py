@@ -1,0 +1,384 @@
+"""``aiida-mlfail launch``: run a study script, or build and launch a WorkChain/CalcJob from YAML + ``key=value``."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import pathlib
+import sys
+import time
+
+import click
+from aiida.cmdline.utils import decorators, echo
+
+#: ``--protocol`` of the studies: they have two sizes (``small``: minutes on a laptop, ``large``: the
+#: 200-ion setting for real use, hours), so ``fast`` and ``moderate`` both run ``small``.
+PROTOCOL_SIZES = {'fast': 'small', 'moderate': 'small', 'precise': 'large'}
+
+#: Default code label of a missing ``code`` port, by the namespace that holds it ...
+NAMESPACE_CODES = {'fit': 'gap_fit', 'validation': 'quip', 'quip': 'quip', 'explore': 'explore', 'lammps': 'lammps',
+                   'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k'}
+#: ... or, for a top-level ``code`` port, by the entry point being launched.
+ENTRY_POINT_CODES = {'mlfail.sample': 'lammps', 'mlfail.mlmd': 'lammps', 'mlfail.lammps': 'lammps',
+                     'mlfail.gap_fit': 'gap_fit', 'mlfail.quip': 'quip', 'mlfail.explore': 'explore',
+                     'mlfail.rematch': 'rematch', 'mlfail.config_space': 'rematch'}
+
+
+def studies_folder() -> pathlib.Path:
+    """The ``workflows/`` folder of the source tree (the package is installed editable from it)."""
+    import aiida_mlfail
+
+    return pathlib.Path(aiida_mlfail.__file__).resolve().parent.parent / 'workflows'
+
+
+def study_names() -> list[str]:
+    """Names of the study scripts (``workflows/<name>.py`` with a ``main(argv)``)."""
+    folder = studies_folder()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob('*.py') if p.stem != 'common' and 'def main(' in p.read_text())
+
+
+def _load_study(name: str):
+    path = studies_folder() / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'mlfail_study_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path.read_text()
+
+
+def _process_class(name: str):
+    """The Process class of a ``aiida.workflows`` or ``aiida.calculations`` entry point, or ``None``."""
+    from aiida.common.exceptions import MissingEntryPointError
+    from aiida.plugins import CalculationFactory, WorkflowFactory
+
+    for factory in (WorkflowFactory, CalculationFactory):
+        try:
+            return factory(name)
+        except MissingEntryPointError:
+            continue
+    return None
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``'gap.fit.parameters.sigma.energy=0.003'`` -> ``(['gap', 'fit', 'parameters', 'sigma', 'energy'], 0.003)``.
+
+    The value is parsed as YAML (numbers, booleans, lists ``[1, 2]`` and mappings ``{a: 1}`` work).
+    :raises click.BadParameter: without ``=`` or with an empty key.
+    """
+    import yaml
+
+    key, sep, value = text.partition('=')
+    if not sep or not key.strip():
+        raise click.BadParameter(f'{text!r} is not of the form key=value (dotted keys for nested inputs)')
+    return key.strip().split('.'), yaml.safe_load(value) if value.strip() else ''
+
+
+def apply_override(tree: dict, keys: list[str], value) -> None:
+    """Set ``tree[k1][k2]... = value``, creating the intermediate mappings."""
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def _load_node_reference(value, valid_types, where: str):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(int(value) if isinstance(value, int) or str(value).isdigit() else str(value))
+    except (NotExistent, MultipleObjectsError, ValueError) as exc:
+        raise click.BadParameter(f'{where}: {value!r} is neither a file nor a node pk/uuid ({exc})') from exc
+    if valid_types and not isinstance(node, valid_types):
+        names = ', '.join(t.__name__ for t in valid_types)
+        raise click.BadParameter(f'{where}: node <{node.pk}> is a {type(node).__name__}, expected {names}')
+    return node
+
+
+def convert_value(value, valid_type, where: str, computer: str | None):
+    """A plain YAML value turned into what a port of ``valid_type`` takes.
+
+    Codes: ``label@computer`` or ``label`` (then ``@computer``); ``Dict``/``List``: mappings/lists;
+    base types: scalars; ``StructureData``: a structure file (any ASE format) or a node pk/uuid;
+    ``TrainingSetData``: an extxyz file or a node; ``GapPotentialData``: a folder with ``gap.xml`` or a
+    node; any other node type: a pk/uuid.
+    """
+    from aiida import orm
+
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from aiida_mlfail.data.training_set import TrainingSetData
+
+    if isinstance(value, orm.Node) or valid_type is None:
+        return value
+    types = tuple(t for t in (valid_type if isinstance(valid_type, tuple) else (valid_type,)) if t is not type(None))
+    if not types:
+        return value
+
+    def accepts(cls):
+        return any(issubclass(cls, t) or issubclass(t, cls) for t in types)
+
+    if any(issubclass(t, orm.AbstractCode) for t in types):
+        label = str(value)
+        if '@' not in label and computer:
+            label = f'{label}@{computer}'
+        try:
+            return orm.load_code(label)
+        except Exception as exc:  # noqa: BLE001 (NotExistent, MultipleObjectsError, ...: one clear message)
+            raise click.BadParameter(f'{where}: no code {label!r} ({exc})') from exc
+    if isinstance(value, dict) and accepts(orm.Dict):
+        return orm.Dict(value)
+    if isinstance(value, list) and accepts(orm.List):
+        return orm.List(value)
+    if isinstance(value, str) and pathlib.Path(value).expanduser().exists():
+        path = pathlib.Path(value).expanduser()
+        if any(issubclass(t, TrainingSetData) for t in types):
+            return TrainingSetData.from_file(path)
+        if any(issubclass(t, GapPotentialData) for t in types):
+            return GapPotentialData.from_folder(path if path.is_dir() else path.parent,
+                                                'gap.xml' if path.is_dir() else path.name)
+        if any(issubclass(t, orm.StructureData) for t in types):
+            import ase.io
+
+            return orm.StructureData(ase=ase.io.read(path))
+        if any(issubclass(t, orm.SinglefileData) for t in types):
+            return orm.SinglefileData(path.resolve())
+    if isinstance(value, (bool, int, float, str)) and not any(
+            issubclass(t, (orm.StructureData, TrainingSetData, GapPotentialData, orm.Dict, orm.List)) for t in types):
+        for base in (orm.Bool, orm.Int, orm.Float, orm.Str):
+            if accepts(base):
+                return orm.to_aiida_type(value)
+    if isinstance(value, (int, str)):
+        return _load_node_reference(value, tuple(t for t in types if issubclass(t, orm.Node)), where)
+    raise click.BadParameter(f'{where}: cannot turn {value!r} into {", ".join(t.__name__ for t in types)}')
+
+
+def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') -> dict:
+    """Convert a plain input tree against a port namespace (recursively); ``metadata`` stays plain."""
+    from aiida.engine.processes.ports import PortNamespace
+
+    out = {}
+    for key, value in tree.items():
+        where = f'{path}{key}'
+        if key == 'metadata':
+            out[key] = value
+            continue
+        port = namespace.get(key) if hasattr(namespace, 'get') else None
+        if port is None:
+            if not getattr(namespace, 'dynamic', False):
+                raise click.BadParameter(f'{where}: no such input; known: {sorted(namespace)}')
+            out[key] = convert_value(value, namespace.valid_type, where, computer)
+        elif isinstance(port, PortNamespace):
+            if not isinstance(value, dict):
+                raise click.BadParameter(f'{where} is a namespace: give a mapping, got {value!r}')
+            out[key] = convert_inputs(value, port, computer, where + '.')
+        else:
+            out[key] = convert_value(value, port.valid_type, where, computer)
+    return out
+
+
+def fill_default_codes(inputs: dict, namespace, entry_point: str, computer: str, path: str = '') -> list[str]:
+    """Fill missing ``code`` ports with ``<label>@<computer>`` by :data:`NAMESPACE_CODES` / :data:`ENTRY_POINT_CODES`.
+
+    Only namespaces that are required or present in ``inputs`` are filled, and only with codes that
+    exist. :returns: the ``port: code`` lines that were filled.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine.processes.ports import PortNamespace
+
+    filled = []
+    for key, port in namespace.items():
+        if key == 'metadata':
+            continue
+        where = f'{path}{key}'
+        if isinstance(port, PortNamespace):
+            if key in inputs or port.required:
+                sub = inputs.get(key, {})
+                filled += fill_default_codes(sub, port, entry_point, computer, where + '.')
+                if sub:
+                    inputs[key] = sub
+            continue
+        valid = port.valid_type if isinstance(port.valid_type, tuple) else (port.valid_type,)
+        if key != 'code' or key in inputs or not any(t is not None and issubclass(t, orm.AbstractCode)
+                                                     for t in valid if t is not type(None)):
+            continue
+        owner = path.rstrip('.').rsplit('.', 1)[-1] if path else None
+        label = NAMESPACE_CODES.get(owner) if owner else ENTRY_POINT_CODES.get(entry_point)
+        if label is None:
+            continue
+        try:
+            inputs[key] = orm.load_code(f'{label}@{computer}')
+        except NotExistent:
+            continue
+        filled.append(f'{where}: {label}@{computer}')
+    return filled
+
+
+class _ProgressHandler(logging.Handler):
+    """Echo process reports (and warnings/errors) of a foreground run, with the elapsed time."""
+
+    def __init__(self, start: float):
+        super().__init__(level=logging.INFO)
+        self.start = start
+
+    def emit(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001
+            return
+        prefix = '' if record.levelname in ('REPORT', 'INFO') else f'{record.levelname}: '
+        click.echo(f'[{time.time() - self.start:7.1f} s] {prefix}{message}')
+
+
+def run_foreground(builder, poll_interval: float = 1.0):
+    """Run a builder in this interpreter, echoing the reports of the process and its children as they come.
+
+    Like ``aiida.engine.run_get_node`` (a local runner without a communicator), but the runner polls the
+    state of the child processes every ``poll_interval`` seconds instead of ``runner.poll.interval``
+    (60 s by default, which would idle a minute after every step of a WorkChain). The terminal
+    handlers of the ``aiida`` logger are swapped for one that prefixes the elapsed time; the
+    database log handler stays, so ``verdi process report`` is complete.
+    """
+    from aiida.cmdline.utils.log import CliHandler
+    from aiida.manage import get_manager
+
+    logger = logging.getLogger('aiida')
+    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
+    handler = _ProgressHandler(time.time())
+    for h in terminal:
+        logger.removeHandler(h)
+    logger.addHandler(handler)
+    runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+    try:
+        _, node = runner.run_get_node(builder)
+    finally:  # (not runner.close(): that closes the event loop the runner shares with this interpreter)
+        logger.removeHandler(handler)
+        for h in terminal:
+            logger.addHandler(h)
+    return node
+
+
+def _launch_study(name, size, computer, submit, args):
+    if submit:
+        raise click.UsageError('studies submit their processes to the daemon themselves and wait for them; '
+                               '--submit applies to workflow entry points')
+    from aiida.engine.daemon.client import get_daemon_client
+
+    module, source = _load_study(name)
+    argv = ['--size', size]
+    if computer:
+        if "'--computer'" not in source:
+            raise click.UsageError(f'study {name} has no --computer option (it uses the localhost codes)')
+        argv += ['--computer', computer]
+    argv += list(args)
+    client = get_daemon_client()
+    if not {'-h', '--help', '--foreground'} & set(args) and not client.is_daemon_running:
+        echo.echo_critical(f'the daemon of profile {client.profile.name!r} is not running (the study submits to it): '
+                           f'verdi -p {client.profile.name} daemon start')
+    echo.echo_report(f'running workflows/{name}.py {" ".join(argv)}')
+    status = module.main(argv)
+    sys.exit(status or 0)
+
+
+def _launch_entry_point(name, process_class, inputs_file, protocol, computer, submit, args):
+    import yaml
+    from aiida.engine import submit as submit_process
+
+    tree = {}
+    if inputs_file:
+        tree = yaml.safe_load(pathlib.Path(inputs_file).read_text()) or {}
+        if not isinstance(tree, dict):
+            raise click.BadParameter(f'{inputs_file}: the YAML must be a mapping of input names')
+    for text in args:
+        keys, value = parse_override(text)
+        apply_override(tree, keys, value)
+    computer = computer or 'localhost'
+    if protocol:
+        if not hasattr(process_class, 'get_builder_from_protocol'):
+            raise click.UsageError(f'{name} has no protocols yet (only the studies map --protocol to a size); '
+                                   'give its inputs with --inputs FILE and key=value')
+        builder = process_class.get_builder_from_protocol(protocol=protocol, overrides=tree)
+    else:
+        spec = process_class.spec().inputs
+        inputs = convert_inputs(tree, spec, computer)
+        for line in fill_default_codes(inputs, spec, name, computer):
+            echo.echo_report(f'default code {line}')
+        builder = process_class.get_builder()
+        builder._update(inputs)
+    if submit:
+        try:
+            node = submit_process(builder)
+        except ValueError as exc:  # port validation: a clear message, nothing was created
+            echo.echo_critical(f'invalid inputs: {exc}')
+        echo.echo_success(f'submitted {process_class.__name__} <{node.pk}> to the daemon')
+        echo.echo(f'follow it with: aiida-mlfail status {node.pk}   (or verdi process report {node.pk})')
+        return
+    echo.echo_report(f'running {process_class.__name__} in the foreground (Ctrl-C kills it)')
+    start = time.time()
+    try:
+        node = run_foreground(builder)
+    except ValueError as exc:
+        if 'validating' not in str(exc):
+            raise
+        echo.echo_critical(f'invalid inputs: {exc}')
+    elapsed = time.time() - start
+    status = node.exit_status
+    message = f' {node.exit_message}' if node.exit_message else ''
+    echo.echo(f'{process_class.__name__} <{node.pk}> finished [{status}]{message} in {elapsed:.0f} s')
+    for label in sorted(node.outputs):
+        output = node.outputs[label]
+        if hasattr(output, 'pk'):
+            echo.echo(f'  output {label}: <{output.pk}> {type(output).__name__}')
+        else:
+            echo.echo(f'  output {label}: namespace ({", ".join(sorted(output))})')
+    if status is None or not (status == 0 or 700 <= status < 800):
+        sys.exit(1)
+
+
+@click.command('launch', context_settings={'help_option_names': ['-h', '--help']})
+@click.argument('name')
+@click.argument('args', nargs=-1, metavar='[KEY=VALUE]... | [-- STUDY OPTIONS]')
+@click.option('-i', '--inputs', 'inputs_file', type=click.Path(exists=True, dir_okay=False),
+              help='YAML file with the input tree of a workflow entry point (same nesting as the builder).')
+@click.option('--protocol', type=click.Choice(sorted(PROTOCOL_SIZES)),
+              help='Studies: fast and moderate run --size small, precise runs --size large (the studies have two '
+                   'sizes). Workflow entry points: only those with get_builder_from_protocol (none yet).')
+@click.option('--size', type=click.Choice(['small', 'large']), help='Study size (instead of --protocol).')
+@click.option('-Y', '--computer', help='Computer of the codes: studies that have --computer get it; for entry points '
+                                       'codes given by label and default codes are looked up as LABEL@COMPUTER '
+                                       '(default localhost).')
+@click.option('--submit', is_flag=True, help='Submit a workflow entry point to the daemon instead of running it here.')
+@decorators.with_dbenv()
+def launch(name, args, inputs_file, protocol, size, computer, submit):
+    """Launch a study (NAME = a script of workflows/) or a process (NAME = an entry point such as mlfail.sample).
+
+    \b
+    Studies:      aiida-mlfail launch nacl_active_learning --protocol fast
+                  aiida-mlfail launch config_space --size small -- --output results/cs
+    Entry points: aiida-mlfail launch mlfail.sample --inputs sample.yaml md.production_steps=400
+                  aiida-mlfail launch mlfail.active_learning -i al.yaml --submit
+
+    Inputs of an entry point: a YAML tree of port names (--inputs) updated by KEY=VALUE pairs with dotted keys
+    (values parsed as YAML). Codes are LABEL@COMPUTER or LABEL; structures, training sets and GAPs are files
+    or node pks/uuids; mappings become Dict, lists List. Missing code ports get the codes set up by
+    `make demo` (lammps, gap_fit, quip, explore, rematch) on --computer. Without --submit the process runs in
+    the foreground and its reports are shown as they come.
+    """
+    if protocol and size:
+        raise click.UsageError('give --protocol or --size, not both')
+    studies = study_names()
+    if name in studies:
+        _launch_study(name, size or PROTOCOL_SIZES.get(protocol, 'small'), computer, submit, args)
+        return
+    if size:
+        raise click.UsageError('--size applies to the studies only')
+    process_class = _process_class(name)
+    if process_class is None:
+        raise click.BadParameter(f'{name!r} is neither a study ({", ".join(studies) or "none found"}) nor a workflow '
+                                 'or calculation entry point (e.g. mlfail.sample, mlfail.active_learning)',
+                                 param_hint='NAME')
+    _launch_entry_point(name, process_class, inputs_file, protocol, computer, submit, args)
