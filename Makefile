@@ -1,6 +1,7 @@
 # aiida-mlfail: the two commands.
 #   make demo   set everything up and run the main job on the embedded default (SQLite + ZeroMQ, localhost)
-#   make test   set everything up and run the whole test suite
+#   make test   set everything up, start the local one-node SLURM cluster (scripts/slurm-cluster.sh)
+#               and run the whole test suite, the SLURM tests included
 # Both are idempotent: a second run installs nothing again.
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -11,12 +12,16 @@ export AIIDA_PATH := $(ROOT)/.aiida
 export PATH := $(VENV)/bin:$(PATH)
 STAMP := $(VENV)/.mlfail-installed
 
-.PHONY: demo test setup install system aiida stop
+.PHONY: demo test setup install system aiida slurm stop
 
 demo: setup
 	$(PY) $(ROOT)/workflows/nacl_active_learning.py
 
-test: setup
+# the cluster first, so that setup-aiida.sh also sets up the `slurm` computer and its codes;
+# outside CI a machine without SLURM (not root) still runs the other tests
+test: install
+	@bash $(ROOT)/scripts/slurm-cluster.sh start || [ "$${CI:-}" != true ]
+	@bash $(ROOT)/scripts/setup-aiida.sh
 	bash $(ROOT)/scripts/run-tests.sh
 
 setup: install aiida
@@ -38,5 +43,9 @@ install: $(STAMP)
 aiida: install
 	@bash $(ROOT)/scripts/setup-aiida.sh
 
+slurm:
+	@bash $(ROOT)/scripts/slurm-cluster.sh start
+
 stop:
 	-$(VENV)/bin/verdi -p mlfail daemon stop
+	-@bash $(ROOT)/scripts/slurm-cluster.sh stop
