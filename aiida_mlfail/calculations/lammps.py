@@ -41,6 +41,9 @@ class LammpsCalculation(LammpsRawCalculation):
                     help='Thermo series: step, time (ps), temperature (K), potential_energy (eV), pressure (bar), volume (Å^3).')
         spec.exit_code(302, 'ERROR_FRAMES_MISSING', message='the frame dump or the label file was not retrieved')
         spec.exit_code(303, 'ERROR_NO_FRAMES', message='the run finished but sampled no frame')
+        spec.exit_code(305, 'ERROR_OUTPUT_INCOMPLETE',
+                       message='the LAMMPS output ends before the run ended (no "Total wall time" and no error: '
+                               'killed or cancelled?)')
         spec.exit_code(304, 'ERROR_SETTINGS', message='settings lack the type_map needed to build configurations')
         spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
         spec.exit_code(410, 'ERROR_MD_EXPLODED',

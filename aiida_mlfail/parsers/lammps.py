@@ -63,6 +63,9 @@ class LammpsParser(Parser):
         if error and stop['stop_reason'] != 'lost_atoms':
             self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error)
+        if not results['finished'] and stop['stop_reason'] not in ('lost_atoms', *mlmd.GUARD_FIX_IDS):
+            self.out('results', orm.Dict(results))
+            return self.exit_codes.ERROR_OUTPUT_INCOMPLETE
         if lammps_md.DUMP_FILE not in names or lammps_md.LABELS_FILE not in names:
             self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_FRAMES_MISSING

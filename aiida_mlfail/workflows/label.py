@@ -16,7 +16,7 @@ from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_mlfail.calculations.cp2k import attach_cp2k_labels, structures_of
 from aiida_mlfail.calculations.functions import attach_labels, collect_structures, prepare_single_points
-from aiida_mlfail.calculations.lammps import LammpsCalculation
+from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
@@ -104,11 +104,11 @@ class LabelWorkChain(WorkChain):
 
     def run_lammps(self):
         prepared = prepare_single_points(self.ctx.configurations, self.inputs.lammps.potential)
-        node = self.submit(LammpsCalculation, code=self.inputs.lammps.code, script=prepared['script'],
-                           files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
-                           settings=prepared['settings'],
-                           metadata={'options': self.inputs.lammps.options.get_dict(),
-                                     'call_link_label': 'single_points'})
+        node = self.submit(LammpsRestartWorkChain, job={
+            'code': self.inputs.lammps.code, 'script': prepared['script'],
+            'files': {'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
+            'settings': prepared['settings'], 'metadata': {'options': self.inputs.lammps.options.get_dict()}},
+            metadata={'call_link_label': 'single_points'})
         self.report(f'submitted LAMMPS single points <{node.pk}> of {self.ctx.configurations.n_configurations} '
                     f"configuration(s) with {self.inputs.lammps.potential['name']}")
         return ToContext(single_points=node)

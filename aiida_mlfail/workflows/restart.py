@@ -8,9 +8,11 @@ Failure families (DESIGN.md, exit codes) and what the handlers do:
   ``walltime_factor`` x the walltime (at most ``max_walltime_s``); programs without a restart
   file start again;
 * ``gap_fit`` out of memory (exit 430 from the dryrun preflight, or 110 from the scheduler): fewer
-  sparse points (``sparse_factor`` x every descriptor's ``n_sparse``) or more memory
-  (``memory_factor`` x ``max_memory_kb``, at most ``max_memory_kb_limit``), as ``on_out_of_memory``
-  says; the changed ``parameters`` / options are the next job's inputs, so the change is provenance;
+  sparse points (``sparse_factor`` x every descriptor's ``n_sparse``) or more memory (the larger
+  of ``memory_factor`` x ``max_memory_kb`` and the dryrun estimate x 1.3 from
+  :func:`~aiida_mlfail.science.resources.scheduler_options`, at most ``max_memory_kb_limit``; with
+  ``core.slurm`` this is the ``--mem`` of the retry), as ``on_out_of_memory`` says; the changed
+  ``parameters`` / options are the next job's inputs, so the change is provenance;
 * ``gap_fit`` ill-conditioned (431): ``sparse_jitter`` x 100.
 
 AiiDA docs: https://aiida.readthedocs.io/projects/aiida-core/en/stable/howto/workflows.html#restart-workchain
@@ -26,6 +28,7 @@ from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
+from aiida_mlfail.science.resources import scheduler_options
 from aiida_mlfail.workflows.common import dict_validator
 
 #: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
@@ -64,13 +67,38 @@ def normalise_restart(settings: dict) -> dict:
 
 
 def was_cancelled(node) -> bool:
-    """Whether the scheduler cancelled the job (``scancel``) rather than the program failing by itself."""
-    try:
-        stderr = node.get_scheduler_stderr() or ''
-    except Exception:  # noqa: BLE001 (no retrieved folder, no file: not a cancellation we can see)
+    """Whether the scheduler cancelled the job (``scancel``) rather than the program failing by itself.
+
+    Evidence: the scheduler's stderr reads ``CANCELLED AT`` (SLURM's slurmstepd message) without
+    ``DUE TO TIME LIMIT``; or the job was submitted to a scheduler (it has a job id) and came back
+    without the scheduler stderr file, which the job script creates as soon as it starts (a job
+    cancelled before its script ran).
+    """
+    if 'retrieved' not in node.outputs:
         return False
+    try:
+        stderr = node.get_scheduler_stderr()
+    except Exception:  # noqa: BLE001 (unreadable: not a cancellation we can see)
+        return False
+    if stderr is None:
+        return bool(node.get_job_id()) and node.computer is not None and node.computer.scheduler_type != 'core.direct'
     text = stderr.upper()
     return 'CANCELLED AT' in text and 'DUE TO TIME LIMIT' not in text
+
+
+def ran_out_of_walltime(node) -> bool:
+    """Whether the job hit its walltime: exit 120, or SLURM's ``CANCELLED AT ... DUE TO TIME LIMIT`` in
+    the scheduler stderr (AiiDA keeps the parser's exit code when both the scheduler and the parser
+    report one, so a killed program's "output incomplete" can hide the 120)."""
+    if node.exit_status == 120:
+        return True
+    if 'retrieved' not in node.outputs:
+        return False
+    try:
+        stderr = node.get_scheduler_stderr() or ''
+    except Exception:  # noqa: BLE001
+        return False
+    return 'DUE TO TIME LIMIT' in stderr.upper()
 
 
 class JobRestartWorkChain(BaseRestartWorkChain):
@@ -132,9 +160,12 @@ class JobRestartWorkChain(BaseRestartWorkChain):
             return ProcessHandlerReport(do_break=True)
         return None
 
-    @process_handler(priority=700, exit_codes=[GapFitCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    @process_handler(priority=700)
     def handle_walltime(self, node):
-        """Out of walltime (120): resubmit with ``walltime_factor`` x the walltime, at most ``max_walltime_s``."""
+        """Out of walltime (120, or the scheduler's time-limit message when the parser's exit code took
+        precedence): resubmit with ``walltime_factor`` x the walltime, at most ``max_walltime_s``."""
+        if node.is_finished_ok or not ran_out_of_walltime(node):
+            return None
         options = self._options()
         current = int(options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600)
         limit = int(self.ctx.settings['max_walltime_s'])
@@ -181,12 +212,13 @@ class GapFitRestartWorkChain(JobRestartWorkChain):
                         f'{before} -> {after}')
             return ProcessHandlerReport(do_break=True)
         options = self._options()
-        current = int(options.get('max_memory_kb') or 0)
+        output = node.outputs.output_parameters.get_dict() if 'output_parameters' in node.outputs else {}
+        peak_mb = output.get('memory_peak_mb')
+        current = int(options.get('max_memory_kb') or 0) or int(1024 * float(peak_mb or 1024))
         limit = int(settings['max_memory_kb_limit'])
-        if not current:
-            output = node.outputs.output_parameters.get_dict() if 'output_parameters' in node.outputs else {}
-            current = int(1024 * float(output.get('memory_limit_mb') or output.get('memory_peak_mb') or 1024))
-        new = min(limit, int(current * float(settings['memory_factor'])))
+        # the dryrun estimate (with a safety factor) is what the job needs: ask the scheduler for it
+        needed = scheduler_options('gap_fit', memory_mb=float(peak_mb))['max_memory_kb'] if peak_mb else 0
+        new = min(limit, max(int(current * float(settings['memory_factor'])), needed))
         if new <= current:
             self.report(f'gap_fit<{node.pk}> out of memory at the max_memory_kb_limit {limit} kB: giving up')
             return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)

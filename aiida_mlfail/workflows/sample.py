@@ -11,11 +11,11 @@ from aiida_mlfail.calculations.functions import (
     merge_training_sets,
     prepare_sampling,
 )
-from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
+from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
 
@@ -109,10 +109,10 @@ class ClassicalSamplingWorkChain(WorkChain):
                 'script': prepared['script'],
                 'files': {'structure': prepared['structure_file']},
                 'settings': prepared['settings'],
-                'metadata': {'label': label, 'options': self.inputs.options.get_dict(),
-                             'call_link_label': f'sample_{label}'},
+                'metadata': {'label': label, 'options': self.inputs.options.get_dict()},
             }
-            jobs[label] = self.submit(LammpsCalculation, **inputs)
+            jobs[label] = self.submit(LammpsRestartWorkChain, job=inputs,
+                                      metadata={'label': label, 'call_link_label': f'sample_{label}'})
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
 

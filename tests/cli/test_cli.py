@@ -251,7 +251,7 @@ def test_export_training_set_with_per_frame_provenance(runs, tmp_path):
         assert frame.info['trigger'] == record['candidate']
         assert frame.info['labelling_job_uuid'] == record['labelling_jobs'][0].uuid
         assert frame.info['potential_uuid'] == record['potential'].uuid
-    sampling_job = next(n for n in runs.sampling.called if n.process_label == 'LammpsCalculation')
+    sampling_job = next(n for n in runs.sampling.called_descendants if n.process_label == "LammpsCalculation")
     initial = [f for f in frames if f.info['iteration'] == 0]
     assert initial and all(f.info['trigger'] == 'initial' for f in initial)
     assert {f.info['labelling_job_uuid'] for f in initial} == {sampling_job.uuid}

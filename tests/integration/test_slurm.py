@@ -213,7 +213,7 @@ def test_daemon_workers_killed_mid_run_the_run_completes_without_double_labellin
     while time.monotonic() < deadline and not node.is_terminated:
         labellings = [n for n in node.called if n.process_label == 'LabelWorkChain']
         labelling_started = labelling_started or bool(labellings)
-        in_slurm = _in_slurm(job for label in labellings for job in label.called)
+        in_slurm = _in_slurm(job for label in labellings for job in label.called_descendants)
         if not in_slurm and labelling_started:
             in_slurm = _in_slurm(calcjobs(node))
         if in_slurm:
@@ -257,7 +257,7 @@ def test_daemon_workers_killed_mid_run_the_run_completes_without_double_labellin
     # of its structures once (the trigger and, when the explorer has one, the previous configuration)
     labelling_jobs = []
     for label in labellings:
-        jobs_of_label = [j for j in label.called if isinstance(j, orm.CalcJobNode)]
+        jobs_of_label = [j for j in label.called_descendants if isinstance(j, orm.CalcJobNode)]
         assert len(jobs_of_label) == 1, f'LabelWorkChain<{label.pk}> ran {len(jobs_of_label)} jobs'
         assert jobs_of_label[0].outputs.training_set.n_configurations == len(label.inputs.structures)
         labelling_jobs += jobs_of_label

@@ -128,3 +128,15 @@ def test_lammps_parser_classifies_md_stops(calc_node, case, status, reason):
         assert max(a.info['md_step'] for a in frames) <= results['results']['stop_step'] or reason == 'lost_atoms'
     if reason == 'volume_blowup':
         assert results['results']['value'] > 1.5 * 13.1**3
+
+
+def test_lammps_parser_flags_an_output_cut_short(calc_node):
+    """A job killed from outside (``scancel``) leaves no "Total wall time" and no error line: 305, not success."""
+    text = (FIXTURES / 'lammps_sample' / 'lammps.out').read_text()
+    cut = text[:text.index('Loop time')]
+    settings = orm.Dict({'type_map': ['Na', 'Cl']})
+    node = calc_node('mlfail.lammps', 'lammps_sample', {'settings': settings}, {'output_filename': 'cut.out'},
+                     **{'cut.out': cut})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 305
+    assert 'training_set' not in results and results['results']['finished'] is False

@@ -92,12 +92,21 @@ def test_ill_conditioned_raises_the_sparse_jitter(gap_fit_workchain, aiida_local
 
 
 def test_walltime_doubles_up_to_the_cap(gap_fit_workchain, aiida_localhost):
-    process = gap_fit_workchain(restart={'max_walltime_s': 1000})
-    node = finished_job(aiida_localhost, 'mlfail.gap_fit', 120, max_wallclock_seconds=600)
-    assert process.handle_walltime(node).exit_code.status == 0
+    process = gap_fit_workchain(restart={'max_walltime_s': 1000})  # the job asks for 600 s
+    assert process.handle_walltime(finished_job(aiida_localhost, 'mlfail.gap_fit', 302)) is None  # not walltime
+    assert process.handle_walltime(finished_job(aiida_localhost, 'mlfail.gap_fit', 120)).exit_code.status == 0
     assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 1000
-    report = process.handle_walltime(node)
+    report = process.handle_walltime(finished_job(aiida_localhost, 'mlfail.gap_fit', 120))
     assert report.exit_code.status == GapFitRestartWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
+
+
+def test_walltime_seen_in_the_scheduler_stderr(gap_fit_workchain, aiida_localhost):
+    """AiiDA keeps the parser's exit code (here 301) over the scheduler's 120: the time-limit message decides."""
+    process = gap_fit_workchain()
+    hidden = finished_job(aiida_localhost, 'mlfail.gap_fit', 301, 'slurmstepd: error: *** JOB 9 ON vm CANCELLED AT '
+                          '2026-11-21T03:00:00 DUE TO TIME LIMIT ***\n')
+    assert process.handle_walltime(hidden).exit_code.status == 0
+    assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 1200
 
 
 def test_cancelled_jobs_are_resubmitted_unchanged(gap_fit_workchain, aiida_localhost):
