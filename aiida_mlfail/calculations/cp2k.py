@@ -18,6 +18,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
+from aiida_mlfail.calculations.functions import with_labels
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
@@ -26,8 +27,6 @@ from aiida_mlfail.science import cp2k as cp2k_science
 OUTPUT = 'aiida.out'
 #: Exit status of a parse step per :class:`Cp2kOutputError` reason.
 PARSE_EXIT_STATUS = {'aborted': 320, 'truncated': 321, 'missing': 322, 'scf_not_converged': 420}
-#: Labels a new reference replaces on a configuration.
-_LABEL_KEYS = ('energy', 'virial', 'atomic_energies', 'forces', 'velocities', 'stress', 'free_energy')
 
 
 def _read(retrieved: orm.FolderData, name: str) -> str | None:
@@ -126,16 +125,7 @@ def attach_cp2k_labels(configurations: TrainingSetData, failures: orm.Dict, **la
                              'reason': reasons.get(str(index), 'no labelled configuration came back')})
             continue
         (frame,) = labelled[key].get_atoms()
-        delta = np.linalg.solve(atoms.cell.array.T, (frame.positions - atoms.positions).T).T
-        if len(frame) != len(atoms) or not np.allclose(delta, np.round(delta), atol=1e-6):
-            raise ValueError(f'labelled configuration {index} does not match configuration {index} (positions differ)')
-        for name in _LABEL_KEYS:
-            atoms.info.pop(name, None)
-            atoms.arrays.pop(name, None)
-        atoms.info.update({'energy': frame.info['energy'], 'virial': frame.info['virial'],
-                           'label_reference': frame.info.get('label_reference', 'cp2k')})
-        atoms.arrays['forces'] = frame.arrays['forces']
-        out.append(atoms)
+        out.append(with_labels(atoms, frame, frame.info.get('label_reference', 'cp2k'), index))
     if not out:
         raise ValueError(f'none of the {len(originals)} configurations was labelled')
     return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}

@@ -17,19 +17,15 @@ from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.calculations.common import dict_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
 
 STDOUT, STDERR = 'explore.out', 'explore.err'
 
 
-def validate_parameters(value, ctx=None):
-    """Port validator of ``parameters`` (``science.explore.normalise_explore``)."""
-    try:
-        sx.normalise_explore(value.get_dict())
-    except ValueError as exc:
-        return f'parameters: {exc}'
-    return None
+#: Port validator of ``parameters`` (normalise_explore: the message names the bad value).
+validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 
 
 def validate_explore_inputs(value, ctx=None):

@@ -231,6 +231,30 @@ def collect_structures(**structures) -> TrainingSetData:
     return TrainingSetData.from_atoms(configurations)
 
 
+#: Labels (and label-like arrays) a configuration loses when a reference labels it anew.
+LABEL_KEYS = ('energy', 'virial', 'atomic_energies', 'forces', 'velocities', 'stress', 'free_energy')
+
+
+def with_labels(atoms, frame, reference: str, index: int):
+    """``atoms`` (metadata kept) carrying the energy (eV), virial (eV) and forces (eV/Å) of ``frame``.
+
+    :param frame: the same configuration as labelled by a reference job.
+    :param reference: name stored as ``label_reference``.
+    :raises ValueError: if ``frame`` is not ``atoms`` (atom count, or positions differing by more
+        than 1e-6 in fractional coordinates modulo lattice vectors), naming configuration ``index``.
+    """
+    delta = np.linalg.solve(atoms.cell.array.T, (frame.positions - atoms.positions).T).T if len(frame) == len(atoms) \
+        else None
+    if delta is None or not np.allclose(delta, np.round(delta), atol=1e-6):
+        raise ValueError(f'labelled frame {index} does not match configuration {index} (positions differ)')
+    for key in LABEL_KEYS:
+        atoms.info.pop(key, None)
+        atoms.arrays.pop(key, None)
+    atoms.info.update({'energy': frame.info['energy'], 'virial': frame.info['virial'], 'label_reference': reference})
+    atoms.arrays['forces'] = frame.arrays['forces']
+    return atoms
+
+
 @calcfunction
 def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
     """The ``configurations`` carrying the energy (eV), forces (eV/Å) and virial (eV) of a single-point job.
@@ -254,17 +278,7 @@ def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
             excluded.append({'index': index, 'candidate': atoms.info.get('candidate'),
                              'reason': 'no labelled frame came back from the single-point job'})
             continue
-        delta = frame.positions - atoms.positions
-        fractional = np.linalg.solve(atoms.cell.array.T, delta.T).T
-        if not np.allclose(fractional, np.round(fractional), atol=1e-6):
-            raise ValueError(f'labelled frame {index} does not match configuration {index} (positions differ)')
-        for key in ('energy', 'virial', 'atomic_energies', 'forces', 'velocities'):
-            atoms.info.pop(key, None)
-            atoms.arrays.pop(key, None)
-        atoms.info.update({'energy': frame.info['energy'], 'virial': frame.info['virial'],
-                           'label_reference': frame.info.get('reference', '')})
-        atoms.arrays['forces'] = frame.arrays['forces']
-        out.append(atoms)
+        out.append(with_labels(atoms, frame, frame.info.get('reference', ''), index))
     if not out:
         raise ValueError(f'none of the {len(originals)} configurations was labelled')
     return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}

@@ -16,6 +16,7 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
+from aiida_mlfail.calculations.common import dict_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.engines import rematch as engine
 from aiida_mlfail.science.soap import normalise_soap_parameters
@@ -43,13 +44,8 @@ def check_soap(soap: dict, sets: dict) -> dict:
     return soap
 
 
-def validate_parameters(value, ctx=None):
-    """Port validator of ``parameters``: mode, alpha, threshold (``engines.rematch.normalise_parameters``)."""
-    try:
-        engine.normalise_parameters(value.get_dict())
-    except ValueError as exc:
-        return f'parameters: {exc}'
-    return None
+#: Port validator of ``parameters`` (normalise_parameters: the message names the bad value).
+validate_parameters = dict_validator(engine.normalise_parameters, 'parameters')
 
 
 def validate_rematch_inputs(value, ctx=None):
