@@ -80,3 +80,13 @@ def test_a_failing_initial_sampling_is_401(submit_and_await, inputs, failing_cod
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0}])}
     node = submit_and_await(ActiveLearningWorkChain, timeout=300, **inputs)
     assert node.exit_status == 401, f'[{node.exit_status}] {node.exit_message}'
+
+
+def test_max_iterations_ends_the_loop_with_701(submit_and_await, inputs):
+    inputs['parameters'] = orm.Dict({'max_iterations': 1, 'max_new_configurations': 5})
+    node = submit_and_await(ActiveLearningWorkChain, timeout=600, **inputs)
+    assert node.exit_status == 701, node.exit_message
+    assert 'max_iterations=1' in node.exit_message
+    rows = node.outputs.summary['iterations']
+    assert len(rows) == 1 and rows[0]['stop_reason'] == 'novel' and rows[0]['added'] >= 1
+    assert node.outputs.summary['outcome'] == 'max_iterations'

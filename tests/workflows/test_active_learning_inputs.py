@@ -70,3 +70,23 @@ def test_exactly_one_labeller(inputs, aiida_code_installed):
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
     inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
+
+
+def test_screening_rejects_an_overlapping_configuration_and_records_why():
+    """The outlier check as the loop runs it (calcfunction): real BMHTF-labelled frames, one with overlapping atoms."""
+    from aiida_mlfail.workflows.active_learning import screen_configurations
+
+    good, bad = nacl_configurations(2)
+    bad.positions[1] = bad.positions[0] + [0.4, 0.0, 0.0]
+    bad.info['energy'] += 500.0  # what a reference says about overlapping ions
+    for atoms, key in ((good, 'trigger'), (bad, 'previous')):
+        atoms.info['candidate'] = key
+    labelled = TrainingSetData.from_atoms([good, bad])
+    result = screen_configurations(labelled, labelled, TrainingSetData.from_atoms(nacl_configurations(3)),
+                                   orm.Dict({}))
+    verdicts = {v['candidate']: v for v in result['screening']['candidates']}
+    assert verdicts['trigger']['accepted'] and not verdicts['previous']['accepted']
+    assert any('minimum distance 0.400 Å' in reason for reason in verdicts['previous']['reasons'])
+    assert any('eV/atom from the training mean' in reason for reason in verdicts['previous']['reasons'])
+    assert [a.info['candidate'] for a in result['accepted'].get_atoms()] == ['trigger']
+    assert verdicts['trigger']['energy_error'] == 0.0 and verdicts['trigger']['forces_rmse'] == 0.0
