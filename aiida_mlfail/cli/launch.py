@@ -244,8 +244,10 @@ def run_foreground(builder, poll_interval: float = 1.0):
     database log handler stays, so ``verdi process report`` is complete.
     """
     from aiida.cmdline.utils.log import CliHandler
+    from aiida.common.log import configure_logging
     from aiida.manage import get_manager
 
+    configure_logging(with_orm=True)  # the database handler, whatever configured logging before
     logger = logging.getLogger('aiida')
     terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
     handler = _ProgressHandler(time.time())
