@@ -944,13 +944,17 @@ class RematchIndex:
                     G, refs, m = self._kernels(xs, q, np.array(positions))
                     solve(G.reshape(n, len(refs), m).transpose(1, 0, 2), refs, None)
 
+            # pruning only saves time: once a whole block prunes nothing (a homogeneous reference set,
+            # every bound above the best), the bounds of the remaining blocks are not worth computing
+            active = prune
             for q, (idx, m, _stackq) in enumerate(self._buckets):
                 per = engine.pairs_per_chunk(n, m)
                 block = per * _GEMM_CHUNKS
                 for p0 in range(0, len(idx), block):
                     G, refs, m = self._kernels(xs, q, slice(p0, min(p0 + block, len(idx))), ws)
                     G3 = G.reshape(n, len(refs), m)
-                    if prune:
+                    block_pruned = 0
+                    if active:
                         factor = scale / den[refs]
                         screen = self._screen(G3, m, factor)
                         upper = np.full(len(refs), np.nan)  # computed only where the screen fails
@@ -958,15 +962,19 @@ class RematchIndex:
                     for s0 in range(0, len(refs), per):
                         s1 = min(s0 + per, len(refs))
                         keep = np.ones(s1 - s0, dtype=bool)
-                        if prune:
+                        if active:
                             local = np.arange(s0, s1)
                             needed = local[np.isnan(upper[s0:s1]) & (screen[s0:s1] + _PRUNE_SLACK < best)]
                             if needed.size:
                                 upper[needed] = self._bounds(G3, needed, refs, m, factor)
                             keep = ~(upper[s0:s1] + _PRUNE_SLACK < best)  # NaN (screen passed): keep
+                        block_pruned += (s1 - s0) - int(keep.sum())
+                        keep &= ~solved[refs[s0:s1]]  # the seeds are solved already
                         select = np.flatnonzero(keep)
                         if select.size:
                             solve(C3[s0:s1], refs[s0:s1], None if select.size == s1 - s0 else select)
+                    if active and block_pruned == 0:
+                        active = False
             unconverged.warn(engine, stacklevel=4)
         self.last_stats = {'references': len(self), 'solved': int(solved.sum()),
                            'pruned': int(len(self) - solved.sum()),
