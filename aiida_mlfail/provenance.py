@@ -71,15 +71,7 @@ def flagged_structures(workchain) -> dict[str, dict]:
 
 def labelling_jobs(label_workchain) -> list:
     """The CalcJobs a ``LabelWorkChain`` called, directly or through the workflows it called (e.g. ``cp2k.base``)."""
-    jobs, workflows = [], [label_workchain]
-    while workflows:
-        qb = QueryBuilder()
-        qb.append(orm.WorkflowNode, filters={'id': {'in': [w.pk for w in workflows]}}, tag='caller')
-        qb.append(orm.ProcessNode, with_incoming='caller', edge_filters={'type': {'like': 'call%'}}, project='*')
-        called = [node for (node,) in qb.all()]
-        jobs += [node for node in called if isinstance(node, orm.CalcJobNode)]
-        workflows = [node for node in called if isinstance(node, orm.WorkflowNode)]
-    return sorted(jobs, key=lambda n: n.pk)
+    return [node for node in called_processes(label_workchain) if isinstance(node, orm.CalcJobNode)]
 
 
 def added_configurations(workchain) -> list[dict]:

@@ -243,9 +243,11 @@ def with_labels(atoms, frame, reference: str, index: int):
     :raises ValueError: if ``frame`` is not ``atoms`` (atom count, or positions differing by more
         than 1e-6 in fractional coordinates modulo lattice vectors), naming configuration ``index``.
     """
-    delta = np.linalg.solve(atoms.cell.array.T, (frame.positions - atoms.positions).T).T if len(frame) == len(atoms) \
-        else None
-    if delta is None or not np.allclose(delta, np.round(delta), atol=1e-6):
+    same = len(frame) == len(atoms)
+    if same:
+        delta = np.linalg.solve(atoms.cell.array.T, (frame.positions - atoms.positions).T).T
+        same = np.allclose(delta, np.round(delta), atol=1e-6)
+    if not same:
         raise ValueError(f'labelled frame {index} does not match configuration {index} (positions differ)')
     for key in LABEL_KEYS:
         atoms.info.pop(key, None)

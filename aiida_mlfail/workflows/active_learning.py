@@ -19,7 +19,7 @@ from aiida_mlfail.calculations.functions import compare_labels, merge_training_s
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
@@ -255,7 +255,7 @@ class ActiveLearningWorkChain(WorkChain):
         inputs = self.exposed_inputs(ExploreCalculation, namespace='explore')
         inputs.update(potential=self.ctx.potential, training_set=self.ctx.training_set, structure=self.ctx.structure,
                       parameters=orm.Dict(parameters))
-        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        restart = restart_inputs(self.inputs)
         node = self.submit(ExploreRestartWorkChain, job=inputs, **restart,
                            metadata={'call_link_label': f'explore_iteration_{it}'})
         self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label}')
@@ -308,7 +308,7 @@ class ActiveLearningWorkChain(WorkChain):
         return None
 
     def predict(self):
-        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        restart = restart_inputs(self.inputs)
         node = self.submit(QuipRestartWorkChain, job={
             'code': self.inputs.quip.code, 'potential': self.ctx.potential,
             'configurations': self.ctx.labelling.outputs.training_set,

@@ -10,7 +10,7 @@ from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import gap as gap_science
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, restart_inputs
 from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.science import selection as selection_science
 
@@ -137,7 +137,7 @@ class GapWorkChain(WorkChain):
     def fit(self):
         inputs = self.exposed_inputs(GapFitCalculation, namespace='fit')
         inputs['training_set'] = self.ctx.train
-        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        restart = restart_inputs(self.inputs)
         node = self.submit(GapFitRestartWorkChain, job=inputs, **restart, metadata={'call_link_label': 'gap_fit'})
         self.report(f'submitted gap_fit <{node.pk}> (restartable)')
         return ToContext(fit=node)
@@ -154,7 +154,7 @@ class GapWorkChain(WorkChain):
         return None
 
     def validate(self):
-        restart = {'restart': self.inputs.restart} if 'restart' in self.inputs else {}
+        restart = restart_inputs(self.inputs)
         node = self.submit(QuipRestartWorkChain, job={
             'code': self.inputs.validation.code, 'potential': self.ctx.fit.outputs.potential,
             'configurations': self.ctx.validation, 'metadata': {'options': self.inputs.validation.options.get_dict()}},

@@ -66,6 +66,16 @@ def normalise_restart(settings: dict) -> dict:
     return merged
 
 
+def _scheduler_stderr(node) -> str | None:
+    """The scheduler stderr the job retrieved, ``None`` when there is no such file (or nothing retrieved)."""
+    if 'retrieved' not in node.outputs:
+        return None
+    try:
+        return node.get_scheduler_stderr()
+    except Exception:  # noqa: BLE001 (unreadable: treated as absent)
+        return None
+
+
 def was_cancelled(node) -> bool:
     """Whether the scheduler cancelled the job (``scancel``) rather than the program failing by itself.
 
@@ -76,10 +86,7 @@ def was_cancelled(node) -> bool:
     """
     if 'retrieved' not in node.outputs:
         return False
-    try:
-        stderr = node.get_scheduler_stderr()
-    except Exception:  # noqa: BLE001 (unreadable: not a cancellation we can see)
-        return False
+    stderr = _scheduler_stderr(node)
     if stderr is None:
         return bool(node.get_job_id()) and node.computer is not None and node.computer.scheduler_type != 'core.direct'
     text = stderr.upper()
@@ -90,15 +97,7 @@ def ran_out_of_walltime(node) -> bool:
     """Whether the job hit its walltime: exit 120, or SLURM's ``CANCELLED AT ... DUE TO TIME LIMIT`` in
     the scheduler stderr (AiiDA keeps the parser's exit code when both the scheduler and the parser
     report one, so a killed program's "output incomplete" can hide the 120)."""
-    if node.exit_status == 120:
-        return True
-    if 'retrieved' not in node.outputs:
-        return False
-    try:
-        stderr = node.get_scheduler_stderr() or ''
-    except Exception:  # noqa: BLE001
-        return False
-    return 'DUE TO TIME LIMIT' in stderr.upper()
+    return node.exit_status == 120 or 'DUE TO TIME LIMIT' in (_scheduler_stderr(node) or '').upper()
 
 
 class JobRestartWorkChain(BaseRestartWorkChain):
