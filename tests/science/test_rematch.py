@@ -297,6 +297,82 @@ def test_index_ties_return_first_index(soap_sets):
     assert value == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.fixture(scope='module')
+def liquid_soap():
+    """Molten-NaCl-like frames with the benchmark's SOAP (n_max=6, l_max=4, r_cut=5 Å: 390
+    correlated features): 30 references and 3 candidates of 16 atoms."""
+    soap = SOAP(species=['Na', 'Cl'], r_cut=5.0, n_max=6, l_max=4, periodic=True, sparse=False)
+    frames = [_nacl_like(16, 200 + k, sigma=0.4) for k in range(33)]
+    x = soap.create(frames, n_jobs=1)
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return list(x[:30]), list(x[30:])
+
+
+def test_index_leading_axes_bound_and_recheck(liquid_soap):
+    """The query on the leading principal axes: the Cauchy-Schwarz bound holds for every kernel
+    entry, the answer is the full computation's, and a candidate outside the references' span
+    gets every axis."""
+    refs, candidates = liquid_soap
+    n_features = refs[0].shape[1]
+    index = RematchIndex(refs, alpha=0.1, threshold=1e-9)
+    exact = RematchIndex(refs, alpha=0.1, threshold=1e-9, kernel_tolerance=0)
+    assert exact.axes is None
+    np.testing.assert_allclose(index.axes.T @ index.axes, np.eye(n_features), rtol=0, atol=1e-12)
+    for x in candidates:
+        full = rematch_kernel([x], refs, alpha=0.1, threshold=1e-9)[0]
+        value, position = index.max_similarity(x)
+        stats = index.last_stats
+        assert 0 < stats['axes'] < n_features  # the shortcut is taken on these features
+        assert 0 < stats['kernel_error_bound'] <= index.kernel_tolerance
+        assert stats['rechecked'] >= 1
+        assert position == int(np.argmax(full))
+        assert value == pytest.approx(full.max(), abs=1e-13)
+        assert exact.max_similarity(x) == pytest.approx((value, position), abs=1e-13)
+        assert exact.last_stats['axes'] == n_features and exact.last_stats['rechecked'] == 0
+        # the bound: every environment kernel from the leading axes is within it of the exact one
+        r = stats['axes']
+        xr = x @ index.axes
+        for ref in refs:
+            truncated = xr[:, :r] @ (ref @ index.axes)[:, :r].T
+            assert np.abs(truncated - x @ ref.T).max() <= stats['kernel_error_bound'] * (1 + 1e-9)
+    # a candidate with components the references do not have: every axis is kept
+    outsider = _random_features([16], n_features=n_features, seed=3, positive=True)[0]
+    value, position = index.max_similarity(outsider)
+    assert index.last_stats['axes'] == n_features and index.last_stats['kernel_error_bound'] == 0
+    full = rematch_kernel([outsider], refs, alpha=0.1, threshold=1e-9)[0]
+    assert (position, value) == (int(np.argmax(full)), pytest.approx(full.max(), abs=1e-13))
+    with pytest.raises(ValueError, match=r'kernel_tolerance must be a finite number >= 0, got -1'):
+        RematchIndex(refs, kernel_tolerance=-1)
+
+
+def test_threads_do_not_change_results(liquid_soap, soap_sets):
+    """Serial and threaded runs give the same numbers (chunks differ, pairs do not)."""
+    refs, candidates = liquid_soap
+    a, b = soap_sets[2, 'unequal']
+    for x, y in ((refs[:7], refs[7:]), (a, b)):
+        serial = rematch_kernel(x, y, threads=1)
+        np.testing.assert_allclose(rematch_kernel(x, y, threads=2), serial, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(rematch_kernel(x, y, threads=3, chunk_bytes=3 * 16 * 16 * 8), serial,
+                                   rtol=0, atol=1e-14)
+    sym = rematch_kernel(refs, threads=1)
+    np.testing.assert_allclose(rematch_kernel(refs, threads=2, chunk_bytes=5 * 16 * 16 * 8), sym, rtol=0, atol=1e-14)
+    one = RematchIndex(refs, threads=1, chunk_bytes=4 * 16 * 16 * 8)
+    two = RematchIndex(refs, threads=2, chunk_bytes=4 * 16 * 16 * 8)
+    np.testing.assert_allclose(two.self_similarities, one.self_similarities, rtol=0, atol=1e-14)
+    for x in candidates:
+        assert two.max_similarity(x) == pytest.approx(one.max_similarity(x), abs=1e-14)
+        np.testing.assert_allclose(two.similarities(x), one.similarities(x), rtol=0, atol=1e-14)
+
+
+def test_thread_count_follows_blas():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api='blas'):
+        assert rm.n_threads() == 1
+        assert rm._Engine(0.1, 1e-6, 10, 1024).threads == 1
+    assert 1 <= rm.n_threads() <= len(__import__('os').sched_getaffinity(0))
+
+
 # ------------------------------------------------------------------------------------------------
 # errors and warnings
 # ------------------------------------------------------------------------------------------------
