@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/rematch.py            # ~1-2 minutes
     .venv/bin/python benchmarks/rematch.py --quick    # dscribe novelty query on 200 references only
+    .venv/bin/python benchmarks/rematch.py --big      # plus a 2000 x 2000 comparison and its peak RSS
 
 Everything runs on one machine in one process on the same features: molten-NaCl-like frames
 (rocksalt NaCl, 2x2x2 conventional cells = 64 ions, a = 5.64 Å scaled to a 13.1 Å box, Gaussian
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -76,11 +79,40 @@ def line(label: str, value: str):
     print(f'  {label:<58s} {value}')
 
 
+def big_child() -> int:
+    """Section [4] in its own process, so that its peak RSS is its own: SOAP of 2000 frames, then
+    the symmetric REMatch kernel of all of them."""
+    t = time.perf_counter()
+    frames = soap_features(molten_frames(2000, seed=5))
+    t_features = time.perf_counter() - t
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    with open('/proc/self/status') as status:  # resident now (the peak above includes SOAP temporaries)
+        rss_now = next(int(row.split()[1]) for row in status if row.startswith('VmRSS:')) / 2**10
+    t = time.perf_counter()
+    kernel = rematch_kernel(frames, alpha=ALPHA, threshold=THRESHOLD)
+    t_kernel = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    ok = bool(np.isfinite(kernel).all() and np.allclose(kernel, kernel.T) and np.allclose(np.diagonal(kernel), 1.0))
+    line('SOAP features of 2000 frames (the input array)', f'{frames.nbytes / 2**20:9.0f} MiB  ({t_features:.0f} s)')
+    line('rematch_kernel(frames)', f'{t_kernel:9.1f} s  ({t_kernel / 2001000 * 1e6:.1f} us per pair)')
+    line('RSS before the kernel (python, dscribe, inputs); peak so far', f'{rss_now:9.0f} MiB; {rss_before:.0f} MiB')
+    line('peak RSS of the process overall', f'{rss:9.0f} MiB')
+    line('kernel finite, symmetric, unit diagonal', str(ok))
+    print(f'  -> {t_kernel:.0f} s, process peak RSS {rss:.0f} MiB, at most {rss - rss_now:.0f} MiB above the '
+          'inputs (goal: within 2 GB)')
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='time dscribe on 200 references and extrapolate')
     parser.add_argument('--repeat', type=int, default=20)
+    parser.add_argument('--big', action='store_true',
+                        help='also run a 2000 x 2000 comparison of 64-atom frames and report the peak RSS (~2 min)')
+    parser.add_argument('--big-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.big_child:
+        return big_child()
 
     print(f'python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, '
           f'load average {os.getloadavg()[0]:.2f} (shared machine: timings are minima over repeats); '
@@ -197,6 +229,14 @@ def main() -> int:
     line('peak traced numpy memory, 100 x 500 (50000 pairs)', f'{peak_big / 2**20:9.1f} MiB')
     del small, big2
 
+    big_line = None
+    if args.big:
+        print('\n[4] 2000 x 2000 comparison of 64-atom frames (symmetric: 2001000 pairs), in a fresh process')
+        child = subprocess.run([sys.executable, os.path.abspath(__file__), '--big-child'], capture_output=True,
+                               text=True, check=True)
+        print(child.stdout, end='')
+        big_line = child.stdout.strip().splitlines()[-1].replace('  ->', '  2000 x 2000:   ')
+
     # ---------------------------------------------------------------- summary
     print('\nsummary')
     print(f'  full matrix:    dscribe {d_min:.3f} s, ours {o_min:.4f} s, speed-up {d_min / o_min:.1f} x (goal >= 5)')
@@ -205,6 +245,8 @@ def main() -> int:
           f'index construction {build:.3f} s, incl. construction {dq_full / (q_min + build):.1f} x')
     print(f'  floor:          GEMM {f_min * 1e3:.1f} ms, ours total {o_min * 1e3:.1f} ms, '
           f'total / floor {o_min / f_min:.2f} (goal < 2); medians {o_med / f_med:.2f}')
+    if big_line:
+        print(big_line)
     print(f'  load average at the end: {os.getloadavg()[0]:.2f}')
     return 0
 

@@ -345,6 +345,27 @@ def test_index_leading_axes_bound_and_recheck(liquid_soap):
         RematchIndex(refs, kernel_tolerance=-1)
 
 
+@pytest.mark.parametrize('alpha', [0.002, 0.1, 10.0])  # 0.002: the stabilised kernel
+def test_values_on_leading_axes_stay_within_the_kernel_bound(liquid_soap, alpha):
+    """With a loose tolerance (many axes dropped) every value from the leading axes is within the
+    kernel error bound of the exact one (the premise of the recheck margin), and the returned
+    maximum is still exact."""
+    refs, candidates = liquid_soap
+    index = RematchIndex(refs, alpha=alpha, threshold=1e-8, kernel_tolerance=1e-4)
+    for x in candidates:
+        full = index.similarities(x)
+        approximate = index._query(x, prune=True)
+        stats = index.last_stats
+        assert stats['axes'] < refs[0].shape[1] // 2 and stats['kernel_error_bound'] > 1e-6
+        solved = np.isfinite(approximate)  # pruned references are -inf
+        assert solved.sum() == stats['solved']
+        error = np.abs(approximate - full)[solved]
+        assert 0 < error.max() <= stats['kernel_error_bound'], (error.max(), stats)
+        assert (full[~solved] < full.max() - 1e-6).all()
+        value, position = index.max_similarity(x)
+        assert position == int(np.argmax(full)) and value == pytest.approx(full.max(), abs=1e-13)
+
+
 def test_threads_do_not_change_results(liquid_soap, soap_sets):
     """Serial and threaded runs give the same numbers (chunks differ, pairs do not)."""
     refs, candidates = liquid_soap
