@@ -1135,7 +1135,7 @@ class RematchIndex:
                     best = state['best']
                     upper = self._bounds(Gt, refs, m, scale / den[refs], eps / den[refs])
                     prunable = upper + _PRUNE_SLACK + margin < best
-                    if not prunable.any():
+                    if not prunable.any() and best > -np.inf:
                         # pruning only saves time: on a homogeneous reference set (every bound above the
                         # best) the bounds are not worth computing for the remaining chunks
                         state['active'] = False
