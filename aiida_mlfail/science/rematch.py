@@ -31,7 +31,8 @@ What is different from dscribe is how it is computed:
 * Sinkhorn runs batched over many pairs at once (``(pairs, N, M)`` arrays and batched mat-vecs);
   pairs that have converged are frozen and removed from the batch;
 * pairs are processed in chunks of bounded memory (``chunk_bytes``), so e.g. a 2000 x 2000
-  comparison of 64-atom configurations needs ~150 MiB besides the inputs and the result;
+  comparison of 64-atom configurations needs at most ~130 MiB besides the inputs and the result
+  (with 2 threads; see ``chunk_bytes`` of :func:`rematch_kernel`);
 * the chunks (GEMM plus Sinkhorn) run in as many threads as BLAS is configured for
   (:func:`n_threads`), with BLAS itself limited to one thread meanwhile (small GEMMs and batched
   mat-vecs scale better that way); results do not depend on the thread count;
@@ -89,7 +90,8 @@ DEFAULT_KERNEL_TOLERANCE = 1e-10
 # With |C| <= 1 the exponent (C - 1)/alpha is >= -2/alpha; up to this magnitude exp() neither
 # underflows nor produces denormals, so the plain dscribe kernel is used as is.
 _PLAIN_EXPONENT_LIMIT = 600.0
-# One GEMM block holds up to this many Sinkhorn chunks of environment kernels.
+# Stacked features of one slab of B configurations (shared by the threads), and of the A
+# configurations of one chunk, are limited to this many chunk sizes.
 _GEMM_CHUNKS = 8
 # Stabilised kernels are used while all scalings stay within [1 / limit, limit].
 _SCALING_LIMIT = 1e108
