@@ -125,11 +125,12 @@ def compare(x, y, parameters: dict, soap: dict, progress=_progress) -> tuple[dic
         set has ``info['md_step']``. Results: ``mode``, ``n_x``, ``n_y``, ``y_is_x``, ``alpha``,
         ``threshold``, ``soap``, ``n_features``, ``{min,mean,median,p95,max}_distance`` of
         ``distance`` (for the matrix of X against itself, of the entries above the diagonal), the
-        same with suffix ``_y`` for ``distance_y``, ``soap_time_s`` and ``wall_time_s``.
+        same with suffix ``_y`` for ``distance_y``, ``threads`` (of the REMatch engine,
+        :func:`~aiida_mlfail.science.rematch.n_threads`), ``soap_time_s`` and ``wall_time_s``.
     :raises ValueError: for bad parameters, SOAP parameters or configurations (message names them).
     """
     from aiida_mlfail.science.config_space import distance_statistics  # noqa: PLC0415
-    from aiida_mlfail.science.rematch import RematchIndex, rematch_distance, rematch_kernel  # noqa: PLC0415
+    from aiida_mlfail.science.rematch import RematchIndex, n_threads, rematch_distance, rematch_kernel  # noqa: PLC0415
     from aiida_mlfail.science.soap import normalise_soap_parameters  # noqa: PLC0415
 
     start = time.perf_counter()
@@ -181,7 +182,8 @@ def compare(x, y, parameters: dict, soap: dict, progress=_progress) -> tuple[dic
         if configurations is not None and all('md_step' in a.info for a in configurations):
             arrays[f'md_step{suffix}'] = np.array([int(a.info['md_step']) for a in configurations], dtype=np.int64)
     results = {'mode': mode, 'n_x': len(x), 'n_y': len(y) if y is not None else len(x), 'y_is_x': y is None,
-               'alpha': p['alpha'], 'threshold': p['threshold'], 'soap': soap, 'n_features': int(fx[0].shape[1])}
+               'alpha': p['alpha'], 'threshold': p['threshold'], 'soap': soap, 'n_features': int(fx[0].shape[1]),
+               'threads': n_threads()}
     for suffix in ('', '_y'):
         if f'distance{suffix}' in arrays:
             d = arrays[f'distance{suffix}']

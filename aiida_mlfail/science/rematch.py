@@ -335,13 +335,18 @@ def _blas_controller():
 def n_threads() -> int:
     """Threads the engine uses: as many as the BLAS library is configured for (``OMP_NUM_THREADS``,
     ``OPENBLAS_NUM_THREADS`` or ``threadpoolctl.threadpool_limits`` set it; 1 means serial), at most
-    the CPUs this process may run on."""
+    the CPUs this process may run on and, inside a SLURM job, at most the CPUs allocated to the job
+    on this node (``SLURM_CPUS_ON_NODE``, see the sbatch manual, "OUTPUT ENVIRONMENT VARIABLES":
+    without CPU binding the affinity mask is the whole node)."""
     blas = _blas_controller().select(user_api='blas')
     configured = max([1] + [int(info.get('num_threads') or 1) for info in blas.info()])
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
+    allocated = os.environ.get('SLURM_CPUS_ON_NODE', '')
+    if allocated.isdigit() and int(allocated) > 0:
+        cpus = min(cpus, int(allocated))
     return max(1, min(configured, cpus))
 
 

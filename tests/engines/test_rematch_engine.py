@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from aiida_mlfail.engines.rematch import normalise_parameters, parse_rematch_output
 from aiida_mlfail.science import extxyz
-from aiida_mlfail.science.rematch import rematch_distance, rematch_kernel
+from aiida_mlfail.science.rematch import n_threads, rematch_distance, rematch_kernel
 from aiida_mlfail.science.soap import normalise_soap_parameters, normalised_features, soap_descriptor
 from aiida_mlfail.science.structures import molten_nacl
 
@@ -45,7 +46,7 @@ def sets():
     return {'x': x, 'y': y, 'fx': normalised_features(descriptor, x), 'fy': normalised_features(descriptor, y)}
 
 
-def _run(tmp_path, x, y=None, **parameters):
+def _run(tmp_path, x, y=None, env=None, **parameters):
     (tmp_path / 'x.xyz').write_text(extxyz.to_text(x))
     if y is not None:
         (tmp_path / 'y.xyz').write_text(extxyz.to_text(y))
@@ -53,7 +54,7 @@ def _run(tmp_path, x, y=None, **parameters):
                   **parameters}
     (tmp_path / 'parameters.json').write_text(json.dumps(parameters))
     done = subprocess.run([str(EXECUTABLE), 'parameters.json'], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     if done.returncode:
         return done, None, None
     arrays, results = parse_rematch_output((tmp_path / 'rematch.npz').read_bytes(),
@@ -79,6 +80,18 @@ def test_distance_to_first_of_both_sets(tmp_path, sets):
     assert results['soap']['species'] == ['Cl', 'Na'] and results['n_features'] > 0
     assert '[mlfail-rematch] SOAP 5/5 configurations of X' in done.stdout
     assert 'distance to first 4/4 configurations of Y' in done.stdout
+
+
+def test_threads_follow_the_slurm_allocation(tmp_path, sets, monkeypatch):
+    """Inside a SLURM job (``SLURM_CPUS_ON_NODE``) the engine uses no more threads than allocated."""
+    done, _arrays, results = _run(tmp_path, sets['x'], None, env={**os.environ, 'SLURM_CPUS_ON_NODE': '1'},
+                                  mode='nearest_neighbour')
+    assert done.returncode == 0, done.stderr
+    assert results['threads'] == 1
+    monkeypatch.delenv('SLURM_CPUS_ON_NODE', raising=False)
+    done, _arrays, results = _run(tmp_path, sets['x'], None, mode='nearest_neighbour')
+    assert done.returncode == 0, done.stderr
+    assert results['threads'] == n_threads()
 
 
 def test_nearest_neighbour_against_other_set_and_itself(tmp_path, sets):

@@ -385,13 +385,16 @@ def test_threads_do_not_change_results(liquid_soap, soap_sets):
         np.testing.assert_allclose(two.similarities(x), one.similarities(x), rtol=0, atol=1e-14)
 
 
-def test_thread_count_follows_blas():
+def test_thread_count_follows_blas_and_slurm(monkeypatch):
     from threadpoolctl import threadpool_limits
 
+    monkeypatch.delenv('SLURM_CPUS_ON_NODE', raising=False)
     with threadpool_limits(limits=1, user_api='blas'):
         assert rm.n_threads() == 1
         assert rm._Engine(0.1, 1e-6, 10, 1024).threads == 1
     assert 1 <= rm.n_threads() <= len(__import__('os').sched_getaffinity(0))
+    monkeypatch.setenv('SLURM_CPUS_ON_NODE', '1')
+    assert rm.n_threads() == 1
 
 
 # ------------------------------------------------------------------------------------------------
