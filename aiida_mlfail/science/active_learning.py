@@ -15,18 +15,25 @@ from __future__ import annotations
 import numpy as np
 
 #: Loop defaults: limits, where the next exploration starts ('stop': the flagged configuration
-#: when the stop was a novelty flag; 'start': always the start structure), outlier bounds
-#: (Å, eV/atom, eV/Å), and whether each exploration gets a new velocity seed (seed + iteration).
+#: when the stop was a novelty flag and the outlier check accepted it; 'start': always the start
+#: structure), outlier bounds (Å, eV/atom, eV/Å), whether each exploration gets a new velocity seed
+#: (seed + iteration), the budget of configurations that could not be labelled or were rejected as
+#: outliers (the ledger; the run ends with its own exit code when it holds more), and how many
+#: labelling jobs (CP2K single points) may run at once (4: one workstation; raise it on a cluster).
 ACTIVE_LEARNING_DEFAULTS = {
     'max_iterations': 8,
     'max_new_configurations': 20,
     'restart_from': 'stop',
     'reseed': True,
     'outliers': {'min_distance': 1.5, 'max_energy_deviation': 1.0, 'max_force': 20.0},
+    'max_failed_labels': 10,
+    'max_concurrent_labels': 4,
 }
 
-#: Exit reasons of the loop.
-CONVERGED, MAX_ITERATIONS, MAX_NEW = 'converged', 'max_iterations', 'max_new_configurations'
+#: Order in which candidates of one exploration are added when ``max_new_configurations`` leaves
+#: room for fewer than were accepted: the configuration that triggered the stop (novel or failing)
+#: first, then the last configuration that passed the novelty check before a guard stop.
+CANDIDATE_PRIORITY = ('trigger', 'previous')
 
 
 def normalise_active_learning(parameters: dict) -> dict:
@@ -42,10 +49,13 @@ def normalise_active_learning(parameters: dict) -> dict:
         raise ValueError(f'unknown active-learning parameter(s) {sorted(unknown)}; allowed: '
                          f"{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(ACTIVE_LEARNING_DEFAULTS['outliers'])}")
     merged = {**ACTIVE_LEARNING_DEFAULTS, **parameters, 'outliers': outliers}
-    for key in ('max_iterations', 'max_new_configurations'):
+    for key in ('max_iterations', 'max_new_configurations', 'max_concurrent_labels'):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f'{key} must be a positive integer, got {value!r}')
+    value = merged['max_failed_labels']
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f'max_failed_labels must be a non-negative integer, got {value!r}')
     if merged['restart_from'] not in ('stop', 'start'):
         raise ValueError(f"restart_from must be 'stop' or 'start', got {merged['restart_from']!r}")
     for key, value in outliers.items():
@@ -55,12 +65,21 @@ def normalise_active_learning(parameters: dict) -> dict:
     return merged
 
 
-def loop_outcome(converged: bool, iterations: int, added: int, parameters: dict) -> str:
-    """Why the loop ended: :data:`CONVERGED` (an exploration ran ``max_steps`` without a flag),
-    :data:`MAX_NEW` (``added >= max_new_configurations``) or :data:`MAX_ITERATIONS`.
+#: Exit reasons of the loop.
+CONVERGED, MAX_ITERATIONS, MAX_NEW = 'converged', 'max_iterations', 'max_new_configurations'
+FAILED_LABELS = 'max_failed_labels'
+
+
+def loop_outcome(converged: bool, iterations: int, added: int, parameters: dict, failed_labels: int = 0) -> str:
+    """Why the loop ended: :data:`FAILED_LABELS` (the ledger holds more than ``max_failed_labels``
+    configurations that could not be labelled or were rejected), :data:`CONVERGED` (an exploration ran
+    ``max_steps`` without a flag), :data:`MAX_NEW` (``added >= max_new_configurations``) or
+    :data:`MAX_ITERATIONS`, checked in this order.
 
     :raises ValueError: if none of these holds (the loop must not have ended).
     """
+    if failed_labels > parameters['max_failed_labels']:
+        return FAILED_LABELS
     if converged:
         return CONVERGED
     if added >= parameters['max_new_configurations']:
@@ -68,6 +87,52 @@ def loop_outcome(converged: bool, iterations: int, added: int, parameters: dict)
     if iterations >= parameters['max_iterations']:
         return MAX_ITERATIONS
     raise ValueError(f'the loop ended without a reason: {iterations} iterations, {added} added, not converged')
+
+
+def candidate_rank(candidate) -> int:
+    """Position of a candidate name in :data:`CANDIDATE_PRIORITY` (unknown names last)."""
+    return CANDIDATE_PRIORITY.index(candidate) if candidate in CANDIDATE_PRIORITY else len(CANDIDATE_PRIORITY)
+
+
+def choose_additions(candidates: list, accepted: list[bool], room: int) -> list[int]:
+    """Indices of the accepted candidates to add, at most ``room``, the trigger first.
+
+    :param candidates: candidate names (``'trigger'``, ``'previous'`` ...), in set order.
+    :param accepted: the outlier verdict of each candidate.
+    :param room: how many configurations ``max_new_configurations`` still allows (>= 0).
+    :returns: indices into ``candidates``, in :data:`CANDIDATE_PRIORITY` order (then set order).
+    """
+    order = sorted((i for i, ok in enumerate(accepted) if ok), key=lambda i: (candidate_rank(candidates[i]), i))
+    return order[:max(0, int(room))]
+
+
+def next_start(stop_reason: str, restart_from: str, trigger_accepted: bool) -> str:
+    """Where the next exploration starts: ``'stop'`` (the flagged configuration) or ``'start'``.
+
+    Only a novelty stop whose trigger passed the outlier check (and was therefore added to the
+    training set) is a start point: a rejected or unlabelled trigger would be flagged again at step 0.
+
+    :param stop_reason: the exploration's stop reason (``novel``, a guard reason, ``max_steps`` ...).
+    :param restart_from: the loop parameter (``'stop'`` or ``'start'``).
+    :param trigger_accepted: whether the trigger was labelled and accepted by the outlier check.
+    """
+    return 'stop' if (restart_from == 'stop' and stop_reason == 'novel' and trigger_accepted) else 'start'
+
+
+def same_configuration(first, second, tolerance: float = 1e-3) -> bool:
+    """Whether two ``ase.Atoms`` are the same configuration: same species in the same order, cells
+    within ``tolerance`` (Å) and every atom within ``tolerance`` (Å, minimum image, ``ase.geometry.find_mic``).
+
+    Used so that a configuration flagged a second time is not labelled again.
+    """
+    from ase.geometry import find_mic  # noqa: PLC0415
+
+    if len(first) != len(second) or list(first.numbers) != list(second.numbers):
+        return False
+    if not np.allclose(first.cell.array, second.cell.array, rtol=0, atol=tolerance):
+        return False
+    vectors, _ = find_mic(second.positions - first.positions, first.cell, first.pbc)
+    return bool(np.linalg.norm(vectors, axis=1).max(initial=0.0) <= tolerance)
 
 
 def minimum_distance(atoms) -> float:
@@ -118,6 +183,7 @@ TABLE_COLUMNS = (
     ('flagged_forces_rmse', 'F RMSE flagged (eV/Å)', '{:.3f}'),
     ('added', 'added', '{}'),
     ('rejected', 'rejected', '{}'),
+    ('label_failures', 'not labelled', '{}'),
 )
 
 

@@ -1,11 +1,23 @@
 """``ActiveLearningWorkChain`` (``mlfail.active_learning``): make a failing GAP robust (DOMAIN.md section 7).
 
+Initial data, from exactly one source: (a) a labelled ``training_set`` + ``validation_set``; (b) a
+classical ``sampling`` spec whose frames (optionally ``selection``-ed) are labelled by the learner's own
+labeller (classical configurations, e.g. DFT labels) and split; (c) a labelled ``pool`` such as a CP2K
+AIMD trajectory (``Cp2kAimdWorkChain.outputs.trajectory``), selected and split. Selection, labelling
+and split are calcfunctions / WorkChains of the run (provenance).
+
 Loop: fit (``mlfail.gap``) -> explore (``mlfail.explore``: GAP-MD until a configuration is novel by
 REMatch or a failure guard trips) -> label the flagged configuration(s) (``mlfail.label``) -> GAP
 prediction of them (``mlfail.quip``) -> outlier check -> merge into the training set -> refit ->
 explore again, until an exploration runs ``max_steps`` without a flag (converged) or a limit is hit.
 Every flagged configuration is an output ``StructureData`` of its explorer job and an input of its
 labelling WorkChain, so :func:`aiida_mlfail.provenance.added_configurations` can follow the links.
+
+Rules of the loop: a configuration is labelled at most once (one flagged again is skipped); only an
+accepted novelty trigger is the start of the next exploration (``restart_from='stop'``); when
+``max_new_configurations`` leaves less room than was accepted, the trigger goes first; every
+configuration that could not be labelled or was rejected as an outlier goes to the ledger
+(``failed_labels``), and more than ``max_failed_labels`` of them end the run (406).
 """
 
 from __future__ import annotations
@@ -15,7 +27,8 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
-from aiida_mlfail.calculations.functions import compare_labels, merge_training_sets, split_training_set
+from aiida_mlfail.calculations.functions import (compare_labels, merge_training_sets, select_configurations,
+                                                 split_training_set)
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
@@ -25,8 +38,15 @@ from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
-#: Exit statuses of the explorer job that still carry a stop configuration to label.
-EXPLORE_STOPPED = (0, 410, 411)
+#: Exit codes (labels) of the explorer job that still carry a stop configuration to label: a guard
+#: stop, lost atoms (the novelty and max_steps stops are exit 0).
+EXPLORE_STOPPED_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
+
+
+def _explore_stopped(node) -> bool:
+    """Whether an exploration ended in an outcome the loop uses (0, or a labelled guard / lost-atoms stop)."""
+    codes = ExploreCalculation.exit_codes
+    return node.exit_status == 0 or node.exit_status in {getattr(codes, label).status for label in EXPLORE_STOPPED_LABELS}
 
 
 @calcfunction
@@ -36,8 +56,9 @@ def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetDat
 
     :returns: ``screening`` (Dict: per candidate the verdict of
         :func:`~aiida_mlfail.science.active_learning.outlier_check` plus ``energy_error`` (eV/atom)
-        and ``forces_rmse`` (eV/Å) of the GAP) and, when any is accepted, ``accepted``
-        (TrainingSetData of the accepted configurations).
+        and ``forces_rmse`` (eV/Å) of the GAP, ``structure_uuid``) and, when any is accepted,
+        ``accepted`` (TrainingSetData of the accepted configurations, the trigger first, see
+        :func:`~aiida_mlfail.science.active_learning.choose_additions`).
     """
     p = al.normalise_active_learning(parameters.get_dict())
     configurations, predicted = labelled.get_atoms(), predictions.get_atoms()
@@ -46,42 +67,59 @@ def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetDat
     for verdict, atoms, gap in zip(verdicts, configurations, predicted):
         metrics, _ = compare_labels([atoms], [gap])
         verdict.update(candidate=atoms.info.get('candidate'), md_step=atoms.info.get('md_step'),
-                       similarity=atoms.info.get('similarity'),
+                       similarity=atoms.info.get('similarity'), structure_uuid=atoms.info.get('structure_uuid'),
                        energy_error=abs(gap.info['energy'] - atoms.info['energy']) / len(atoms),
                        forces_rmse=metrics['forces']['rmse'])
     outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
-    accepted = [a for a, v in zip(configurations, verdicts) if v['accepted']]
-    if accepted:
-        outputs['accepted'] = TrainingSetData.from_atoms(accepted)
+    order = al.choose_additions([v['candidate'] for v in verdicts], [v['accepted'] for v in verdicts], len(verdicts))
+    if order:
+        outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order])
     return outputs
 
 
 @calcfunction
-def active_learning_summary(rows: orm.List, outcome: orm.Str):
-    """The iteration table (``summary`` Dict: ``iterations``, ``outcome``, ``table`` text) and the convergence plot."""
+def active_learning_summary(rows: orm.List, outcome: orm.Str, ledger: orm.List):
+    """The iteration table (``summary`` Dict: ``iterations``, ``outcome``, ``table`` text), the ledger of
+    configurations that could not be labelled or were rejected (``failed_labels`` Dict: ``failed``, a list
+    of ``{iteration, candidate, md_step, structure_uuid, stage, reason}``, and ``count``) and the
+    convergence plot."""
     import io
 
     data = rows.get_list()
     png = al.convergence_png(data, title=f'active learning: {outcome.value}')
+    failed = ledger.get_list()
     return {'summary': orm.Dict({'iterations': data, 'outcome': outcome.value, 'table': al.format_table(data)}),
+            'failed_labels': orm.Dict({'failed': failed, 'count': len(failed)}),
             'convergence_plot': orm.SinglefileData(io.BytesIO(png), filename='active_learning.png')}
+
+
+#: The inputs that give the initial data; exactly one of them.
+INITIAL_DATA = ('training_set', 'sampling', 'pool')
 
 
 def _validate_inputs(value, ctx=None):
     """Initial data from exactly one source; species consistent across structure, data and reference."""
-    has_set, has_sampling = 'training_set' in value, 'sampling' in value and bool(value['sampling'])
-    if has_set == has_sampling:
-        return 'give either `training_set` (+ `validation_set`) or a `sampling` spec, exactly one of them'
+    given = [key for key in INITIAL_DATA if key in value and (key != 'sampling' or bool(value['sampling']))]
+    if len(given) != 1:
+        return ('give the initial data from exactly one source: `training_set` (+ `validation_set`), a `sampling` '
+                f'spec (labelled by the learner\'s labeller) or a labelled `pool` (e.g. a CP2K AIMD trajectory); '
+                f'got {given or "none"}')
+    has_set = given == ['training_set']
     if has_set and 'validation_set' not in value:
         return '`validation_set` is required with `training_set` (each refit is validated on it)'
+    if not has_set and 'validation_set' in value:
+        return f'`validation_set` goes with `training_set` only; with `{given[0]}` the split makes it'
+    if 'selection' in value and has_set:
+        return '`selection` applies to a `sampling` or `pool` source, not to `training_set`'
     structure = value.get('explore', {}).get('structure')
     if structure is None:
         return None
     symbols = set(structure.get_ase().get_chemical_symbols())
-    if has_set:
-        missing = sorted(symbols - set(value['training_set'].species))
+    data = value['training_set'] if has_set else value.get('pool')
+    if data is not None:
+        missing = sorted(symbols - set(data.species))
         if missing:
-            return f'explore.structure has species {missing} that the training set lacks'
+            return f'explore.structure has species {missing} that the initial data lack'
     label = value.get('label', {})
     has_lammps = 'potential' in label.get('lammps', {})
     has_cp2k = 'code' in label.get('cp2k', {})
@@ -104,11 +142,29 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
+def _check_selection(value, ctx=None):
+    """Port validator of ``selection``: ``method`` of ``science.selection.METHODS``, a positive ``n``, ``seed``."""
+    from aiida_mlfail.science.selection import METHODS
+
+    p = value.get_dict()
+    unknown = sorted(set(p) - {'method', 'n', 'seed'})
+    if unknown:
+        return f"selection: unknown key(s) {unknown}; allowed: ['method', 'n', 'seed']"
+    if p.get('method', 'random') not in METHODS:
+        return f"selection.method must be one of {list(METHODS)}, got {p.get('method')!r}"
+    n = p.get('n')
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        return f'selection.n must be an integer >= 2 (train and validation need one each), got {n!r}'
+    return None
+
+
 class ActiveLearningWorkChain(WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
-    Inputs: the initial ``training_set`` and ``validation_set`` (or a ``sampling`` spec of
-    :class:`ClassicalSamplingWorkChain` whose pool is split by ``split``), ``gap`` (the GAP fit and
+    Inputs: the initial data from one source (see the module doc): ``training_set`` + ``validation_set``,
+    or ``sampling`` (the inputs of :class:`ClassicalSamplingWorkChain`; its pool is labelled by
+    ``label``), or ``pool`` (labelled, same reference as ``label``), with ``selection`` (optional:
+    ``method``, ``n``, ``seed`` of ``science.selection``) and ``split``; ``gap`` (the GAP fit and
     validation inputs of :class:`GapWorkChain`), ``explore`` (the :class:`ExploreCalculation` inputs:
     start ``structure``, ``parameters``, ``code``, ``metadata``), ``label`` (the labeller: the inputs of
     :class:`LabelWorkChain` without the configurations), ``quip`` (code for the GAP prediction of the
@@ -116,9 +172,11 @@ class ActiveLearningWorkChain(WorkChain):
     :data:`~aiida_mlfail.science.active_learning.ACTIVE_LEARNING_DEFAULTS`).
 
     Outputs: final ``potential`` and ``training_set``, ``metrics`` (validation of the final GAP),
-    ``summary`` (iteration table) and ``convergence_plot``. Exit 0 when an exploration ran
-    ``max_steps`` without a flag; 701 / 702 when ``max_iterations`` / ``max_new_configurations`` was
-    reached first (outputs attached, the last refit unverified by an exploration).
+    ``summary`` (iteration table), ``failed_labels`` (the ledger) and ``convergence_plot``. Exit 0 when
+    an exploration ran ``max_steps`` without a flag; 701 / 702 when ``max_iterations`` /
+    ``max_new_configurations`` was reached first (outputs attached, the last refit unverified by an
+    exploration); 406 when the ledger holds more than ``max_failed_labels`` configurations (outputs
+    attached).
     """
 
     @classmethod
@@ -129,12 +187,20 @@ class ActiveLearningWorkChain(WorkChain):
                    help='Fixed validation set of every refit (required with training_set).')
         spec.expose_inputs(ClassicalSamplingWorkChain, namespace='sampling',
                            namespace_options={'required': False, 'populate_defaults': False,
-                                              'help': 'Classical sampling whose pool becomes the initial data.'})
+                                              'help': 'Classical sampling whose frames, labelled by the learner\'s '
+                                                      'labeller, become the initial data.'})
+        spec.input('pool', valid_type=TrainingSetData, required=False,
+                   help='Labelled pool (e.g. a CP2K AIMD trajectory, same reference as the labeller) that is '
+                        'selected and split into the initial data.')
+        spec.input('selection', valid_type=orm.Dict, required=False, validator=_check_selection,
+                   help="Selection from the sampled pool or `pool` before the split: {'method': 'random', 'n': 12, "
+                        "'seed': 0} (methods of science.selection); default: every frame.")
         spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
-                   help='Train/validation split of the sampled pool (only with `sampling`).')
+                   help='Train/validation split of the initial pool (with `sampling` or `pool`).')
         spec.expose_inputs(GapWorkChain, namespace='gap', exclude=('pool', 'validation_set', 'split', 'selection'))
         spec.expose_inputs(ExploreCalculation, namespace='explore', exclude=('potential', 'training_set'))
-        spec.expose_inputs(LabelWorkChain, namespace='label', exclude=('configurations', 'structures'))
+        spec.expose_inputs(LabelWorkChain, namespace='label', exclude=('configurations', 'structures',
+                                                                       'max_concurrent_jobs'))
         spec.input_namespace('quip', help='The GAP prediction job on the flagged configurations.')
         spec.input('quip.code', valid_type=orm.AbstractCode, help='quip / mlfail-quip for the GAP on flagged configurations.')
         spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
@@ -144,17 +210,19 @@ class ActiveLearningWorkChain(WorkChain):
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(al.normalise_active_learning, 'parameters'),
                    help='max_iterations, max_new_configurations, restart_from (stop|start), reseed, '
-                        'outliers {min_distance Å, max_energy_deviation eV/atom, max_force eV/Å}.')
+                        'outliers {min_distance Å, max_energy_deviation eV/atom, max_force eV/Å}, '
+                        'max_failed_labels, max_concurrent_labels.')
         for namespace in ('gap', 'explore', 'label'):
             spec.inputs[namespace].validator = None  # their checks need the excluded inputs: ours run instead
         spec.inputs.validator = _validate_inputs
         spec.outline(
             cls.setup,
             if_(cls.should_sample)(cls.sample, cls.inspect_sample),
+            if_(cls.needs_initial_labels)(cls.label_initial, cls.inspect_label_initial),
             cls.fit, cls.inspect_fit,
             while_(cls.should_explore)(
                 cls.explore, cls.inspect_explore,
-                if_(cls.flagged)(cls.label, cls.inspect_label, cls.predict, cls.screen),
+                if_(cls.flagged)(cls.label, cls.inspect_label, if_(cls.labelled)(cls.predict, cls.screen)),
                 if_(cls.training_set_changed)(cls.fit, cls.inspect_fit),
                 cls.close_iteration,
             ),
@@ -164,6 +232,8 @@ class ActiveLearningWorkChain(WorkChain):
         spec.output('training_set', valid_type=TrainingSetData, help='The final training set.')
         spec.output('metrics', valid_type=orm.Dict, help='Validation metrics of the final GAP.')
         spec.output('summary', valid_type=orm.Dict, help='Per iteration: stop, steps, similarity, errors, sizes.')
+        spec.output('failed_labels', valid_type=orm.Dict,
+                    help='The ledger: configurations that could not be labelled or were rejected, with the reason.')
         spec.output('convergence_plot', valid_type=orm.SinglefileData)
         spec.exit_code(401, 'ERROR_SAMPLING_FAILED', message='the initial sampling failed: [{status}] {message}')
         spec.exit_code(402, 'ERROR_FIT_FAILED', message='GAP fit of iteration {iteration} failed: [{status}] {message}')
@@ -172,28 +242,52 @@ class ActiveLearningWorkChain(WorkChain):
         spec.exit_code(404, 'ERROR_LABEL_FAILED', message='labelling in iteration {iteration} failed: [{status}] {message}')
         spec.exit_code(405, 'ERROR_PREDICT_FAILED',
                        message='GAP prediction of the flagged configurations failed: [{status}] {message}')
+        spec.exit_code(406, 'ERROR_TOO_MANY_FAILED_LABELS',
+                       message='{count} configurations could not be labelled or were rejected, more than '
+                               'max_failed_labels={limit} (outputs attached; see the failed_labels output)')
         spec.exit_code(701, 'WARNING_MAX_ITERATIONS',
                        message='stopped after max_iterations={limit} explorations without convergence (outputs attached)')
         spec.exit_code(702, 'WARNING_MAX_NEW_CONFIGURATIONS',
                        message='stopped after adding max_new_configurations={limit} (outputs attached)')
 
-    # -- set-up --------------------------------------------------------------------------------
+    # -- set-up and initial data -------------------------------------------------------------
 
     def setup(self):
         self.ctx.p = al.normalise_active_learning(self.inputs.parameters.get_dict())
         self.ctx.iteration = 0
         self.ctx.added = 0
         self.ctx.rows = []
+        self.ctx.ledger = []
+        self.ctx.labelled_uuids = []  # StructureData sent to the labeller (each configuration is labelled once)
         self.ctx.converged = False
+        self.ctx.initial_labels = None
         self.ctx.structure = self.inputs.explore.structure
         self.ctx.explore_parameters = self.inputs.explore.parameters.get_dict()
         self.ctx.explore_parameters.setdefault('reference_volume', float(self.ctx.structure.get_ase().get_volume()))
         if 'training_set' in self.inputs:
             self.ctx.training_set = self.inputs.training_set
             self.ctx.validation_set = self.inputs.validation_set
+        elif 'pool' in self.inputs:
+            self._split(self._select(self.inputs.pool), 'pool')
+
+    def _select(self, pool: TrainingSetData) -> TrainingSetData:
+        """The ``selection`` of ``pool`` (a calcfunction), or the pool itself without one."""
+        if 'selection' not in self.inputs:
+            return pool
+        p = {'method': 'random', 'seed': 0, **self.inputs.selection.get_dict()}
+        if p['n'] >= pool.n_configurations:
+            self.report(f"selection: n={p['n']} >= the {pool.n_configurations} configurations of the pool: taking all")
+            return pool
+        return select_configurations(pool, orm.Dict(p), metadata={'call_link_label': 'select_initial'})
+
+    def _split(self, data: TrainingSetData, source: str) -> None:
+        parts = split_training_set(data, self.inputs.split, metadata={'call_link_label': 'split_initial'})
+        self.ctx.training_set, self.ctx.validation_set = parts['train'], parts['validation']
+        self.report(f"initial data from the {source}: {parts['train'].n_configurations} training, "
+                    f"{parts['validation'].n_configurations} validation configurations")
 
     def should_sample(self):
-        return 'training_set' not in self.inputs
+        return 'sampling' in self.inputs and bool(self.inputs.sampling)
 
     def sample(self):
         inputs = self.exposed_inputs(ClassicalSamplingWorkChain, namespace='sampling')
@@ -206,11 +300,50 @@ class ActiveLearningWorkChain(WorkChain):
         node = self.ctx.sampling
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(status=node.exit_status, message=node.exit_message)
-        parts = split_training_set(node.outputs.pool, self.inputs.split)
-        self.ctx.training_set, self.ctx.validation_set = parts['train'], parts['validation']
-        self.report(f"initial data: {parts['train'].n_configurations} training, "
-                    f"{parts['validation'].n_configurations} validation configurations")
+        self.ctx.initial_pool = self._select(node.outputs.pool)
         return None
+
+    def needs_initial_labels(self):
+        return self.should_sample()
+
+    def _label_inputs(self) -> dict:
+        inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
+        inputs['max_concurrent_jobs'] = orm.Int(self.ctx.p['max_concurrent_labels'])
+        return inputs
+
+    def label_initial(self):
+        """The sampled (selected) frames labelled by the learner's own labeller."""
+        inputs = self._label_inputs()
+        inputs['configurations'] = self.ctx.initial_pool
+        inputs.setdefault('metadata', {})['call_link_label'] = 'label_initial'
+        node = self.submit(LabelWorkChain, **inputs)
+        self.report(f'submitted labelling <{node.pk}> of the {self.ctx.initial_pool.n_configurations} sampled '
+                    'configuration(s) with the learner\'s reference')
+        return ToContext(initial_labels=node)
+
+    def inspect_label_initial(self):
+        node = self.ctx.initial_labels
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_LABEL_FAILED.format(iteration=0, status=node.exit_status,
+                                                             message=node.exit_message)
+        configurations = self.ctx.initial_pool.configurations
+        for item in node.outputs.excluded['excluded']:
+            info = configurations[item['index']] if item['index'] < len(configurations) else {}
+            self._record_failure('initial data', info.get('md_step'), None, 'label', item['reason'])
+        labelled = node.outputs.training_set
+        if labelled.n_configurations < 2:
+            return self.exit_codes.ERROR_LABEL_FAILED.format(
+                iteration=0, status=node.exit_status,
+                message=f'only {labelled.n_configurations} initial configuration(s) labelled: too few to split')
+        self._split(labelled, f'sampling labelled by <{node.pk}>')
+        return None
+
+    def _record_failure(self, candidate, md_step, structure_uuid, stage: str, reason: str) -> None:
+        """Add a configuration to the ledger of failed labels (stage: 'label' or 'outlier')."""
+        self.ctx.ledger.append({'iteration': self.ctx.iteration, 'candidate': candidate, 'md_step': md_step,
+                                'structure_uuid': structure_uuid, 'stage': stage, 'reason': reason})
+        self.report(f'iteration {self.ctx.iteration}: ledger of failed labels +1 ({len(self.ctx.ledger)} of at most '
+                    f"{self.ctx.p['max_failed_labels']}): {candidate} ({stage}) {reason}")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -236,10 +369,13 @@ class ActiveLearningWorkChain(WorkChain):
                     f"{metrics['energy']['rmse']:.4f} eV/atom, forces {metrics['forces']['rmse']:.3f} eV/Å")
         return None
 
+    def _budget_exceeded(self) -> bool:
+        return len(self.ctx.ledger) > self.ctx.p['max_failed_labels']
+
     def should_explore(self):
         p = self.ctx.p
         return (not self.ctx.converged and self.ctx.iteration < p['max_iterations']
-                and self.ctx.added < p['max_new_configurations'])
+                and self.ctx.added < p['max_new_configurations'] and not self._budget_exceeded())
 
     def explore(self):
         self.ctx.iteration += 1
@@ -248,7 +384,7 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.row = {'iteration': it, 'training_set_size': self.ctx.training_set.n_configurations,
                         'validation_energy_rmse': metrics['energy']['rmse'],
                         'validation_forces_rmse': metrics['forces']['rmse'],
-                        'potential_uuid': self.ctx.potential.uuid, 'added': 0, 'rejected': 0}
+                        'potential_uuid': self.ctx.potential.uuid, 'added': 0, 'rejected': 0, 'label_failures': 0}
         parameters = dict(self.ctx.explore_parameters)
         if self.ctx.p['reseed']:
             parameters['seed'] = int(parameters.get('seed', 4242)) + it - 1
@@ -258,54 +394,83 @@ class ActiveLearningWorkChain(WorkChain):
         restart = restart_inputs(self.inputs)
         node = self.submit(ExploreRestartWorkChain, job=inputs, **restart,
                            metadata={'call_link_label': f'explore_iteration_{it}'})
-        self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label}')
+        start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.structure.uuid else \
+            f'configuration <{self.ctx.structure.pk}>'
+        self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} from {start}')
         return ToContext(explore=node)
+
+    def _labelled_before(self, structure) -> bool:
+        """Whether ``structure`` is (within 1e-3 Å) a configuration already sent to the labeller."""
+        atoms = structure.get_ase()
+        return any(al.same_configuration(atoms, orm.load_node(uuid).get_ase()) for uuid in self.ctx.labelled_uuids)
 
     def inspect_explore(self):
         node, it = self.ctx.explore, self.ctx.iteration
-        if node.exit_status not in EXPLORE_STOPPED or 'results' not in node.outputs:
+        if not _explore_stopped(node) or 'results' not in node.outputs:
             return self.exit_codes.ERROR_EXPLORE_FAILED.format(iteration=it, status=node.exit_status,
                                                                message=node.exit_message)
         results = node.outputs.results.get_dict()
         reason = results['stop_reason']
+        self.ctx.stop_reason = reason
         self.ctx.row.update(stop_reason=reason, steps=results.get('steps_run'),
                             similarity=results.get('similarity'), explore_uuid=node.uuid)
         self.ctx.candidates = {}
+        self.ctx.trigger_accepted = False
         if reason != 'max_steps':
-            if 'configuration' in node.outputs:
-                self.ctx.candidates['trigger'] = node.outputs.configuration
-            if 'previous_configuration' in node.outputs:
-                self.ctx.candidates['previous'] = node.outputs.previous_configuration
+            for name, port in (('trigger', 'configuration'), ('previous', 'previous_configuration')):
+                if port not in node.outputs:
+                    continue
+                if self._labelled_before(node.outputs[port]):
+                    self.report(f'iteration {it}: the {name} configuration <{node.outputs[port].pk}> was labelled '
+                                'before (flagged a second time): not labelled again')
+                    continue
+                self.ctx.candidates[name] = node.outputs[port]
         similarity = results.get('similarity')
         similarity = f'{similarity:.6f}' if similarity is not None else 'n/a'
         self.report(f"iteration {it}: exploration <{node.pk}> stopped: {reason} after {results.get('steps_run')} "
                     f'steps (similarity {similarity}); {len(self.ctx.candidates)} configuration(s) to label')
         if reason == 'max_steps':
             self.ctx.converged = True
-        elif reason == 'novel' and self.ctx.p['restart_from'] == 'stop' and 'configuration' in node.outputs:
-            self.ctx.structure = node.outputs.configuration
-        else:
-            self.ctx.structure = self.inputs.explore.structure
         return None
 
     def flagged(self):
         return bool(self.ctx.candidates)
 
     def label(self):
-        inputs = self.exposed_inputs(LabelWorkChain, namespace='label')
+        inputs = self._label_inputs()
         inputs['structures'] = self.ctx.candidates
         inputs.setdefault('metadata', {})['call_link_label'] = f'label_iteration_{self.ctx.iteration}'
+        self.ctx.labelled_uuids += [node.uuid for node in self.ctx.candidates.values()]
         node = self.submit(LabelWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: submitted labelling <{node.pk}> of {sorted(self.ctx.candidates)}')
         return ToContext(labelling=node)
 
     def inspect_label(self):
         node = self.ctx.labelling
+        self.ctx.row['label_uuid'] = node.uuid
+        candidates = sorted(self.ctx.candidates)  # the LabelWorkChain's configuration order
+        if node.exit_status == LabelWorkChain.exit_codes.ERROR_ALL_FAILED.status:
+            for name in candidates:
+                structure = self.ctx.candidates[name]
+                self._record_failure(name, structure.base.attributes.get('md_step', None), structure.uuid, 'label',
+                                     node.exit_message)
+            self.ctx.row['label_failures'] = len(candidates)
+            return None
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_LABEL_FAILED.format(iteration=self.ctx.iteration, status=node.exit_status,
                                                              message=node.exit_message)
-        self.ctx.row['label_uuid'] = node.uuid
+        excluded = node.outputs.excluded['excluded']
+        for item in excluded:
+            name = candidates[item['index']]
+            structure = self.ctx.candidates[name]
+            self._record_failure(name, structure.base.attributes.get('md_step', None), structure.uuid, 'label',
+                                 item['reason'])
+        self.ctx.row['label_failures'] = len(excluded)
         return None
+
+    def labelled(self):
+        node = self.ctx.labelling
+        return node.is_finished_ok and 'training_set' in node.outputs
 
     def predict(self):
         restart = restart_inputs(self.inputs)
@@ -330,6 +495,10 @@ class ActiveLearningWorkChain(WorkChain):
             verdict = 'accepted' if v['accepted'] else 'rejected: ' + '; '.join(v['reasons'])
             self.report(f"iteration {it}: {v['candidate']} (MD step {v['md_step']}): GAP error |ΔE| "
                         f"{v['energy_error']:.4f} eV/atom, force RMSE {v['forces_rmse']:.3f} eV/Å; {verdict}")
+            if not v['accepted']:
+                self._record_failure(v['candidate'], v['md_step'], v.get('structure_uuid'), 'outlier',
+                                     '; '.join(v['reasons']))
+        self.ctx.trigger_accepted = any(v['accepted'] and v['candidate'] == 'trigger' for v in verdicts)
         accepted = result.get('accepted')
         room = self.ctx.p['max_new_configurations'] - self.ctx.added
         n_accepted = accepted.n_configurations if accepted is not None else 0
@@ -338,7 +507,7 @@ class ActiveLearningWorkChain(WorkChain):
             return None
         if n_accepted > room:
             self.report(f'iteration {it}: only {room} of {n_accepted} accepted configurations fit under '
-                        'max_new_configurations; the first are added')
+                        'max_new_configurations; the trigger goes first')
             accepted = _first_configurations(accepted, orm.Int(room), metadata={'call_link_label': f'limit_iteration_{it}'})
         self.ctx.training_set = merge_training_sets(base=self.ctx.training_set, new=accepted,
                                                     metadata={'call_link_label': f'merge_iteration_{it}'})
@@ -351,31 +520,42 @@ class ActiveLearningWorkChain(WorkChain):
         return self.ctx.get('training_set_changed', False)
 
     def close_iteration(self):
+        where = al.next_start(self.ctx.stop_reason, self.ctx.p['restart_from'], self.ctx.trigger_accepted)
+        if where == 'stop':
+            self.ctx.structure = self.ctx.explore.outputs.configuration
+        else:
+            self.ctx.structure = self.inputs.explore.structure
         self.ctx.rows.append(self.ctx.row)
         self.node.base.extras.set('mlfail_iterations', self.ctx.rows)  # for `status` while it runs (not provenance)
         row = self.ctx.row
         self.report(f"iteration {row['iteration']} done: {row['stop_reason']} after {row['steps']} steps, "
-                    f"added {row['added']}, rejected {row['rejected']}, training set now "
-                    f'{self.ctx.training_set.n_configurations}')
+                    f"added {row['added']}, rejected {row['rejected']}, not labelled {row['label_failures']}, "
+                    f'training set now {self.ctx.training_set.n_configurations}; the next exploration starts from '
+                    + ('the accepted trigger' if where == 'stop' else 'the start structure'))
 
     def finalize(self):
         p = self.ctx.p
-        outcome = al.loop_outcome(self.ctx.converged, self.ctx.iteration, self.ctx.added, p)
+        failed = len(self.ctx.ledger)
+        outcome = al.loop_outcome(self.ctx.converged, self.ctx.iteration, self.ctx.added, p, failed)
         code = {al.CONVERGED: None,
+                al.FAILED_LABELS: self.exit_codes.ERROR_TOO_MANY_FAILED_LABELS.format(
+                    count=failed, limit=p['max_failed_labels']),
                 al.MAX_NEW: self.exit_codes.WARNING_MAX_NEW_CONFIGURATIONS.format(limit=p['max_new_configurations']),
                 al.MAX_ITERATIONS: self.exit_codes.WARNING_MAX_ITERATIONS.format(limit=p['max_iterations'])}[outcome]
-        result = active_learning_summary(orm.List(self.ctx.rows), orm.Str(outcome))
+        result = active_learning_summary(orm.List(self.ctx.rows), orm.Str(outcome), orm.List(self.ctx.ledger))
         self.out('potential', self.ctx.potential)
         self.out('training_set', self.ctx.training_set)
         self.out('metrics', self.ctx.metrics)
         self.out('summary', result['summary'])
+        self.out('failed_labels', result['failed_labels'])
         self.out('convergence_plot', result['convergence_plot'])
-        self.report(f'{outcome} after {self.ctx.iteration} exploration(s), {self.ctx.added} configuration(s) added:\n'
-                    + result['summary']['table'])
+        self.report(f'{outcome} after {self.ctx.iteration} exploration(s), {self.ctx.added} configuration(s) added, '
+                    f'{failed} in the ledger of failed labels:\n' + result['summary']['table'])
         return code
 
 
 @calcfunction
 def _first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingSetData:
-    """The first ``n`` configurations of a set (to respect ``max_new_configurations``)."""
+    """The first ``n`` configurations of a set (to respect ``max_new_configurations``; the screening puts
+    the trigger first)."""
     return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value])

@@ -5,14 +5,15 @@ The labeller of the active learner (DOMAIN.md section 7, role 3). References:
 * ``lammps``: classical single points of all configurations in one LAMMPS job (``rerun`` of a dump
   with one frame per configuration, ``science.mlmd.rerun_script``);
 * ``cp2k``: DFT single points, one ``Cp2kSinglePointWorkChain`` (aiida-cp2k ``Cp2kCalculation`` with
-  SCF and walltime restarts) per configuration, all running concurrently; a configuration that still
-  fails is excluded with its reason, the others are returned.
+  SCF and walltime restarts) per configuration, at most ``max_concurrent_jobs`` of them running at
+  once (submitted in batches of that size); a configuration that still fails is excluded with its
+  reason, the others are returned.
 """
 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlfail.calculations.cp2k import attach_cp2k_labels, structures_of
 from aiida_mlfail.calculations.functions import attach_labels, collect_structures, prepare_single_points
@@ -58,6 +59,11 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
+def _check_max_concurrent(value, ctx=None):
+    """Port validator of ``max_concurrent_jobs``: a positive integer."""
+    return None if value.value >= 1 else f'max_concurrent_jobs must be a positive integer, got {value.value!r}'
+
+
 class LabelWorkChain(WorkChain):
     """Label configurations with a reference: ``training_set`` (energy eV, forces eV/Å, virial eV).
 
@@ -68,7 +74,7 @@ class LabelWorkChain(WorkChain):
     ``code``, ``options``: all configurations in one LAMMPS job) or ``cp2k`` (the inputs of
     :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain` without ``structure``: ``code``,
     ``protocol`` (default ``fast``), ``options``, ``overrides``, ``max_iterations`` ...: one DFT single
-    point per configuration, concurrently). Outputs: ``training_set`` and ``excluded`` (Dict:
+    point per configuration, at most ``max_concurrent_jobs`` (default 4) at once). Outputs: ``training_set`` and ``excluded`` (Dict:
     ``{'excluded': [{'index', 'candidate', 'reason'}]}``, the configurations that could not be labelled).
     Exit 402 if none could be labelled.
     """
@@ -86,9 +92,12 @@ class LabelWorkChain(WorkChain):
         spec.expose_inputs(Cp2kSinglePointWorkChain, namespace='cp2k', exclude=('structure',),
                            namespace_options={'required': False, 'populate_defaults': False, 'validator': None,
                                               'help': 'DFT reference: one CP2K single point per configuration.'})
+        spec.input('max_concurrent_jobs', valid_type=orm.Int, default=lambda: orm.Int(4),
+                   validator=_check_max_concurrent,
+                   help='At most this many CP2K single points run at once (batches of this size).')
         spec.inputs.validator = _validate_inputs
         spec.outline(cls.collect, if_(cls.is_lammps)(cls.run_lammps, cls.inspect_lammps).else_(
-            cls.run_cp2k, cls.inspect_cp2k), cls.results)
+            cls.prepare_cp2k, while_(cls.cp2k_pending)(cls.run_cp2k), cls.inspect_cp2k), cls.results)
         spec.output('training_set', valid_type=TrainingSetData)
         spec.output('excluded', valid_type=orm.Dict)
         spec.exit_code(402, 'ERROR_ALL_FAILED', message='no configuration could be labelled: {message}')
@@ -122,20 +131,31 @@ class LabelWorkChain(WorkChain):
         self.ctx.labelled, self.ctx.excluded = result['training_set'], result['excluded']
         return None
 
-    def run_cp2k(self):
+    def prepare_cp2k(self):
         if 'structures' in self.inputs:
-            structures = [self.inputs.structures[key] for key in sorted(self.inputs.structures)]
+            self.ctx.structures = [self.inputs.structures[key] for key in sorted(self.inputs.structures)]
         else:
             split = structures_of(self.ctx.configurations)
-            structures = [split[key] for key in sorted(split)]
+            self.ctx.structures = [split[key] for key in sorted(split)]
+        self.ctx.n_cp2k = len(self.ctx.structures)
+        self.ctx.n_submitted = 0
+
+    def cp2k_pending(self):
+        return self.ctx.n_submitted < self.ctx.n_cp2k
+
+    def run_cp2k(self):
+        """Submit the next batch of at most ``max_concurrent_jobs`` single points and wait for all of it."""
         inputs = self.exposed_inputs(Cp2kSinglePointWorkChain, namespace='cp2k')
         metadata = dict(inputs.pop('metadata', {}))
+        first = self.ctx.n_submitted
+        last = min(self.ctx.n_cp2k, first + self.inputs.max_concurrent_jobs.value)
         jobs = {}
-        for index, structure in enumerate(structures):
-            jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs, structure=structure,
+        for index in range(first, last):
+            jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs, structure=self.ctx.structures[index],
                                                 metadata={**metadata, 'call_link_label': f'cp2k_{index}'})
-        self.ctx.n_cp2k = len(structures)
-        self.report(f"submitted {len(jobs)} CP2K single point(s) (protocol {inputs['protocol'].value}): "
+        self.ctx.n_submitted = last
+        self.report(f"submitted CP2K single point(s) {first + 1}-{last} of {self.ctx.n_cp2k} (protocol "
+                    f"{inputs['protocol'].value}, at most {self.inputs.max_concurrent_jobs.value} at once): "
                     f"{', '.join(f'<{node.pk}>' for node in jobs.values())}")
         return ToContext(**jobs)
 

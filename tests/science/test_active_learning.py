@@ -85,3 +85,39 @@ def test_loop_outcome_names_the_limit():
     assert al.loop_outcome(False, 3, 1, p) == al.MAX_ITERATIONS
     with pytest.raises(ValueError, match='without a reason'):
         al.loop_outcome(False, 1, 0, p)
+
+
+def test_loop_outcome_failed_label_budget_comes_first():
+    p = al.normalise_active_learning({'max_iterations': 3, 'max_new_configurations': 2, 'max_failed_labels': 2})
+    assert al.loop_outcome(True, 3, 2, p, failed_labels=3) == al.FAILED_LABELS
+    assert al.loop_outcome(True, 3, 2, p, failed_labels=2) == al.CONVERGED
+    assert al.loop_outcome(False, 1, 2, p, failed_labels=2) == al.MAX_NEW
+
+
+def test_choose_additions_puts_the_trigger_first_and_respects_the_room():
+    assert al.choose_additions(['previous', 'trigger'], [True, True], 1) == [1]
+    assert al.choose_additions(['previous', 'trigger'], [True, True], 5) == [1, 0]
+    assert al.choose_additions(['previous', 'trigger'], [True, False], 1) == [0]
+    assert al.choose_additions(['previous', 'trigger'], [True, True], 0) == []
+
+
+@pytest.mark.parametrize('reason, restart_from, accepted, where', [
+    ('novel', 'stop', True, 'stop'),
+    ('novel', 'stop', False, 'start'),  # a rejected trigger is never the next start
+    ('novel', 'start', True, 'start'),
+    ('volume_blowup', 'stop', True, 'start'),
+])
+def test_next_start(reason, restart_from, accepted, where):
+    assert al.next_start(reason, restart_from, accepted) == where
+
+
+def test_same_configuration_uses_the_minimum_image():
+    atoms = molten_nacl(8, volume=300.0, seed=1)
+    moved = atoms.copy()
+    moved.positions[0] += moved.cell[0]  # the same configuration, one atom shifted by a lattice vector
+    assert al.same_configuration(atoms, moved)
+    moved.positions[1] += [0.01, 0, 0]
+    assert not al.same_configuration(atoms, moved)
+    other = atoms.copy()
+    other.numbers[[0, 1]] = other.numbers[[1, 0]]
+    assert not al.same_configuration(atoms, other)

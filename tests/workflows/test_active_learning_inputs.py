@@ -46,12 +46,46 @@ def test_exactly_one_source_of_initial_data(inputs, lammps_code):
     inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                           'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
-    _submit_fails(inputs, 'either `training_set`')
+    _submit_fails(inputs, r"exactly one source: .* got \['training_set', 'sampling'\]")
+    del inputs['training_set'], inputs['validation_set']
+    inputs['pool'] = TrainingSetData.from_atoms(nacl_configurations(4))
+    _submit_fails(inputs, r"got \['sampling', 'pool'\]")
+    del inputs['sampling'], inputs['pool']
+    _submit_fails(inputs, 'got none')
+
+
+def test_a_pool_is_split_by_the_learner_and_needs_no_validation_set(inputs):
+    inputs['pool'] = inputs.pop('training_set')
+    validation = inputs.pop('validation_set')
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    inputs['validation_set'] = validation
+    _submit_fails(inputs, '`validation_set` goes with `training_set` only')
+
+
+@pytest.mark.parametrize('selection, message', [
+    ({'method': 'best', 'n': 4}, "selection.method must be one of .* got 'best'"),
+    ({'method': 'random', 'n': 1}, 'selection.n must be an integer >= 2'),
+    ({'method': 'random', 'n': 4, 'count': 3}, r"unknown key\(s\) \['count'\]"),
+])
+def test_bad_selection_is_named(inputs, selection, message):
+    inputs['pool'] = inputs.pop('training_set')
+    del inputs['validation_set']
+    inputs['selection'] = orm.Dict(selection)
+    _submit_fails(inputs, message)
+
+
+def test_selection_does_not_apply_to_a_training_set(inputs):
+    inputs['selection'] = orm.Dict({'method': 'random', 'n': 4})
+    _submit_fails(inputs, '`selection` applies to a `sampling` or `pool` source')
 
 
 def test_bad_loop_parameters_are_named(inputs):
     inputs['parameters'] = orm.Dict({'max_iterations': 0})
     _submit_fails(inputs, 'parameters: max_iterations must be a positive integer, got 0')
+    inputs['parameters'] = orm.Dict({'max_failed_labels': -1})
+    _submit_fails(inputs, 'parameters: max_failed_labels must be a non-negative integer, got -1')
+    inputs['parameters'] = orm.Dict({'max_concurrent_labels': 0})
+    _submit_fails(inputs, 'parameters: max_concurrent_labels must be a positive integer, got 0')
 
 
 def test_bad_explorer_parameters_are_named(inputs):
@@ -90,3 +124,20 @@ def test_screening_rejects_an_overlapping_configuration_and_records_why():
     assert any('eV/atom from the training mean' in reason for reason in verdicts['previous']['reasons'])
     assert [a.info['candidate'] for a in result['accepted'].get_atoms()] == ['trigger']
     assert verdicts['trigger']['energy_error'] == 0.0 and verdicts['trigger']['forces_rmse'] == 0.0
+
+
+def test_two_accepted_and_room_for_one_adds_the_trigger():
+    """The labeller returns 'previous' before 'trigger' (sorted keys); both pass the outlier check; with room for
+    one configuration the screening order and the limit keep the trigger, not the previous configuration."""
+    from aiida_mlfail.workflows.active_learning import _first_configurations, screen_configurations
+
+    previous, trigger = nacl_configurations(2)
+    previous.info['candidate'], trigger.info['candidate'] = 'previous', 'trigger'
+    labelled = TrainingSetData.from_atoms([previous, trigger])
+    result = screen_configurations(labelled, labelled, TrainingSetData.from_atoms(nacl_configurations(3)),
+                                   orm.Dict({}))
+    assert all(v['accepted'] for v in result['screening']['candidates'])
+    assert [a.info['candidate'] for a in result['accepted'].get_atoms()] == ['trigger', 'previous']
+    (added,) = _first_configurations(result['accepted'], orm.Int(1)).get_atoms()
+    assert added.info['candidate'] == 'trigger'
+    assert added.info['energy'] == pytest.approx(trigger.info['energy'])
