@@ -31,7 +31,7 @@ def test_script_has_standard_gap_commands_and_guards():
 
 def test_parse_stop_on_committed_outputs():
     reasons = {}
-    for case in ('completed', 'volume_blowup', 'too_close_atoms', 'temperature_runaway', 'non_finite_energy',
+    for case in ('completed', 'volume_blowup', 'too_close_atoms', 'temperature_runaway', 'energy_runaway',
                  'lost_atoms'):
         reasons[case] = mlmd.parse_stop((FIXTURES / 'mlmd_stops' / case / 'lammps.out').read_text())['stop_reason']
     assert reasons == {case: case for case in reasons}
