@@ -32,18 +32,21 @@ MLMD_DEFAULTS = {
     'atomic_energies': False,
 }
 
-#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å),
-#: temperature factor x target temperature, and the largest change of the potential energy per atom
-#: from its value at the start of the run (eV/atom, ``|pe(step) - pe(start)| / N``; the guard
-#: ``energy_runaway`` also trips on a NaN energy). The energy guard is relative because a GAP fitted to
-#: DFT labels predicts absolute energies on the DFT scale (about -850 eV/atom for GTH-PBE NaCl), so
-#: no absolute bound fits every potential. Its default of 5 eV/atom is ~35 times the largest change
-#: seen in normal runs of the test fixtures: 0.14 eV/atom in 300 steps of 64-ion molten NaCl at
-#: 1400 K (``tests/fixtures/lammps_sample``, Born-Mayer-Huggins + PPPM), 0.16 eV/atom in the tiny test
-#: GAP heating 8 ions from 1500 K to 3600 K (``tests/fixtures/explore/novel``); a blow-up of the
-#: tiny GAP (8 ions, 1e6 K, 4 fs steps, other guards off) changes it by {BLOWUP} eV/atom within
-#: {BLOWUP_STEPS} steps. A local blow-up in a large cell is diluted per atom: the distance and temperature
-#: guards catch those first.
+#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å), temperature
+#: factor x target temperature, and the largest change of the potential energy per atom from its value at
+#: the start of the run (eV/atom, ``|pe(step) - pe(start)| / N``; the guard ``energy_runaway`` also trips
+#: on a NaN energy). The energy guard is relative because a GAP fitted to DFT labels predicts absolute
+#: energies on the DFT scale (about -850 eV/atom for GTH-PBE NaCl), so no absolute bound fits every
+#: potential. The default, 5 eV/atom, is ~35 times the largest change measured in normal runs: 0.14 eV/atom
+#: in 300 steps of 64-ion molten NaCl at 1400 K with the classical reference
+#: (``tests/fixtures/lammps_sample``), 0.16 eV/atom for the tiny test GAP heating 8 ions from 1500 K to
+#: 3600 K (``tests/fixtures/explore/novel``), 0.25 eV/atom for the -850 eV/atom-shifted tiny GAP over 200
+#: steps at 300 K. A blow-up: the GAP fitted to 3 frames (``tests/fixtures/gap_fit_ok``) on 64-ion molten
+#: NaCl at 1400 K with 8 fs steps (distance and temperature guards off) falls into an unphysical well, pe/N
+#: down by 0.9 eV at step 50, 4.8 eV at step 115 and 11.6 eV at step 195; this guard stops it at step 119
+#: (``tests/engines/test_energy_guard.py``), the step at which the temperature (5930 K) also passes its
+#: default guard (4 x 1400 K). A local blow-up in a large cell is diluted per atom: the distance and
+#: temperature guards are meant to catch those.
 GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0,
                   'max_energy_change_per_atom': 5.0}
 
