@@ -8,8 +8,8 @@ energies 850 eV/atom lower. Runs of 8-ion rock-salt NaCl go through the explorer
 ``mlfail-lmp`` (``engines.lmp.main`` in-process, ``fix external`` + quippy bridge). A classical
 (Born) script checks the plain-LAMMPS path (the script goes to LAMMPS whole, no bridge).
 
-The two ``..._runs_a_dft_scale_gap`` tests fail with the old absolute guard (|pe|/N > 100 eV: stop
-``non_finite_energy`` at step 1).
+The two ``..._runs_a_dft_scale_gap`` tests fail with the former absolute energy guard (|pe|/N > 100
+eV), which stopped both runs at step 1.
 """
 
 from __future__ import annotations

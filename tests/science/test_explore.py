@@ -34,7 +34,8 @@ PAIR = ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP label=X" 11 17']
     ({'temperature': -5}, 'temperature must be positive, got -5'),
     ({'guards': {'volume_factor': 0.9}}, 'volume_factor must be > 1, got 0.9'),
     ({'guards': {'max_force': 3}}, 'unknown MLMD parameter'),
-    ({'guards': {'max_energy_per_atom': 100.0}}, 'guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
+    ({'guards': {'max_energy_per_atom': 100.0}},
+     'guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
     ({'guards': {'max_energy_change_per_atom': 0.0}}, 'max_energy_change_per_atom must be positive, got 0.0'),
     ({'reference_volume': -1.0}, 'reference_volume must be positive, got -1.0'),
 ])
