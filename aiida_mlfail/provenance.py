@@ -116,7 +116,7 @@ GAP_MD_PROCESS_TYPES = {
 #: Exit statuses of a GAP-MD run stopped by a failure: 410 guard, 411 lost atoms, 412 other LAMMPS error.
 FAILURE_EXIT_STATUSES = (410, 411, 412)
 #: Stop reasons that are failures (the guards of ``science.mlmd`` and LAMMPS errors).
-FAILURE_STOP_REASONS = ('volume_blowup', 'too_close_atoms', 'temperature_runaway', 'non_finite_energy', 'lost_atoms',
+FAILURE_STOP_REASONS = ('volume_blowup', 'too_close_atoms', 'temperature_runaway', 'energy_runaway', 'lost_atoms',
                         'lammps_error')
 
 

@@ -57,7 +57,7 @@ class ExploreCalculation(CalcJob):
     Outputs:
 
     * ``results`` (``Dict``): ``stop_reason`` (``novel``, ``max_steps``, ``volume_blowup``,
-      ``too_close_atoms``, ``temperature_runaway``, ``non_finite_energy``, ``lost_atoms``,
+      ``too_close_atoms``, ``temperature_runaway``, ``energy_runaway``, ``lost_atoms``,
       ``lammps_error``), ``stop_step``, ``steps_run``, ``similarity`` (of the stop configuration,
       ``None`` when not computable), ``reference_index``, ``min_similarity``, ``n_checks``,
       ``message``, ``guard_value``, ``critical_similarity``, ``n_atoms``, ``n_references``,
@@ -90,7 +90,8 @@ class ExploreCalculation(CalcJob):
                    help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
-                        '(volume_factor, min_distance Å, temperature_factor, max_energy_per_atom eV).')
+                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest '
+                        'change of the potential energy per atom from the start of the run).')
         spec.inputs.validator = validate_explore_inputs
         spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.explore'
         spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}

@@ -11,7 +11,8 @@ It reads, in the working directory,
 
 It sets up GAP MD in LAMMPS with the script of ``science.explore.explore_script`` (through the
 ``fix external`` + quippy bridge of :mod:`~aiida_mlfail.engines.gap_bridge` when the LAMMPS library
-has no ML-QUIP), checks the start configuration, then runs ``comparison_step`` steps at a time
+has no ML-QUIP), evaluates the start configuration (``run 0``; its potential energy is the
+reference of the energy guard, ``science.mlmd.energy_start_commands``), then runs ``comparison_step`` steps at a time
 (``run N pre no post no``). After each chunk it looks for a tripped ``fix halt`` guard in the
 LAMMPS log (https://docs.lammps.org/fix_halt.html), takes the current configuration, computes its
 SOAP spectra and its largest REMatch similarity to the references
@@ -120,7 +121,12 @@ class Explorer:
     def setup_lammps(self) -> None:
         """Write and execute the set-up script (GAP MD with guards, no run), then ``run 0``.
 
-        :raises SetupError: for a script the GAP bridge cannot serve or a LAMMPS error.
+        After the ``run 0`` the potential energy of the start configuration is stored in the LAMMPS
+        variable ``science.mlmd.ENERGY_START_VARIABLE`` (``science.mlmd.energy_start_commands``):
+        the energy guard (``energy_runaway``) compares ``pe`` with it at every step.
+
+        :raises SetupError: for a script the GAP bridge cannot serve, a LAMMPS error, or a
+            non-finite potential energy of the start configuration.
         """
         from aiida_mlfail.engines.gap_bridge import BridgeError, run_input  # noqa: PLC0415
         from aiida_mlfail.engines.lammps_lib import new_lammps  # noqa: PLC0415
@@ -143,6 +149,14 @@ class Explorer:
             self.callbacks = runner.callbacks if runner is not None else []
             self.lmp.command('run 0 post no')
             self._check_callbacks()
+            start_energy = float(self.lmp.get_thermo('pe'))
+            if not math.isfinite(start_energy):
+                raise SetupError(f'the potential energy of the start configuration is {start_energy} eV: the GAP '
+                                 'cannot evaluate it, so there is nothing to explore')
+            for command in mlmd.energy_start_commands():  # the energy guard's reference: pe after this run 0
+                self.lmp.command(command)
+        except SetupError:
+            raise
         except BridgeError as exc:
             raise SetupError(f'GAP set-up failed: {exc}') from None
         except Exception as exc:  # noqa: BLE001 (LAMMPS raises a plain Exception with its message)

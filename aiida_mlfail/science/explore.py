@@ -9,7 +9,7 @@ similarity to the training configurations (De, Bartók, Csányi, Ceriotti, PCCP 
 * ``novel`` when that similarity is below ``critical_similarity`` (DOMAIN.md section 7: no
   training configuration is similar enough);
 * a guard reason of :mod:`aiida_mlfail.science.mlmd` (``volume_blowup``, ``too_close_atoms``,
-  ``temperature_runaway``, ``non_finite_energy``) when a ``fix halt ... error soft`` guard trips
+  ``temperature_runaway``, ``energy_runaway``) when a ``fix halt ... error soft`` guard trips
   (LAMMPS docs: https://docs.lammps.org/fix_halt.html);
 * ``lost_atoms`` / ``lammps_error`` when LAMMPS (or the GAP evaluation) fails;
 * ``max_steps`` when nothing happened.
@@ -83,7 +83,8 @@ def normalise_explore(parameters: dict, species=None) -> dict:
 
     :param parameters: MD keys of :data:`MD_KEYS` (``ensemble`` NVT/NPT, ``temperature`` K,
         ``pressure`` bar, ``timestep`` fs, ``thermo_interval`` steps, ``seed``, dampings fs), ``guards``
-        (``volume_factor``, ``min_distance`` Å, ``temperature_factor``, ``max_energy_per_atom`` eV),
+        (``volume_factor``, ``min_distance`` Å, ``temperature_factor``, ``max_energy_change_per_atom``
+        eV/atom, relative to the start energy),
         optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
         :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
         ``critical_similarity`` in (0, 1], ``soap`` (``science.soap`` parameters), ``alpha`` (> 0)
@@ -155,7 +156,9 @@ def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms
     The GAP MD set-up of :func:`~aiida_mlfail.science.mlmd.mlmd_setup_commands` (standard
     ``pair_style quip`` commands, thermostat/barostat, ``fix halt`` guards) plus a ``fix print``
     of the thermo keywords :data:`THERMO_KEYWORDS` every ``thermo_interval`` steps to
-    :data:`RAW_THERMO_FILE`.
+    :data:`RAW_THERMO_FILE`. The energy guard's start energy (``mlmd.ENERGY_START_VARIABLE``) is
+    not defined here: the engine defines it after its set-up ``run 0``
+    (``mlmd.energy_start_commands``).
 
     :param parameters: output of :func:`normalise_explore`.
     :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.

@@ -9,6 +9,7 @@ blow-up ends the run cleanly at the offending step with the guard's fix ID in th
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -31,17 +32,42 @@ MLMD_DEFAULTS = {
     'atomic_energies': False,
 }
 
-#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å),
-#: temperature factor x target temperature, largest |potential energy| per atom (eV); the energy
-#: guard (``non_finite_energy``) also trips on a NaN energy (pe != pe).
-GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0, 'max_energy_per_atom': 100.0}
+#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å), temperature
+#: factor x target temperature, and the largest change of the potential energy per atom from its value at
+#: the start of the run (eV/atom, ``|pe(step) - pe(start)| / N``; the guard ``energy_runaway`` also trips
+#: on a NaN energy). The energy guard is relative because a GAP fitted to DFT labels predicts absolute
+#: energies on the DFT scale (about -850 eV/atom for GTH-PBE NaCl), so no absolute bound fits every
+#: potential. The default, 5 eV/atom, is ~35 times the largest change measured in normal runs: 0.14 eV/atom
+#: in 300 steps of 64-ion molten NaCl at 1400 K with the classical reference
+#: (``tests/fixtures/lammps_sample``), 0.16 eV/atom for the tiny test GAP heating 8 ions from 1500 K to
+#: 3600 K (``tests/fixtures/explore/novel``), 0.25 eV/atom for the -850 eV/atom-shifted tiny GAP over 200
+#: steps at 300 K. A blow-up: the GAP fitted to 3 frames (``tests/fixtures/gap_fit_ok``) on 64-ion molten
+#: NaCl at 1400 K with 8 fs steps (distance and temperature guards off) falls into an unphysical well, pe/N
+#: down by 0.9 eV at step 50, 4.8 eV at step 115 and 11.6 eV at step 195; this guard stops it at step 119
+#: (``tests/engines/test_energy_guard.py``), the step at which the temperature (5930 K) also passes its
+#: default guard (4 x 1400 K). A local blow-up in a large cell is diluted per atom: the distance and
+#: temperature guards are meant to catch those.
+GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0,
+                  'max_energy_change_per_atom': 5.0}
+
+#: Guard keys that were renamed: old key -> (new key, what changed). Given by a user, they are refused
+#: with a message naming the new key.
+RENAMED_GUARDS = {
+    'max_energy_per_atom': ('max_energy_change_per_atom',
+                            'the energy guard is now relative to the potential energy at the start of the run '
+                            '(eV/atom)'),
+}
+
+#: The LAMMPS variable holding the potential energy (eV) at the start of the run; the energy guard
+#: compares ``pe`` with it. :func:`energy_start_commands` defines it (after a ``run 0``).
+ENERGY_START_VARIABLE = 'energy_start'
 
 #: Stop reasons, in the order the parser checks them, with the guard fix ID that signals each.
 GUARD_FIX_IDS = {
     'volume_blowup': 'guard_volume',
     'too_close_atoms': 'guard_distance',
     'temperature_runaway': 'guard_temperature',
-    'non_finite_energy': 'guard_energy',
+    'energy_runaway': 'guard_energy',
 }
 STOP_REASONS = ('completed', *GUARD_FIX_IDS, 'lost_atoms', 'lammps_error', 'incomplete')
 
@@ -49,10 +75,19 @@ STOP_REASONS = ('completed', *GUARD_FIX_IDS, 'lost_atoms', 'lammps_error', 'inco
 def normalise_mlmd(parameters: dict) -> dict:
     """Merge with :data:`MLMD_DEFAULTS` / :data:`GUARD_DEFAULTS` (under ``guards``) and check.
 
-    :raises ValueError: naming the offending value (unknown key, non-positive temperature, timestep,
-        steps, intervals, dampings or guard thresholds, a volume factor <= 1, unknown ensemble).
+    :raises ValueError: naming the offending value (unknown key, a renamed guard key of
+        :data:`RENAMED_GUARDS` with its new name, non-positive temperature, timestep, steps,
+        intervals, dampings or guard thresholds, a volume factor <= 1, unknown ensemble).
     """
-    guards = {**GUARD_DEFAULTS, **dict(parameters.get('guards', {}))}
+    given_guards = parameters.get('guards', {})
+    if not isinstance(given_guards, dict):
+        raise ValueError(f'guards must be a dict of guard thresholds, got {given_guards!r}')
+    renamed = sorted(set(given_guards) & set(RENAMED_GUARDS))
+    if renamed:
+        raise ValueError('; '.join(f'guards.{old} was renamed guards.{RENAMED_GUARDS[old][0]}: '
+                                   f'{RENAMED_GUARDS[old][1]}; got {old}={given_guards[old]!r}'
+                                   for old in renamed))
+    guards = {**GUARD_DEFAULTS, **dict(given_guards)}
     unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards', 'reference_volume'}) | (set(guards) - set(GUARD_DEFAULTS))
     if unknown:
         raise ValueError(f'unknown MLMD parameter(s) {sorted(unknown)}; allowed: {sorted(MLMD_DEFAULTS)}, '
@@ -69,38 +104,74 @@ def normalise_mlmd(parameters: dict) -> dict:
             raise ValueError(f'{key} must be a positive integer, got {merged[key]!r}')
     if 'reference_volume' in merged and not float(merged['reference_volume']) > 0:
         raise ValueError(f"reference_volume must be positive, got {merged['reference_volume']!r} Å^3")
+    for key in GUARD_DEFAULTS:
+        value = guards[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(value):
+            raise ValueError(f'guards.{key} must be a finite number, got {value!r}')
     if not float(guards['volume_factor']) > 1:
         raise ValueError(f"guards.volume_factor must be > 1, got {guards['volume_factor']!r}")
-    for key in ('min_distance', 'temperature_factor', 'max_energy_per_atom'):
+    for key in ('min_distance', 'temperature_factor', 'max_energy_change_per_atom'):
         if not float(guards[key]) > 0:
             raise ValueError(f'guards.{key} must be positive, got {guards[key]!r}')
     return merged
 
 
 def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> list[str]:
-    """The ``fix halt`` guards (checked every step) of a normalised MLMD parameter dict."""
+    """The ``fix halt`` guards (checked every step) of a normalised MLMD parameter dict.
+
+    The energy guard ``guard_energy`` (stop reason ``energy_runaway``) watches the equal-style
+    variable ``energy_change``, ``|pe - v_energy_start| / n_atoms`` (eV/atom), and trips when it
+    exceeds ``guards.max_energy_change_per_atom``; a NaN ``pe`` (``pe != pe``) makes it 1e300, so
+    it trips too. ``v_energy_start`` (:data:`ENERGY_START_VARIABLE`) is NOT defined here: the
+    caller must issue :func:`energy_start_commands` after a ``run 0`` and before the first step
+    (``fix halt`` evaluates its variable only at the end of a step, so a ``run 0`` between these
+    commands and that definition is fine). The GAP energy is in ``pe`` both in a LAMMPS with
+    ML-QUIP (pair energy) and through the ``mlfail-lmp`` bridge (``fix external`` with
+    ``fix_modify ... energy yes``).
+
+    :param parameters: output of :func:`normalise_mlmd` (``guards``, ``temperature`` K).
+    :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
+    :param n_atoms: number of atoms (the energy guard is per atom).
+    :returns: LAMMPS commands, one per list item.
+    """
     g = parameters['guards']
+    start = ENERGY_START_VARIABLE
     return [
         'compute pair_distances all pair/local dist',
         'compute min_distance all reduce min c_pair_distances inputs local',
         'variable min_distance equal c_min_distance',
-        f"variable energy_bad equal (abs(pe)>{g['max_energy_per_atom'] * n_atoms:.10g})||(pe!=pe)",
+        f'variable energy_change equal ternary(pe==pe,abs(pe-v_{start})/{int(n_atoms)},1e300)',
         'variable temperature equal temp',
         f"fix guard_volume all halt 1 v_vol > {g['volume_factor'] * reference_volume:.10g} error soft message yes",
         f"fix guard_distance all halt 1 v_min_distance < {g['min_distance']:.10g} error soft message yes",
         f"fix guard_temperature all halt 1 v_temperature > {g['temperature_factor'] * parameters['temperature']:.10g} "
         'error soft message yes',
-        'fix guard_energy all halt 1 v_energy_bad > 0.5 error soft message yes',
+        f"fix guard_energy all halt 1 v_energy_change > {g['max_energy_change_per_atom']:.10g} error soft message yes",
     ]
+
+
+def energy_start_commands() -> list[str]:
+    """Define :data:`ENERGY_START_VARIABLE` as the current potential energy (eV), a constant.
+
+    Must follow a ``run 0`` (or a run) on the start configuration: an immediate ``$(pe)`` needs a
+    current energy, LAMMPS refuses it before any run ("Variable Accuracy",
+    https://docs.lammps.org/variable.html; immediate variables,
+    https://docs.lammps.org/Commands_parse.html). The value is substituted once, with 15
+    significant digits, so the variable stays the start energy for the rest of the run.
+    """
+    return [f'variable {ENERGY_START_VARIABLE} equal $(pe)']
 
 
 def mlmd_setup_commands(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
                         data_file: str = lammps_md.DATA_FILE) -> list[str]:
     """The set-up part of a GAP MD script: box, GAP, velocities, thermo, thermostat/barostat and guards.
 
-    Everything of :func:`mlmd_script` before the frame output and the ``run`` (shared with the
-    explorer, ``science.explore``). ``parameters['atomic_energies']`` (default ``False``) adds the
-    per-atom energy compute.
+    Everything of :func:`mlmd_script` before the start-energy ``run 0``, the frame output and the
+    ``run`` (shared with the explorer, ``science.explore``, which runs its own ``run 0`` and
+    :func:`energy_start_commands`). ``parameters['atomic_energies']`` (default ``False``) adds the
+    per-atom energy compute. The energy guard needs :data:`ENERGY_START_VARIABLE`, which these
+    commands do not define (see :func:`guard_commands`).
 
     :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
     :param type_map: chemical symbol of LAMMPS type 1, 2, ...
@@ -137,12 +208,19 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
                 data_file: str = lammps_md.DATA_FILE) -> str:
     """LAMMPS script of a GAP MD run with guards; frames every ``dump_interval`` steps (with velocities).
 
+    After the set-up (:func:`mlmd_setup_commands`) a ``run 0 post no`` evaluates the start
+    configuration and :func:`energy_start_commands` records its potential energy for the energy
+    guard; then the frame output is defined (so frames start with the MD run at step 0) and the MD
+    ``run`` follows. The thermo output therefore starts with the step-0 row of the ``run 0``
+    (``lammps_md.parse_thermo`` drops the repeated step-0 row of the MD run).
+
     :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
     :param parameters: output of :func:`normalise_mlmd`.
     :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
     """
     p = parameters
     lines = mlmd_setup_commands(pair_commands, type_map, p, n_atoms, reference_volume, data_file)
+    lines += ['run 0 post no', *energy_start_commands()]
     lines += lammps_md.frame_output_commands(int(p['dump_interval']), atomic_energies=bool(p['atomic_energies']),
                                              velocities=True)
     lines += [f"run {int(p['steps'])}", 'print "MLFAIL_RUN_END step $(step)"']

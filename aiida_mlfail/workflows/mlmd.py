@@ -53,7 +53,8 @@ class MLMDWorkChain(WorkChain):
         spec.input('parameters', valid_type=orm.Dict, validator=dict_validator(mlmd.normalise_mlmd, 'parameters'),
                    help='ensemble, temperature (K), pressure (bar), timestep (fs), steps, dump_interval, '
                         'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '
-                        'min_distance Å, temperature_factor, max_energy_per_atom eV).')
+                        'min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest change of '
+                        'the potential energy per atom from the start of the run).')
         spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS with ML-QUIP, or mlfail-lmp.')
         spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
         spec.input_namespace('reference', required=False, help='Classical reference for the rerun of the frames.')

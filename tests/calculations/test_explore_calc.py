@@ -75,6 +75,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
 @pytest.mark.parametrize('parameters, structure, match', [
     ({**PARAMETERS, 'critical_similarity': 2.0}, None, r'parameters: critical_similarity must be in \(0, 1\], got 2.0'),
     ({**PARAMETERS, 'steps': 10}, None, r"unknown explore parameter\(s\) \['steps'\]"),
+    ({**PARAMETERS, 'guards': {'max_energy_per_atom': 100.0}}, None,
+     r'parameters: guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
     (PARAMETERS, bulk('Ar', 'fcc', a=5.26, cubic=True),
      r"species \['Ar'\] of the structure are not described by the GAP"),
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, None,
@@ -82,8 +84,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
     (PARAMETERS, NOT_PERIODIC, 'needs a periodic cell in all three directions'),
-], ids=['parameters', 'unknown-key', 'species-not-in-gap', 'soap-species-structure', 'soap-species-training',
-        'not-periodic'])
+], ids=['parameters', 'unknown-key', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
+        'soap-species-training', 'not-periodic'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
     overrides = {'parameters': orm.Dict(parameters)}
     if structure is not None:

@@ -113,7 +113,7 @@ def test_parse_quip_output_real(tmp_path):
     ('volume_blowup', 410, 'volume_blowup'),
     ('too_close_atoms', 410, 'too_close_atoms'),
     ('temperature_runaway', 410, 'temperature_runaway'),
-    ('non_finite_energy', 410, 'non_finite_energy'),
+    ('energy_runaway', 410, 'energy_runaway'),
     ('lost_atoms', 411, 'lost_atoms'),
 ])
 def test_lammps_parser_classifies_md_stops(calc_node, case, status, reason):

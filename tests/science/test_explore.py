@@ -34,6 +34,9 @@ PAIR = ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP label=X" 11 17']
     ({'temperature': -5}, 'temperature must be positive, got -5'),
     ({'guards': {'volume_factor': 0.9}}, 'volume_factor must be > 1, got 0.9'),
     ({'guards': {'max_force': 3}}, 'unknown MLMD parameter'),
+    ({'guards': {'max_energy_per_atom': 100.0}},
+     'guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
+    ({'guards': {'max_energy_change_per_atom': 0.0}}, 'max_energy_change_per_atom must be positive, got 0.0'),
     ({'reference_volume': -1.0}, 'reference_volume must be positive, got -1.0'),
 ])
 def test_bad_parameters_are_named(parameters, match):
@@ -69,6 +72,9 @@ def test_explore_script_has_gap_guards_thermo_and_no_run():
     assert 'fix explore_thermo all print 5 "$(step) $(temp) $(pe) $(ke) $(etotal) $(press) $(vol)" ' \
            f'file {sx.RAW_THERMO_FILE}' in script
     assert '\nrun' not in script and 'dump' not in script
+    # the energy guard refers to the start energy, which the engine defines after its run 0
+    assert 'fix guard_energy all halt 1 v_energy_change > 5 error soft' in script
+    assert 'v_energy_start' in script and 'variable energy_start' not in script
     # the set-up commands are exactly those of the MLMD script (which adds frames and the run)
     mp = mlmd.normalise_mlmd({'ensemble': 'NPT', 'thermo_interval': 5, 'guards': {'min_distance': 1.5}})
     setup = mlmd.mlmd_setup_commands(PAIR, ['Na', 'Cl'], mp, 8, 180.0)
