@@ -29,6 +29,7 @@ from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_aimd
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.workflows.common import forbid_cache_source
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -178,6 +179,10 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
             _, self.ctx.parsed = parse_single_point.run_get_node(
                 retrieved=node.outputs.retrieved, structure=self.ctx.inputs.structure, protocol=self.inputs.protocol,
                 metadata={'call_link_label': f'parse_{self.ctx.iteration:02d}'})
+            if not self.ctx.parsed.is_finished_ok:  # e.g. SCF not converged (CP2K 2023.1): no label to reuse
+                node.base.caching.is_valid_cache = False
+        else:
+            forbid_cache_source(node)
         return super().inspect_process()
 
     def _parse_status(self) -> int | None:
@@ -330,6 +335,7 @@ class Cp2kAimdWorkChain(WorkChain):
 
     def inspect_md(self):
         node = self.ctx.md
+        forbid_cache_source(node)
         if not node.is_finished_ok or 'retrieved' not in node.outputs:
             text = None
             if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():

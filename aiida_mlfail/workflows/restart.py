@@ -33,7 +33,7 @@ from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.science.resources import scheduler_options
-from aiida_mlfail.workflows.common import dict_validator
+from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source
 
 #: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
 #: 'more_memory'), their factors and caps.
@@ -148,6 +148,13 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(self._process_class, namespace='job'))
         self.ctx.settings = normalise_restart(self.inputs.restart.get_dict())
+
+    def inspect_process(self):
+        """aiida-core's ``inspect_process``, after marking a failed job as never a cache source
+        (:func:`~aiida_mlfail.workflows.common.forbid_cache_source`: its retry may differ only in
+        options outside the hash, such as the walltime)."""
+        forbid_cache_source(self.ctx.children[self.ctx.iteration - 1])
+        return super().inspect_process()
 
     def _options(self) -> dict:
         return dict(self.ctx.inputs.get('metadata', {}).get('options', {}))
