@@ -228,14 +228,6 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         """Hook: prepare the inputs of the restart after a walltime stop (default: start again)."""
 
 
-def _label(process_class, status: int) -> str:
-    """The label of ``process_class``'s exit code of ``status``.
-
-    :raises StopIteration: no exit code of that status.
-    """
-    return next(name for name, code in process_class.spec().exit_codes.items() if code.status == status)
-
-
 def is_outcome(node) -> bool:
     """Whether a finished job or restart wrapper ended with a result its caller can use: finished OK, or
     stopped with one of the exit codes of :attr:`ExploreRestartWorkChain.STOP_LABELS` /
