@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent AiiDA set-up of the embedded default: profile (core.sqlite_dos + ZeroMQ broker) under
-# <repo>/.aiida, the localhost computer and the codes from profiles/*.yaml, and a running daemon.
+# <repo>/.aiida, caching of the labelling jobs (scripts/setup-caching.sh), the localhost computer and
+# the codes from profiles/*.yaml, and a running daemon.
 # When the local SLURM cluster (scripts/slurm-cluster.sh) is up, also the `slurm` computer
 # (core.slurm over core.local) and the same codes on it (lammps@slurm, gap_fit@slurm, ...).
 # Usage: scripts/setup-aiida.sh            (profile name: $MLFAIL_PROFILE or "mlfail")
@@ -22,6 +23,9 @@ if ! "$VERDI" profile show "$PROFILE" >/dev/null 2>&1; then
   "$VERDI" -p "$PROFILE" config set warnings.development_version False >/dev/null 2>&1 || true
   "$VERDI" -p "$PROFILE" config set daemon.default_workers 1 >/dev/null 2>&1 || true
 fi
+
+# AiiDA caching of the labelling jobs (CP2K and LAMMPS single points): README "Caching"
+VERDI="$VERDI" bash "$ROOT/scripts/setup-caching.sh" "$PROFILE"
 
 # what exists already (one verdi call each: a second run is quick)
 computers_all=$("$VERDI" -p "$PROFILE" computer list -a -r 2>/dev/null | sed 's/^[* ]*//')

@@ -50,6 +50,16 @@ class LammpsCalculation(LammpsRawCalculation):
                        message='the MD run was stopped by the {reason} guard at step {step}: {message} (outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
 
+    @classmethod
+    def is_valid_cache(cls, node) -> bool:
+        """Only a job that finished OK is reused by AiiDA caching (``caching.enabled_for``).
+
+        aiida-core's default also reuses a failed job whose exit code is not ``invalidates_cache``:
+        here e.g. 305 (output incomplete: killed or cancelled) or 410 (guard stop), so a restart of a
+        cancelled job would get the cancelled job back. A guard stop is therefore recomputed, not reused.
+        """
+        return super().is_valid_cache(node) and node.is_finished_ok
+
     def prepare_for_submission(self, folder):
         calcinfo = super().prepare_for_submission(folder)
         calcinfo.retrieve_list += [DUMP_FILE, LABELS_FILE]

@@ -25,10 +25,11 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_mlfail.calculations.cp2k import OUTPUT, parse_aimd, parse_single_point
+from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_aimd, parse_single_point
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.workflows.common import forbid_cache_source
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -36,6 +37,8 @@ Cp2kCalculation = CalculationFactory('cp2k')
 WALLTIME_STATUSES = (Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME.status,  # 400: CP2K stopped at GLOBAL/WALLTIME
                      Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME.status)  # 120: the scheduler
 SCF_ABORT_STATUS = Cp2kCalculation.exit_codes.ERROR_SCF_NOT_CONVERGED.status  # 450: CP2K >= 2024.1 aborted
+#: Exit status of the parse steps (``parse_single_point``, ``parse_aimd``) for an SCF that did not converge.
+PARSE_SCF_NOT_CONVERGED = PARSE_EXIT_STATUS['scf_not_converged']  # 420
 #: Protocol used when none is given.
 DEFAULT_PROTOCOL = 'fast'
 #: Top-level sections ``overrides`` may change.
@@ -176,6 +179,10 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
             _, self.ctx.parsed = parse_single_point.run_get_node(
                 retrieved=node.outputs.retrieved, structure=self.ctx.inputs.structure, protocol=self.inputs.protocol,
                 metadata={'call_link_label': f'parse_{self.ctx.iteration:02d}'})
+            if not self.ctx.parsed.is_finished_ok:  # e.g. SCF not converged (CP2K 2023.1): no label to reuse
+                node.base.caching.is_valid_cache = False
+        else:
+            forbid_cache_source(node)
         return super().inspect_process()
 
     def _parse_status(self) -> int | None:
@@ -200,7 +207,7 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
             aborted = abort_message(text) if text else None
             message = (f'CP2K aborted: {aborted}' if aborted
                        else f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}')
-        elif parsed not in (None, 0, 420):
+        elif parsed not in (None, 0, PARSE_SCF_NOT_CONVERGED):
             message = f'parse step <{self.ctx.parsed.pk}> [{parsed}] {self.ctx.parsed.exit_message}'
         else:
             return None
@@ -221,7 +228,7 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
     def handle_scf_not_converged(self, node):
         """SCF not converged (parse step 420, or 450): the next SCF scheme of ``scf_restart_changes``, exit 420
         when they are used up."""
-        if self._parse_status() == 420:
+        if self._parse_status() == PARSE_SCF_NOT_CONVERGED:
             why = self.ctx.parsed.exit_message
         elif node.exit_status == SCF_ABORT_STATUS:
             why = node.exit_message
@@ -328,6 +335,7 @@ class Cp2kAimdWorkChain(WorkChain):
 
     def inspect_md(self):
         node = self.ctx.md
+        forbid_cache_source(node)
         if not node.is_finished_ok or 'retrieved' not in node.outputs:
             text = None
             if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
@@ -338,7 +346,7 @@ class Cp2kAimdWorkChain(WorkChain):
         info = {'temperature': self.inputs.temperature.value, 'protocol': self.inputs.protocol.value}
         result, parse = parse_aimd.run_get_node(retrieved=node.outputs.retrieved, structure=self.inputs.structure,
                                                 info=orm.Dict(info), metadata={'call_link_label': 'parse'})
-        if parse.exit_status == 420:
+        if parse.exit_status == PARSE_SCF_NOT_CONVERGED:
             return self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(message=parse.exit_message)
         if not parse.is_finished_ok:
             return self.exit_codes.ERROR_TRAJECTORY.format(message=f'[{parse.exit_status}] {parse.exit_message}')

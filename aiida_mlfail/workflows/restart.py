@@ -2,6 +2,10 @@
 
 Failure families (DESIGN.md, exit codes) and what the handlers do:
 
+* an outcome, not a failure (``_accepted_failures``, exit-code labels of the job, e.g. the explorer's
+  ``ERROR_MD_EXPLODED`` for a guard stop): no restart; the wrapper attaches the job's outputs and ends
+  with its own exit code of the same label and status, also on the last attempt ``max_iterations``
+  allows (never ``ERROR_MAXIMUM_ITERATIONS_EXCEEDED`` for it);
 * cancelled by the scheduler (``scancel``; the scheduler's stderr reads ``CANCELLED AT`` without
   ``DUE TO TIME LIMIT``) or a node failure (exit 140): resubmit unchanged;
 * out of walltime (exit 120, ``ERROR_SCHEDULER_OUT_OF_WALLTIME``): resubmit with
@@ -22,14 +26,14 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida.engine import BaseRestartWorkChain, CalcJob, ProcessHandlerReport, process_handler, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.science.resources import scheduler_options
-from aiida_mlfail.workflows.common import dict_validator
+from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source
 
 #: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
 #: 'more_memory'), their factors and caps.
@@ -93,24 +97,39 @@ def was_cancelled(node) -> bool:
     return 'CANCELLED AT' in text and 'DUE TO TIME LIMIT' not in text
 
 
+#: The scheduler's exit statuses, from aiida-core's ``CalcJob`` (every CalcJob inherits them).
+SCHEDULER_OUT_OF_WALLTIME = CalcJob.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME.status  # 120
+SCHEDULER_NODE_FAILURE = CalcJob.exit_codes.ERROR_SCHEDULER_NODE_FAILURE.status  # 140
+
+
 def ran_out_of_walltime(node) -> bool:
-    """Whether the job hit its walltime: exit 120, or SLURM's ``CANCELLED AT ... DUE TO TIME LIMIT`` in
-    the scheduler stderr (AiiDA keeps the parser's exit code when both the scheduler and the parser
-    report one, so a killed program's "output incomplete" can hide the 120)."""
-    return node.exit_status == 120 or 'DUE TO TIME LIMIT' in (_scheduler_stderr(node) or '').upper()
+    """Whether the job hit its walltime: ``ERROR_SCHEDULER_OUT_OF_WALLTIME`` (120), or SLURM's
+    ``CANCELLED AT ... DUE TO TIME LIMIT`` in the scheduler stderr (AiiDA keeps the parser's exit code
+    when both the scheduler and the parser report one, so a killed program's "output incomplete" can
+    hide the 120)."""
+    return (node.exit_status == SCHEDULER_OUT_OF_WALLTIME
+            or 'DUE TO TIME LIMIT' in (_scheduler_stderr(node) or '').upper())
 
 
 class JobRestartWorkChain(BaseRestartWorkChain):
     """Run a CalcJob (``_process_class``) until it succeeds, with the handlers every job shares.
 
     Inputs: the job's inputs under ``job``, ``restart`` (Dict, :data:`RESTART_DEFAULTS`) and the
-    usual ``max_iterations`` (default 5). Outputs: those of the last job. A job that finishes with
-    an exit status that its caller treats as an outcome (e.g. 410 for an MD run stopped by a guard)
-    is in ``_accepted_failures``: it ends the loop and its outputs are passed on, with the exit code.
+    usual ``max_iterations`` (default 5). Outputs: those of the last job.
+
+    A job that finishes with an exit code its caller treats as an outcome (e.g. ``ERROR_MD_EXPLODED``,
+    410, for an MD run stopped by a guard) is named, by label of ``_process_class``'s exit codes, in
+    ``_accepted_failures``: it ends the loop, its outputs are attached, and the wrapper ends with its
+    own exit code of the same status, label and message (e.g. 410 ``ERROR_MD_EXPLODED``), also when
+    that job was the last attempt ``max_iterations`` allows (see :meth:`handle_accepted_failure`).
+    :attr:`STOP_LABELS` and :func:`is_outcome` tell callers which statuses are such outcomes.
     """
 
     _process_class = None
-    _accepted_failures: tuple[int, ...] = ()
+    #: Exit-code labels of ``_process_class`` that are outcomes, not failures to repair.
+    _accepted_failures: tuple[str, ...] = ()
+    #: Labels of the stops whose outputs callers use as a result (see :func:`is_outcome`).
+    STOP_LABELS: tuple[str, ...] = ()
 
     @classmethod
     def define(cls, spec):
@@ -121,13 +140,21 @@ class JobRestartWorkChain(BaseRestartWorkChain):
                    validator=dict_validator(normalise_restart, 'restart'),
                    help=f'Restart settings, defaults {RESTART_DEFAULTS}.')
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
-        for status in cls._accepted_failures:
-            spec.exit_code(status, _label(cls._process_class, status), message='the job stopped: {message}')
+        for label in cls._accepted_failures:
+            job_code = cls._process_class.spec().exit_codes[label]  # KeyError: not a label of the job
+            spec.exit_code(job_code.status, label, message='the job stopped: {message}')
 
     def setup(self):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(self._process_class, namespace='job'))
         self.ctx.settings = normalise_restart(self.inputs.restart.get_dict())
+
+    def inspect_process(self):
+        """aiida-core's ``inspect_process``, after marking a failed job as never a cache source
+        (:func:`~aiida_mlfail.workflows.common.forbid_cache_source`: its retry may differ only in
+        options outside the hash, such as the walltime)."""
+        forbid_cache_source(self.ctx.children[self.ctx.iteration - 1])
+        return super().inspect_process()
 
     def _options(self) -> dict:
         return dict(self.ctx.inputs.get('metadata', {}).get('options', {}))
@@ -139,21 +166,39 @@ class JobRestartWorkChain(BaseRestartWorkChain):
 
     @process_handler(priority=900)
     def handle_accepted_failure(self, node):
-        """An outcome of the job (e.g. MD stopped by a guard): stop restarting, pass on outputs and exit code."""
-        if node.exit_status in self._accepted_failures:
-            self.out_many(self.exposed_outputs(node, self._process_class))
-            self.report(f'{node.process_label}<{node.pk}> stopped with [{node.exit_status}] {node.exit_message}: '
-                        'an outcome, not a failure to repair')
-            exit_code = getattr(self.exit_codes, _label(self._process_class, node.exit_status))
-            return ProcessHandlerReport(do_break=True, exit_code=exit_code.format(message=node.exit_message))
-        return None
+        """An outcome of the job (e.g. MD stopped by a guard): stop restarting, attach its outputs, end with its
+        exit code (this wrapper's exit code of the same label and status, with the job's message).
+
+        Sets ``ctx.is_finished``: aiida-core's ``BaseRestartWorkChain.inspect_process`` then returns the
+        report's exit code at once; without it, a report on the last allowed attempt (``max_iterations``)
+        becomes ``ERROR_MAXIMUM_ITERATIONS_EXCEEDED`` (401). The outputs are attached here because a
+        non-zero exit code returned by ``inspect_process`` ends the work chain before its ``results``
+        step (which, if reached, would return the same exit code: ``ctx.outcome``).
+        """
+        codes = self._process_class.spec().exit_codes
+        label = next((label for label in self._accepted_failures if codes[label].status == node.exit_status), None)
+        if label is None:
+            return None
+        exit_code = getattr(self.exit_codes, label).format(message=node.exit_message)
+        self.report(f'{node.process_label}<{node.pk}> stopped with [{node.exit_status}] {label}: '
+                    f'{node.exit_message}: an outcome, not a failure to repair')
+        self.out_many(self.get_outputs(node))
+        self.ctx.is_finished = True
+        self.ctx.outcome = exit_code
+        return ProcessHandlerReport(do_break=True, exit_code=exit_code)
+
+    def results(self):
+        """Attach the last job's outputs (those not attached yet); return the exit code of an accepted
+        outcome if the last job was one (``None``, i.e. success, otherwise)."""
+        super().results()
+        return self.ctx.get('outcome')
 
     @process_handler(priority=800)
     def handle_cancelled(self, node):
         """Cancelled by the scheduler (``scancel``) or lost to a node failure (140): resubmit unchanged."""
         if node.is_finished_ok:
             return None
-        if node.exit_status == 140 or was_cancelled(node):
+        if node.exit_status == SCHEDULER_NODE_FAILURE or was_cancelled(node):
             self.report(f'{node.process_label}<{node.pk}> was cancelled by the scheduler or lost its node '
                         f'[{node.exit_status}]: resubmitting it unchanged')
             return ProcessHandlerReport(do_break=True)
@@ -183,8 +228,24 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         """Hook: prepare the inputs of the restart after a walltime stop (default: start again)."""
 
 
-def _label(process_class, status: int) -> str:
-    return next(name for name, code in process_class.spec().exit_codes.items() if code.status == status)
+def is_outcome(node) -> bool:
+    """Whether a finished job or restart wrapper ended with a result its caller can use: finished OK, or
+    stopped with one of the exit codes of :attr:`ExploreRestartWorkChain.STOP_LABELS` /
+    :attr:`LammpsRestartWorkChain.STOP_LABELS` (a guard stop, lost atoms), compared by the status of
+    those labels in the node's own process class (the job or its wrapper).
+
+    :param node: a ``ProcessNode``; for classes other than ``ExploreCalculation``, ``LammpsCalculation``
+        and their wrappers, only finished OK counts. Not finished (running, excepted, killed): ``False``.
+    """
+    if node.is_finished_ok:
+        return True
+    if not node.is_finished:
+        return False
+    for wrapper in (ExploreRestartWorkChain, LammpsRestartWorkChain):
+        if node.process_class in (wrapper, wrapper._process_class):
+            codes = node.process_class.spec().exit_codes
+            return node.exit_status in {codes[label].status for label in wrapper.STOP_LABELS}
+    return False
 
 
 class GapFitRestartWorkChain(JobRestartWorkChain):
@@ -248,14 +309,24 @@ class QuipRestartWorkChain(JobRestartWorkChain):
 
 
 class ExploreRestartWorkChain(JobRestartWorkChain):
-    """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410/411/412) is an outcome."""
+    """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``),
+    lost atoms (411 ``ERROR_LOST_ATOMS``) and another LAMMPS error (412 ``ERROR_LAMMPS``) are outcomes
+    (the explorer stores its outputs for all three)."""
 
     _process_class = ExploreCalculation
-    _accepted_failures = (410, 411, 412)
+    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_LAMMPS')
+    #: Labels (of the job and of this wrapper, same statuses) of the stops whose outputs the active learner
+    #: uses as a result of the exploration (its stop configuration is flagged): a guard stop and lost
+    #: atoms. ``ERROR_LAMMPS`` (412) also ends the loop (the same deterministic input would fail again)
+    #: but is not a usable result.
+    STOP_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
 
 
 class LammpsRestartWorkChain(JobRestartWorkChain):
-    """A LAMMPS job (``mlfail.lammps``) with the shared handlers; a guard stop (410/411) is an outcome."""
+    """A LAMMPS job (``mlfail.lammps``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``) and
+    lost atoms (411 ``ERROR_LOST_ATOMS``) are outcomes (the parser stores frames and thermo for both)."""
 
     _process_class = LammpsCalculation
-    _accepted_failures = (410, 411)
+    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
+    #: Labels (of the job and of this wrapper, same statuses) whose outputs a caller can use.
+    STOP_LABELS = _accepted_failures

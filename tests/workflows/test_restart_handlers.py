@@ -9,8 +9,10 @@ from plumpy import ProcessState
 
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.gap import FIT_DEFAULTS
-from aiida_mlfail.workflows.restart import (ExploreRestartWorkChain, GapFitRestartWorkChain, normalise_restart,
-                                           was_cancelled)
+from aiida_mlfail.calculations.explore import ExploreCalculation
+from aiida_mlfail.calculations.lammps import LammpsCalculation
+from aiida_mlfail.workflows.restart import (ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain,
+                                           is_outcome, normalise_restart, was_cancelled)
 from tests.helpers import nacl_configurations
 
 DESCRIPTORS = [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 20},
@@ -125,16 +127,71 @@ def test_cancelled_jobs_are_resubmitted_unchanged(gap_fit_workchain, aiida_local
     assert process.ctx.inputs.parameters.get_dict() == before
 
 
-def test_a_guard_stop_of_the_explorer_is_an_outcome_not_a_failure(explore_code, aiida_localhost):
+@pytest.fixture
+def explore_workchain(explore_code):
+    """Factory: a set-up ``ExploreRestartWorkChain`` (not run) with ``max_iterations``."""
     from aiida_mlfail.data.gap_potential import GapPotentialData
     from tests.helpers import FIXTURES
 
-    atoms = nacl_configurations(1)[0]
-    process = instantiate_process(get_manager().get_runner(), ExploreRestartWorkChain, job={
-        'code': explore_code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
-        'structure': orm.StructureData(ase=atoms), 'training_set': TrainingSetData.from_atoms([atoms]),
-        'parameters': orm.Dict({'max_steps': 100, 'comparison_step': 10})})
-    process.setup()
-    report = process.handle_accepted_failure(finished_job(aiida_localhost, 'mlfail.explore', 410))
-    assert report.do_break and report.exit_code.status == 410
+    def factory(max_iterations=5):
+        atoms = nacl_configurations(1)[0]
+        process = instantiate_process(get_manager().get_runner(), ExploreRestartWorkChain, job={
+            'code': explore_code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
+            'structure': orm.StructureData(ase=atoms), 'training_set': TrainingSetData.from_atoms([atoms]),
+            'parameters': orm.Dict({'max_steps': 100, 'comparison_step': 10})},
+            max_iterations=orm.Int(max_iterations))
+        process.setup()
+        return process
+    return factory
+
+
+def test_a_guard_stop_of_the_explorer_is_an_outcome_not_a_failure(explore_workchain, aiida_localhost):
+    process = explore_workchain()
+    guard = ExploreCalculation.exit_codes.ERROR_MD_EXPLODED
+    report = process.handle_accepted_failure(finished_job(aiida_localhost, 'mlfail.explore', guard.status))
+    assert report.do_break and report.exit_code.status == guard.status
+    assert process.ctx.is_finished  # aiida-core then returns the report's exit code, not 401
     assert process.handle_accepted_failure(finished_job(aiida_localhost, 'mlfail.explore', 301)) is None
+
+
+@pytest.mark.parametrize('max_iterations', [1, 5])
+def test_a_guard_stop_on_the_last_attempt_is_not_max_iterations_exceeded(explore_workchain, aiida_localhost,
+                                                                          max_iterations):
+    """aiida-core's ``inspect_process`` on the wrapper's first job: the guard's exit code whatever the cap."""
+    process = explore_workchain(max_iterations)
+    job = finished_job(aiida_localhost, 'mlfail.explore', ExploreCalculation.exit_codes.ERROR_LOST_ATOMS.status)
+    process.ctx.children = [job]
+    process.ctx.iteration = 1
+    exit_code = process.inspect_process()
+    assert exit_code.status == ExploreRestartWorkChain.exit_codes.ERROR_LOST_ATOMS.status == 411
+    assert exit_code.status != ExploreRestartWorkChain.exit_codes.ERROR_MAXIMUM_ITERATIONS_EXCEEDED.status
+    assert process.results().status == 411  # results, if it were reached, agrees
+
+
+def test_a_failure_to_repair_on_the_last_attempt_is_still_max_iterations_exceeded(explore_workchain,
+                                                                                  aiida_localhost):
+    """The fix is limited to outcomes: a node failure (140) handled on the last attempt stays 401."""
+    process = explore_workchain(1)
+    process.ctx.children = [finished_job(aiida_localhost, 'mlfail.explore', 140)]
+    process.ctx.iteration = 1
+    assert process.inspect_process().status == \
+        ExploreRestartWorkChain.exit_codes.ERROR_MAXIMUM_ITERATIONS_EXCEEDED.status
+    assert not process.ctx.is_finished
+
+
+@pytest.mark.parametrize('wrapper, job', [(ExploreRestartWorkChain, ExploreCalculation),
+                                          (LammpsRestartWorkChain, LammpsCalculation)])
+def test_wrappers_keep_the_labels_and_statuses_of_the_job(wrapper, job):
+    for label in wrapper._accepted_failures:
+        assert wrapper.exit_codes[label].status == job.exit_codes[label].status
+    assert set(wrapper.STOP_LABELS) <= set(wrapper._accepted_failures)
+    assert {job.exit_codes[label].status for label in wrapper.STOP_LABELS} == {410, 411}
+
+
+def test_is_outcome_by_label(aiida_localhost):
+    assert is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 0))
+    assert is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 410))
+    assert is_outcome(finished_job(aiida_localhost, 'mlfail.lammps', 411))
+    assert not is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 412))  # ends the loop, no result
+    assert not is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 301))
+    assert not is_outcome(finished_job(aiida_localhost, 'mlfail.gap_fit', 410))  # not a stop of gap_fit
