@@ -63,6 +63,18 @@ def rematch_code(aiida_code_installed):
                                 filepath_executable=executable('mlfail-rematch'))
 
 
+@pytest.fixture
+def cp2k_code(aiida_code_installed):
+    """The Debian ``cp2k.psmp`` as a serial code (1 rank, 1 thread). In CI a missing CP2K fails the test."""
+    cp2k = shutil.which('cp2k.psmp')
+    if cp2k is None:
+        if os.environ.get('CI'):
+            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
+        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
+    return aiida_code_installed(label='cp2k_serial', default_calc_job_plugin='cp2k', filepath_executable=cp2k,
+                                with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _venv_on_path():
     """The daemon is started with ``verdi`` from PATH: put the test interpreter's bin first."""

@@ -2,8 +2,6 @@
 LabelWorkChain's ``cp2k`` reference, the SCF handler fixing a run, and the AIMD WorkChain.
 Runs in CI (never skipped there); elsewhere skipped only when cp2k.psmp is missing."""
 
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -18,19 +16,8 @@ from tests.helpers import FIXTURES
 
 pytestmark = pytest.mark.integration
 
-CP2K = shutil.which('cp2k.psmp')
 #: |sum of forces| bound (eV/Å): grid and SCF noise of the fast protocol (tests/parsers/test_cp2k_parser.py).
 FORCE_SUM_TOL = 3e-3
-
-
-@pytest.fixture
-def cp2k_code(aiida_code_installed):
-    if CP2K is None:
-        if os.environ.get('CI'):
-            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
-        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
-    return aiida_code_installed(label='cp2k_serial', default_calc_job_plugin='cp2k', filepath_executable=CP2K,
-                                with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
 
 
 def _jobs(workchain):
@@ -117,3 +104,22 @@ def test_aimd_trajectory_becomes_training_data(submit_and_await, cp2k_code):
     np.testing.assert_allclose(frames[0].info['virial'], -committed['stress'] * atoms0.get_volume(), rtol=0, atol=1e-3)
     (job,) = _jobs(node)
     assert 'aiida-1.ener' in job.outputs.retrieved.base.repository.list_object_names()
+
+
+def test_cp2k_single_points_run_at_most_max_concurrent_jobs_at_once(submit_and_await, cp2k_code):
+    """Three configurations with max_concurrent_jobs=2: two single points, then the third after both ended."""
+    structures = {f'c{i}': orm.StructureData(ase=make_fixtures.nacl8(seed=seed)) for i, seed in enumerate((1, 2, 3))}
+    node = submit_and_await(LabelWorkChain, timeout=400, structures=structures, cp2k={'code': cp2k_code},
+                            max_concurrent_jobs=orm.Int(2))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    assert node.outputs.training_set.n_configurations == 3
+    single_points = sorted((n for n in node.called if n.process_label == 'Cp2kSinglePointWorkChain'),
+                           key=lambda n: n.ctime)
+    assert len(single_points) == 3
+    first_batch, last = single_points[:2], single_points[2]
+    # the third was created only after both of the first batch had terminated
+    assert all(last.ctime >= n.mtime for n in first_batch)
+    assert all(last.ctime > n.ctime for n in first_batch)
+    batches = [m for m in _report(node) if m.startswith('submitted CP2K single point(s)')]
+    assert batches[0].startswith('submitted CP2K single point(s) 1-2 of 3') and 'at most 2 at once' in batches[0]
+    assert batches[1].startswith('submitted CP2K single point(s) 3-3 of 3')
