@@ -22,6 +22,7 @@ from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
+from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
@@ -52,7 +53,7 @@ def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetDat
     outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
     accepted = [a for a, v in zip(configurations, verdicts) if v['accepted']]
     if accepted:
-        outputs['accepted'] = TrainingSetData.from_atoms(accepted)
+        outputs['accepted'] = TrainingSetData.from_atoms(accepted, reference=labelled.reference)
     return outputs
 
 
@@ -74,6 +75,8 @@ def _validate_inputs(value, ctx=None):
         return 'give either `training_set` (+ `validation_set`) or a `sampling` spec, exactly one of them'
     if has_set and 'validation_set' not in value:
         return '`validation_set` is required with `training_set` (each refit is validated on it)'
+    if message := active_learning_reference_error(value):  # one reference for all data and the labeller
+        return message
     structure = value.get('explore', {}).get('structure')
     if structure is None:
         return None
@@ -378,4 +381,4 @@ class ActiveLearningWorkChain(WorkChain):
 @calcfunction
 def _first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingSetData:
     """The first ``n`` configurations of a set (to respect ``max_new_configurations``)."""
-    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value])
+    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value], reference=training_set.reference)
