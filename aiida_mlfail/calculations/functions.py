@@ -76,8 +76,9 @@ def merge_training_sets(**training_sets) -> TrainingSetData:
     """One training set of all configurations of the inputs, in keyword order (sorted keys), with their
     common reference.
 
-    Call :func:`~aiida_mlfail.data.training_set.check_same_reference` on the sets first to refuse mixed
-    references before anything is stored; this calcfunction checks again.
+    Mixed references are refused by the port validator (:func:`_merge_validator`, i.e.
+    :func:`~aiida_mlfail.data.training_set.check_same_reference`) before anything is stored; the body
+    checks again.
 
     :raises ValueError: if the sets were labelled by different references (or two or more are of unknown
         reference), naming each with its label and id.
@@ -87,6 +88,19 @@ def merge_training_sets(**training_sets) -> TrainingSetData:
     for key in sorted(training_sets):
         configurations += training_sets[key].get_atoms()
     return TrainingSetData.from_atoms(configurations, reference=reference)
+
+
+def _merge_validator(value, ctx=None):
+    """Port validator of ``merge_training_sets``: refuse mixed references before the process is stored."""
+    sets = {key: node for key, node in value.items() if isinstance(node, TrainingSetData)}
+    try:
+        check_same_reference(**{key: sets[key] for key in sorted(sets)})
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+merge_training_sets.process_class.spec().inputs.validator = _merge_validator
 
 
 @calcfunction

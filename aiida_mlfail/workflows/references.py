@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiida import orm
 
 from aiida_mlfail.science import references as refs
+from aiida_mlfail.science.potentials import ReferencePotential
 
 
 def label_reference(label_inputs) -> dict:
@@ -38,7 +39,8 @@ def active_learning_reference_error(value) -> str | None:
     Checks, from the ``ActiveLearningWorkChain`` inputs ``value``: ``training_set`` vs ``validation_set``;
     the labeller (``label``, :func:`label_reference`) vs the initial data (``training_set``, or the
     ``sampling.potential`` whose pool is split into the initial data). Inputs missing or invalid for
-    other reasons are left to the other checks (None).
+    other reasons (no or two labellers, unknown protocol, a potential that does not describe the
+    species) are left to the other checks (None).
     """
     if 'training_set' in value and 'validation_set' in value:
         message = refs.mixed_reference_message({'training_set': value['training_set'].reference,
@@ -55,6 +57,9 @@ def active_learning_reference_error(value) -> str | None:
         return None
     try:
         labeller = label_reference(value.get('label') or {})
+        if labeller['kind'] == refs.LAMMPS and 'training_set' in value:  # a species error is named by its own check
+            ReferencePotential.from_dict(value['label']['lammps']['potential'].get_dict()).check_species(
+                value['training_set'].species)
     except ValueError:
         return None
     message = refs.mixed_reference_message({'label': labeller, **initial})
