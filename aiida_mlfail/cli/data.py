@@ -27,7 +27,7 @@ def training_set_rows(node) -> list[tuple]:
     sizes = n_atoms.get('min') if n_atoms.get('min') == n_atoms.get('max') else f"{n_atoms.get('min')}-{n_atoms.get('max')}"
     rows = [('pk', node.pk), ('uuid', node.uuid), ('configurations', node.n_configurations),
             ('species', ' '.join(node.species or [])), ('atoms per configuration', sizes),
-            ('labels', ' '.join(node.labels or [])), ('reference', describe_reference(node.reference))]
+            ('labels', ' '.join(node.labels or [])), ('labelled by', describe_reference(node.reference))]
     for key in ('config_type', 'state_point', 'candidate', 'stop_reason', 'reference', 'label_reference'):
         counts = collections.Counter(c[key] for c in node.configurations if key in c)
         if counts:

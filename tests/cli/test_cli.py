@@ -111,7 +111,7 @@ def test_verdi_data_mlfail_trainingset_show_and_export(tmp_path):
     rows = dict(re.split(r'\s{2,}', line.strip(), maxsplit=1) for line in result.output.splitlines() if line.strip())
     assert rows['configurations'] == '4' and rows['species'] == 'Cl Na' and rows['atoms per configuration'] == '64'
     assert rows['labels'] == ' '.join(node.labels) and rows['config_type'] == 'fixture x4'
-    assert rows['reference'] == 'unknown reference [unknown unknown]'
+    assert rows['labelled by'] == 'unknown reference [unknown unknown]'
     result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'show', '--configurations', node.pk])
     assert result.exit_code == 0 and 'config_type' in result.output and len(result.output.splitlines()) > 10
     target = tmp_path / 'set.xyz'
