@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         from aiida_mlfail.data.training_set import TrainingSetData
 
         atoms = [a for i, a in enumerate(classical_set.get_atoms()) if i not in dropped]
-        classical_set = TrainingSetData.from_atoms(atoms)
+        classical_set = TrainingSetData.from_atoms(atoms, reference=classical_set.reference)
     result = compare_references(classical_set, dft.outputs.training_set, orm.List([classical_name, dft_name]))
     metrics = result['metrics'].get_dict()
 

@@ -19,9 +19,10 @@ from aiida import orm
 from aiida.engine import ExitCode, calcfunction
 
 from aiida_mlfail.calculations.functions import with_labels
-from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.parsers.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.
 OUTPUT = 'aiida.out'
@@ -37,12 +38,15 @@ def _read(retrieved: orm.FolderData, name: str) -> str | None:
 
 
 @calcfunction
-def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, protocol: orm.Str):
+def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, protocol: orm.Str,
+                       overrides: orm.Dict | None = None):
     """The DFT labels of one CP2K single point (``Cp2kSinglePointWorkChain``'s parse step).
 
     :param retrieved: the job's retrieved folder (``aiida.out``).
     :param structure: the structure the job computed (positions, cell and order of the atoms).
     :param protocol: the protocol name, recorded as ``label_reference`` ``cp2k_<protocol>``.
+    :param overrides: the job's ``overrides`` (if any): with ``protocol`` they make the set's reference
+        (``science.references.cp2k_reference``).
     :returns: ``training_set``: one configuration with ``energy`` (eV), ``forces`` ((N, 3) eV/Å),
         ``virial`` ((3, 3) eV, ``-stress x V`` with the structure's volume) and ``scf_steps``; or an
         exit code: 420 SCF not converged, 320 aborted, 321 truncated, 322 missing output / values.
@@ -64,17 +68,21 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
     atoms.info = {'energy': result['energy'], 'virial': -result['stress'] * atoms.get_volume(),
                   'label_reference': f'cp2k_{protocol.value}', 'scf_steps': int(result['scf_steps'])}
     atoms.arrays['forces'] = result['forces']
-    return {'training_set': TrainingSetData.from_atoms([atoms])}
+    reference = cp2k_reference(protocol.value, overrides.get_dict() if overrides is not None else None)
+    return {'training_set': TrainingSetData.from_atoms([atoms], reference=reference)}
 
 
 @calcfunction
-def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: orm.Dict):
+def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: orm.Dict,
+               protocol: orm.Str | None = None, overrides: orm.Dict | None = None):
     """The frames of a CP2K NVT AIMD job as a ``trajectory`` TrainingSetData (``Cp2kAimdWorkChain``).
 
     Reads ``aiida-pos-1.xyz``, ``aiida-frc-1.xyz``, ``aiida-1.ener`` and the ``STRESS|`` blocks of
     ``aiida.out`` with :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md`; the cell is the structure's
     (NVT). Each frame carries ``energy`` (eV), ``forces`` (eV/Å), ``virial`` (eV), ``md_step``,
     ``time_fs``, ``config_type`` ``cp2k_aimd`` and the items of ``info`` (e.g. temperature, protocol).
+    The set's reference is ``science.references.cp2k_reference(protocol, overrides)`` (unknown without
+    ``protocol``).
 
     :returns: ``trajectory``, or exit 420 if an SCF of the run did not converge (CP2K 2023.1 goes on with
         the unconverged forces), 320 / 321 / 322 for an aborted, truncated or incomplete run.
@@ -93,7 +101,9 @@ def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: or
         return ExitCode(420, f'the SCF did not converge in {unconverged} force evaluation(s) of the MD run')
     for atoms in frames:
         atoms.info.update({'config_type': 'cp2k_aimd', **info.get_dict()})
-    return {'trajectory': TrainingSetData.from_atoms(frames)}
+    reference = (cp2k_reference(protocol.value, overrides.get_dict() if overrides is not None else None)
+                 if protocol is not None else unknown_reference())
+    return {'trajectory': TrainingSetData.from_atoms(frames, reference=reference)}
 
 
 @calcfunction
@@ -110,11 +120,13 @@ def attach_cp2k_labels(configurations: TrainingSetData, failures: orm.Dict, **la
         ``md_step``, ``structure_uuid``, is kept; old labels are replaced).
     :param failures: ``{index (str): reason}`` of the configurations whose single point failed.
     :param labelled: ``c<index>`` -> one-configuration ``TrainingSetData`` of ``parse_single_point``.
-    :returns: ``training_set`` and ``excluded`` (Dict ``{'excluded': [{'index', 'candidate', 'reason'}]}``),
-        as ``attach_labels`` of the classical reference.
-    :raises ValueError: if nothing was labelled, or a labelled configuration's positions differ from
-        its original's (modulo lattice vectors, 1e-6 fractional).
+    :returns: ``training_set`` (with the reference of the labelled sets) and ``excluded`` (Dict
+        ``{'excluded': [{'index', 'candidate', 'reason'}]}``), as ``attach_labels`` of the classical reference.
+    :raises ValueError: if nothing was labelled, a labelled configuration's positions differ from
+        its original's (modulo lattice vectors, 1e-6 fractional), or the labelled sets have different
+        references (naming them).
     """
+    reference = check_same_reference(**{key: labelled[key] for key in sorted(labelled)}) if labelled else None
     originals = configurations.get_atoms()
     reasons = failures.get_dict()
     out, excluded = [], []
@@ -128,7 +140,8 @@ def attach_cp2k_labels(configurations: TrainingSetData, failures: orm.Dict, **la
         out.append(with_labels(atoms, frame, frame.info.get('label_reference', 'cp2k'), index))
     if not out:
         raise ValueError(f'none of the {len(originals)} configurations was labelled')
-    return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}
+    return {'training_set': TrainingSetData.from_atoms(out, reference=reference),
+            'excluded': orm.Dict({'excluded': excluded})}
 
 
 def reference_differences(first, second) -> dict:

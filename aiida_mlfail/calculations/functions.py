@@ -12,9 +12,10 @@ from aiida import orm
 from aiida.engine import calcfunction
 from ase.io import write
 
-from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.science import lammps_md, plots, selection, structures
+from aiida_mlfail.science.references import lammps_reference
 from aiida_mlfail.science.potentials import CHARGES, ReferencePotential
 
 
@@ -45,8 +46,9 @@ def check_structure_spec(spec: dict) -> str | None:
 def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict):
     """LAMMPS inputs of one sampling run: the script, the ``read_data`` file and the parser settings.
 
-    :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map`` and
-        ``frame_info``).
+    :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map``,
+        ``frame_info`` and ``reference``: the potential's ``science.references.lammps_reference``, which the
+        parser records on the sampled ``training_set``).
     """
     reference = ReferencePotential.from_dict(potential.get_dict())
     atoms = structure.get_ase()
@@ -64,17 +66,41 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
         'script': orm.SinglefileData(io.BytesIO(lammps_md.sampling_script(reference, point, settings).encode()),
                                      filename='input.in'),
         'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
-        'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info}),
+        'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info,
+                              'reference': lammps_reference(potential.get_dict())}),
     }
 
 
 @calcfunction
 def merge_training_sets(**training_sets) -> TrainingSetData:
-    """One training set of all configurations of the inputs, in keyword order (sorted keys)."""
+    """One training set of all configurations of the inputs, in keyword order (sorted keys), with their
+    common reference.
+
+    Mixed references are refused by the port validator (:func:`_merge_validator`, i.e.
+    :func:`~aiida_mlfail.data.training_set.check_same_reference`) before anything is stored; the body
+    checks again.
+
+    :raises ValueError: if the sets were labelled by different references (or two or more are of unknown
+        reference), naming each with its label and id.
+    """
+    reference = check_same_reference(**{key: training_sets[key] for key in sorted(training_sets)})
     configurations = []
     for key in sorted(training_sets):
         configurations += training_sets[key].get_atoms()
-    return TrainingSetData.from_atoms(configurations)
+    return TrainingSetData.from_atoms(configurations, reference=reference)
+
+
+def _merge_validator(value, ctx=None):
+    """Port validator of ``merge_training_sets``: refuse mixed references before the process is stored."""
+    sets = {key: node for key, node in value.items() if isinstance(node, TrainingSetData)}
+    try:
+        check_same_reference(**{key: sets[key] for key in sorted(sets)})
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+merge_training_sets.process_class.spec().inputs.validator = _merge_validator
 
 
 @calcfunction
@@ -89,18 +115,20 @@ def select_configurations(pool: TrainingSetData, parameters: orm.Dict) -> Traini
         atoms = configurations[index]
         atoms.info['pool_index'] = index
         picked.append(atoms)
-    return TrainingSetData.from_atoms(picked)
+    return TrainingSetData.from_atoms(picked, reference=pool.reference)
 
 
 @calcfunction
 def split_training_set(training_set: TrainingSetData, parameters: orm.Dict):
-    """Random train / validation split (``train_fraction``, ``seed``); returns ``train`` and ``validation``."""
+    """Random train / validation split (``train_fraction``, ``seed``); returns ``train`` and ``validation``
+    (both keep the set's reference)."""
     p = parameters.get_dict()
     configurations = training_set.get_atoms()
     train, validation = selection.split(len(configurations), p['train_fraction'], p.get('seed', 0))
+    reference = training_set.reference
     return {
-        'train': TrainingSetData.from_atoms([configurations[i] for i in train]),
-        'validation': TrainingSetData.from_atoms([configurations[i] for i in validation]),
+        'train': TrainingSetData.from_atoms([configurations[i] for i in train], reference=reference),
+        'validation': TrainingSetData.from_atoms([configurations[i] for i in validation], reference=reference),
     }
 
 
@@ -185,7 +213,8 @@ def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> d
         'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
         'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
                                         filename='ml_frames.dump'),
-        'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name}}),
+        'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name},
+                              'reference': lammps_reference(reference.to_dict())}),
     }
 
 
@@ -202,7 +231,8 @@ def prepare_single_points(configurations: TrainingSetData, potential: orm.Dict):
     """LAMMPS inputs of classical single points of all ``configurations`` in one job (``rerun``, frame i = step i).
 
     All configurations must have the same atoms in the same order (one LAMMPS data file); positions
-    are wrapped into the cell first. The labelled frames come back with ``md_step`` = their index.
+    are wrapped into the cell first. The labelled frames come back with ``md_step`` = their index, in a
+    set whose ``reference`` is the potential's (``settings['reference']``, recorded by the parser).
     """
     frames = configurations.get_atoms()
     for atoms in frames:
@@ -266,7 +296,8 @@ def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
 
     ``labelled`` holds the frames of :func:`prepare_single_points` (``md_step`` = index of the
     configuration). Metadata of the configurations (``candidate``, ``md_step``, ``similarity`` ...)
-    is kept; the reference's name goes to ``label_reference``.
+    is kept; the reference's name goes to ``label_reference``; the set's ``reference`` is ``labelled``'s
+    (the parser records the potential's, see :func:`prepare_single_points`).
 
     :raises ValueError: if no configuration was labelled, or a frame's positions differ
         from its configuration's (modulo lattice vectors, 1e-6 in fractional coordinates).
@@ -283,7 +314,8 @@ def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
         out.append(with_labels(atoms, frame, frame.info.get('reference', ''), index))
     if not out:
         raise ValueError(f'none of the {len(originals)} configurations was labelled')
-    return {'training_set': TrainingSetData.from_atoms(out), 'excluded': orm.Dict({'excluded': excluded})}
+    return {'training_set': TrainingSetData.from_atoms(out, reference=labelled.reference),
+            'excluded': orm.Dict({'excluded': excluded})}
 
 
 @calcfunction

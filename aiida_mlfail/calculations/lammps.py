@@ -25,7 +25,8 @@ class LammpsCalculation(LammpsRawCalculation):
 
     ``settings`` keys read by the parser: ``type_map`` (symbol of LAMMPS type 1, 2, ..., required
     to build configurations) and ``frame_info`` (metadata copied into every configuration, e.g.
-    ``state_point``, ``config_type``, ``temperature``).
+    ``state_point``, ``config_type``, ``temperature``) and ``reference`` (the reference dict of
+    ``science.references`` recorded on the ``training_set``; unknown without it).
     """
 
     @classmethod

@@ -1,4 +1,5 @@
-"""``verdi data mlfail``: show and export ``TrainingSetData`` and ``GapPotentialData`` (entry point ``aiida.cmdline.data``)."""
+"""``verdi data mlfail``: import, show and export ``TrainingSetData``; show and export ``GapPotentialData``
+(entry point ``aiida.cmdline.data``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def training_set_rows(node) -> list[tuple]:
     sizes = n_atoms.get('min') if n_atoms.get('min') == n_atoms.get('max') else f"{n_atoms.get('min')}-{n_atoms.get('max')}"
     rows = [('pk', node.pk), ('uuid', node.uuid), ('configurations', node.n_configurations),
             ('species', ' '.join(node.species or [])), ('atoms per configuration', sizes),
-            ('labels', ' '.join(node.labels or []))]
+            ('labels', ' '.join(node.labels or [])), ('labelled by', describe_reference(node.reference))]
     for key in ('config_type', 'state_point', 'candidate', 'stop_reason', 'reference', 'label_reference'):
         counts = collections.Counter(c[key] for c in node.configurations if key in c)
         if counts:
@@ -34,6 +35,13 @@ def training_set_rows(node) -> list[tuple]:
     if node.creator is not None:
         rows.append(('created by', f'{node.creator.process_label} <{node.creator.pk}>'))
     return rows
+
+
+def describe_reference(reference: dict) -> str:
+    """``'<label> [<kind> <id>]'`` of a training set's reference."""
+    from aiida_mlfail.science.references import describe
+
+    return describe(reference)
 
 
 def potential_rows(node) -> list[tuple]:
@@ -77,6 +85,38 @@ def trainingset_show(data, configurations):
         rows = [(i, *(c.get(k, '') for k in keys)) for i, c in enumerate(data.configurations)]
         echo.echo('')
         echo.echo(tabulate(rows, headers=('#', *keys)))
+
+
+@trainingset.command('import')
+@click.argument('path', type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option('-r', '--reference', 'reference_text', default=None, metavar='LABEL',
+              help='The reference that labelled the file: `lammps:<potential>` (e.g. lammps:bmhtf_coul_long, '
+                   'default parameters), `cp2k:<protocol>` (e.g. cp2k:fast, no overrides) or a name of your own. '
+                   'Without it the set is of unknown reference and cannot be merged or fitted with any other set.')
+@click.option('-L', '--label', 'node_label', default='', help='Label of the new node.')
+@decorators.with_dbenv()
+def trainingset_import(path, reference_text, node_label):
+    """Store an extxyz file of labelled configurations as a TrainingSetData.
+
+    Example: verdi data mlfail trainingset import dft.xyz --reference 'PBE-D3 VASP (2019)'
+    """
+    from aiida_mlfail.data.training_set import TrainingSetData
+    from aiida_mlfail.science.references import reference_from_text, unknown_reference
+
+    try:
+        reference = reference_from_text(reference_text) if reference_text is not None else unknown_reference()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint='--reference') from exc
+    try:
+        node = TrainingSetData.from_file(path, reference=reference, label=node_label)
+    except ValueError as exc:
+        raise click.BadParameter(f'{path}: {exc}', param_hint='PATH') from exc
+    node.store()
+    echo.echo_success(f'{node.n_configurations} configurations of {path} stored as TrainingSetData <{node.pk}>, '
+                      f'reference {describe_reference(node.reference)}')
+    if reference_text is None:
+        echo.echo_warning('no --reference given: the set is of unknown reference and will not be merged or fitted '
+                          'together with any other set')
 
 
 @trainingset.command('export')

@@ -104,8 +104,9 @@ def convert_value(value, valid_type, where: str, computer: str | None):
 
     Codes: ``label@computer`` or ``label`` (then ``@computer``); ``Dict``/``List``: mappings/lists;
     base types: scalars; ``StructureData``: a structure file (any ASE format) or a node pk/uuid;
-    ``TrainingSetData``: an extxyz file or a node; ``GapPotentialData``: a folder with ``gap.xml`` or a
-    node; any other node type: a pk/uuid.
+    ``TrainingSetData``: an extxyz file (unknown reference), a mapping ``{file: PATH, reference: LABEL}``
+    (LABEL as ``verdi data mlfail trainingset import --reference``) or a node; ``GapPotentialData``: a
+    folder with ``gap.xml`` or a node; any other node type: a pk/uuid.
     """
     from aiida import orm
 
@@ -129,6 +130,8 @@ def convert_value(value, valid_type, where: str, computer: str | None):
             return orm.load_code(label)
         except Exception as exc:  # noqa: BLE001 (NotExistent, MultipleObjectsError, ...: one clear message)
             raise click.BadParameter(f'{where}: no code {label!r} ({exc})') from exc
+    if isinstance(value, dict) and any(issubclass(t, TrainingSetData) for t in types):
+        return _training_set_from_mapping(value, where)
     if isinstance(value, dict) and accepts(orm.Dict):
         return orm.Dict(value)
     if isinstance(value, list) and accepts(orm.List):
@@ -154,6 +157,25 @@ def convert_value(value, valid_type, where: str, computer: str | None):
     if isinstance(value, (int, str)):
         return _load_node_reference(value, tuple(t for t in types if issubclass(t, orm.Node)), where)
     raise click.BadParameter(f'{where}: cannot turn {value!r} into {", ".join(t.__name__ for t in types)}')
+
+
+def _training_set_from_mapping(value: dict, where: str):
+    """``{file: PATH, reference: LABEL}`` -> an unstored TrainingSetData of that reference (``click.BadParameter``
+    naming ``where`` for a missing file, unknown keys or a bad reference)."""
+    from aiida_mlfail.data.training_set import TrainingSetData
+    from aiida_mlfail.science.references import reference_from_text
+
+    unknown = sorted(set(value) - {'file', 'reference'})
+    if unknown or 'file' not in value:
+        raise click.BadParameter(f'{where}: a training set mapping takes `file` and `reference`, got {sorted(value)}')
+    path = pathlib.Path(str(value['file'])).expanduser()
+    if not path.is_file():
+        raise click.BadParameter(f'{where}.file: no file {str(path)!r}')
+    try:
+        reference = reference_from_text(value['reference']) if value.get('reference') is not None else None
+        return TrainingSetData.from_file(path, reference=reference)
+    except ValueError as exc:
+        raise click.BadParameter(f'{where}: {exc}') from exc
 
 
 def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') -> dict:

@@ -25,6 +25,8 @@ class LammpsParser(Parser):
 
     A run stopped by a failure guard (``fix halt`` of ``science.mlmd``) or by lost atoms still
     stores its frames and thermo, then returns exit code 410 / 411.
+    The ``training_set``'s reference is ``settings['reference']`` (set by the calcfunctions that
+    prepare classical runs, ``science.references.lammps_reference``), else unknown (e.g. GAP MD).
     """
 
     def parse(self, **kwargs):
@@ -81,7 +83,7 @@ class LammpsParser(Parser):
         self.out('results', orm.Dict(results))
         if not configurations:
             return self.exit_codes.ERROR_NO_FRAMES
-        self.out('training_set', TrainingSetData.from_atoms(configurations))
+        self.out('training_set', TrainingSetData.from_atoms(configurations, reference=settings.get('reference')))
         if stop['stop_reason'] in mlmd.GUARD_FIX_IDS:
             return self.exit_codes.ERROR_MD_EXPLODED.format(reason=stop['stop_reason'], step=stop['stop_step'],
                                                            message=stop['message'])

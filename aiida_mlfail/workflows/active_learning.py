@@ -35,6 +35,7 @@ from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
+from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
@@ -73,7 +74,8 @@ def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetDat
     outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
     order = al.choose_additions([v['candidate'] for v in verdicts], [v['accepted'] for v in verdicts], len(verdicts))
     if order:
-        outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order])
+        outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order],
+                                                         reference=labelled.reference)
     return outputs
 
 
@@ -111,6 +113,8 @@ def _validate_inputs(value, ctx=None):
         return f'`validation_set` goes with `training_set` only; with `{given[0]}` the split makes it'
     if 'selection' in value and has_set:
         return '`selection` applies to a `sampling` or `pool` source, not to `training_set`'
+    if message := active_learning_reference_error(value):  # one reference for all data and the labeller
+        return message
     structure = value.get('explore', {}).get('structure')
     if structure is None:
         return None
@@ -558,4 +562,4 @@ class ActiveLearningWorkChain(WorkChain):
 def _first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingSetData:
     """The first ``n`` configurations of a set (to respect ``max_new_configurations``; the screening puts
     the trigger first)."""
-    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value])
+    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value], reference=training_set.reference)

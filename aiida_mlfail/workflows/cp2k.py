@@ -127,7 +127,9 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
     then ``overrides``. Basis sets and pseudopotentials are found by name in CP2K's data directory.
 
     Outputs: ``training_set`` (one configuration: energy, forces, virial, ``label_reference``
-    ``cp2k_<protocol>``, ``scf_steps``), ``retrieved`` and ``remote_folder`` of the successful job.
+    ``cp2k_<protocol>``, ``scf_steps``; node attribute ``reference`` =
+    ``science.references.cp2k_reference(protocol, overrides)``), ``retrieved`` and ``remote_folder`` of
+    the successful job.
 
     Handlers (highest priority first; each job's parse step ``parse_single_point`` runs before them):
 
@@ -176,9 +178,10 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
         node = self.ctx.children[self.ctx.iteration - 1]
         self.ctx.parsed = None
         if node.is_finished_ok:
+            overrides = {'overrides': self.inputs.overrides} if 'overrides' in self.inputs else {}
             _, self.ctx.parsed = parse_single_point.run_get_node(
                 retrieved=node.outputs.retrieved, structure=self.ctx.inputs.structure, protocol=self.inputs.protocol,
-                metadata={'call_link_label': f'parse_{self.ctx.iteration:02d}'})
+                **overrides, metadata={'call_link_label': f'parse_{self.ctx.iteration:02d}'})
             if not self.ctx.parsed.is_finished_ok:  # e.g. SCF not converged (CP2K 2023.1): no label to reuse
                 node.base.caching.is_valid_cache = False
         else:
@@ -290,7 +293,7 @@ class Cp2kAimdWorkChain(WorkChain):
 
     Output: ``trajectory`` (TrainingSetData, steps + 1 frames: ``energy`` eV, ``forces`` eV/Å, ``virial``
     eV from the analytical stress (potential part only), ``md_step``, ``time_fs``, ``temperature``,
-    ``protocol``, ``config_type`` ``cp2k_aimd``). Exit 310 when the CP2K job failed, 330 when its files
+    ``protocol``, ``config_type`` ``cp2k_aimd``; reference ``cp2k_reference(protocol, overrides)``). Exit 310 when the CP2K job failed, 330 when its files
     cannot be read, 420 when an SCF of the run did not converge.
     """
 
@@ -344,8 +347,10 @@ class Cp2kAimdWorkChain(WorkChain):
             message = f'CP2K aborted: {aborted}' if aborted else f'<{node.pk}> [{node.exit_status}] {node.exit_message}'
             return self.exit_codes.ERROR_JOB_FAILED.format(message=message)
         info = {'temperature': self.inputs.temperature.value, 'protocol': self.inputs.protocol.value}
+        overrides = {'overrides': self.inputs.overrides} if 'overrides' in self.inputs else {}
         result, parse = parse_aimd.run_get_node(retrieved=node.outputs.retrieved, structure=self.inputs.structure,
-                                                info=orm.Dict(info), metadata={'call_link_label': 'parse'})
+                                                info=orm.Dict(info), protocol=self.inputs.protocol, **overrides,
+                                                metadata={'call_link_label': 'parse'})
         if parse.exit_status == PARSE_SCF_NOT_CONVERGED:
             return self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(message=parse.exit_message)
         if not parse.is_finished_ok:

@@ -8,7 +8,7 @@ from aiida.engine import ToContext, WorkChain, if_
 from aiida_mlfail.calculations.functions import select_configurations, split_training_set, validation_metrics
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
-from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, restart_inputs
 from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
@@ -17,7 +17,8 @@ from aiida_mlfail.science import selection as selection_science
 
 
 def _validate_inputs(value, ctx=None):
-    """Selection, split and fit parameters must fit the pool (message names the value)."""
+    """Selection, split and fit parameters must fit the pool (message names the value); a ``validation_set``
+    must have the pool's reference."""
     pool = value.get('pool')
     if pool is None:
         return None
@@ -39,6 +40,10 @@ def _validate_inputs(value, ctx=None):
         missing = sorted(set(validation_set.species) - set(pool.species))
         if missing:
             return f'validation_set: species {missing} do not occur in the training configurations (pool)'
+        try:
+            check_same_reference(pool=pool, validation_set=validation_set)
+        except ValueError as exc:
+            return f'validation_set: {exc}'
     fraction = value['split'].get_dict().get('train_fraction', 0.5) if 'split' in value else 0.5
     if validation_set is None and not 0 < fraction < 1:
         return f'split: train_fraction must be in (0, 1) so that a validation set remains, got {fraction!r}'
@@ -73,7 +78,8 @@ class GapWorkChain(WorkChain):
     ``mlfail.quip`` on the validation set -> ``validation_metrics`` (RMSE/MAE/max of energy per atom,
     force components, virial per atom; parity plot PNG). With a ``validation_set`` input there is no
     split: the (selected) pool is the training set and the given set is the validation set (the
-    active learner validates every refit on one fixed set this way).
+    active learner validates every refit on one fixed set this way); it must have the pool's reference
+    (refused at submit time otherwise, naming both). Every output set keeps the pool's reference.
     """
 
     @classmethod

@@ -111,6 +111,7 @@ def test_verdi_data_mlfail_trainingset_show_and_export(tmp_path):
     rows = dict(re.split(r'\s{2,}', line.strip(), maxsplit=1) for line in result.output.splitlines() if line.strip())
     assert rows['configurations'] == '4' and rows['species'] == 'Cl Na' and rows['atoms per configuration'] == '64'
     assert rows['labels'] == ' '.join(node.labels) and rows['config_type'] == 'fixture x4'
+    assert rows['labelled by'] == 'unknown reference [unknown unknown]'
     result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'show', '--configurations', node.pk])
     assert result.exit_code == 0 and 'config_type' in result.output and len(result.output.splitlines()) > 10
     target = tmp_path / 'set.xyz'
@@ -121,6 +122,44 @@ def test_verdi_data_mlfail_trainingset_show_and_export(tmp_path):
     assert frames[2].get_potential_energy() == pytest.approx(node.get_atoms()[2].info['energy'])
     result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'export', node.pk, '-o', tmp_path / 'set.pdb', '-F', 'proteindatabank'])
     assert result.exit_code == 0 and len(ase.io.read(tmp_path / 'set.pdb', ':')) == 4
+
+
+def test_verdi_data_mlfail_trainingset_import_names_the_reference(tmp_path):
+    from aiida_mlfail.science.references import cp2k_reference, named_reference
+
+    path = tmp_path / 'dft.xyz'
+    TrainingSetData.from_atoms(nacl_configurations(3)).export(path)
+    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'import', path, '--reference', 'PBE-D3 VASP 2019'])
+    assert result.exit_code == 0, result.output
+    node = orm.load_node(int(re.search(r'TrainingSetData <(\d+)>', result.output).group(1)))
+    assert node.n_configurations == 3 and node.reference == named_reference('PBE-D3 VASP 2019')
+    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'import', path, '-r', 'cp2k:fast', '-L', 'dft'])
+    assert result.exit_code == 0, result.output
+    node = orm.load_node(int(re.search(r'TrainingSetData <(\d+)>', result.output).group(1)))
+    assert node.reference == cp2k_reference('fast') and node.label == 'dft'
+    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'import', path])  # no reference: unknown, said so
+    assert result.exit_code == 0 and 'unknown reference' in result.output and 'no --reference given' in result.output
+    n_nodes = orm.QueryBuilder().append(orm.Node).count()
+    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'import', path, '--reference', 'cp2k:ultra'])
+    assert result.exit_code == 2 and "unknown CP2K protocol 'ultra'" in result.output
+    assert orm.QueryBuilder().append(orm.Node).count() == n_nodes
+
+
+def test_launch_takes_a_training_set_file_with_its_reference(tmp_path):
+    from aiida_mlfail.science.references import lammps_reference
+    from aiida_mlfail.workflows.gap import GapWorkChain
+
+    path = tmp_path / 'set.xyz'
+    TrainingSetData.from_atoms(nacl_configurations(3)).export(path)
+    spec = GapWorkChain.spec().inputs
+    inputs = launch_module.convert_inputs({'pool': {'file': str(path), 'reference': 'lammps:bmhtf_coul_long'},
+                                           'validation_set': str(path)}, spec, 'localhost')
+    assert inputs['pool'].reference == lammps_reference({'name': 'bmhtf_coul_long'})
+    assert inputs['validation_set'].reference['kind'] == 'unknown'
+    with pytest.raises(Exception, match='takes `file` and `reference`'):
+        launch_module.convert_inputs({'pool': {'path': str(path)}}, spec, 'localhost')
+    with pytest.raises(Exception, match='pool.file: no file'):
+        launch_module.convert_inputs({'pool': {'file': str(tmp_path / 'none.xyz')}}, spec, 'localhost')
 
 
 def test_verdi_data_mlfail_potential_show_and_export(tmp_path):

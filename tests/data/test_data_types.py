@@ -58,3 +58,72 @@ def test_gap_potential_from_folder_calculator_and_pair_commands():
     assert np.isfinite(energy)
     # a 2-body GAP on three frames reproduces the training energy to within a few meV/atom
     assert abs(energy - nacl_configurations(1)[0].info['energy']) / len(atoms) < 0.01
+
+
+# -- the reference that labelled a set ------------------------------------------------------------------
+
+BMHTF = {'name': 'bmhtf_coul_long'}
+
+
+def test_training_set_reference_round_trip_and_default(tmp_path):
+    from aiida import orm
+
+    from aiida_mlfail.science.references import cp2k_reference, lammps_reference
+
+    reference = lammps_reference(BMHTF)
+    node = TrainingSetData.from_atoms(nacl_configurations(2), reference=reference).store()
+    assert orm.load_node(node.pk).reference == reference
+    assert node.base.attributes.get('reference') == reference
+    unknown = TrainingSetData.from_atoms(nacl_configurations(1))
+    assert unknown.reference['kind'] == 'unknown'
+    path = node.export(tmp_path / 'set.xyz')
+    assert TrainingSetData.from_file(path).reference['kind'] == 'unknown'  # a file alone does not say
+    assert TrainingSetData.from_file(path, reference=cp2k_reference('fast')).reference == cp2k_reference('fast')
+    with pytest.raises(ValueError, match="unknown reference kind 'vasp'"):
+        TrainingSetData.from_atoms(nacl_configurations(1), reference={'kind': 'vasp', 'id': 'x', 'label': 'x'})
+
+
+def test_derived_sets_keep_the_reference():
+    from aiida import orm
+
+    from aiida_mlfail.calculations.functions import merge_training_sets, select_configurations, split_training_set
+    from aiida_mlfail.science.references import lammps_reference
+
+    reference = lammps_reference(BMHTF)
+    pool = TrainingSetData.from_atoms(nacl_configurations(6), reference=reference)
+    selected = select_configurations(pool, orm.Dict({'method': 'random', 'n': 4, 'seed': 1}))
+    parts = split_training_set(selected, orm.Dict({'train_fraction': 0.5, 'seed': 0}))
+    merged = merge_training_sets(a=parts['train'], b=parts['validation'])
+    for node in (selected, parts['train'], parts['validation'], merged):
+        assert node.reference == reference
+    assert merged.n_configurations == 4
+
+
+def test_merge_refuses_mixed_references_naming_both():
+    from aiida_mlfail.calculations.functions import merge_training_sets
+    from aiida_mlfail.data.training_set import check_same_reference
+    from aiida_mlfail.science.references import cp2k_reference, lammps_reference, named_reference
+
+    classical = TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(BMHTF))
+    dft = TrainingSetData.from_atoms(nacl_configurations(1), reference=cp2k_reference('fast'))
+    # the check before anything is stored
+    with pytest.raises(ValueError, match=r'base: lammps bmhtf_coul_long .*\[lammps [0-9a-f]{16}\]; new: cp2k fast'):
+        check_same_reference(base=classical, new=dft)
+    assert not classical.is_stored and not dft.is_stored
+    # the calcfunction itself: refused by its port validator, nothing stored
+    from aiida import orm
+
+    before = orm.QueryBuilder().append(orm.Node).count()
+    with pytest.raises(ValueError, match=r'mixed references: a: lammps bmhtf_coul_long.*; b: cp2k fast'):
+        merge_training_sets(a=classical, b=dft)
+    assert orm.QueryBuilder().append(orm.Node).count() == before and not classical.is_stored
+    # and its body, should the validator be bypassed
+    with pytest.raises(ValueError, match=r'mixed references: a: lammps bmhtf_coul_long.*; b: cp2k fast'):
+        merge_training_sets.__wrapped__(a=classical, b=dft)
+    # unknown matches nothing, not even another unknown; a named reference matches its own name
+    unknown = [TrainingSetData.from_atoms(nacl_configurations(1)) for _ in range(2)]
+    with pytest.raises(ValueError, match='unknown reference matches nothing'):
+        check_same_reference(*unknown)
+    mine = [TrainingSetData.from_atoms(nacl_configurations(1), reference=named_reference('my DFT')) for _ in range(2)]
+    assert check_same_reference(*mine) == named_reference('my DFT')
+    assert merge_training_sets(a=mine[0], b=mine[1]).reference == named_reference('my DFT')

@@ -12,6 +12,7 @@ from aiida import orm
 
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.provenance import added_configurations
+from aiida_mlfail.science.references import lammps_reference
 from aiida_mlfail.science.structures import molten_nacl
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 
@@ -68,6 +69,10 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     fits = sorted((n for n in node.called if n.process_label == 'GapWorkChain'), key=lambda n: n.pk)
     assert node.outputs.training_set.n_configurations == fits[0].outputs.training_set.n_configurations + n_added
     assert node.outputs.potential.uuid == fits[-1].outputs.potential.uuid
+    # one reference throughout: the sampled pool, every refit's data and the final set are the labeller's
+    reference = lammps_reference(BMHTF)
+    assert node.outputs.training_set.reference == reference
+    assert all(fit.outputs.training_set.reference == fit.outputs.validation_set.reference == reference for fit in fits)
 
     # provenance: every added configuration traces to its explorer, potential and labelling job
     records = added_configurations(node)

@@ -8,6 +8,7 @@ import pytest
 from aiida import orm
 
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.references import lammps_reference
 from aiida_mlfail.science.structures import molten_nacl
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from tests.helpers import nacl_configurations
@@ -29,8 +30,8 @@ def failing_code(aiida_code_installed):
 @pytest.fixture
 def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
     return {
-        'training_set': TrainingSetData.from_atoms(nacl_configurations(3)),
-        'validation_set': TrainingSetData.from_atoms(nacl_configurations(3)[1:]),
+        'training_set': TrainingSetData.from_atoms(nacl_configurations(3), reference=lammps_reference(BMHTF)),
+        'validation_set': TrainingSetData.from_atoms(nacl_configurations(3)[1:], reference=lammps_reference(BMHTF)),
         'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({
                     'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 15,
                                      'sparse_method': 'uniform'}],

@@ -37,6 +37,9 @@ def test_label_two_configurations_with_cp2k(submit_and_await, cp2k_code):
     node = submit_and_await(LabelWorkChain, timeout=300, structures=structures, cp2k={'code': cp2k_code})
     assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
     assert node.outputs.excluded['excluded'] == []
+    from aiida_mlfail.science.references import cp2k_reference
+
+    assert node.outputs.training_set.reference == cp2k_reference('fast')
     labelled = node.outputs.training_set.get_atoms()
     assert [a.info['candidate'] for a in labelled] == ['c0', 'c1'] and [a.info['md_step'] for a in labelled] == [0, 50]
     assert [a.info['structure_uuid'] for a in labelled] == [structures[k].uuid for k in ('c0', 'c1')]
@@ -92,6 +95,9 @@ def test_aimd_trajectory_becomes_training_data(submit_and_await, cp2k_code):
     assert [a.info['md_step'] for a in frames] == [0, 1, 2, 3]
     assert [a.info['time_fs'] for a in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0])
     assert node.outputs.trajectory.labels == ['energy', 'forces', 'virial']
+    from aiida_mlfail.science.references import cp2k_reference
+
+    assert node.outputs.trajectory.reference == cp2k_reference('fast')
     np.testing.assert_allclose(frames[0].positions, atoms0.positions, atol=1e-6)
     assert not np.allclose(frames[-1].positions, atoms0.positions, atol=1e-3)  # the atoms moved
     for atoms in frames:

@@ -36,6 +36,12 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
     dense = sampling.outputs.sampled.dense.training_set.get_atoms()
     assert all(a.get_volume() == pytest.approx(2100.0) for a in dense)
     assert {c['state_point'] for c in pool.configurations} == {'dense', 'dilute', 'npt'}
+    # every sampled set and the pool carry the sampling potential's reference
+    from aiida_mlfail.science.references import lammps_reference
+
+    reference = lammps_reference({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}})
+    assert pool.reference == reference
+    assert all(getattr(sampling.outputs.sampled, label).training_set.reference == reference for label in ('dense', 'dilute', 'npt'))
     npt_volume = sampling.outputs.sampled.npt.thermo.get_array('volume')
     assert np.ptp(npt_volume) > 1.0  # the barostat moves the box
     # denser liquid, higher virial pressure (trace of the virial per volume)

@@ -43,6 +43,23 @@ def test_lammps_sample_parser(calc_node):
     assert set(thermo.get_arraynames()) == {'step', 'time', 'temperature', 'potential_energy', 'pressure', 'volume'}
     assert thermo.get_array('time')[-1] == pytest.approx(0.6)  # 300 steps x 2 fs, in ps
     assert results['results']['n_frames'] == 3
+    assert training_set.reference['kind'] == 'unknown'  # settings without a reference
+
+
+def test_lammps_parser_records_the_reference_of_the_settings(calc_node):
+    """``settings['reference']`` (what prepare_sampling / prepare_single_points set) goes onto the training set."""
+    from aiida_mlfail.calculations.functions import prepare_sampling
+    from aiida_mlfail.science.references import lammps_reference
+    from aiida_mlfail.science.structures import molten_nacl
+
+    potential = {'name': 'bmhtf_wolf', 'parameters': {'alpha': 0.2}}
+    prepared = prepare_sampling.__wrapped__(orm.StructureData(ase=molten_nacl(64, volume=2300.0)), orm.Dict(potential),
+                                            orm.Dict({'temperature': 1400.0, 'volume': 2300.0}), orm.Dict({}))
+    settings = prepared['settings']
+    assert settings['reference'] == lammps_reference(potential)
+    node = calc_node('mlfail.lammps', 'lammps_sample', {'settings': settings}, {'output_filename': 'lammps.out'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 0 and results['training_set'].reference == lammps_reference(potential)
 
 
 def test_lammps_sample_parser_lammps_error(calc_node):

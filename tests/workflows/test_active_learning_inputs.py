@@ -6,22 +6,27 @@ from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.references import cp2k_reference, lammps_reference
 from aiida_mlfail.science.structures import molten_nacl
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from tests.helpers import nacl_configurations
 
 
+#: The classical reference of the initial data and of the labeller (the fixture frames are BMHTF-labelled).
+BMHTF = {'name': 'bmhtf_coul_long'}
+
+
 @pytest.fixture
 def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
     return {
-        'training_set': TrainingSetData.from_atoms(nacl_configurations(4)),
-        'validation_set': TrainingSetData.from_atoms(nacl_configurations(2)),
+        'training_set': TrainingSetData.from_atoms(nacl_configurations(4), reference=lammps_reference(BMHTF)),
+        'validation_set': TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(BMHTF)),
         'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({'descriptors': [
             {'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}]})},
                 'validation': {'code': quip_code}},
         'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
                     'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})},
-        'label': {'lammps': {'potential': orm.Dict({'name': 'bmhtf_coul_long'}), 'code': lammps_code}},
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
         'quip': {'code': quip_code},
     }
 
@@ -106,6 +111,54 @@ def test_exactly_one_labeller(inputs, aiida_code_installed):
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
 
 
+def test_training_and_validation_sets_of_different_references_are_refused(inputs):
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2), reference=cp2k_reference('fast'))
+    _submit_fails(inputs, r'validation_set: mixed references: training_set: lammps bmhtf_coul_long .*\[lammps '
+                          r'[0-9a-f]{16}\]; validation_set: cp2k fast: PBE')
+
+
+def test_unknown_initial_data_is_refused(inputs):
+    """Sets of unknown reference (e.g. imported without --reference) match nothing, not even each other."""
+    inputs['training_set'] = TrainingSetData.from_atoms(nacl_configurations(4))
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2))
+    _submit_fails(inputs, 'training_set: unknown reference .*validation_set: unknown reference.*--reference LABEL')
+
+
+def test_labeller_of_another_reference_than_the_initial_data_is_refused(inputs, aiida_code_installed):
+    cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
+    inputs['label'] = {'cp2k': {'code': cp2k}}  # DFT labels for a classical training set
+    _submit_fails(inputs, r'label: the labeller must use the reference of the initial data: mixed references: '
+                          r'label: cp2k fast: PBE .*; training_set: lammps bmhtf_coul_long')
+    inputs['label'] = {'lammps': {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': 8.0}}),
+                                  'code': inputs['explore']['code']}}
+    _submit_fails(inputs, r'mixed references: label: lammps bmhtf_coul_long \(cutoff=8.0.*training_set: lammps '
+                          r'bmhtf_coul_long \(cutoff=6.0')
+    # DFT initial data and the same DFT labeller pass the reference check
+    for key in ('training_set', 'validation_set'):
+        inputs[key] = TrainingSetData.from_atoms(nacl_configurations(2), reference=cp2k_reference('fast'))
+    inputs['label'] = {'cp2k': {'code': cp2k}}
+    assert 'mixed references' not in str(ActiveLearningWorkChain.spec().inputs.validate(inputs))
+    inputs['label']['cp2k']['overrides'] = orm.Dict({'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 600}}}})
+    _submit_fails(inputs, r'mixed references: label: cp2k fast: .*600 Ry \+ overrides')
+
+
+def test_sampled_frames_take_the_labellers_reference_a_pool_must_have_it(inputs, lammps_code, aiida_code_installed):
+    """A sampling source is labelled by the learner's labeller (classical frames, DFT labels: accepted); a labelled
+    pool (e.g. a CP2K AIMD trajectory) is split as it is, so its reference must be the labeller's."""
+    del inputs['training_set'], inputs['validation_set']
+    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+                          'potential': orm.Dict(BMHTF),
+                          'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
+    cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
+    inputs['label'] = {'cp2k': {'code': cp2k}}
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    del inputs['sampling']
+    inputs['pool'] = TrainingSetData.from_atoms(nacl_configurations(4), reference=lammps_reference(BMHTF))
+    _submit_fails(inputs, r'mixed references: label: cp2k fast.*; pool: lammps bmhtf_coul_long')
+    inputs['pool'] = TrainingSetData.from_atoms(nacl_configurations(4), reference=cp2k_reference('fast'))
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+
+
 def test_screening_rejects_an_overlapping_configuration_and_records_why():
     """The outlier check as the loop runs it (calcfunction): real BMHTF-labelled frames, one with overlapping atoms."""
     from aiida_mlfail.workflows.active_learning import screen_configurations
@@ -115,7 +168,7 @@ def test_screening_rejects_an_overlapping_configuration_and_records_why():
     bad.info['energy'] += 500.0  # what a reference says about overlapping ions
     for atoms, key in ((good, 'trigger'), (bad, 'previous')):
         atoms.info['candidate'] = key
-    labelled = TrainingSetData.from_atoms([good, bad])
+    labelled = TrainingSetData.from_atoms([good, bad], reference=lammps_reference(BMHTF))
     result = screen_configurations(labelled, labelled, TrainingSetData.from_atoms(nacl_configurations(3)),
                                    orm.Dict({}))
     verdicts = {v['candidate']: v for v in result['screening']['candidates']}
@@ -123,6 +176,7 @@ def test_screening_rejects_an_overlapping_configuration_and_records_why():
     assert any('minimum distance 0.400 Å' in reason for reason in verdicts['previous']['reasons'])
     assert any('eV/atom from the training mean' in reason for reason in verdicts['previous']['reasons'])
     assert [a.info['candidate'] for a in result['accepted'].get_atoms()] == ['trigger']
+    assert result['accepted'].reference == lammps_reference(BMHTF)  # merged into the training set next
     assert verdicts['trigger']['energy_error'] == 0.0 and verdicts['trigger']['forces_rmse'] == 0.0
 
 

@@ -19,6 +19,7 @@ from plumpy import ProcessState
 
 from aiida_mlfail.parsers.cp2k import parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.science.references import cp2k_reference
 from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
 from tests.fixtures.cp2k import make_fixtures
 from tests.helpers import FIXTURES
@@ -139,6 +140,15 @@ def test_converged_job_is_parsed_and_ends_the_loop(workchain, cp2k_job):
     np.testing.assert_allclose(atoms.info['virial'], -expected['stress'] * atoms.get_volume(), rtol=0, atol=1e-7)
     np.testing.assert_allclose(atoms.positions, make_fixtures.nacl8().positions, atol=1e-9)
     assert atoms.info['label_reference'] == 'cp2k_fast'
+    assert parsed.outputs.training_set.reference == cp2k_reference('fast')
+
+
+def test_parsed_single_point_records_protocol_and_overrides(workchain, cp2k_job):
+    overrides = {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 350}}}}
+    process = workchain(overrides=orm.Dict(overrides))
+    inspect(process, cp2k_job('converged'))
+    reference = process.ctx.parsed.outputs.training_set.reference
+    assert reference == cp2k_reference('fast', overrides) and reference['id'] != cp2k_reference('fast')['id']
 
 
 def test_handle_scf_not_converged_walks_the_restart_schemes(workchain, cp2k_job):
@@ -214,3 +224,20 @@ def test_validation_names_the_bad_value(cp2k_code, monkeypatch, tmp_path):
     monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
     message = error()
     assert 'no basis set for Cl (SZV-MOLOPT-SR-GTH)' in message and "protocol 'fast'" in message
+
+
+def test_parse_aimd_records_the_reference_of_protocol_and_overrides():
+    """The AIMD frames carry ``cp2k_reference(protocol, overrides)``; without a protocol they are of unknown reference."""
+    from aiida_mlfail.calculations.cp2k import parse_aimd
+
+    retrieved = orm.FolderData()
+    for path in (FIXTURES / 'cp2k' / 'aimd').iterdir():
+        if path.is_file():
+            retrieved.base.repository.put_object_from_file(str(path), path.name)
+    structure = orm.StructureData(ase=make_fixtures.nacl8())
+    overrides = {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 350}}}}
+    result = parse_aimd(retrieved=retrieved, structure=structure, info=orm.Dict({'temperature': 1200.0}),
+                        protocol=orm.Str('fast'), overrides=orm.Dict(overrides))
+    assert result['trajectory'].reference == cp2k_reference('fast', overrides)
+    result = parse_aimd(retrieved=retrieved, structure=structure, info=orm.Dict({}))
+    assert result['trajectory'].reference['kind'] == 'unknown'

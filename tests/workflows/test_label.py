@@ -8,6 +8,7 @@ from aiida import orm
 
 from aiida_mlfail.calculations.cp2k import attach_cp2k_labels
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.references import cp2k_reference, lammps_reference
 from aiida_mlfail.workflows.label import LabelWorkChain
 from tests.helpers import nacl_configurations
 
@@ -64,7 +65,7 @@ def test_attach_cp2k_labels_keeps_metadata_and_names_failures():
         atoms.translate(atoms.cell[0])  # a lattice vector away: the same configuration
         atoms.info = {'energy': -1.5 * (i + 1), 'virial': np.eye(3) * i, 'label_reference': 'cp2k_fast'}
         atoms.arrays['forces'] = np.full((len(atoms), 3), 0.1 * i)
-        labelled[f'c{i}'] = TrainingSetData.from_atoms([atoms])
+        labelled[f'c{i}'] = TrainingSetData.from_atoms([atoms], reference=cp2k_reference('fast'))
     result = attach_cp2k_labels(TrainingSetData.from_atoms(originals), failures=orm.Dict({'1': 'SCF never converged'}),
                                 **labelled)
     out = result['training_set'].get_atoms()
@@ -74,6 +75,7 @@ def test_attach_cp2k_labels_keeps_metadata_and_names_failures():
     np.testing.assert_allclose(out[1].positions, originals[2].positions, atol=1e-6)  # the original positions
     assert all(a.info['label_reference'] == 'cp2k_fast' for a in out)
     assert result['excluded']['excluded'] == [{'index': 1, 'candidate': 'c1', 'reason': 'SCF never converged'}]
+    assert result['training_set'].reference == cp2k_reference('fast')  # the single points' reference
     moved = originals[0].copy()
     moved.positions[0] += 0.1
     moved.info = {'energy': -1.0, 'virial': np.zeros((3, 3))}
@@ -112,6 +114,7 @@ def test_lammps_single_points_reproduce_the_sampling_labels(submit_and_await, la
     assert node.is_finished_ok, node.exit_message
     labelled = node.outputs.training_set.get_atoms()
     assert node.outputs.excluded['excluded'] == []
+    assert node.outputs.training_set.reference == lammps_reference(BMHTF)  # recorded by the single-point parser
     assert [a.info['candidate'] for a in labelled] == ['c0', 'c1', 'c2']
     assert [a.info['md_step'] for a in labelled] == [0, 100, 200]
     assert [a.info['structure_uuid'] for a in labelled] == [structures[k].uuid for k in ('c0', 'c1', 'c2')]
@@ -138,3 +141,31 @@ def test_reference_differences_remove_the_energy_offset():
     assert d['rmsd_forces'] == pytest.approx(0.1)
     with pytest.raises(ValueError, match='same configurations'):
         reference_differences(first, second[:2])
+
+
+def test_attach_cp2k_labels_refuses_single_points_of_different_references():
+    """Two single points labelled with different CP2K settings cannot make one set."""
+    originals = nacl_configurations(2)
+    labelled = {}
+    for i, reference in enumerate((cp2k_reference('fast'), cp2k_reference('fast', {'FORCE_EVAL': {'DFT': {
+            'MGRID': {'CUTOFF': 600}}}}))):
+        atoms = originals[i].copy()
+        atoms.info = {'energy': -1.0, 'virial': np.zeros((3, 3))}
+        atoms.arrays['forces'] = np.zeros((len(atoms), 3))
+        labelled[f'c{i}'] = TrainingSetData.from_atoms([atoms], reference=reference)
+    with pytest.raises(ValueError, match=r'mixed references: c0: cp2k fast: .*300 Ry .*; c1: cp2k fast: .*600 Ry'):
+        attach_cp2k_labels(TrainingSetData.from_atoms(originals), failures=orm.Dict({}), **labelled)
+
+
+def test_label_reference_of_the_labeller_inputs(lammps_code, cp2k_code):
+    """``label_reference``: the potential's reference for lammps; protocol (default fast) and overrides for cp2k."""
+    from aiida_mlfail.workflows.references import label_reference
+
+    wolf = {'name': 'bmhtf_wolf', 'parameters': {'alpha': 0.2}}
+    assert label_reference({'lammps': {'potential': orm.Dict(wolf), 'code': lammps_code}}) == lammps_reference(wolf)
+    assert label_reference({'cp2k': {'code': cp2k_code}}) == cp2k_reference('fast')
+    overrides = {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 600}}}}
+    assert label_reference({'cp2k': {'code': cp2k_code, 'protocol': orm.Str('moderate'),
+                                     'overrides': orm.Dict(overrides)}}) == cp2k_reference('moderate', overrides)
+    with pytest.raises(ValueError, match='exactly one reference'):
+        label_reference({})

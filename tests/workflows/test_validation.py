@@ -7,6 +7,7 @@ from aiida.manage import get_manager
 from ase.build import bulk
 
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.references import cp2k_reference, lammps_reference
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 from tests.helpers import nacl_configurations
@@ -78,14 +79,31 @@ def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_
 
 
 def test_gap_workchain_with_a_validation_set_needs_no_split(gap_fit_code, quip_code):
-    pool = TrainingSetData.from_atoms(nacl_configurations(4))
+    pool = TrainingSetData.from_atoms(nacl_configurations(4), reference=lammps_reference(POTENTIAL))
     inputs = _gap_inputs(gap_fit_code, quip_code, pool)
     inputs['split'] = orm.Dict({'train_fraction': 1.0})  # would leave no validation data, ignored here
-    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2))
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(POTENTIAL))
     assert GapWorkChain.spec().inputs.validate(inputs) is None
     del inputs['validation_set']
     assert 'train_fraction must be in (0, 1)' in str(GapWorkChain.spec().inputs.validate(inputs))
     argon = bulk('Ar', 'fcc', a=5.26, cubic=True)
     argon.info['energy'] = 0.0
-    inputs['validation_set'] = TrainingSetData.from_atoms([argon])
+    inputs['validation_set'] = TrainingSetData.from_atoms([argon], reference=lammps_reference(POTENTIAL))
     assert "validation_set: species ['Ar']" in str(GapWorkChain.spec().inputs.validate(inputs))
+
+
+def test_gap_workchain_refuses_a_validation_set_of_another_reference(gap_fit_code, quip_code):
+    """Pool and validation set labelled by different references: refused at submit time, naming both."""
+    classical = lammps_reference(POTENTIAL)
+    pool = TrainingSetData.from_atoms(nacl_configurations(4), reference=classical)
+    inputs = _gap_inputs(gap_fit_code, quip_code, pool)
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2), reference=cp2k_reference('fast'))
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match=rf"validation_set: mixed references: pool: lammps bmhtf_coul_long .*"
+                                         rf"\[lammps {classical['id']}\]; validation_set: cp2k fast: PBE"):
+        _instantiate(GapWorkChain, **inputs)
+    assert _no_new_processes(before)
+    inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2))  # unknown matches nothing
+    assert 'validation_set: unknown reference' in str(GapWorkChain.spec().inputs.validate(inputs))
+    del inputs['validation_set']  # one set, split: nothing to mix
+    assert GapWorkChain.spec().inputs.validate(inputs) is None
