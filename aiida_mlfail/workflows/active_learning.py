@@ -36,19 +36,8 @@ from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, resta
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.references import active_learning_reference_error
-from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-
-#: Exit codes (labels) of the explorer job that still carry a stop configuration to label: a guard
-#: stop, lost atoms (the novelty and max_steps stops are exit 0).
-EXPLORE_STOPPED_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
-
-
-def _explore_stopped(node) -> bool:
-    """Whether an exploration ended in an outcome the loop uses (0, or a labelled guard / lost-atoms stop)."""
-    codes = ExploreCalculation.exit_codes
-    return node.exit_status == 0 or node.exit_status in {getattr(codes, label).status for label in EXPLORE_STOPPED_LABELS}
-
 
 @calcfunction
 def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetData, training_set: TrainingSetData,
@@ -355,7 +344,11 @@ class ActiveLearningWorkChain(WorkChain):
         inputs = self.exposed_inputs(GapWorkChain, namespace='gap')
         inputs.update(pool=self.ctx.training_set, validation_set=self.ctx.validation_set)
         inputs.setdefault('metadata', {})['call_link_label'] = f'fit_iteration_{self.ctx.iteration}'
-        node = self.submit(GapWorkChain, **inputs)
+        try:
+            node = self.submit(GapWorkChain, **inputs)
+        except ValueError as exc:  # the fit's own validator (e.g. more sparse points than environments)
+            return self.exit_codes.ERROR_FIT_FAILED.format(iteration=self.ctx.iteration, status='not submitted',
+                                                           message=str(exc))
         self.report(f'iteration {self.ctx.iteration}: submitted GAP fit <{node.pk}> on '
                     f'{self.ctx.training_set.n_configurations} configurations')
         self.ctx.training_set_changed = False
@@ -410,7 +403,7 @@ class ActiveLearningWorkChain(WorkChain):
 
     def inspect_explore(self):
         node, it = self.ctx.explore, self.ctx.iteration
-        if not _explore_stopped(node) or 'results' not in node.outputs:
+        if not is_outcome(node) or 'results' not in node.outputs:  # a guard stop (by label) still has results
             return self.exit_codes.ERROR_EXPLORE_FAILED.format(iteration=it, status=node.exit_status,
                                                                message=node.exit_message)
         results = node.outputs.results.get_dict()

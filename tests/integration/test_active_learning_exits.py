@@ -61,7 +61,6 @@ def test_max_new_configurations_ends_the_loop_with_702(submit_and_await, inputs)
 @pytest.mark.parametrize('broken, port, status', [
     ('mlfail.gap_fit', ('gap', 'fit', 'code'), 402),
     ('mlfail.explore', ('explore', 'code'), 403),
-    ('mlfail.lammps', ('label', 'lammps', 'code'), 404),
     ('mlfail.quip', ('quip', 'code'), 405),
 ])
 def test_a_failing_step_is_named_by_its_exit_code(submit_and_await, inputs, failing_code, broken, port, status):
@@ -91,3 +90,50 @@ def test_max_iterations_ends_the_loop_with_701(submit_and_await, inputs):
     rows = node.outputs.summary['iterations']
     assert len(rows) == 1 and rows[0]['stop_reason'] == 'novel' and rows[0]['added'] >= 1
     assert node.outputs.summary['outcome'] == 'max_iterations'
+
+
+def _report(node):
+    return [log.message for log in orm.Log.collection.get_logs_for(node)]
+
+
+def test_a_labeller_that_fails_fills_the_ledger_and_the_budget_ends_the_run_with_406(
+        submit_and_await, inputs, failing_code):
+    """Every label fails (a broken LAMMPS): the trigger goes to the ledger of failed labels, the loop would go on,
+    but max_failed_labels=0 ends the run with 406, outputs attached."""
+    inputs['label']['lammps']['code'] = failing_code('mlfail.lammps')
+    inputs['parameters'] = orm.Dict({'max_iterations': 3, 'max_new_configurations': 5, 'max_failed_labels': 0})
+    node = submit_and_await(ActiveLearningWorkChain, timeout=600, **inputs)
+    assert node.exit_status == 406, f'[{node.exit_status}] {node.exit_message}'
+    assert 'max_failed_labels=0' in node.exit_message
+    ledger = node.outputs.failed_labels.get_dict()
+    assert ledger['count'] == 1
+    (item,) = ledger['failed']
+    assert item['iteration'] == 1 and item['candidate'] == 'trigger' and item['stage'] == 'label'
+    assert 'no configuration could be labelled' in item['reason']
+    rows = node.outputs.summary['iterations']
+    assert len(rows) == 1 and rows[0]['label_failures'] == 1 and rows[0]['added'] == 0
+    assert node.outputs.summary['outcome'] == 'max_failed_labels'
+    assert 'potential' in node.outputs and node.outputs.training_set.n_configurations == 3
+
+
+def test_a_rejected_trigger_is_not_the_next_start_nor_labelled_again(submit_and_await, inputs):
+    """The outlier check rejects the trigger (the start is a perfect crystal, 0.2 eV/atom above the training mean, with
+    zero forces; the energy bound is 1 meV/atom): iteration 2 starts from the
+    start structure, not from the rejected trigger; it flags the same configuration, which is not labelled again."""
+    inputs['parameters'] = orm.Dict({'max_iterations': 2, 'max_new_configurations': 5,
+                                     'outliers': {'max_energy_deviation': 1e-3}})
+    node = submit_and_await(ActiveLearningWorkChain, timeout=600, **inputs)
+    assert node.exit_status == 701, f'[{node.exit_status}] {node.exit_message}'
+    rows = node.outputs.summary['iterations']
+    assert [r['stop_reason'] for r in rows] == ['novel', 'novel'] and [r['steps'] for r in rows] == [0, 0]
+    assert rows[0]['rejected'] == 1 and rows[0]['added'] == 0 and rows[1]['added'] == 0
+    explorations = sorted((n for n in node.called if n.process_label == 'ExploreRestartWorkChain'), key=lambda n: n.pk)
+    start = inputs['explore']['structure']
+    assert [e.inputs.job.structure.uuid for e in explorations] == [start.uuid, start.uuid]
+    labellings = [n for n in node.called if n.process_label == 'LabelWorkChain']
+    assert len(labellings) == 1  # iteration 2 flagged the same configuration: not labelled again
+    assert any('was labelled before (flagged a second time): not labelled again' in m for m in _report(node))
+    ledger = node.outputs.failed_labels.get_dict()
+    assert ledger['count'] == 1 and ledger['failed'][0]['stage'] == 'outlier'
+    assert 'eV/atom from the training mean' in ledger['failed'][0]['reason']
+    assert node.outputs.training_set.uuid == inputs['training_set'].uuid  # nothing merged, no refit
