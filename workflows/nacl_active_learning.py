@@ -49,19 +49,15 @@ def sampling_inputs(codes: dict, s: dict) -> dict:
                                   sampling_interval=s['sampling_interval'])
 
 
-def active_learning_inputs(codes: dict, s: dict, training_set, validation_set, start) -> dict:
-    """Inputs of the ``ActiveLearningWorkChain`` for a size of :data:`SIZES`.
-
-    :param start: ``ase.Atoms``, the start of every exploration (the last frame of the NVT run:
-        an equilibrated melt at the training density).
-    """
+def loop_inputs(codes: dict, s: dict, start, soap_r_cut: float = 5.0, n_sparse_2b: int = 20) -> dict:
+    """The ``gap``, ``explore`` and ``quip`` inputs of the ``ActiveLearningWorkChain`` for a size dict ``s``:
+    2-body + SOAP GAP (``s['cutoff']``, ``s['soap_sparse']``), NPT explorer at 1400 K and 1 bar from ``start``
+    (``ase.Atoms``) with the REMatch check of ``s`` (SOAP cutoff ``soap_r_cut`` Å)."""
     from aiida import orm
 
     descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
-    descriptors[0]['n_sparse'] = 20
+    descriptors[0]['n_sparse'] = n_sparse_2b
     return {
-        'training_set': training_set,
-        'validation_set': validation_set,
         'gap': {'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
                     'descriptors': descriptors, 'train_on': ['energy', 'forces', 'virial'],
                     'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
@@ -72,10 +68,25 @@ def active_learning_inputs(codes: dict, s: dict, training_set, validation_set, s
                 'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE, 'timestep': 2.0, 'seed': 11,
                 'max_steps': s['max_steps'], 'comparison_step': s['comparison_step'],
                 'critical_similarity': s['critical_similarity'], 'alpha': 0.1,
-                'soap': {'r_cut': 5.0, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}),
+                'soap': {'r_cut': soap_r_cut, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}),
         },
-        'label': {'lammps': {'potential': sampling_inputs(codes, s)['potential'], 'code': codes['lammps']}},
         'quip': {'code': codes['quip']},
+    }
+
+
+def active_learning_inputs(codes: dict, s: dict, training_set, validation_set, start) -> dict:
+    """Inputs of the ``ActiveLearningWorkChain`` for a size of :data:`SIZES`.
+
+    :param start: ``ase.Atoms``, the start of every exploration (the last frame of the NVT run:
+        an equilibrated melt at the training density).
+    """
+    from aiida import orm
+
+    return {
+        'training_set': training_set,
+        'validation_set': validation_set,
+        **loop_inputs(codes, s, start),
+        'label': {'lammps': {'potential': sampling_inputs(codes, s)['potential'], 'code': codes['lammps']}},
         'parameters': orm.Dict({'max_iterations': s['max_iterations'],
                                 'max_new_configurations': s['max_new_configurations'], 'restart_from': 'stop'}),
     }
@@ -97,6 +108,21 @@ def mean_volume(thermo, skip_fraction: float = 0.4) -> tuple[float, float]:
 
     volume = thermo.get_array('volume')
     return mean_and_standard_error(volume[int(skip_fraction * len(volume)):])
+
+
+def print_figures(run, final_fit, verification: dict, out: pathlib.Path) -> None:
+    """Export and print the paths of the convergence plot of ``run``, the parity plot of ``final_fit`` (the last
+    ``GapWorkChain``) and the forensics of the ``'initial GAP, NPT'`` / ``'final GAP, NPT'`` verification runs."""
+    figures = {
+        'convergence': common.export(run.outputs.convergence_plot, out, 'active_learning.png'),
+        'parity (final GAP)': common.export(final_fit.outputs.parity_plot, out, 'parity_final.png'),
+        'forensics (initial GAP NPT)': common.export(verification['initial GAP, NPT'].outputs.forensics_plot, out,
+                                                     'forensics_initial.png'),
+        'forensics (final GAP NPT)': common.export(verification['final GAP, NPT'].outputs.forensics_plot, out,
+                                                   'forensics_final.png'),
+    }
+    for name, path in figures.items():
+        print(f'{name}: {path}')
 
 
 def main(argv=None) -> int:
@@ -161,16 +187,7 @@ def main(argv=None) -> int:
     print()
     common.print_table(('run', 'equilibrium volume (Å^3)', 'vs reference', 'stop'), rows)
     print()
-    figures = {
-        'convergence': common.export(run.outputs.convergence_plot, out, 'active_learning.png'),
-        'parity (final GAP)': common.export(fits[-1].outputs.parity_plot, out, 'parity_final.png'),
-        'forensics (initial GAP NPT)': common.export(verification['initial GAP, NPT'].outputs.forensics_plot, out,
-                                                     'forensics_initial.png'),
-        'forensics (final GAP NPT)': common.export(verification['final GAP, NPT'].outputs.forensics_plot, out,
-                                                   'forensics_final.png'),
-    }
-    for name, path in figures.items():
-        print(f'{name}: {path}')
+    print_figures(run, fits[-1], verification, out)
     added = run.outputs.training_set.n_configurations - fits[0].outputs.training_set.n_configurations
     print(f'training set: {fits[0].outputs.training_set.n_configurations} -> '
           f'{run.outputs.training_set.n_configurations} configurations ({added} added by active learning)')

@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
+from nacl_active_learning import loop_inputs, mean_volume, print_figures, verification_inputs  # noqa: E402
 
 #: Molten NaCl density at 1400 K (g/cm^3) from the critically evaluated correlation
 #: rho = 2.1389 - 5.430e-4 T (g/cm^3, T in K; fitted for 1076-1303 K, here extrapolated by 97 K):
@@ -74,8 +75,6 @@ def active_learning_inputs(codes: dict, s: dict, start) -> dict:
     name, parameters = BMHTF
     point = [{'temperature': TEMPERATURE, 'ensemble': 'NVT', 'volume': s['training_volume'],
               'label': f"nvt_1400K_V{s['training_volume']:.0f}"}]
-    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
-    descriptors[0]['n_sparse'] = 15
     return {
         'sampling': common.sampling_inputs(codes, point, n_ions=s['n_ions'],
                                            equilibration_steps=s['equilibration_steps'],
@@ -84,20 +83,8 @@ def active_learning_inputs(codes: dict, s: dict, start) -> dict:
                                            reference_parameters=parameters),
         'selection': orm.Dict({'method': 'temporal', 'n': s['n_initial'], 'seed': 0}),
         'split': orm.Dict({'train_fraction': 0.5, 'seed': 3}),
-        'gap': {'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
-                    'descriptors': descriptors, 'train_on': ['energy', 'forces', 'virial'],
-                    'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
-                'validation': {'code': codes['quip']}},
-        'explore': {
-            'code': codes['explore'], 'structure': orm.StructureData(ase=start),
-            'parameters': orm.Dict({
-                'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE, 'timestep': 2.0, 'seed': 11,
-                'max_steps': s['max_steps'], 'comparison_step': s['comparison_step'],
-                'critical_similarity': s['critical_similarity'], 'alpha': 0.1,
-                'soap': {'r_cut': s['cutoff'], 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}),
-        },
+        **loop_inputs(codes, s, start, soap_r_cut=s['cutoff'], n_sparse_2b=15),
         'label': {'cp2k': {'code': codes['cp2k'], 'protocol': orm.Str(s['protocol'])}},
-        'quip': {'code': codes['quip']},
         'parameters': orm.Dict({'max_iterations': s['max_iterations'],
                                 'max_new_configurations': s['max_new_configurations'],
                                 'max_failed_labels': s['max_failed_labels'],
@@ -121,9 +108,6 @@ def main(argv=None) -> int:
     from aiida_mlfail.science.structures import molten_nacl
     from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    from nacl_active_learning import mean_volume, verification_inputs
 
     load_profile()
     s = dict(SIZES[args.size])
@@ -180,16 +164,7 @@ def main(argv=None) -> int:
     print()
     common.print_table(('run', 'volume (Å^3)', 'density (g/cm^3)', 'vs experiment', 'stop'), rows)
     print()
-    figures = {
-        'convergence': common.export(run.outputs.convergence_plot, out, 'active_learning.png'),
-        'parity (final GAP vs CP2K)': common.export(fits[-1].outputs.parity_plot, out, 'parity_final.png'),
-        'forensics (initial GAP NPT)': common.export(verification['initial GAP, NPT'].outputs.forensics_plot, out,
-                                                     'forensics_initial.png'),
-        'forensics (final GAP NPT)': common.export(verification['final GAP, NPT'].outputs.forensics_plot, out,
-                                                   'forensics_final.png'),
-    }
-    for name, path in figures.items():
-        print(f'{name}: {path}')
+    print_figures(run, fits[-1], verification, out)
     reference = run.outputs.training_set.reference
     print(f"training set: {fits[0].outputs.training_set.n_configurations} -> {run.outputs.training_set.n_configurations} "
           f"configurations, reference {reference['label']} [{reference['id']}]")
