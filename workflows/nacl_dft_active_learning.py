@@ -46,8 +46,8 @@ EXPERIMENTAL_DENSITY_1400K = 2.1389 - 5.430e-4 * 1400.0
 SIZES = {
     'small': {'n_ions': 8, 'protocol': 'moderate', 'training_volume': 280.0, 'equilibration_steps': 1000,
               'production_steps': 2400, 'sampling_interval': 100, 'n_initial': 12, 'cutoff': 5.0,
-              'soap_sparse': 20, 'comparison_step': 25, 'max_steps': 1500, 'critical_similarity': 0.995,
-              'max_iterations': 8, 'max_new_configurations': 10, 'max_failed_labels': 6,
+              'soap_sparse': 20, 'comparison_step': 25, 'max_steps': 3000, 'critical_similarity': 0.995,
+              'max_iterations': 12, 'max_new_configurations': 16, 'max_failed_labels': 6,
               'max_concurrent_labels': 2, 'verification_steps': 6000},
     'large': {'n_ions': 64, 'protocol': 'moderate', 'training_volume': 2250.0, 'equilibration_steps': 2000,
               'production_steps': 12000, 'sampling_interval': 250, 'n_initial': 24, 'cutoff': 6.0,
