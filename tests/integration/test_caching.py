@@ -16,7 +16,6 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.workflows.label import LabelWorkChain
 from tests.fixtures.cp2k import make_fixtures
 from tests.helpers import nacl_configurations
-from tests.integration.test_cp2k_workflows import cp2k_code  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
