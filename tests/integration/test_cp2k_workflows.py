@@ -126,6 +126,7 @@ def test_cp2k_single_points_run_at_most_max_concurrent_jobs_at_once(submit_and_a
     # the third was created only after both of the first batch had terminated
     assert all(last.ctime >= n.mtime for n in first_batch)
     assert all(last.ctime > n.ctime for n in first_batch)
-    batches = [m for m in _report(node) if m.startswith('submitted CP2K single point(s)')]
-    assert batches[0].startswith('submitted CP2K single point(s) 1-2 of 3') and 'at most 2 at once' in batches[0]
-    assert batches[1].startswith('submitted CP2K single point(s) 3-3 of 3')
+    batches = [m for m in _report(node) if 'submitted CP2K single point(s)' in m]  # '[pk|...|run_cp2k]: ...'
+    assert len(batches) == 2
+    assert 'submitted CP2K single point(s) 1-2 of 3' in batches[0] and 'at most 2 at once' in batches[0]
+    assert 'submitted CP2K single point(s) 3-3 of 3' in batches[1]
