@@ -11,8 +11,13 @@ from aiida.cmdline.groups import VerdiCommandGroup
 from aiida.cmdline.params import arguments, types
 from aiida.cmdline.utils import decorators, echo
 
+from aiida_mlfail.cli.files import atomic_file, atomic_folder, overwrite_option
+
 TRAINING_SET = types.DataParamType(sub_classes=('aiida.data:mlfail.training_set',))
 GAP_POTENTIAL = types.DataParamType(sub_classes=('aiida.data:mlfail.gap_potential',))
+
+#: Labels every configuration of an imported training set must carry.
+REQUIRED_LABELS = ('energy', 'forces')
 
 
 def _table(rows) -> str:
@@ -98,6 +103,9 @@ def trainingset_show(data, configurations):
 def trainingset_import(path, reference_text, node_label):
     """Store an extxyz file of labelled configurations as a TrainingSetData.
 
+    Every configuration must carry an energy and forces, all finite. A file that is not extxyz, is empty,
+    lacks the labels or holds NaN/infinity is refused (exit code 2, the file named); nothing is stored.
+
     Example: verdi data mlfail trainingset import dft.xyz --reference 'PBE-D3 VASP (2019)'
     """
     from aiida_mlfail.data.training_set import TrainingSetData
@@ -109,8 +117,13 @@ def trainingset_import(path, reference_text, node_label):
         raise click.BadParameter(str(exc), param_hint='--reference') from exc
     try:
         node = TrainingSetData.from_file(path, reference=reference, label=node_label)
-    except ValueError as exc:
-        raise click.BadParameter(f'{path}: {exc}', param_hint='PATH') from exc
+    except Exception as exc:  # noqa: BLE001 (an untrusted file: ASE raises many types; one clear refusal)
+        raise click.BadParameter(f'{path} is not a readable extxyz training set: {type(exc).__name__}: {exc}',
+                                 param_hint='PATH') from exc
+    missing = [label for label in REQUIRED_LABELS if label not in node.labels]
+    if missing:
+        raise click.BadParameter(f'{path}: not every configuration carries {" and ".join(missing)} (labels present '
+                                 f'in all: {", ".join(node.labels) or "none"})', param_hint='PATH')
     node.store()
     echo.echo_success(f'{node.n_configurations} configurations of {path} stored as TrainingSetData <{node.pk}>, '
                       f'reference {describe_reference(node.reference)}')
@@ -125,19 +138,28 @@ def trainingset_import(path, reference_text, node_label):
               help='File to write.')
 @click.option('-F', '--format', 'fmt', default='extxyz', show_default=True,
               help='extxyz (the stored file, as gap_fit reads it) or any other ASE format name.')
+@overwrite_option()
 @decorators.with_dbenv()
-def trainingset_export(data, output, fmt):
+def trainingset_export(data, output, fmt, overwrite):
     """Write a TrainingSetData to a file (extxyz: the stored file; other ASE formats lose the labels).
+
+    An existing OUTPUT is refused unless -f/--overwrite is given; the file is written to a temporary file
+    next to it and moved into place, so a failed export (e.g. a format that cannot hold the set) leaves nothing.
 
     Example: verdi data mlfail trainingset export 2009 -o train.xyz
     """
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == 'extxyz':
-        data.export(output)
-    else:
-        import ase.io
+    if fmt != 'extxyz':
+        from ase.io.formats import ioformats
 
-        ase.io.write(str(output), data.get_atoms(), format=fmt)
+        if fmt not in ioformats or not ioformats[fmt].can_write:
+            raise click.BadParameter(f'{fmt!r} is not an ASE format that can be written', param_hint='--format')
+    with atomic_file(output, overwrite) as tmp:
+        if fmt == 'extxyz':
+            data.export(tmp)
+        else:
+            import ase.io
+
+            ase.io.write(str(tmp), data.get_atoms(), format=fmt)
     echo.echo_success(f'{data.n_configurations} configurations of <{data.pk}> written to {output}')
 
 
@@ -161,11 +183,16 @@ def potential_show(data):
 @arguments.DATA(type=GAP_POTENTIAL, nargs=1)
 @click.option('-o', '--output', type=click.Path(file_okay=False, path_type=pathlib.Path), required=True,
               help='Folder for the XML and sparseX files.')
+@overwrite_option('Replace an existing folder as a whole (without it an existing folder is refused).')
 @decorators.with_dbenv()
-def potential_export(data, output):
+def potential_export(data, output, overwrite):
     """Write the files of a GapPotentialData (XML + sparseX) to a folder.
+
+    An existing OUTPUT folder is refused unless -f/--overwrite is given (then it is replaced as a whole);
+    the files are written into a temporary folder next to it that is renamed at the end.
 
     Example: verdi data mlfail potential export 2015 -o gap_final
     """
-    xml = data.write_files(output)
+    with atomic_folder(output, overwrite) as tmp:
+        xml = data.write_files(tmp)
     echo.echo_success(f"GAP {data.label} <{data.pk}> written to {output} (XML: {xml.name})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import pathlib
+import re
 import sys
 import time
 
@@ -64,14 +65,69 @@ def parse_override(text: str) -> tuple[list[str], object]:
     """``'gap.fit.parameters.sigma.energy=0.003'`` -> ``(['gap', 'fit', 'parameters', 'sigma', 'energy'], 0.003)``.
 
     The value is parsed as YAML (numbers, booleans, lists ``[1, 2]`` and mappings ``{a: 1}`` work).
-    :raises click.BadParameter: without ``=`` or with an empty key.
+    :raises click.BadParameter: without ``=``, with an empty key or key part, or a value that is not YAML
+        (naming the key).
     """
     import yaml
 
     key, sep, value = text.partition('=')
-    if not sep or not key.strip():
+    keys = key.strip().split('.')
+    if not sep or not key.strip() or not all(k.strip() for k in keys):
         raise click.BadParameter(f'{text!r} is not of the form key=value (dotted keys for nested inputs)')
-    return key.strip().split('.'), yaml.safe_load(value) if value.strip() else ''
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ''
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f'{key.strip()}: the value {value!r} is not valid YAML ({_one_line(exc)})') from exc
+    return [k.strip() for k in keys], parsed
+
+
+def _one_line(exc) -> str:
+    return ' '.join(str(exc).split())
+
+
+def read_inputs_file(path) -> dict:
+    """The input tree of a ``--inputs`` YAML file.
+
+    :raises click.BadParameter: naming the file for a file that is not UTF-8 text, not YAML (with the line
+        and column) or whose top level is not a mapping.
+    """
+    import yaml
+
+    path = pathlib.Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f'{path}: not a readable YAML file ({_one_line(exc)})', param_hint='--inputs') from exc
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise click.BadParameter(f'{path}: the YAML must be a mapping of input names, got a {type(tree).__name__}',
+                                 param_hint='--inputs')
+    return tree
+
+
+def check_plain_value(value, where: str) -> None:
+    """Refuse a plain YAML value that AiiDA could not store: a non-finite number (``.inf``, ``.nan``), a
+    non-string key or a value JSON cannot hold (a YAML date, ...), naming the dotted key.
+
+    :raises click.BadParameter: naming ``where`` (extended by the keys / indices inside the value).
+    """
+    import datetime
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f'{where}: {value!r} is not a finite number')
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise click.BadParameter(f'{where}: the key {key!r} is not a string')
+            check_plain_value(item, f'{where}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_plain_value(item, f'{where}[{index}]')
+    elif isinstance(value, (datetime.date, datetime.datetime, bytes, set)):
+        raise click.BadParameter(f'{where}: {value!r} ({type(value).__name__}) cannot be stored; quote it to give '
+                                 'a string')
 
 
 def apply_override(tree: dict, keys: list[str], value) -> None:
@@ -89,31 +145,65 @@ def _load_node_reference(value, valid_types, where: str):
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
+    reference = int(value) if isinstance(value, int) or str(value).isdigit() else str(value)
+    if isinstance(reference, int) and not 0 < reference < 2**63:  # (the storage backend overflows on the query)
+        raise click.BadParameter(f'{where}: {value!r} is neither a file nor a node pk/uuid (no such pk)')
     try:
-        node = orm.load_node(int(value) if isinstance(value, int) or str(value).isdigit() else str(value))
+        node = orm.load_node(reference)
     except (NotExistent, MultipleObjectsError, ValueError) as exc:
         raise click.BadParameter(f'{where}: {value!r} is neither a file nor a node pk/uuid ({exc})') from exc
+    except Exception as exc:  # noqa: BLE001 (e.g. OverflowError of a huge pk in the storage backend)
+        raise click.BadParameter(f'{where}: {value!r} is neither a file nor a node pk/uuid '
+                                 f'({type(exc).__name__}: {exc})') from exc
     if valid_types and not isinstance(node, valid_types):
         names = ', '.join(t.__name__ for t in valid_types)
         raise click.BadParameter(f'{where}: node <{node.pk}> is a {type(node).__name__}, expected {names}')
     return node
 
 
+def _existing_path(value) -> pathlib.Path | None:
+    """``value`` as an existing path, or ``None`` (also for strings that cannot be paths: NUL, too long)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        path = pathlib.Path(value).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def _read_file(where: str, path: pathlib.Path, what: str, reader):
+    """``reader()`` (which reads ``path``), any failure refused as ``click.BadParameter`` naming ``where``,
+    the file and the reason (an untrusted file: ASE and the XML parser raise many exception types)."""
+    try:
+        return reader()
+    except Exception as exc:  # noqa: BLE001
+        raise click.BadParameter(f'{where}: {path} is not {what}: {type(exc).__name__}: {_one_line(exc)}') from exc
+
+
 def convert_value(value, valid_type, where: str, computer: str | None):
-    """A plain YAML value turned into what a port of ``valid_type`` takes.
+    """A plain YAML value turned into what a port of ``valid_type`` takes (never stored: new nodes are
+    unstored, nodes given by pk/uuid are loaded).
 
     Codes: ``label@computer`` or ``label`` (then ``@computer``); ``Dict``/``List``: mappings/lists;
     base types: scalars; ``StructureData``: a structure file (any ASE format) or a node pk/uuid;
     ``TrainingSetData``: an extxyz file (unknown reference), a mapping ``{file: PATH, reference: LABEL}``
     (LABEL as ``verdi data mlfail trainingset import --reference``) or a node; ``GapPotentialData``: a
     folder with ``gap.xml`` or a node; any other node type: a pk/uuid.
+
+    :raises click.BadParameter: naming ``where`` (the dotted port) for a value that cannot be converted: a
+        file that cannot be read as what the port takes (the file and the reason named), a missing node or
+        code, a non-finite number or a value that cannot be stored (:func:`check_plain_value`).
     """
     from aiida import orm
 
     from aiida_mlfail.data.gap_potential import GapPotentialData
     from aiida_mlfail.data.training_set import TrainingSetData
 
-    if isinstance(value, orm.Node) or valid_type is None:
+    if isinstance(value, orm.Node):
+        return value
+    check_plain_value(value, where)
+    if valid_type is None:
         return value
     types = tuple(t for t in (valid_type if isinstance(valid_type, tuple) else (valid_type,)) if t is not type(None))
     if not types:
@@ -136,19 +226,21 @@ def convert_value(value, valid_type, where: str, computer: str | None):
         return orm.Dict(value)
     if isinstance(value, list) and accepts(orm.List):
         return orm.List(value)
-    if isinstance(value, str) and pathlib.Path(value).expanduser().exists():
-        path = pathlib.Path(value).expanduser()
+    path = _existing_path(value)
+    if path is not None:
         if any(issubclass(t, TrainingSetData) for t in types):
-            return TrainingSetData.from_file(path)
+            return _read_file(where, path, 'an extxyz training set', lambda: TrainingSetData.from_file(path))
         if any(issubclass(t, GapPotentialData) for t in types):
-            return GapPotentialData.from_folder(path if path.is_dir() else path.parent,
-                                                'gap.xml' if path.is_dir() else path.name)
+            return _read_file(where, path, 'a GAP (a folder with gap.xml and its sparseX files, or a GAP XML file)',
+                              lambda: GapPotentialData.from_folder(path if path.is_dir() else path.parent,
+                                                                   'gap.xml' if path.is_dir() else path.name))
         if any(issubclass(t, orm.StructureData) for t in types):
             import ase.io
 
-            return orm.StructureData(ase=ase.io.read(path))
+            return _read_file(where, path, 'a structure ASE can read',
+                              lambda: orm.StructureData(ase=ase.io.read(path)))
         if any(issubclass(t, orm.SinglefileData) for t in types):
-            return orm.SinglefileData(path.resolve())
+            return _read_file(where, path, 'a readable file', lambda: orm.SinglefileData(path.resolve()))
     if isinstance(value, (bool, int, float, str)) and not any(
             issubclass(t, (orm.StructureData, TrainingSetData, GapPotentialData, orm.Dict, orm.List)) for t in types):
         for base in (orm.Bool, orm.Int, orm.Float, orm.Str):
@@ -168,14 +260,15 @@ def _training_set_from_mapping(value: dict, where: str):
     unknown = sorted(set(value) - {'file', 'reference'})
     if unknown or 'file' not in value:
         raise click.BadParameter(f'{where}: a training set mapping takes `file` and `reference`, got {sorted(value)}')
-    path = pathlib.Path(str(value['file'])).expanduser()
-    if not path.is_file():
-        raise click.BadParameter(f'{where}.file: no file {str(path)!r}')
+    path = _existing_path(str(value['file']))
+    if path is None or not path.is_file():
+        raise click.BadParameter(f'{where}.file: no file {str(value["file"])!r}')
     try:
         reference = reference_from_text(value['reference']) if value.get('reference') is not None else None
-        return TrainingSetData.from_file(path, reference=reference)
-    except ValueError as exc:
-        raise click.BadParameter(f'{where}: {exc}') from exc
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(f'{where}.reference: {exc}') from exc
+    return _read_file(f'{where}.file', path, 'an extxyz training set',
+                      lambda: TrainingSetData.from_file(path, reference=reference))
 
 
 def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') -> dict:
@@ -186,6 +279,7 @@ def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') 
     for key, value in tree.items():
         where = f'{path}{key}'
         if key == 'metadata':
+            check_plain_value(value, where)
             out[key] = value
             continue
         port = namespace.get(key) if hasattr(namespace, 'get') else None
@@ -200,6 +294,83 @@ def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') 
         else:
             out[key] = convert_value(value, port.valid_type, where, computer)
     return out
+
+
+def _port_path(breadcrumbs: str) -> str:
+    """A ``PortValidationError`` port (``'inputs.md'``/``'md'``) as the dotted key the user gave."""
+    text = str(breadcrumbs)
+    return text[len('inputs.'):] if text.startswith('inputs.') else ('' if text == 'inputs' else text)
+
+
+def assign_inputs(builder_namespace, inputs: dict, path: str = '') -> None:
+    """Set converted ``inputs`` on a builder (namespace) key by key, as ``builder._update`` does.
+
+    The builder validates every value as it is set (type and port validator).
+    :raises click.ClickException: (exit code 1) ``invalid inputs: <dotted port>: <message>``, for a refused
+        value or a validator that raised ``ValueError``/``TypeError`` instead of returning a message.
+    """
+    from aiida.engine.processes.ports import PortNamespace
+
+    namespace = builder_namespace._port_namespace
+    for key, value in inputs.items():
+        where = f'{path}{key}'
+        port = namespace.get(key) if key in namespace else None
+        try:
+            if isinstance(value, dict) and isinstance(port, PortNamespace):
+                assign_inputs(builder_namespace[key], value, where + '.')
+            else:
+                setattr(builder_namespace, key, value)
+        except click.ClickException:
+            raise
+        except (ValueError, TypeError, AttributeError) as exc:
+            message = re.sub(r"^(invalid attribute value )?(Error occurred validating port '[^']*': )?", '',
+                             _one_line(exc))
+            if not message.startswith(f'{key}:'):
+                message = f'{where}: {message}'
+            elif path:
+                message = f'{path}{message}'
+            raise click.ClickException(f'invalid inputs: {message}') from exc
+
+
+def validate_inputs(process_class, builder) -> None:
+    """Validate the builder's inputs against the whole input namespace, as the process will, before anything
+    is stored (defaults filled, namespace validators run).
+
+    :raises click.ClickException: (exit code 1) ``invalid inputs: <port>: <message>``, naming the dotted port
+        (the process class for a validator of the whole namespace),
+        also when a validator raised ``ValueError``/``TypeError`` instead of returning a message.
+    """
+    spec = process_class.spec().inputs
+    try:
+        parsed = spec.pre_process(dict(builder._inputs(prune=True)))
+        error = spec.validate(parsed)
+    except (ValueError, TypeError) as exc:
+        where = _raising_port(spec, builder._inputs(prune=True)) or process_class.__name__
+        raise click.ClickException(f'invalid inputs: {where}: {_one_line(exc)}') from exc
+    if error:
+        where = _port_path(error.port) or process_class.__name__
+        raise click.ClickException(f'invalid inputs: {where}: {_one_line(error.message)}')
+
+
+def _raising_port(namespace, values, path: str = '') -> str:
+    """The deepest port (dotted) whose validation raises for ``values``, '' if none does on its own."""
+    from aiida.engine.processes.ports import PortNamespace
+
+    if not isinstance(values, dict):
+        return ''
+    for key, value in values.items():
+        port = namespace.get(key) if key in namespace else None
+        if port is None:
+            continue
+        try:
+            if isinstance(port, PortNamespace):
+                port.validate(port.pre_process(dict(value)) if isinstance(value, dict) else value)
+            else:
+                port.validate(value)
+        except (ValueError, TypeError):
+            inner = _raising_port(port, value, f'{path}{key}.') if isinstance(port, PortNamespace) else ''
+            return inner or f'{path}{key}'
+    return ''
 
 
 def fill_default_codes(inputs: dict, namespace, entry_point: str, computer: str, path: str = '') -> list[str]:
@@ -309,14 +480,9 @@ def _launch_study(name, size, computer, submit, args):
 
 
 def _launch_entry_point(name, process_class, inputs_file, protocol, computer, submit, args):
-    import yaml
     from aiida.engine import submit as submit_process
 
-    tree = {}
-    if inputs_file:
-        tree = yaml.safe_load(pathlib.Path(inputs_file).read_text()) or {}
-        if not isinstance(tree, dict):
-            raise click.BadParameter(f'{inputs_file}: the YAML must be a mapping of input names')
+    tree = read_inputs_file(inputs_file) if inputs_file else {}
     for text in args:
         keys, value = parse_override(text)
         apply_override(tree, keys, value)
@@ -332,7 +498,8 @@ def _launch_entry_point(name, process_class, inputs_file, protocol, computer, su
         for line in fill_default_codes(inputs, spec, name, computer):
             echo.echo_report(f'default code {line}')
         builder = process_class.get_builder()
-        builder._update(inputs)
+        assign_inputs(builder, inputs)
+    validate_inputs(process_class, builder)  # nothing is stored before every input is valid
     if submit:
         try:
             node = submit_process(builder)
