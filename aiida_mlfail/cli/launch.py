@@ -558,6 +558,11 @@ def launch(name, args, inputs_file, protocol, size, computer, submit):
     or node pks/uuids; mappings become Dict, lists List. Missing code ports get the codes set up by
     `make demo` (lammps, gap_fit, quip, explore, rematch) on --computer. Without --submit the process runs in
     the foreground and its reports are shown as they come.
+
+    Every input is converted and validated (port validators and the whole input namespace) before anything
+    is stored. A value that cannot be read (YAML, a structure or training-set file, a GAP folder, a node or
+    code that does not exist, .inf/.nan or a date) stops with exit code 2 and `Error: ... <port>: <reason>`;
+    a value the process refuses stops with exit code 1 and `Error: invalid inputs: <port>: <reason>`.
     """
     if protocol and size:
         raise click.UsageError('give --protocol or --size, not both')

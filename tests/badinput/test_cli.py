@@ -348,3 +348,48 @@ def test_overwrite_replaces_the_targets(ctx):
     assert not [p for p in ctx.allowed.rglob('.*') if '.tmp-' in p.name or '.old-' in p.name]
     assert node_count() == n_nodes
     assert not files_under(ctx.root / 'work')
+
+
+# -- validators that raise instead of returning a message ---------------------------------------------------
+
+def _raises(value, ctx=None):
+    raise ValueError(f'validator exploded on {value!r}')
+
+
+def _raises_type_error(value, ctx=None):
+    raise TypeError('namespace validator exploded')
+
+
+def _raising_work_chain():
+    from aiida.engine import WorkChain
+
+    class RaisingWorkChain(WorkChain):
+        """Ports whose validators raise: ``x`` (port validator), ``sub`` (namespace validator)."""
+
+        @classmethod
+        def define(cls, spec):
+            super().define(spec)
+            spec.input('x', valid_type=orm.Dict, required=False, validator=_raises)
+            spec.input_namespace('sub', required=False, validator=_raises_type_error)
+            spec.input('sub.y', valid_type=orm.Int, required=False)
+            spec.outline(cls.step)
+
+        def step(self):
+            pass
+
+    return RaisingWorkChain
+
+
+@pytest.mark.parametrize('args, words', [
+    (['x={a: 1}'], ('invalid inputs', 'x:', 'validator exploded')),
+    (['sub.y=3'], ('invalid inputs', 'sub:', 'namespace validator exploded')),
+], ids=['port-validator-raises', 'namespace-validator-raises'])
+def test_launch_names_the_port_of_a_raising_validator(args, words, ctx, monkeypatch):
+    """A validator that raises ``ValueError``/``TypeError`` is reported as invalid input naming the port."""
+    from aiida_mlfail.cli import launch as launch_module
+
+    process_class = _raising_work_chain()
+    monkeypatch.setattr(launch_module, '_process_class', lambda name: process_class)
+    with sandbox(ctx.root):
+        output = cli_refused(cli, ['launch', 'raising', *args], words)
+    assert 'Traceback' not in output
