@@ -121,4 +121,7 @@ def atomic_folder(path: pathlib.Path, overwrite: bool):
             raise click.ClickException(f'writing {path} failed, nothing written: {type(exc).__name__}: {exc}') from exc
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():  # (a link to a folder was replaced: remove the link, not what it points to)
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)

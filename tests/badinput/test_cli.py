@@ -393,3 +393,20 @@ def test_launch_names_the_port_of_a_raising_validator(args, words, ctx, monkeypa
     with sandbox(ctx.root):
         output = cli_refused(cli, ['launch', 'raising', *args], words)
     assert 'Traceback' not in output
+
+
+def test_converted_inputs_are_not_stored(ctx):
+    """Files become unstored nodes (only nodes given by pk/uuid and codes are loaded, stored already)."""
+    from aiida_mlfail.cli import launch as launch_module
+    from aiida_mlfail.workflows.gap import GapWorkChain
+    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
+
+    n_nodes = node_count()
+    inputs = launch_module.convert_inputs({'structure': str(ctx.inp / 'nacl.xyz'), 'potential': str(FIXTURES / 'gap_fit_ok'),
+                                           'parameters': {'steps': 10}, 'code': 'lammps'},
+                                          MLMDWorkChain.spec().inputs, 'localhost')
+    assert [k for k in ('structure', 'potential', 'parameters') if inputs[k].is_stored] == []
+    inputs = launch_module.convert_inputs({'pool': str(ctx.inp / 'train.xyz'), 'validation_set': ctx.training_set.pk},
+                                          GapWorkChain.spec().inputs, 'localhost')
+    assert not inputs['pool'].is_stored and inputs['validation_set'].uuid == ctx.training_set.uuid
+    assert node_count() == n_nodes
