@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
 import click
 from aiida.cmdline.params import arguments
 from aiida.cmdline.utils import decorators, echo
+
+from aiida_mlfail.cli.files import atomic_folder, overwrite_option
 
 AL_LABEL = 'ActiveLearningWorkChain'
 
@@ -101,6 +104,12 @@ def status(process):
         echo.echo('running now:' if active else 'running now: (nothing; waiting to be picked up by the daemon?)')
         for line in active:
             echo.echo(line)
+
+
+def _file_name(text: str) -> str:
+    """A file name made of ``text``, which may come from a node (an archive's ``SinglefileData`` filename):
+    one path component of letters, digits, ``_``, ``-`` and ``.``, not starting with ``.``."""
+    return re.sub(r'[^A-Za-z0-9_.\-]', '_', text).lstrip('.') or '_'
 
 
 def _write(path: pathlib.Path, content, written: list) -> None:
@@ -233,14 +242,14 @@ def write_generic_report(node, folder: pathlib.Path) -> list[pathlib.Path]:
             output = outputs[label]
             name = f'{prefix}{label}'
             if isinstance(output, orm.SinglefileData):
-                _write(folder / f'{name}_{output.filename}', output.get_content(mode='rb'), written)
+                _write(folder / _file_name(f'{name}_{output.filename}'), output.get_content(mode='rb'), written)
             elif isinstance(output, orm.Dict):
                 _write(folder / f'{name}.json', json.dumps(output.get_dict(), indent=2, default=str) + '\n', written)
             elif not hasattr(output, 'pk'):
                 walk(output, f'{name}_')
 
     walk(node.outputs, '')
-    report = get_workchain_report(node, 'REPORT') if isinstance(node, orm.WorkflowNode) else get_calcjob_report(node)
+    report = get_calcjob_report(node) if isinstance(node, orm.CalcJobNode) else get_workchain_report(node, 'REPORT')
     _write(folder / 'summary.txt', f'{node.process_label} <{node.pk}> ({node.uuid}): {_state(node)}\n', written)
     _write(folder / 'process_report.txt', report + '\n', written)
     return written
@@ -250,8 +259,9 @@ def write_generic_report(node, folder: pathlib.Path) -> list[pathlib.Path]:
 @arguments.PROCESS()
 @click.option('-o', '--output', 'folder', type=click.Path(file_okay=False, path_type=pathlib.Path),
               help='Folder to write to (default: report_<pk>).')
+@overwrite_option()
 @decorators.with_dbenv()
-def report(process, folder):
+def report(process, folder, overwrite):
     """Export the tables and figures of a run to a folder.
 
     For an active-learning run: summary.txt and summary.json (iteration table, GAPs with validation RMSE,
@@ -259,15 +269,19 @@ def report(process, folder):
     of every fit, the forensics plot of every MLMDWorkChain that ran one of its GAPs, process_report.txt.
     For any other process: its figures and Dict outputs.
 
+    An existing folder is refused without -f/--overwrite; the folder is written next to the target and
+    renamed at the end, so a failed report leaves nothing behind.
+
     Example: aiida-mlfail report 1859 -o results/report_1859
     """
     folder = folder or pathlib.Path(f'report_{process.pk}')
     if not process.is_terminated:
         echo.echo_warning(f'<{process.pk}> is {_state(process)}: exporting what exists so far')
-    if process.process_label == AL_LABEL:
-        written = write_active_learning_report(process, folder)
-    else:
-        written = write_generic_report(process, folder)
+    with atomic_folder(folder, overwrite) as tmp:
+        if process.process_label == AL_LABEL:
+            written = write_active_learning_report(process, tmp)
+        else:
+            written = write_generic_report(process, tmp)
     for path in written:
-        echo.echo(f'  {path}')
+        echo.echo(f'  {folder / path.relative_to(tmp)}')
     echo.echo_success(f'{len(written)} files written to {folder}')

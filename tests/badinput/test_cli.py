@@ -22,6 +22,7 @@ import ase.io
 import pytest
 from aiida import orm
 from aiida.cmdline.commands.cmd_verdi import verdi
+from click.testing import CliRunner
 
 from aiida_mlfail.cli.main import cli
 from aiida_mlfail.data.gap_potential import GapPotentialData
@@ -175,6 +176,10 @@ CASES = [
     _c('status-of-a-missing-pk', 'cli', _args('status', '987654321'), '987654321'),
     _c('report-of-a-plain-node', 'cli', _args('report', pk('plain'), '-o', target('report')),
        lambda ctx: [str(ctx.plain.pk)]),
+    _c('report-existing-folder', 'cli', _args('report', pk('process'), '-o', target('existsdir')),
+       'existsdir', '--overwrite'),
+    _c('report-target-is-a-file', 'cli', _args('report', pk('process'), '-o', target('exists.xyz'), '-f'),
+       'exists.xyz', 'is a file'),
     # -- verdi data mlfail ---------------------------------------------------------------------------------
     _c('trainingset-import-binary-junk', 'verdi', _args('data', 'mlfail', 'trainingset', 'import', inp('junk.bin')),
        'junk.bin', 'extxyz'),
@@ -410,3 +415,27 @@ def test_converted_inputs_are_not_stored(ctx):
                                           GapWorkChain.spec().inputs, 'localhost')
     assert not inputs['pool'].is_stored and inputs['validation_set'].uuid == ctx.training_set.uuid
     assert node_count() == n_nodes
+
+
+def test_report_keeps_a_crafted_output_file_name_inside_the_folder(ctx):
+    """A process whose ``SinglefileData`` output has a file name with ``../`` (an archive's attributes are
+    arbitrary) is reported into the ``-o`` folder only: the name is flattened to one path component."""
+    import io
+
+    from aiida.common.links import LinkType
+
+    figure = orm.SinglefileData(io.BytesIO(b'not really a png'), filename='plot.png')
+    figure.base.attributes.set('filename', '../../escaped.png')
+    process = orm.CalcFunctionNode()
+    process.set_process_state('finished')
+    process.set_exit_status(0)
+    process.store()
+    figure.base.links.add_incoming(process, link_type=LinkType.CREATE, link_label='figure')
+    figure.store()
+    out = ctx.allowed / 'report_crafted'
+    with sandbox(ctx.root):
+        result = CliRunner().invoke(cli, ['report', str(process.pk), '-o', str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert 'figure_.._.._escaped.png' in names, names
+    assert not list(ctx.root.rglob('escaped.png'))
