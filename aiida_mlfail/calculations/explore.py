@@ -17,7 +17,7 @@ from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_mlfail.data.gap_potential import GapPotentialData
-from aiida_mlfail.calculations.common import dict_validator
+from aiida_mlfail.calculations.common import dict_validator, structure_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
 
@@ -83,7 +83,8 @@ class ExploreCalculation(CalcJob):
     def define(cls, spec):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, help='The GAP driving the MD.')
-        spec.input('structure', valid_type=orm.StructureData, help='The start configuration (periodic).')
+        spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
+                   help='The start configuration (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('training_set', valid_type=TrainingSetData,
                    help='The reference configurations of the novelty check (labels are ignored).')
         spec.input('parameters', valid_type=orm.Dict, validator=validate_parameters,
