@@ -29,14 +29,13 @@ validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 
 
 def validate_explore_inputs(value, ctx=None):
-    """Namespace validator: a 3-D periodic structure whose species the GAP describes, and SOAP species
-    (when given) covering the species of the structure and of the training set (messages name them)."""
+    """Namespace validator: species of the structure described by the GAP, and SOAP species (when given)
+    covering the species of the structure and of the training set (messages name them). The structure
+    itself (3-D periodic, no overlapping atoms) is checked by its port validator."""
     structure, potential = value.get('structure'), value.get('potential')
     training_set, parameters = value.get('training_set'), value.get('parameters')
     if structure is None or potential is None:
         return None
-    if tuple(structure.pbc) != (True, True, True):
-        return f'structure: the explorer needs a periodic cell in all three directions, got pbc={structure.pbc}'
     symbols = set(structure.get_symbols_set())
     missing = sorted(symbols - set(potential.species))
     if missing:

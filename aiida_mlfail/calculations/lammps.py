@@ -73,6 +73,13 @@ class LammpsCalculation(LammpsRawCalculation):
         spec.exit_code(410, 'ERROR_MD_EXPLODED',
                        message='the MD run was stopped by the {reason} guard at step {step}: {message} (outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
+        spec.exit_code(413, 'ERROR_NON_FINITE',
+                       message='the run produced a NaN or infinite {quantity} at step {step} (overlapping atoms or an '
+                               'exploding potential?); {message}')
+        spec.exit_code(414, 'ERROR_PPPM_OUT_OF_RANGE',
+                       message='PPPM found atoms out of range at step {step}, i.e. atoms moved too far in one step '
+                               '(overlapping atoms, too large a timestep or an exploding potential): {message} '
+                               '(outputs that exist stored)')
 
     @classmethod
     def is_valid_cache(cls, node) -> bool:

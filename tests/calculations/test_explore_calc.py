@@ -83,7 +83,7 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the structure"),
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
-    (PARAMETERS, NOT_PERIODIC, 'needs a periodic cell in all three directions'),
+    (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
 ], ids=['parameters', 'unknown-key', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
         'soap-species-training', 'not-periodic'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
