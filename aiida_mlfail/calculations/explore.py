@@ -113,6 +113,9 @@ class ExploreCalculation(CalcJob):
                                '(outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
         spec.exit_code(412, 'ERROR_LAMMPS', message='LAMMPS failed at step {step}: {message} (outputs stored)')
+        spec.exit_code(413, 'ERROR_NON_FINITE',
+                       message='the run produced a NaN or infinite {quantity} at step {step} (overlapping atoms or an '
+                               'exploding potential?) (outputs stored)')
 
     def prepare_for_submission(self, folder):
         potential = self.inputs.potential
