@@ -17,3 +17,66 @@ def dict_validator(check: Callable[[dict], object], port: str):
         return None
 
     return validator
+
+
+def structure_message(structure, *, periodic: bool = True, where: str = 'structure') -> str | None:
+    """Why a ``StructureData`` cannot start a job (``science.structures.check_structure`` on its
+    ``get_ase()``), or ``None`` when it can. For port validators: the message names ``where``, and
+    the offending atoms and distance (Å) or the pbc / volume / position."""
+    from aiida_mlfail.science.structures import check_structure  # noqa: PLC0415
+
+    try:
+        check_structure(structure.get_ase(), periodic=periodic, where=where)
+    except (ValueError, KeyError) as exc:  # KeyError: a kind symbol ASE does not know
+        return str(exc) if isinstance(exc, ValueError) else f'{where}: unknown element {exc}'
+    return None
+
+
+def structure_validator(where: str = 'structure', *, periodic: bool = True):
+    """A port validator of a ``StructureData`` input: :func:`structure_message` (``None`` when valid)."""
+
+    def validator(value, ctx=None):
+        return structure_message(value, periodic=periodic, where=where)
+
+    return validator
+
+
+def lammps_data_message(script: str, files: dict, settings: dict | None) -> str | None:
+    """Why the start structure of a LAMMPS MD script cannot run, or ``None``.
+
+    The structure is the file named by the script's ``read_data`` among ``files`` (written name ->
+    text of a LAMMPS data file), read with ASE (species from ``settings['type_map']``: symbol of
+    type 1, 2, ...; else from the masses) and checked by ``science.structures.check_structure``
+    (periodic when the script's ``boundary`` is ``p p p`` or absent). A ``rerun`` script (single
+    points of given frames, nothing moves) and a script without ``read_data`` are not checked, nor a
+    file ASE cannot read (LAMMPS will report it).
+    """
+    import io  # noqa: PLC0415
+
+    from ase.data import atomic_numbers  # noqa: PLC0415
+    from ase.io import read  # noqa: PLC0415
+
+    from aiida_mlfail.science.structures import check_structure  # noqa: PLC0415
+
+    commands = [line.split('#', 1)[0].split() for line in script.splitlines()]
+    commands = [words for words in commands if words]
+    if any(words[0] == 'rerun' for words in commands):
+        return None
+    data = [words[1] for words in commands if words[0] == 'read_data' and len(words) > 1]
+    if not data or data[0] not in files:
+        return None
+    boundary = [words[1:4] for words in commands if words[0] == 'boundary']
+    periodic = not boundary or boundary[-1] == ['p', 'p', 'p']
+    type_map = (settings or {}).get('type_map')
+    z_of_type = None
+    if type_map and all(symbol in atomic_numbers for symbol in type_map):
+        z_of_type = {index + 1: atomic_numbers[symbol] for index, symbol in enumerate(type_map)}
+    try:
+        atoms = read(io.StringIO(files[data[0]]), format='lammps-data', units='metal', Z_of_type=z_of_type)
+    except Exception:  # noqa: BLE001 (ASE raises many types on files it cannot read; LAMMPS will tell)
+        return None
+    try:
+        check_structure(atoms, periodic=periodic, where=f'files: the read_data structure {data[0]!r}')
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -17,7 +17,7 @@ from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_mlfail.data.gap_potential import GapPotentialData
-from aiida_mlfail.calculations.common import dict_validator
+from aiida_mlfail.calculations.common import dict_validator, structure_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
 
@@ -29,14 +29,13 @@ validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 
 
 def validate_explore_inputs(value, ctx=None):
-    """Namespace validator: a 3-D periodic structure whose species the GAP describes, and SOAP species
-    (when given) covering the species of the structure and of the training set (messages name them)."""
+    """Namespace validator: species of the structure described by the GAP, and SOAP species (when given)
+    covering the species of the structure and of the training set (messages name them). The structure
+    itself (3-D periodic, no overlapping atoms) is checked by its port validator."""
     structure, potential = value.get('structure'), value.get('potential')
     training_set, parameters = value.get('training_set'), value.get('parameters')
     if structure is None or potential is None:
         return None
-    if tuple(structure.pbc) != (True, True, True):
-        return f'structure: the explorer needs a periodic cell in all three directions, got pbc={structure.pbc}'
     symbols = set(structure.get_symbols_set())
     missing = sorted(symbols - set(potential.species))
     if missing:
@@ -83,7 +82,8 @@ class ExploreCalculation(CalcJob):
     def define(cls, spec):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, help='The GAP driving the MD.')
-        spec.input('structure', valid_type=orm.StructureData, help='The start configuration (periodic).')
+        spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
+                   help='The start configuration (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('training_set', valid_type=TrainingSetData,
                    help='The reference configurations of the novelty check (labels are ignored).')
         spec.input('parameters', valid_type=orm.Dict, validator=validate_parameters,
@@ -113,6 +113,9 @@ class ExploreCalculation(CalcJob):
                                '(outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
         spec.exit_code(412, 'ERROR_LAMMPS', message='LAMMPS failed at step {step}: {message} (outputs stored)')
+        spec.exit_code(413, 'ERROR_NON_FINITE',
+                       message='the run produced a NaN or infinite {quantity} at step {step} (overlapping atoms or an '
+                               'exploding potential?) (outputs stored)')
 
     def prepare_for_submission(self, folder):
         potential = self.inputs.potential

@@ -15,9 +15,31 @@ import io
 from aiida import orm
 from aiida_lammps.calculations.raw import LammpsRawCalculation
 
+from aiida_mlfail.calculations.common import lammps_data_message
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
+
+
+def validate_lammps_inputs(value, ctx=None):
+    """Namespace validator: ``lammps.raw``'s own checks, then the start structure of an MD script (the
+    ``read_data`` file among ``files``, see ``calculations.common.lammps_data_message``): no overlapping
+    atoms, a 3-D periodic cell of positive volume, finite positions."""
+    message = LammpsRawCalculation.validate_inputs(value, ctx)
+    if message or 'script' not in value:
+        return message
+    overrides = value['filenames'].get_dict() if 'filenames' in value else {}
+    files = {overrides.get(key, node.filename): node for key, node in value.get('files', {}).items()}
+    script = value['script'].get_content()
+    if 'read_data' not in script:
+        return None
+    texts = {}
+    for name, node in files.items():
+        try:
+            texts[name] = node.get_content()
+        except UnicodeDecodeError:
+            continue
+    return lammps_data_message(script, texts, value['settings'].get_dict() if 'settings' in value else None)
 
 
 class LammpsCalculation(LammpsRawCalculation):
@@ -34,6 +56,7 @@ class LammpsCalculation(LammpsRawCalculation):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, required=False,
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
+        spec.inputs.validator = validate_lammps_inputs
         spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.lammps'
         spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
         spec.output('training_set', valid_type=TrainingSetData, required=False,
@@ -50,6 +73,13 @@ class LammpsCalculation(LammpsRawCalculation):
         spec.exit_code(410, 'ERROR_MD_EXPLODED',
                        message='the MD run was stopped by the {reason} guard at step {step}: {message} (outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
+        spec.exit_code(413, 'ERROR_NON_FINITE',
+                       message='the run produced a NaN or infinite {quantity} at step {step} (overlapping atoms or an '
+                               'exploding potential?); {message}')
+        spec.exit_code(414, 'ERROR_PPPM_OUT_OF_RANGE',
+                       message='PPPM found atoms out of range at step {step}, i.e. atoms moved too far in one step '
+                               '(overlapping atoms, too large a timestep or an exploding potential): {message} '
+                               '(outputs that exist stored)')
 
     @classmethod
     def is_valid_cache(cls, node) -> bool:

@@ -10,6 +10,7 @@ from aiida.parsers import Parser
 
 from aiida_mlfail.calculations.explore import STDERR
 from aiida_mlfail.science import explore as sx
+from aiida_mlfail.science.lammps_md import first_non_finite_thermo, json_safe
 
 
 def configuration_node(text: str, stop_reason: str | None = None) -> orm.StructureData:
@@ -42,7 +43,8 @@ class ExploreParser(Parser):
     """Results, stop configuration(s), similarity and thermo series of ``mlfail-explore``.
 
     Every output is attached before the exit code of the stop reason is returned: 0 for ``novel``
-    and ``max_steps``, 410 for a guard stop, 411 for lost atoms, 412 for another LAMMPS error.
+    and ``max_steps``, 410 for a guard stop, 411 for lost atoms, 412 for another LAMMPS error, 413 for a
+    NaN or infinite thermo value in a run that otherwise ended normally (NaN in ``results`` become ``None``).
     """
 
     def parse(self, **kwargs):
@@ -72,7 +74,7 @@ class ExploreParser(Parser):
         except ValueError as exc:
             return self.exit_codes.ERROR_OUTPUT_INVALID.format(error=str(exc))
         reason = results['stop_reason']
-        self.out('results', orm.Dict(results))
+        self.out('results', orm.Dict(json_safe(results)))  # NaN (e.g. a guard value) as None: JSON has no NaN
 
         series = orm.ArrayData()
         for name, values in similarity.items():
@@ -104,4 +106,7 @@ class ExploreParser(Parser):
             return self.exit_codes.ERROR_LOST_ATOMS.format(step=step, message=message)
         if reason == 'lammps_error':
             return self.exit_codes.ERROR_LAMMPS.format(step=step, message=message)
+        non_finite = first_non_finite_thermo(thermo)
+        if non_finite:
+            return self.exit_codes.ERROR_NON_FINITE.format(**non_finite)
         return None

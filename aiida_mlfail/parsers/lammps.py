@@ -23,10 +23,14 @@ def parse_lammps_error(text: str) -> str | None:
 class LammpsParser(Parser):
     """Frames, thermo series and stop classification of a LAMMPS MD job.
 
-    A run stopped by a failure guard (``fix halt`` of ``science.mlmd``) or by lost atoms still
-    stores its frames and thermo, then returns exit code 410 / 411.
-    The ``training_set``'s reference is ``settings['reference']`` (set by the calcfunctions that
-    prepare classical runs, ``science.references.lammps_reference``), else unknown (e.g. GAP MD).
+    Never raises on physically bad output: every output that can be built is stored, then the exit code
+    names the cause (highest first): 410 a failure guard stopped the run (``fix halt`` of
+    ``science.mlmd``), 411 lost atoms, 414 PPPM out of range atoms, 413 a NaN or infinite energy, force,
+    virial or position (the configurations before the first bad frame are kept, NaN values in
+    ``results`` become ``None``), 309 another LAMMPS error, 305 output cut off, 302 frames not retrieved,
+    303 no frame. A run that died (410, 411, 414) without writing its frames still gets that exit code.
+    The ``training_set``'s reference is ``settings['reference']`` (set by the calcfunctions that prepare
+    classical runs, ``science.references.lammps_reference``), else unknown (e.g. GAP MD).
     """
 
     def parse(self, **kwargs):
@@ -50,43 +54,74 @@ class LammpsParser(Parser):
             thermo = lammps_md.parse_thermo(screen)
         except ValueError:
             thermo = None
+        non_finite = None
         if thermo is not None:
             array = orm.ArrayData()
             for key, values in thermo.items():
                 array.set_array(key, np.asarray(values))
             array.base.attributes.set('units', dict(lammps_md.THERMO_COLUMNS))
             self.out('thermo', array)
+            non_finite = lammps_md.first_non_finite_thermo(thermo)
             if 'temperature' in thermo:
                 results['final_temperature'] = float(thermo['temperature'][-1])
                 half = len(thermo['temperature']) // 2  # the last half: past equilibration in a sampling run
                 results['mean_temperature_last_half'] = float(np.mean(thermo['temperature'][half:]))
             if 'volume' in thermo:
                 results['mean_volume'] = float(np.mean(thermo['volume']))
-        if error and stop['stop_reason'] != 'lost_atoms':
-            self.out('results', orm.Dict(results))
-            return self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error)
-        if not results['finished'] and stop['stop_reason'] not in ('lost_atoms', *mlmd.GUARD_FIX_IDS):
-            self.out('results', orm.Dict(results))
-            return self.exit_codes.ERROR_OUTPUT_INCOMPLETE
-        if lammps_md.DUMP_FILE not in names or lammps_md.LABELS_FILE not in names:
-            self.out('results', orm.Dict(results))
-            return self.exit_codes.ERROR_FRAMES_MISSING
+        pppm = bool(error) and lammps_md.PPPM_OUT_OF_RANGE in error
+        stopped = stop['stop_reason'] in ('lost_atoms', *mlmd.GUARD_FIX_IDS)  # a run that died of its physics
+        if error and not (stopped or pppm):
+            return self._finish(results, self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error))
+        if not results['finished'] and not (stopped or pppm):
+            return self._finish(results, self.exit_codes.ERROR_OUTPUT_INCOMPLETE)
         settings = self.node.inputs.settings.get_dict() if 'settings' in self.node.inputs else {}
+        have_frames = lammps_md.DUMP_FILE in names and lammps_md.LABELS_FILE in names
+        configurations = None
+        if have_frames and 'type_map' in settings:
+            frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
+                                          allow_truncated=stop['stop_reason'] != 'completed')
+            labels = lammps_md.parse_labels(retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE,
+                                                                                         mode='r'))
+            parsed = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
+            configurations, bad_frame = lammps_md.split_finite(parsed)
+            non_finite = bad_frame or non_finite
+            results['n_frames'] = len(configurations)
+            if bad_frame:
+                results['n_frames_dropped'] = len(parsed) - len(configurations)
+            if configurations:
+                self.out('training_set', TrainingSetData.from_atoms(configurations,
+                                                                    reference=settings.get('reference')))
+        results['non_finite'] = non_finite
+        frames_note = '' if configurations else '; no frame was stored'
+        step = stop['stop_step']
+        if stop['stop_reason'] in mlmd.GUARD_FIX_IDS:
+            return self._finish(results, self.exit_codes.ERROR_MD_EXPLODED.format(
+                reason=stop['stop_reason'], step=step, message=stop['message'] + frames_note))
+        if stop['stop_reason'] == 'lost_atoms':
+            return self._finish(results, self.exit_codes.ERROR_LOST_ATOMS.format(step=step,
+                                                                                  message=stop['message'] + frames_note))
+        if pppm:
+            return self._finish(results, self.exit_codes.ERROR_PPPM_OUT_OF_RANGE.format(
+                step=step, message=error + self._non_finite_note(non_finite) + frames_note))
+        if non_finite:
+            kept = len(configurations or [])
+            return self._finish(results, self.exit_codes.ERROR_NON_FINITE.format(
+                quantity=non_finite['quantity'], step=non_finite['step'],
+                message=f'the {kept} frame(s) before it stored' if kept else 'no frame stored'))
+        if not have_frames:
+            return self._finish(results, self.exit_codes.ERROR_FRAMES_MISSING)
         if 'type_map' not in settings:
-            self.out('results', orm.Dict(results))
-            return self.exit_codes.ERROR_SETTINGS
-        frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
-                                      allow_truncated=stop['stop_reason'] != 'completed')
-        labels = lammps_md.parse_labels(retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE, mode='r'))
-        configurations = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
-        results['n_frames'] = len(configurations)
-        self.out('results', orm.Dict(results))
+            return self._finish(results, self.exit_codes.ERROR_SETTINGS)
+        self._finish(results, None)
         if not configurations:
             return self.exit_codes.ERROR_NO_FRAMES
-        self.out('training_set', TrainingSetData.from_atoms(configurations, reference=settings.get('reference')))
-        if stop['stop_reason'] in mlmd.GUARD_FIX_IDS:
-            return self.exit_codes.ERROR_MD_EXPLODED.format(reason=stop['stop_reason'], step=stop['stop_step'],
-                                                           message=stop['message'])
-        if stop['stop_reason'] == 'lost_atoms':
-            return self.exit_codes.ERROR_LOST_ATOMS.format(step=stop['stop_step'], message=stop['message'])
         return None
+
+    @staticmethod
+    def _non_finite_note(non_finite: dict | None) -> str:
+        return '' if not non_finite else f" (first non-finite {non_finite['quantity']} at step {non_finite['step']})"
+
+    def _finish(self, results: dict, exit_code):
+        """Store ``results`` (NaN / inf as ``None``: JSON has none) and return ``exit_code``."""
+        self.out('results', orm.Dict(lammps_md.json_safe(results)))
+        return exit_code

@@ -365,3 +365,66 @@ def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info:
             atoms.arrays['velocities'] = np.column_stack([frame['vx'], frame['vy'], frame['vz']])  # Å/ps
         out.append(atoms)
     return out
+
+
+#: The LAMMPS error of PPPM's grid check (``src/KSPACE/pppm.cpp``): an atom moved further in one step than the
+#: neighbour skin allows, usually atoms overlapping at the start, too large a timestep, or an exploding potential.
+PPPM_OUT_OF_RANGE = 'Out of range atoms - cannot compute PPPM'
+
+
+def _non_finite_quantity(atoms: Atoms) -> str | None:
+    """Name of the first non-finite quantity of a configuration (positions, cell, energy, forces ...), or ``None``."""
+    checks = [('positions', atoms.positions), ('cell', atoms.cell[:])]
+    checks += [(key, atoms.info[key]) for key in ('energy', 'virial') if key in atoms.info]
+    checks += [(key, atoms.arrays[key]) for key in ('forces', 'atomic_energies', 'velocities') if key in atoms.arrays]
+    for name, value in checks:
+        if not np.all(np.isfinite(np.asarray(value, dtype=float))):
+            return name
+    return None
+
+
+def split_finite(configurations: list[Atoms]) -> tuple[list[Atoms], dict | None]:
+    """The configurations before the first one holding a NaN or infinite value, and where that one is.
+
+    :param configurations: parsed frames (``frames_to_atoms``), in step order.
+    :returns: ``(finite, bad)``: the leading finite configurations and ``None``, or, at the first bad one,
+        ``{'step': md_step, 'quantity': 'energy' | 'forces' | 'virial' | 'positions' | 'cell' |
+        'atomic_energies' | 'velocities'}`` (that one and every later configuration are left out).
+    """
+    for index, atoms in enumerate(configurations):
+        quantity = _non_finite_quantity(atoms)
+        if quantity is not None:
+            return configurations[:index], {'step': atoms.info.get('md_step'), 'quantity': quantity}
+    return list(configurations), None
+
+
+def first_non_finite_thermo(thermo: dict) -> dict | None:
+    """The first thermo row with a NaN or infinite value: ``{'step': int | None, 'quantity': column name}``, else ``None``.
+
+    :param thermo: the arrays of :func:`parse_thermo` (or any dict of equally long 1-D arrays with ``step``).
+    """
+    names = [name for name in thermo if name != 'step']
+    if not names:
+        return None
+    bad = ~np.isfinite(np.column_stack([np.asarray(thermo[name], dtype=float) for name in names]))
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not rows.size:
+        return None
+    row = int(rows[0])
+    step = thermo.get('step')
+    return {'step': None if step is None or not np.isfinite(step[row]) else int(step[row]),
+            'quantity': names[int(np.flatnonzero(bad[row])[0])]}
+
+
+def json_safe(value):
+    """``value`` with every NaN / infinite float (also inside dicts, lists, tuples) replaced by ``None``, so
+    that it can be stored in an AiiDA ``Dict`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -91,3 +91,89 @@ def argon(n_cells: int = 3, *, box: float = 17.042) -> Atoms:
     atoms = bulk('Ar', 'fcc', a=box / n_cells, cubic=True).repeat(n_cells)
     atoms.pbc = True
     return atoms
+
+
+#: Default of :func:`check_structure`'s ``min_fraction``: the closest allowed distance of two atoms as a
+#: fraction of the sum of their covalent radii (``ase.data.covalent_radii``, Cordero et al. 2008).
+#: Real condensed matter stays well above it: molten NaCl at 1400 K has Na-Cl contacts down to ~2.0 Å
+#: = 0.75 x (1.66 + 1.02) Å (0.78 in the committed 1400 K frames), liquid argon ~3.0 Å = 0.71 x, a
+#: chemical bond ~1 x. It is below 0.5 on purpose: the active learner restarts explorations from, and
+#: labels, configurations a poor GAP produced, and those go lower (the committed ``explore/novel``
+#: trigger has Na-Na at 1.58 Å = 0.475 x; the learner's own outlier screen accepts every pair at
+#: >= 1.5 Å, which is >= 0.45 x for Na, Cl and Ar), so 0.4 (Na-Cl 1.07 Å, Na-Na 1.33 Å, Cl-Cl 0.82 Å,
+#: Ar-Ar 0.85 Å) refuses overlaps (0 Å, 0.2 Å: LAMMPS loses atoms, PPPM goes out of range, DFT diverges)
+#: without refusing a configuration the package itself makes and accepts.
+MIN_DISTANCE_FRACTION = 0.4
+
+
+def check_structure(atoms: Atoms, *, periodic: bool = True, min_fraction: float = MIN_DISTANCE_FRACTION,
+                    where: str = 'structure') -> None:
+    """Refuse a structure no MD or DFT job can start from, with a message naming the offence.
+
+    Checks, in order: at least one atom; known chemical elements (atomic number 1-118); finite cell
+    and positions; with ``periodic`` (LAMMPS and CP2K periodic runs), periodic in all three directions
+    with a cell of positive volume (> 1e-6 Å^3); no pair of atoms (minimum image across periodic
+    boundaries, ASE's ``neighbor_list``) closer than ``min_fraction`` x the sum of their covalent radii
+    (``ase.data.covalent_radii``, Å). Linear in the number of atoms (cell-list neighbour search with a
+    cutoff of ``min_fraction`` x the largest radius sum): a few hundred atoms take about a millisecond.
+
+    :param atoms: ``ase.Atoms`` (positions and cell in Å).
+    :param periodic: require a 3-D periodic cell of positive volume.
+    :param min_fraction: closest allowed distance as a fraction of the covalent radii sum, in [0, 1];
+        0 only checks the other conditions.
+    :param where: name of the structure in the messages (e.g. the port, ``'structure'``).
+    :raises ValueError: naming ``where`` and the offence: the closest offending pair with both indices
+        and symbols, the distance and the limit in Å; the bad element; the pbc; the volume.
+    """
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if not 0 <= min_fraction <= 1:
+        raise ValueError(f'min_fraction must be in [0, 1], got {min_fraction!r}')
+    n_atoms = len(atoms)
+    if n_atoms == 0:
+        raise ValueError(f'{where}: has no atoms')
+    numbers = np.asarray(atoms.numbers)
+    bad = np.flatnonzero((numbers < 1) | (numbers >= len(covalent_radii)))
+    if bad.size:
+        raise ValueError(f'{where}: atom {int(bad[0])} has atomic number {int(numbers[bad[0]])}, not a chemical element')
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    if not np.all(np.isfinite(cell)):
+        raise ValueError(f'{where}: the cell has non-finite entries: {cell.tolist()} Å')
+    positions = np.asarray(atoms.positions, dtype=float)
+    bad = np.flatnonzero(~np.all(np.isfinite(positions), axis=1))
+    if bad.size:
+        index = int(bad[0])
+        raise ValueError(f'{where}: atom {index} ({atoms[index].symbol}) has a non-finite position '
+                         f'{positions[index].tolist()} Å ({bad.size} such atom(s))')
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    volume = abs(float(np.linalg.det(cell)))
+    if periodic:
+        if not pbc.all():
+            raise ValueError(f'{where}: a periodic cell is needed (periodic in x, y and z), got pbc={pbc.tolist()}')
+        if not volume > 1e-6:
+            raise ValueError(f'{where}: the cell has zero volume ({volume:.3g} Å^3, cell {cell.tolist()} Å); '
+                             'a periodic run needs a 3-D cell')
+    if min_fraction == 0 or n_atoms < 2 and not pbc.any():
+        return
+    # ASE's neighbour list needs a 3-D cell for periodic images: a flat cell (allowed when not `periodic`)
+    # is checked without them.
+    if pbc.any() and not volume > 1e-6:
+        atoms = Atoms(numbers=numbers, positions=positions, pbc=False)
+    radii = covalent_radii[numbers]
+    cutoff = float(min_fraction * 2.0 * radii.max())
+    first, second, distance = neighbor_list('ijd', atoms, cutoff, self_interaction=False)
+    if first.size:
+        limit = min_fraction * (radii[first] + radii[second])
+        ratio = distance / limit
+        worst = int(np.argmin(ratio))
+        if ratio[worst] < 1.0:
+            i, j = sorted((int(first[worst]), int(second[worst])))
+            symbols = atoms.get_chemical_symbols()
+            n_pairs = (int(np.count_nonzero(ratio < 1.0)) + 1) // 2
+            pair = (f'atom {i} ({symbols[i]}) and its own periodic image' if i == j
+                    else f'atoms {i} ({symbols[i]}) and {j} ({symbols[j]})')
+            raise ValueError(
+                f'{where}: {pair} are {distance[worst]:.3f} Å apart, closer '
+                f'than {limit[worst]:.3f} Å ({min_fraction:g} x the sum of their covalent radii); '
+                f'{n_pairs} pair(s) too close: overlapping atoms?')

@@ -32,7 +32,7 @@ from aiida_mlfail.calculations.functions import (compare_labels, merge_training_
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs, structure_message
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.references import active_learning_reference_error
@@ -518,6 +518,14 @@ class ActiveLearningWorkChain(WorkChain):
 
     def close_iteration(self):
         where = al.next_start(self.ctx.stop_reason, self.ctx.p['restart_from'], self.ctx.trigger_accepted)
+        if where == 'stop':
+            # an accepted trigger the explorer's structure validator would refuse (overlapping atoms, possible
+            # when outliers.min_distance is set low) would except the next submit: start from the start then
+            message = structure_message(self.ctx.explore.outputs.configuration)
+            if message:
+                self.report(f'the trigger cannot start an exploration ({message}): the next one starts from the '
+                            'start structure')
+                where = 'start'
         if where == 'stop':
             self.ctx.structure = self.ctx.explore.outputs.configuration
         else:

@@ -29,7 +29,7 @@ from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_aimd
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.workflows.common import forbid_cache_source
+from aiida_mlfail.workflows.common import forbid_cache_source, structure_validator
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -107,7 +107,9 @@ def job_options(protocol: str, options: dict | None) -> dict:
 
 def _define_common(spec):
     """Inputs both WorkChains share: structure, protocol, code, options, overrides."""
-    spec.input('structure', valid_type=orm.StructureData, help='The configuration (cell and positions in Å).')
+    spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
+               help='The configuration (cell and positions in Å; periodic, no overlapping atoms: '
+                    'science.structures.check_structure).')
     spec.input('protocol', valid_type=orm.Str, default=lambda: orm.Str(DEFAULT_PROTOCOL), validator=check_protocol,
                help=f'CP2K protocol of protocols/cp2k.yaml: {", ".join(cp2k_science.available_protocols())}.')
     spec.input('code', valid_type=orm.AbstractCode, help='CP2K (cp2k.psmp) code.')

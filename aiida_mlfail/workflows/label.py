@@ -20,7 +20,7 @@ from aiida_mlfail.calculations.functions import attach_labels, collect_structure
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
 
 
@@ -139,6 +139,7 @@ class LabelWorkChain(WorkChain):
             self.ctx.structures = [split[key] for key in sorted(split)]
         self.ctx.n_cp2k = len(self.ctx.structures)
         self.ctx.n_submitted = 0
+        self.ctx.refused = {}
 
     def cp2k_pending(self):
         return self.ctx.n_submitted < self.ctx.n_cp2k
@@ -151,6 +152,13 @@ class LabelWorkChain(WorkChain):
         last = min(self.ctx.n_cp2k, first + self.inputs.max_concurrent_jobs.value)
         jobs = {}
         for index in range(first, last):
+            # the single point's own port validator would refuse it at submit (and except this WorkChain):
+            # a configuration with overlapping atoms (a poor GAP's) is excluded with the reason instead
+            message = structure_message(self.ctx.structures[index])
+            if message:
+                self.ctx.refused[str(index)] = f'not sent to CP2K: {message}'
+                self.report(f'configuration {index} excluded: {message}')
+                continue
             jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs, structure=self.ctx.structures[index],
                                                 metadata={**metadata, 'call_link_label': f'cp2k_{index}'})
         self.ctx.n_submitted = last
@@ -162,6 +170,9 @@ class LabelWorkChain(WorkChain):
     def inspect_cp2k(self):
         labelled, failures = {}, {}
         for index in range(self.ctx.n_cp2k):
+            if str(index) in self.ctx.refused:
+                failures[str(index)] = self.ctx.refused[str(index)]
+                continue
             node = self.ctx[f'cp2k_{index}']
             if node.is_finished_ok:
                 labelled[f'c{index}'] = node.outputs.training_set

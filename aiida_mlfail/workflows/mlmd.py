@@ -11,7 +11,7 @@ from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
@@ -51,7 +51,8 @@ class MLMDWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData)
-        spec.input('structure', valid_type=orm.StructureData)
+        spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
+                   help='Start configuration (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('parameters', valid_type=orm.Dict, validator=dict_validator(mlmd.normalise_mlmd, 'parameters'),
                    help='ensemble, temperature (K), pressure (bar), timestep (fs), steps, dump_interval, '
                         'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '

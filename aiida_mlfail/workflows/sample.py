@@ -12,11 +12,22 @@ from aiida_mlfail.calculations.functions import (
     prepare_sampling,
 )
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
+
+
+def _check_spec_structure(spec: dict) -> str | None:
+    """``science.structures.check_structure`` of the structure ``structure_spec`` builds (as ``build_structure``)."""
+    rest = {key: item for key, item in spec.items() if key != 'system'}
+    try:
+        atoms = structures.molten_nacl(**rest) if spec.get('system') == 'nacl' else structures.argon(**rest)
+        structures.check_structure(atoms, where=f'structure_spec {spec!r}: the built structure')
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _validate_inputs(value, ctx=None):
@@ -29,6 +40,9 @@ def _validate_inputs(value, ctx=None):
         if message:
             return message
         spec = value['structure_spec'].get_dict()
+        message = _check_spec_structure(spec)
+        if message:
+            return message
         symbols = ['Na', 'Cl'] if spec.get('system') == 'nacl' else ['Ar']
     else:
         symbols = value['structure'].get_ase().get_chemical_symbols()
@@ -64,7 +78,8 @@ class ClassicalSamplingWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, required=False, help='Start structure.')
+        spec.input('structure', valid_type=orm.StructureData, required=False, validator=structure_validator('structure'),
+                   help='Start structure (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('structure_spec', valid_type=orm.Dict, required=False,
                    help="Builder spec instead of a structure, e.g. {'system': 'nacl', 'n_ions': 64}.")
         spec.input('potential', valid_type=orm.Dict,

@@ -83,7 +83,7 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the structure"),
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
-    (PARAMETERS, NOT_PERIODIC, 'needs a periodic cell in all three directions'),
+    (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
 ], ids=['parameters', 'unknown-key', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
         'soap-species-training', 'not-periodic'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
@@ -184,3 +184,24 @@ def test_parser_missing_and_invalid_outputs(explore_node):
     assert call.exit_status == 302 and 'thermo.dat line 1' in call.exit_message
     _, call = _parse(explore_node('novel', **{sx.TRIGGER_FILE: 'garbage'}))
     assert call.exit_status == 302 and 'trigger.xyz: not an extxyz frame' in call.exit_message
+
+
+def test_parser_nan_thermo_and_results_is_413_not_an_exception(explore_node):
+    """A NaN potential energy in the thermo table and a NaN in the results JSON (issue 13): every output stored
+    (the NaN in ``results`` as None), exit 413 naming the quantity and the step."""
+    import json
+
+    base = FIXTURES / 'explore' / 'novel'
+    thermo = (base / 'thermo.dat').read_text().splitlines()
+    row = thermo[2].split()
+    thermo[2] = ' '.join([row[0], row[1], 'nan', *row[3:]])
+    results = json.loads((base / 'explore_results.json').read_text())
+    results['guard_value'] = float('nan')
+    outputs, call = _parse(explore_node('novel', **{'thermo.dat': '\n'.join(thermo) + '\n',
+                                                    'explore_results.json': json.dumps(results)}))
+    assert call.exit_status == 413
+    assert call.exit_message.startswith(f'the run produced a NaN or infinite potential_energy at step {row[0]}')
+    assert set(outputs) == {'results', 'configuration', 'similarity', 'thermo'}
+    for output in outputs.values():
+        output.store()
+    assert outputs['results']['guard_value'] is None

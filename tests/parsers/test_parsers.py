@@ -1,5 +1,6 @@
 """Parsers on committed real outputs of LAMMPS, gap_fit and mlfail-quip (parse_from_node)."""
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -157,3 +158,71 @@ def test_lammps_parser_flags_an_output_cut_short(calc_node):
     results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
     assert call.exit_status == 305
     assert 'training_set' not in results and results['results']['finished'] is False
+
+
+# --- physically bad output (issue 13): never an exception, a named exit code, the outputs that exist kept ----------
+# Real mlfail-lmp sampling runs from overlapping atoms: tests/fixtures/lammps_overlap/make_outputs.py.
+
+def _parse_overlap(calc_node, case):
+    settings = orm.Dict({'type_map': ['Na', 'Cl'], 'frame_info': {'config_type': 'sp'}})
+    node = calc_node('mlfail.lammps', f'lammps_overlap/{case}', {'settings': settings},
+                     {'output_filename': 'lammps.out'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    for output in results.values():  # every output can be stored (no NaN in a Dict)
+        output.store()
+    return results, call
+
+
+def test_lammps_parser_pppm_out_of_range(calc_node):
+    results, call = _parse_overlap(calc_node, 'pppm_out_of_range')
+    assert call.exit_status == 414
+    assert 'PPPM found atoms out of range at step 0' in call.exit_message
+    assert 'Out of range atoms - cannot compute PPPM' in call.exit_message
+    assert 'first non-finite energy at step 0' in call.exit_message and 'no frame was stored' in call.exit_message
+    assert 'training_set' not in results  # its only frame (step 0) is NaN
+    assert np.isnan(results['thermo'].get_array('potential_energy')[0])
+    assert results['results']['mean_temperature_last_half'] == 1400.0
+    assert results['results']['non_finite'] == {'step': 0, 'quantity': 'energy'}
+
+
+def test_lammps_parser_lost_atoms_keeps_the_frames(calc_node):
+    results, call = _parse_overlap(calc_node, 'lost_atoms')
+    assert call.exit_status == 411
+    assert 'LAMMPS lost atoms at step 0: ERROR: Lost atoms: original 64 current 62' in call.exit_message
+    assert results['training_set'].n_configurations == 1  # step 0: finite, 3.3e6 eV
+    assert results['training_set'].get_atoms()[0].info['energy'] == pytest.approx(3280054.66657784)
+
+
+def test_lammps_parser_lost_atoms_without_frames_is_still_lost_atoms(calc_node):
+    """A run that died without frame files: the cause (411), not 'the frame dump was not retrieved' (302)."""
+    results, call = _parse_overlap(calc_node, 'lost_atoms_no_frames')
+    assert call.exit_status == 411
+    assert 'Lost atoms' in call.exit_message and 'no frame was stored' in call.exit_message
+    assert 'training_set' not in results and results['results']['stop_reason'] == 'lost_atoms'
+
+
+def test_lammps_parser_nan_energy_of_a_finished_run(calc_node):
+    """The run 'completes' with NaN energies (0 Å overlap, Wolf summation): 413, not an excepted job."""
+    results, call = _parse_overlap(calc_node, 'nan_energy')
+    assert call.exit_status == 413
+    assert call.exit_message.startswith('the run produced a NaN or infinite energy at step 0')
+    assert 'no frame stored' in call.exit_message
+    assert results['results']['non_finite'] == {'step': 0, 'quantity': 'energy'}
+    assert results['results']['n_frames'] == 0 and results['results']['n_frames_dropped'] == 5
+    assert results['results']['final_temperature'] is None  # NaN in the thermo: None in the Dict
+    assert 'thermo' in results
+
+
+def test_lammps_parser_keeps_the_finite_frames_before_a_nan(calc_node):
+    """Frames before the first NaN one are stored; the exit code names the quantity and the step."""
+    base = FIXTURES / 'lammps_sample'
+    labels = (base / 'labels.dat').read_text().splitlines()
+    last = labels[-1].split()
+    labels[-1] = ' '.join([last[0], 'nan', *last[2:]])
+    settings = orm.Dict({'type_map': ['Na', 'Cl']})
+    node = calc_node('mlfail.lammps', 'lammps_sample', {'settings': settings}, {'output_filename': 'lammps.out'},
+                     **{'labels.dat': '\n'.join(labels) + '\n'})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 413
+    assert f'NaN or infinite energy at step {last[0]}' in call.exit_message
+    assert results['training_set'].n_configurations == 2 and 'the 2 frame(s) before it stored' in call.exit_message

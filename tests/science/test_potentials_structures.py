@@ -73,3 +73,89 @@ def test_argon_box():
     atoms = structures.argon()
     assert len(atoms) == 108
     assert np.allclose(atoms.cell.lengths(), 17.042)
+
+
+# --- check_structure: structures refused before any job (issue 13) ---------------------------------
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from ase import Atoms  # noqa: E402
+from ase.io import read  # noqa: E402
+
+from aiida_mlfail.science.structures import MIN_DISTANCE_FRACTION, argon, check_structure, molten_nacl  # noqa: E402
+from tests.helpers import FIXTURES  # noqa: E402
+
+
+def _overlap(distance):
+    atoms = molten_nacl(64)
+    atoms.positions[1] = atoms.positions[0] + [distance, 0.0, 0.0]
+    return atoms
+
+
+@pytest.mark.parametrize('distance', [0.0, 0.2])
+def test_check_structure_names_the_overlapping_pair_and_distance(distance):
+    with pytest.raises(ValueError, match=rf'atoms 0 \(Na\) and 1 \(Cl\) are {distance:.3f} Å apart, closer than 1.072 Å'):
+        check_structure(_overlap(distance))
+
+
+def test_check_structure_uses_the_minimum_image():
+    atoms = Atoms('NaCl', positions=[[0.1, 5, 5], [9.95, 5, 5]], cell=[10, 10, 10], pbc=True)  # 0.15 Å across the face
+    with pytest.raises(ValueError, match=r'0.150 Å apart'):
+        check_structure(atoms)
+    atoms.pbc = False
+    check_structure(atoms, periodic=False)  # 9.85 Å apart without periodic images
+
+
+@pytest.mark.parametrize('atoms, words', [
+    (Atoms(cell=[5, 5, 5], pbc=True), 'has no atoms'),
+    (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]]), 'periodic cell is needed'),
+    (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[5.6, 5.6, 0], pbc=True), 'zero volume'),
+    (Atoms('NaCl', positions=[[0, 0, 0], [np.nan, 0, 0]], cell=[5.6, 5.6, 5.6], pbc=True), 'atom 1 (Cl) has a non-finite'),
+    (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[5.6, 5.6, np.inf], pbc=True), 'cell has non-finite'),
+    (Atoms('Na', cell=[1.0, 5, 5], pbc=True), 'atom 0 (Na) and its own periodic image are 1.000 Å apart'),
+    (Atoms('XNa', positions=[[0, 0, 0], [3, 0, 0]], cell=[6, 6, 6], pbc=True), 'atomic number 0, not a chemical element'),
+])
+def test_check_structure_refusals(atoms, words):
+    with pytest.raises(ValueError) as info:
+        check_structure(atoms, where='start')
+    assert str(info.value).startswith('start: ') and words in str(info.value)
+
+
+def test_check_structure_non_periodic_run_accepts_a_molecule():
+    check_structure(Atoms('NaCl', positions=[[0, 0, 0], [2.4, 0, 0]]), periodic=False)
+    with pytest.raises(ValueError, match='0.500 Å apart'):
+        check_structure(Atoms('NaCl', positions=[[0, 0, 0], [0.5, 0, 0]]), periodic=False)
+
+
+def test_check_structure_accepts_the_built_and_committed_structures():
+    """The study structures and every committed input/MD frame pass (liquids, compressed, guard-free frames)."""
+    for atoms in (molten_nacl(64), molten_nacl(216), molten_nacl(64, density=2.2), argon(3), argon(4)):
+        check_structure(atoms)
+    frames = read(FIXTURES / 'lammps_sample' / 'frames.dump', index=':', format='lammps-dump-text')
+    frames += read(FIXTURES / 'cp2k' / 'aimd' / 'aiida-pos-1.xyz', index=':')
+    frames += [read(FIXTURES / 'cp2k' / 'compressed' / 'aiida.coords.xyz'),
+               read(FIXTURES / 'explore' / 'novel' / 'trigger.xyz')]  # a poor GAP's novel config: Na-Na 0.475 x
+    for atoms in frames:
+        if 'type' in atoms.arrays:  # dump: type 1 Na, 2 Cl
+            atoms.numbers = np.where(atoms.arrays['type'] == 1, 11, 17)
+        if not atoms.pbc.all():  # CP2K xyz frames carry no cell: the run's 13.1 Å box
+            atoms.cell, atoms.pbc = [13.1] * 3, True
+        check_structure(atoms)
+
+
+def test_check_structure_min_fraction_and_speed():
+    atoms = _overlap(1.2)  # Na-Cl 1.2 Å = 0.448 x (1.66 + 1.02)
+    check_structure(atoms)  # default 0.4
+    with pytest.raises(ValueError, match='closer than 1.340 Å'):
+        check_structure(atoms, min_fraction=0.5)
+    check_structure(_overlap(0.0), min_fraction=0.0)  # 0: other checks only
+    with pytest.raises(ValueError, match='min_fraction'):
+        check_structure(atoms, min_fraction=1.5)
+    assert MIN_DISTANCE_FRACTION == 0.4
+    big = molten_nacl(512)
+    check_structure(big)
+    start = time.perf_counter()
+    for _ in range(5):
+        check_structure(big)
+    assert (time.perf_counter() - start) / 5 < 0.05  # 512 atoms well under 50 ms (about 3 ms measured)
