@@ -450,4 +450,4 @@ def test_report_file_names_are_one_path_component():
     assert _file_name('figure_../../escaped.png') == 'figure_.._.._escaped.png'
     assert _file_name('../x') == '_x'
     assert _file_name('.hidden') == 'hidden'
-    assert _file_name('a b/c\nd') == 'a_b_c_nd'
+    assert _file_name('a b/c\nd') == 'a_b_c_d'
