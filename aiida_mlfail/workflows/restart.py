@@ -310,23 +310,26 @@ class QuipRestartWorkChain(JobRestartWorkChain):
 
 class ExploreRestartWorkChain(JobRestartWorkChain):
     """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``),
-    lost atoms (411 ``ERROR_LOST_ATOMS``) and another LAMMPS error (412 ``ERROR_LAMMPS``) are outcomes
-    (the explorer stores its outputs for all three)."""
+    lost atoms (411 ``ERROR_LOST_ATOMS``), another LAMMPS error (412 ``ERROR_LAMMPS``) and a NaN/inf
+    energy (413 ``ERROR_NON_FINITE``) are outcomes (the explorer stores its outputs for all four)."""
 
     _process_class = ExploreCalculation
-    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_LAMMPS')
+    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_LAMMPS', 'ERROR_NON_FINITE')
     #: Labels (of the job and of this wrapper, same statuses) of the stops whose outputs the active learner
     #: uses as a result of the exploration (its stop configuration is flagged): a guard stop and lost
-    #: atoms. ``ERROR_LAMMPS`` (412) also ends the loop (the same deterministic input would fail again)
-    #: but is not a usable result.
+    #: atoms. ``ERROR_LAMMPS`` (412) and ``ERROR_NON_FINITE`` (413) also end the loop (the same
+    #: deterministic input would fail again) but are not a usable result.
     STOP_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
 
 
 class LammpsRestartWorkChain(JobRestartWorkChain):
     """A LAMMPS job (``mlfail.lammps``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``) and
-    lost atoms (411 ``ERROR_LOST_ATOMS``) are outcomes (the parser stores frames and thermo for both)."""
+    lost atoms (411 ``ERROR_LOST_ATOMS``) are outcomes (the parser stores frames and thermo for both);
+    a NaN/inf energy (413 ``ERROR_NON_FINITE``) and PPPM's ``Out of range atoms`` (414
+    ``ERROR_PPPM_OUT_OF_RANGE``) end the loop too (the same deterministic input would fail again), with
+    the job's outputs and exit code, but are not a usable MD result."""
 
     _process_class = LammpsCalculation
-    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
+    _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE')
     #: Labels (of the job and of this wrapper, same statuses) whose outputs a caller can use.
-    STOP_LABELS = _accepted_failures
+    STOP_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')

@@ -195,3 +195,21 @@ def test_is_outcome_by_label(aiida_localhost):
     assert not is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 412))  # ends the loop, no result
     assert not is_outcome(finished_job(aiida_localhost, 'mlfail.explore', 301))
     assert not is_outcome(finished_job(aiida_localhost, 'mlfail.gap_fit', 410))  # not a stop of gap_fit
+
+
+@pytest.mark.parametrize('status', [413, 412])
+def test_a_non_finite_or_lammps_error_ends_the_explorer_loop_with_its_code(explore_workchain, aiida_localhost, status):
+    """413 (NaN/inf energy) and 412 would fail again with the same input: no retry, the job's code, no result."""
+    process = explore_workchain(5)
+    process.ctx.children = [finished_job(aiida_localhost, 'mlfail.explore', status)]
+    process.ctx.iteration = 1
+    assert process.inspect_process().status == status
+    assert process.ctx.is_finished
+    assert not is_outcome(finished_job(aiida_localhost, 'mlfail.explore', status))
+
+
+def test_lammps_non_finite_and_pppm_out_of_range_are_not_retried():
+    codes = LammpsRestartWorkChain.exit_codes
+    assert {'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE'} <= set(LammpsRestartWorkChain._accepted_failures)
+    assert (codes.ERROR_NON_FINITE.status, codes.ERROR_PPPM_OUT_OF_RANGE.status) == (413, 414)
+    assert not {'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE'} & set(LammpsRestartWorkChain.STOP_LABELS)
