@@ -16,7 +16,7 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.calculations.common import dict_validator, structure_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
@@ -81,7 +81,8 @@ class ExploreCalculation(CalcJob):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('potential', valid_type=GapPotentialData, help='The GAP driving the MD.')
+        spec.input('potential', valid_type=GapPotentialData, validator=validate_potential,
+                   help='The GAP driving the MD (its files and init string are checked).')
         spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
                    help='The start configuration (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('training_set', valid_type=TrainingSetData,
@@ -126,9 +127,7 @@ class ExploreCalculation(CalcJob):
                              self.inputs.parameters.get_dict(), self.inputs.training_set.get_atoms())
         for name, content in files.items():
             folder.create_file_from_filelike(io.BytesIO(content), name, mode='wb')
-        for name in potential.base.attributes.get('files'):
-            folder.create_file_from_filelike(
-                io.BytesIO(potential.base.repository.get_object_content(name, mode='rb')), name, mode='wb')
+        gap_files = potential.upload(folder)
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = [sx.INPUT_FILE]
@@ -138,5 +137,5 @@ class ExploreCalculation(CalcJob):
         calcinfo.codes_info = [codeinfo]
         calcinfo.retrieve_list = [sx.RESULTS_FILE, sx.SIMILARITY_FILE, sx.THERMO_FILE, sx.TRIGGER_FILE,
                                   sx.PREVIOUS_FILE, sx.LOG_FILE, sx.SCRIPT_FILE, STDOUT, STDERR]
-        calcinfo.provenance_exclude_list = [*potential.base.attributes.get('files'), sx.REFERENCE_FILE]
+        calcinfo.provenance_exclude_list = [*gap_files, sx.REFERENCE_FILE]
         return calcinfo

@@ -10,13 +10,11 @@ exit codes of an MD run stopped by a failure guard.
 
 from __future__ import annotations
 
-import io
-
 from aiida import orm
 from aiida_lammps.calculations.raw import LammpsRawCalculation
 
 from aiida_mlfail.calculations.common import lammps_data_message
-from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
 
@@ -54,7 +52,7 @@ class LammpsCalculation(LammpsRawCalculation):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('potential', valid_type=GapPotentialData, required=False,
+        spec.input('potential', valid_type=GapPotentialData, required=False, validator=validate_potential,
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
         spec.inputs.validator = validate_lammps_inputs
         spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.lammps'
@@ -95,9 +93,5 @@ class LammpsCalculation(LammpsRawCalculation):
         calcinfo = super().prepare_for_submission(folder)
         calcinfo.retrieve_list += [DUMP_FILE, LABELS_FILE]
         if 'potential' in self.inputs:
-            potential = self.inputs.potential
-            for name in potential.base.attributes.get('files'):
-                folder.create_file_from_filelike(
-                    io.BytesIO(potential.base.repository.get_object_content(name, mode='rb')), name, mode='wb')
-                calcinfo.provenance_exclude_list.append(name)
+            calcinfo.provenance_exclude_list.extend(self.inputs.potential.upload(folder))
         return calcinfo

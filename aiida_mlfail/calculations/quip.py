@@ -12,7 +12,7 @@ import io
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import extxyz
 
@@ -37,7 +37,8 @@ class QuipPredictCalculation(CalcJob):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('potential', valid_type=GapPotentialData, help='The GAP to evaluate.')
+        spec.input('potential', valid_type=GapPotentialData, validator=validate_potential,
+                   help='The GAP to evaluate (its files and init string are checked).')
         spec.input('configurations', valid_type=TrainingSetData, help='Configurations to evaluate (labels are ignored).')
         spec.inputs.validator = validate_quip_inputs
         spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.quip'
@@ -57,9 +58,7 @@ class QuipPredictCalculation(CalcJob):
                 atoms.arrays.pop(key, None)
         folder.create_file_from_filelike(io.BytesIO(extxyz.to_text(configurations).encode()), CONFIG_FILE, mode='wb')
         potential = self.inputs.potential
-        for name in potential.base.attributes.get('files'):
-            folder.create_file_from_filelike(
-                io.BytesIO(potential.base.repository.get_object_content(name, mode='rb')), name, mode='wb')
+        gap_files = potential.upload(folder)
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = ['E=T', 'F=T', 'V=T', f'atoms_filename={CONFIG_FILE}',
@@ -68,5 +67,5 @@ class QuipPredictCalculation(CalcJob):
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.retrieve_list = [STDOUT]
-        calcinfo.provenance_exclude_list = list(potential.base.attributes.get('files'))
+        calcinfo.provenance_exclude_list = gap_files
         return calcinfo

@@ -54,6 +54,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from aiida_mlfail.science.gap import check_init_args
+
 FIX_ID = 'mlfail_gap'
 
 # per-atom virial components from QUIP's column-major 3x3 local virial, LAMMPS order xx yy zz xy xz yz
@@ -224,6 +226,10 @@ class QuipCoeff:
 def parse_quip_pair_coeff(words: list[str], ntypes: int) -> QuipCoeff:
     """Check the words of a quip ``pair_coeff`` command (variables already substituted).
 
+    The init string must follow the GAP grammar of :func:`aiida_mlfail.science.gap.check_init_args`
+    (``IP GAP`` and known keywords; ``label=`` optional here), so a script whose init string carries
+    anything else is refused before quippy or any later command of the script runs.
+
     :raises BridgeError: naming the offending value.
     """
     args = words[1:]
@@ -238,6 +244,10 @@ def parse_quip_pair_coeff(words: list[str], ntypes: int) -> QuipCoeff:
     if not init_args.strip().upper().startswith('IP'):
         raise BridgeError(f'pair_coeff quip: init args {init_args!r} should be a QUIP init string such as '
                           '"IP GAP label=..." (quote it)')
+    try:  # the GAP grammar: no quotes, newlines, $ { } ; & #, only known keywords (science.gap)
+        init_args = check_init_args(init_args, require_label=False)
+    except ValueError as exc:
+        raise BridgeError(f'pair_coeff quip: {exc}') from None
     if len(zs) != ntypes:
         raise BridgeError(f'pair_coeff quip: {len(zs)} atomic numbers given ({" ".join(zs)}) but the box has '
                           f'{ntypes} atom types: give one Z per atom type')

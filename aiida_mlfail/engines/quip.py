@@ -13,13 +13,16 @@ from __future__ import annotations
 import io
 import sys
 
+from aiida_mlfail.science.gap import check_init_args
+
 KNOWN = {'atoms_filename', 'param_filename', 'init_args', 'e', 'f', 'v', 'local'}
 
 
 def parse_arguments(argv: list[str]) -> dict:
     """``key=value`` words (quip/Fortran style, case-insensitive keys, T/F booleans) to a dict.
 
-    :raises ValueError: for a word without ``=`` or an unsupported key.
+    :raises ValueError: for a word without ``=``, an unsupported key, or an ``init_args`` outside the GAP
+        grammar of :func:`aiida_mlfail.science.gap.check_init_args`.
     """
     options = {'e': False, 'f': False, 'v': False, 'local': False, 'init_args': None}
     for word in argv:
@@ -36,6 +39,8 @@ def parse_arguments(argv: list[str]) -> dict:
     for key in ('atoms_filename', 'param_filename'):
         if not options.get(key):
             raise ValueError(f'{key}= is required')
+    if options['init_args'] is not None:
+        options['init_args'] = check_init_args(options['init_args'], require_label=False)
     return options
 
 

@@ -5,6 +5,7 @@ gap_fit reference: QUIP/GAP documentation, https://libatoms.github.io/GAP/gap_fi
 
 from __future__ import annotations
 
+import numbers
 import re
 from datetime import datetime
 
@@ -12,12 +13,85 @@ import numpy as np
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
 
+from aiida_mlfail.science import checks
+
 #: Descriptor types accepted, with the keys each must have.
 DESCRIPTOR_REQUIRED = {
     'soap': ('n_max', 'l_max', 'atom_sigma', 'cutoff', 'delta', 'n_sparse'),
     'distance_2b': ('cutoff', 'delta', 'n_sparse'),
     'angle_3b': ('cutoff', 'delta', 'n_sparse'),
 }
+
+# Value kinds of descriptor keys: (kind, bounds). ``number``/``integer`` are checked with
+# ``science.checks``; ``logical`` must be a bool; ``choice`` one of the listed (lower-case) words; ``z``
+# an atomic number (0 = any species, QUIP's default); ``z_list`` a list of atomic numbers.
+_POSITIVE = ('number', {'gt': 0})
+_NON_NEGATIVE = ('number', {'ge': 0})
+_ANY_NUMBER = ('number', {})
+_LOGICAL = ('logical', {})
+_Z = ('integer', {'ge': 0, 'le': 118})
+
+#: Keys of the GAP part of a descriptor string (gap_fit's ``gap_fit_parse_gap_str``: delta, f0, n_sparse,
+#: sparse_method, covariance_type, theta_uniform/theta_fac, zeta, add_species, unique_*_tolerance),
+#: common to every descriptor type. Left out on purpose, because they name files gap_fit reads or
+#: writes: ``sparse_file``, ``lengthscale_file``/``theta_file``, ``print_sparse_index``,
+#: ``mark_sparse_atoms`` (rewrites the training file), and the sparse methods ``file``/``index_file``;
+#: also ``config_type_n_sparse`` (a ``{type:n:...}`` string).
+GAP_KEYS = {
+    'delta': _POSITIVE,
+    'f0': _ANY_NUMBER,
+    'n_sparse': ('integer', {'gt': 0}),
+    'sparse_method': ('choice', {'choices': ('random', 'pivot', 'cluster', 'uniform', 'kmeans', 'covariance',
+                                             'fuzzy', 'cur_covariance', 'cur_points', 'none')}),
+    'covariance_type': ('choice', {'choices': ('ard_se', 'gaussian', 'dot_product', 'pp')}),
+    'theta_uniform': _POSITIVE,
+    'theta_fac': _POSITIVE,
+    'zeta': _POSITIVE,
+    'add_species': _LOGICAL,
+    'unique_hash_tolerance': _NON_NEGATIVE,
+    'unique_descriptor_tolerance': _NON_NEGATIVE,
+}
+
+#: Keys of each descriptor type, from QUIP's descriptor parameters (``descriptors.f95``; printed by
+#: ``quippy.descriptors.Descriptor('<type> ... --help')`` of the quippy-ase 0.10 wheel, and
+#: https://libatoms.github.io/GAP/gap_fit.html). A small, documented subset: the SOAP compression
+#: options (``nu_R``, ``Z_mix`` ...), ``radial_basis``/``Z_map`` strings and molecule-only keys
+#: (``resid_name``, ``only_intra`` ...) are not offered.
+DESCRIPTOR_KEYS = {
+    'soap': {
+        'cutoff': _POSITIVE, 'cutoff_transition_width': _POSITIVE, 'cutoff_dexp': ('integer', {'ge': 0}),
+        'cutoff_scale': _POSITIVE, 'cutoff_rate': _POSITIVE,
+        'n_max': ('integer', {'gt': 0}), 'l_max': ('integer', {'ge': 0}), 'atom_sigma': _POSITIVE,
+        'central_weight': _ANY_NUMBER, 'central_reference_all_species': _LOGICAL, 'average': _LOGICAL,
+        'diagonal_radial': _LOGICAL, 'covariance_sigma0': _NON_NEGATIVE, 'normalise': _LOGICAL,
+        'basis_error_exponent': _POSITIVE, 'n_species': ('integer', {'gt': 0}), 'species_Z': ('z_list', {}),
+        'Z': _Z,
+    },
+    'distance_2b': {'cutoff': _POSITIVE, 'cutoff_transition_width': _POSITIVE, 'Z1': _Z, 'Z2': _Z},
+    'angle_3b': {'cutoff': _POSITIVE, 'cutoff_transition_width': _POSITIVE, 'Z': _Z, 'Z1': _Z, 'Z2': _Z},
+}
+
+#: Keywords of a QUIP init string for a GAP (``IP GAP key=value ...``) that this package accepts, with
+#: their value kind. From QUIP's sources: ``IPModel_GAP_Initialise_str`` (QUIP_Core/IPModel_GAP.f95:
+#: ``label``, ``E_scale``, ``lammps``, ``fast_gap``, ``fast_gap_dgemv``) and ``Potential_initialise``
+#: (Potentials/Potential.f95: ``do_rescale_r``, ``r_scale``, ``do_rescale_E``, ``E_scale``). The first
+#: two words select the model (``IP`` = an interatomic potential, ``GAP`` = IPModel_GAP). Other
+#: Potential keywords (``Sum``, ``ForceMixing``, ``minimise_bulk``, ``target_vol`` ...) are not GAPs and
+#: are refused.
+INIT_ARGS_KEYWORDS = {
+    'label': 'name',
+    'E_scale': 'number',
+    'r_scale': 'number',
+    'do_rescale_E': 'logical',
+    'do_rescale_r': 'logical',
+    'lammps': 'logical',
+    'fast_gap': 'logical',
+    'fast_gap_dgemv': 'logical',
+}
+
+_INIT_ARGS_CHARS = re.compile(r'[A-Za-z0-9_.+\-= ]*\Z')
+_FORTRAN_REAL = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eEdD][+-]?\d+)?\Z')
+_FORTRAN_LOGICAL = ('T', 'F', 'true', 'false', 'True', 'False', 'TRUE', 'FALSE')
 
 #: Labels gap_fit can be trained on and the extxyz key each is read from.
 TRAINABLE = ('energy', 'forces', 'virial')
@@ -43,39 +117,75 @@ def _format(value) -> str:
     return str(value)
 
 
-def check_descriptor(descriptor: dict) -> None:
-    """Raise ``ValueError`` naming the value if a descriptor dict is not usable.
+def _check_value(value, key: str, kind: str, options: dict):
+    if kind == 'number':
+        checked = checks.number(value, key, **options)
+        return int(value) if isinstance(value, numbers.Integral) else checked  # 4 stays 4 in the string
+    if kind == 'integer':
+        return checks.integer(value, key, **options)
+    if kind == 'logical':
+        return checks.boolean(value, key)
+    if kind == 'choice':
+        word = value.lower() if isinstance(value, str) else value
+        return checks.choice(word, key, options['choices'])
+    if kind == 'z_list':
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f'{key} must be a non-empty list of atomic numbers, got {value!r}')
+        return [checks.integer(z, f'{key}[{i}]', ge=1, le=118) for i, z in enumerate(value)]
+    raise AssertionError(kind)  # pragma: no cover
 
-    Checks the type, the required keys, positive ``cutoff``/``delta``/``atom_sigma``/``n_sparse``.
+
+def check_descriptor(descriptor: dict) -> dict:
+    """Check one gap_fit descriptor dict and return it normalised (integral floats as ints, bools kept,
+    ``sparse_method``/``covariance_type`` in lower case).
+
+    The ``type`` must be one of :data:`DESCRIPTOR_REQUIRED` (its required keys present); every other key
+    must be a key of that type (:data:`DESCRIPTOR_KEYS`) or of the GAP part (:data:`GAP_KEYS`), and its
+    value of the key's kind: finite numbers in range (``cutoff``, ``delta``, ``atom_sigma`` ... > 0),
+    integers (``n_sparse`` > 0, ``n_max`` > 0, ``l_max`` >= 0, atomic numbers 0..118), ``true``/``false``
+    for logical keys, one of the listed words for ``sparse_method``/``covariance_type``. So nothing
+    that reaches gap_fit's ``gap={...}`` can carry a space, brace, quote, ``=``, ``:`` or a file name.
+
+    :raises ValueError: naming the descriptor type, the key and the value (an unknown key names the
+        allowed ones).
     """
+    if not isinstance(descriptor, dict):
+        raise ValueError(f'a descriptor must be a mapping with a type, got {descriptor!r}')
     kind = descriptor.get('type')
-    if kind not in DESCRIPTOR_REQUIRED:
+    if not isinstance(kind, str) or kind not in DESCRIPTOR_REQUIRED:
         raise ValueError(f'descriptor type {kind!r} is not supported; use one of {sorted(DESCRIPTOR_REQUIRED)}')
+    allowed = {**GAP_KEYS, **DESCRIPTOR_KEYS[kind]}
+    checks.known_keys({k: v for k, v in descriptor.items() if k != 'type'}, allowed, f'{kind} descriptor')
     missing = [k for k in DESCRIPTOR_REQUIRED[kind] if k not in descriptor]
     if missing:
         raise ValueError(f'{kind} descriptor misses {missing}')
-    for key in ('cutoff', 'delta', 'atom_sigma', 'cutoff_transition_width'):
-        if key in descriptor and not float(descriptor[key]) > 0:
-            raise ValueError(f'{kind} descriptor: {key} must be positive, got {descriptor[key]!r}')
-    if int(descriptor['n_sparse']) <= 0:
-        raise ValueError(f"{kind} descriptor: n_sparse must be a positive integer, got {descriptor['n_sparse']!r}")
+    checked = {'type': kind}
+    for key, value in descriptor.items():
+        if key == 'type':
+            continue
+        value_kind, options = allowed[key]
+        checked[key] = _check_value(value, f'{kind} descriptor: {key}', value_kind, options)
+    return checked
 
 
 def descriptor_string(descriptor: dict) -> str:
     """gap_fit descriptor string, e.g. ``{'type': 'soap', 'n_max': 5}`` -> ``soap n_max=5``.
 
+    The descriptor is checked with :func:`check_descriptor` first (whitelisted keys, typed values).
     ``add_species`` defaults to ``T`` and ``sparse_method`` to ``cur_points`` when not given;
     ``distance_2b``/``angle_3b`` default to ``covariance_type=ard_se theta_uniform=1.0``, SOAP to
     ``covariance_type=dot_product zeta=4``.
+
+    :raises ValueError: as :func:`check_descriptor`.
     """
-    check_descriptor(descriptor)
-    kind = descriptor['type']
+    checked = check_descriptor(descriptor)
+    kind = checked['type']
     values = {'add_species': True, 'sparse_method': 'cur_points'}
     if kind == 'soap':
         values.update(covariance_type='dot_product', zeta=4)
     else:
         values.update(covariance_type='ard_se', theta_uniform=1.0)
-    values.update({k: v for k, v in descriptor.items() if k != 'type'})
+    values.update({k: v for k, v in checked.items() if k != 'type'})
     return kind + ' ' + ' '.join(f'{k}={_format(v)}' for k, v in values.items())
 
 
@@ -121,8 +231,14 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
     """Command-line arguments of gap_fit (``key=value`` words) for normalised ``parameters``.
 
     Labels not in ``train_on`` are switched off by pointing their ``*_parameter_name`` at a key no
-    configuration has.
+    configuration has. Descriptors are checked by :func:`descriptor_string`.
+
+    :param at_file: training file name, a bare file name (:func:`checks.basename`).
+    :param gp_file: output GAP XML name, a bare file name.
+    :raises ValueError: for a bad descriptor or a file name with a directory part.
     """
+    checks.basename(at_file, 'at_file')
+    checks.basename(gp_file, 'gp_file')
     gap = ' : '.join(descriptor_string(d) for d in parameters['descriptors'])
     sigma = parameters['sigma']
     names = {label: (label if label in parameters['train_on'] else f'__not_trained_{label}') for label in TRAINABLE}
@@ -250,18 +366,108 @@ def parse_gap_fit_output(text: str) -> dict:
     return result
 
 
+def check_init_args(text, *, label: str | None = None, require_label: bool = True) -> str:
+    """Check a QUIP init string for a GAP and return it with single spaces.
+
+    Grammar (what QUIP's ``Potential_initialise`` / ``IPModel_GAP_Initialise_str`` accept for a GAP,
+    restricted to the keywords of :data:`INIT_ARGS_KEYWORDS`)::
+
+        init_args := "IP GAP" (" " keyword "=" value)*
+        label     := letters, digits, _ - . (checks.SAFE_NAME)
+        number    := a Fortran real (1.0, -2e-3, 1.5d0), finite
+        logical   := T | F | true | false (any case of these)
+
+    Only letters, digits, ``_ . + - =`` and single spaces may occur, so no quote, newline, tab, ``$``,
+    ``{``, ``}``, ``;``, ``&``, ``#``: the string cannot leave the quotes of a LAMMPS ``pair_coeff``
+    or start another command. Every keyword at most once.
+
+    :param label: when given, the ``label=`` of the string must be this (the GAP label of the XML).
+    :param require_label: refuse a string without ``label=`` (a bare ``IP GAP`` loads the first GAP
+        of the file; scripts may use it, the package always writes the label).
+    :returns: the normalised string, e.g. ``'IP GAP label=GAP_2026_11_21_0_0_40_29_334'``.
+    :raises ValueError: naming the string and the offending word, with the allowed keywords.
+    """
+    shown = repr(text) if not isinstance(text, str) or len(text) <= 200 else repr(text[:200] + '...')
+    allowed = ', '.join(INIT_ARGS_KEYWORDS)
+    if not isinstance(text, str) or not _INIT_ARGS_CHARS.match(text):
+        raise ValueError(f'init_args {shown} is not a QUIP init string for a GAP: only "IP GAP" followed by '
+                         f'key=value words of letters, digits, _ . + - are accepted (keywords: {allowed})')
+    words = text.split()
+    if words[:2] != ['IP', 'GAP']:
+        raise ValueError(f'init_args {shown} must start with "IP GAP"')
+    seen = {}
+    for word in words[2:]:
+        key, sep, value = word.partition('=')
+        if not sep or not value or '=' in value:
+            raise ValueError(f'init_args {shown}: {word!r} is not a key=value word')
+        if key not in INIT_ARGS_KEYWORDS:
+            raise ValueError(f'init_args {shown}: unknown keyword {key!r}; allowed: {allowed}')
+        if key in seen:
+            raise ValueError(f'init_args {shown}: keyword {key!r} given twice')
+        kind = INIT_ARGS_KEYWORDS[key]
+        if kind == 'name':
+            checks.safe_name(value, f'init_args {key}')
+        elif kind == 'number':
+            if not _FORTRAN_REAL.match(value) or not np.isfinite(float(value.replace('d', 'e').replace('D', 'e'))):
+                raise ValueError(f'init_args {shown}: {key} must be a finite number, got {value!r}')
+        elif value not in _FORTRAN_LOGICAL:
+            raise ValueError(f'init_args {shown}: {key} must be T or F, got {value!r}')
+        seen[key] = value
+    if require_label and 'label' not in seen:
+        raise ValueError(f'init_args {shown} has no label=<GAP label>')
+    if label is not None and seen.get('label', label) != label:
+        raise ValueError(f'init_args {shown}: label {seen["label"]!r} is not the GAP label {label!r} of the XML')
+    return ' '.join(words)
+
+
+def check_gap_files(filename, files) -> list[str]:
+    """Check the file names of a GAP: ``filename`` (the XML) and ``files`` (XML + sparseX files).
+
+    Every name must be a bare file name (:func:`checks.basename`: no directory part, no ``..``, no
+    space or quote), names unique, and ``filename`` one of ``files``.
+
+    :returns: ``files`` as a list.
+    :raises ValueError: naming the offending name.
+    """
+    checks.basename(filename, 'GAP filename')
+    if not isinstance(files, (list, tuple)) or not files:
+        raise ValueError(f'GAP files must be a non-empty list of file names, got {files!r}')
+    for name in files:
+        checks.basename(name, 'GAP file name')
+    duplicates = sorted({name for name in files if list(files).count(name) > 1})
+    if duplicates:
+        raise ValueError(f'GAP file names {duplicates} are listed twice')
+    if filename not in files:
+        raise ValueError(f'GAP filename {filename!r} is not one of its files {list(files)}')
+    return list(files)
+
+
 def parse_gap_xml(text: str) -> dict:
-    """Label, init args, sparse points and sparseX files of a GAP XML file.
+    """Label, init args, sparse points and sparseX files of a GAP XML file, checked as untrusted input.
+
+    The label must be a safe name (:func:`checks.safe_name`), ``init_args`` must pass
+    :func:`check_init_args` with that label, and every ``sparseX_filename`` must be a bare file name
+    (:func:`checks.basename`), so that none of them can leave a LAMMPS ``pair_coeff`` line or point
+    outside the folder of the GAP.
 
     :returns: ``label``, ``init_args`` (``IP GAP label=...``), ``n_sparse`` (list per gpCoordinates),
         ``sparse_files`` (list of sparseX file names, empty when stored inline), ``species_z``
         (atomic numbers with a non-zero e0 or a descriptor), ``cutoff`` (largest descriptor cutoff, Å),
         ``descriptors`` (the descriptor strings stored in the XML).
-    :raises ValueError: if no ``Potential`` element with a label is found.
+    :raises ValueError: if no ``Potential`` element with a label is found, or naming a bad label,
+        init string or sparseX file name.
     """
     potential = re.search(r'<Potential\s+label="([^"]+)"\s+init_args="([^"]+)"', text)
     if not potential:
         raise ValueError('not a GAP XML file: no <Potential label=... init_args=...> element')
+    label = checks.safe_name(potential.group(1), 'GAP XML: <Potential label>')
+    try:
+        init_args = check_init_args(potential.group(2), label=label)
+    except ValueError as exc:
+        raise ValueError(f'GAP XML: <Potential init_args>: {exc}') from None
+    sparse_files = re.findall(r'<gpCoordinates[^>]*\bsparseX_filename="([^"]*)"', text)
+    for name in sparse_files:
+        checks.basename(name, 'GAP XML: sparseX_filename')
     descriptors = [' '.join(d.split()) for d in re.findall(r'<descriptor>\s*(.*?)\s*</descriptor>', text, re.S)]
     cutoffs = [float(c) for d in descriptors for c in re.findall(r'\bcutoff=([\d.eE+-]+)', d)]
     zs = set()
@@ -270,10 +476,10 @@ def parse_gap_xml(text: str) -> dict:
         for group in re.findall(r'species_Z=\{([\d\s]+)\}', d):
             zs.update(int(z) for z in group.split())
     return {
-        'label': potential.group(1),
-        'init_args': potential.group(2),
+        'label': label,
+        'init_args': init_args,
         'n_sparse': [int(n) for n in re.findall(r'<gpCoordinates[^>]*\bn_sparseX="(\d+)"', text)],
-        'sparse_files': re.findall(r'<gpCoordinates[^>]*\bsparseX_filename="([^"]+)"', text),
+        'sparse_files': sparse_files,
         'species_z': sorted(zs),
         'cutoff': max(cutoffs) if cutoffs else None,
         'descriptors': descriptors,

@@ -7,7 +7,7 @@ from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_mlfail.calculations.functions import analyse_mlmd, prepare_mlmd, prepare_rerun
 from aiida_mlfail.calculations.lammps import LammpsCalculation
-from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
@@ -50,7 +50,7 @@ class MLMDWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('potential', valid_type=GapPotentialData)
+        spec.input('potential', valid_type=GapPotentialData, validator=validate_potential)
         spec.input('structure', valid_type=orm.StructureData, validator=structure_validator('structure'),
                    help='Start configuration (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('parameters', valid_type=orm.Dict, validator=dict_validator(mlmd.normalise_mlmd, 'parameters'),

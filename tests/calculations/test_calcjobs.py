@@ -41,7 +41,7 @@ def test_gap_fit_prepare_writes_training_set_and_preflight(tmp_path, gap_fit_cod
      'n_sparse=100000 is larger than'),
     ({**TWO_BODY, 'sigma': {'energy': -1.0}}, 'sigma for energy must be positive'),
     ({'descriptors': [{'type': 'distance_2b', 'cutoff': -5.0, 'delta': 0.5, 'n_sparse': 10}]},
-     'cutoff must be positive'),
+     'cutoff must be a finite number > 0'),
 ])
 def test_gap_fit_rejects_bad_input_at_submit(gap_fit_code, parameters, match):
     configurations = nacl_configurations(3)

@@ -1,5 +1,7 @@
 """TrainingSetData and GapPotentialData."""
 
+import re
+
 import numpy as np
 import pytest
 from ase.io import read
@@ -58,6 +60,86 @@ def test_gap_potential_from_folder_calculator_and_pair_commands():
     assert np.isfinite(energy)
     # a 2-body GAP on three frames reproduces the training energy to within a few meV/atom
     assert abs(energy - nacl_configurations(1)[0].info['energy']) / len(atoms) < 0.01
+
+
+def _gap_node(**attributes):
+    """A GapPotentialData from the committed fit, with attributes overwritten as an archive could."""
+    node = GapPotentialData.from_folder(FIXTURES / 'gap_fit_ok')
+    for key, value in attributes.items():
+        node.base.attributes.set(key, value)
+    return node
+
+
+def test_legit_gap_fixtures_load_and_pass_the_checks():
+    for name in ('gap_fit_ok', 'bridge'):
+        node = GapPotentialData.from_folder(FIXTURES / name)
+        node.check()
+        assert node.base.attributes.get('init_args') == f'IP GAP label={node.label}'
+        assert len(node.base.attributes.get('files')) == 1 + len(node.base.attributes.get('n_sparse'))
+
+
+@pytest.mark.parametrize('attributes, match', [
+    ({'init_args': 'IP GAP label=X"\nshell touch pwned\n"'}, 'is not a QUIP init string'),
+    ({'init_args': 'IP GAP label=OTHER'}, "label 'OTHER' is not the GAP label"),
+    ({'filename': '../gap.xml'}, "GAP filename must be a bare file name (letters"),
+    ({'files': ['gap.xml', '../x']}, "'../x'"),
+    ({'files': ['gap.xml', 'missing.sparseX']}, "['missing.sparseX'] are listed but not in the repository"),
+    ({'label': 'a b'}, "GAP label must be a name"),
+    ({'species': ['Na', 'Xx']}, 'chemical symbols'),
+    ({'cutoff': float('nan')}, 'GAP cutoff must be a finite number'),
+])
+def test_check_refuses_crafted_attributes(attributes, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        _gap_node(**attributes).check()
+
+
+def test_write_files_refuses_crafted_names_and_stays_inside(tmp_path):
+    node = _gap_node()
+    xml = node.write_files(tmp_path / 'out')
+    assert xml == tmp_path / 'out' / 'gap.xml' and len(list((tmp_path / 'out').iterdir())) == 4
+    bad = _gap_node(files=['gap.xml', '../escaped'])
+    with pytest.raises(ValueError, match='escaped'):
+        bad.write_files(tmp_path / 'inner')
+    assert not (tmp_path / 'escaped').exists() and not (tmp_path / 'inner').exists()
+    # an existing symbolic link in the target folder pointing elsewhere is not followed
+    (tmp_path / 'linked').mkdir()
+    (tmp_path / 'linked' / 'gap.xml').symlink_to(tmp_path / 'victim.xml')
+    with pytest.raises(ValueError, match='outside'):
+        node.write_files(tmp_path / 'linked')
+    assert not (tmp_path / 'victim.xml').exists()
+
+
+def test_from_folder_refuses_traversal_and_symlinked_sparse_files(tmp_path):
+    source = FIXTURES / 'gap_fit_ok'
+    folder = tmp_path / 'gap'
+    folder.mkdir()
+    text = (source / 'gap.xml').read_text()
+    sparse = sorted(p.name for p in source.glob('gap.xml.sparseX.*'))
+    (tmp_path / 'secret').write_text('secret')
+    (folder / 'gap.xml').write_text(text.replace(f'sparseX_filename="{sparse[0]}"', 'sparseX_filename="../secret"'))
+    with pytest.raises(ValueError, match="sparseX_filename must be a bare file name.*'../secret'"):
+        GapPotentialData.from_folder(folder)
+    (folder / 'gap.xml').write_text(text)
+    for name in sparse[1:]:
+        (folder / name).write_bytes((source / name).read_bytes())
+    (folder / sparse[0]).symlink_to(tmp_path / 'secret')
+    with pytest.raises(ValueError, match='outside the folder'):
+        GapPotentialData.from_folder(folder)
+    with pytest.raises(ValueError, match="GAP filename must be a bare file name.*'../gap/gap.xml'"):
+        GapPotentialData.from_folder(folder, '../gap/gap.xml')
+
+
+def test_pair_commands_calculator_and_validator_refuse_a_crafted_node(tmp_path):
+    from aiida_mlfail.data.gap_potential import validate_potential
+
+    node = _gap_node(init_args=f'IP GAP label=X" 11 17\nshell touch {tmp_path}/pwned\n#')
+    for use in (lambda: node.lammps_pair_commands(['Na', 'Cl']), node.get_calculator,
+                lambda: node.write_files(tmp_path / 'out')):
+        with pytest.raises(ValueError, match='is not a QUIP init string'):
+            use()
+    assert 'is not a QUIP init string' in validate_potential(node)
+    assert validate_potential(_gap_node()) is None
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the reference that labelled a set ------------------------------------------------------------------

@@ -8,6 +8,7 @@ in-process and compares with quippy evaluated directly. The GAP is the tiny comm
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -233,19 +234,68 @@ def test_console_script_reports_quippy_failure(tmp_path):
     """The installed ``mlfail-lmp``: a potential quippy refuses -> status 1 and quippy's reason.
 
     In a subprocess on purpose: a failed quippy ``Potential`` initialisation leaves Fortran I/O
-    units open, so later loads of the same file in that process fail too.
+    units open, so later loads of the same file in that process fail too. The GAP file has a valid
+    label and init string but no fitted model.
     """
     import subprocess
     import sys
 
     _write_data(_nacl(), tmp_path / 'frame.data')
+    (tmp_path / 'broken.xml').write_text('<GAP_X>\n<Potential label="X" init_args="IP GAP label=X"/>\n'
+                                         '<GAP_params label="X" gap_version="1">\n</GAP_params>\n</GAP_X>\n')
     (tmp_path / 'in.lmp').write_text('units metal\natom_style atomic\nread_data frame.data\npair_style quip\n'
-                                     f'pair_coeff * * {GAP_XML} "IP NOSUCHMODEL" 11 17\nrun 0\n')
+                                     'pair_coeff * * broken.xml "IP GAP label=X" 11 17\nrun 0\n')
     exe = pathlib.Path(sys.executable).parent / 'mlfail-lmp'
     done = subprocess.run([str(exe), '-in', 'in.lmp', '-log', 'none', '-screen', 'none'], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert 'quippy cannot load' in done.stderr and 'IP NOSUCHMODEL' in done.stderr
+    assert 'quippy cannot load' in done.stderr and 'has not been fitted' in done.stderr
+
+
+def test_console_script_refuses_injected_init_args(tmp_path):
+    """The installed ``mlfail-lmp`` on a script whose quip ``pair_coeff`` carries an init string outside
+    the GAP grammar (an unknown keyword, which quippy itself would ignore), followed by a ``shell``
+    command: refused with status 1 before any later command runs, so the payload file is not created."""
+    import subprocess
+    import sys
+
+    from aiida_mlfail.science.gap import parse_gap_xml
+
+    label = parse_gap_xml(GAP_XML.read_text())['label']
+    _write_data(_nacl(), tmp_path / 'frame.data')
+    payload = tmp_path / 'pwned'
+    (tmp_path / 'in.lmp').write_text(
+        'units metal\natom_style atomic\nread_data frame.data\npair_style quip\n'
+        f'pair_coeff * * {GAP_XML} "IP GAP label={label} shell=touch" 11 17\n'
+        f'shell touch {payload}\nrun 0\n')
+    exe = pathlib.Path(sys.executable).parent / 'mlfail-lmp'
+    done = subprocess.run([str(exe), '-in', 'in.lmp', '-log', 'none', '-screen', 'none'], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "unknown keyword 'shell'" in done.stderr
+    assert not payload.exists()
+
+
+@pytest.mark.parametrize('init_args', ['IP GAP label=X E_scale=1.0 lammps=T', 'IP GAP'])
+def test_parse_quip_pair_coeff_accepts_the_gap_grammar(tmp_path, init_args):
+    xml = tmp_path / 'gap.xml'
+    xml.write_text('<Potential label="X" init_args="IP GAP label=X"/>\n<GAP_params label="X"/>\n')
+    coeff = gap_bridge.parse_quip_pair_coeff(['pair_coeff', '*', '*', str(xml), init_args, '11'], 1)
+    assert coeff.init_args == init_args and coeff.species == [11]
+
+
+@pytest.mark.parametrize(('init_args', 'message'), [
+    ('IP GAP label=X\nshell touch pwned', 'not a QUIP init string'),
+    ('IP GAP label=X calc_args=x', "unknown keyword 'calc_args'"),
+    ('IP GAP label=X E_scale=$(v)', 'not a QUIP init string'),
+    ('IP GAP label=X E_scale=nan', 'E_scale must be a finite number'),
+    ('IP SW', 'must start with "IP GAP"'),
+])
+def test_parse_quip_pair_coeff_refuses_init_args_outside_the_grammar(tmp_path, init_args, message):
+    xml = tmp_path / 'gap.xml'
+    xml.write_text('<Potential label="X" init_args="IP GAP label=X"/>\n<GAP_params label="X"/>\n')
+    with pytest.raises(gap_bridge.BridgeError, match=re.escape(message)):
+        gap_bridge.parse_quip_pair_coeff(['pair_coeff', '*', '*', str(xml), init_args, '11'], 1)
 
 
 def test_units_and_lammps_errors(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """GAP command lines, gap_fit output parsing, environment counts, selection and metrics."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_train_on_switches_labels_off():
 @pytest.mark.parametrize('parameters, match', [
     ({'descriptors': []}, 'at least one descriptor'),
     ({'descriptors': [{'type': 'soap', 'n_max': 2}]}, 'misses'),
-    ({'descriptors': [{**DOMAIN_NACL[1], 'cutoff': -2.0}]}, 'cutoff must be positive'),
+    ({'descriptors': [{**DOMAIN_NACL[1], 'cutoff': -2.0}]}, 'cutoff must be a finite number > 0'),
     ({'descriptors': DOMAIN_NACL, 'sigma': {'forces': -0.1}}, 'sigma for forces must be positive'),
     ({'descriptors': DOMAIN_NACL, 'train_on': ['stress']}, 'train_on'),
     ({'descriptors': [{**DOMAIN_NACL[1], 'type': 'turbo_soap'}]}, "'turbo_soap' is not supported"),
@@ -142,3 +143,113 @@ def test_temporal_selection_is_evenly_spaced_and_split_partitions():
     del pool[3].arrays['atomic_energies']
     with pytest.raises(ValueError, match="needs 'atomic_energies', missing in configuration 3"):
         selection.select(pool, 5, 'uniform_atomic_energy')
+
+
+# -- untrusted GAP data: init strings, file names, descriptor keys (issue 13) -------------------------------
+
+@pytest.mark.parametrize('text, expected', [
+    ('IP GAP label=GAP_2026_1', 'IP GAP label=GAP_2026_1'),
+    ('IP GAP  label=L E_scale=1.5d0 r_scale=-2e-1 do_rescale_E=T lammps=false fast_gap=True', None),
+])
+def test_check_init_args_accepts_the_gap_grammar(text, expected):
+    assert gap.check_init_args(text) == (expected or ' '.join(text.split()))
+
+
+@pytest.mark.parametrize('text, match', [
+    ('IP GAP label=L"\nshell touch /tmp/pwned\n"', 'is not a QUIP init string'),
+    ('IP GAP label=L" 11 17\nshell touch x\n#', 'is not a QUIP init string'),
+    ('IP GAP label=L\tE_scale=1', 'is not a QUIP init string'),
+    ('IP GAP label=${x}', 'is not a QUIP init string'),
+    ('IP GAP label=L;rm', 'is not a QUIP init string'),
+    ('IP GAP label=L&', 'is not a QUIP init string'),
+    ('IP GAP label=L #', 'is not a QUIP init string'),
+    ('IP GAP label=L minimise_bulk=T', "unknown keyword 'minimise_bulk'; allowed: label, E_scale"),
+    ('IP GAP label=L E_scale', "'E_scale' is not a key=value word"),
+    ('IP GAP label=L E_scale=1e400', 'E_scale must be a finite number'),
+    ('IP GAP label=L lammps=yes', 'lammps must be T or F'),
+    ('IP GAP label=L label=M', "keyword 'label' given twice"),
+    ('IP GAP label=.hidden', 'must be a name'),
+    ('IP GAP', 'has no label='),
+    ('IP SW label=L', 'must start with "IP GAP"'),
+    ('', 'must start with "IP GAP"'),
+    (None, 'is not a QUIP init string'),
+    (['IP', 'GAP'], 'is not a QUIP init string'),
+])
+def test_check_init_args_refuses_and_names_the_word(text, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        gap.check_init_args(text)
+
+
+def test_check_init_args_label_and_optional_label():
+    assert gap.check_init_args('IP GAP', require_label=False) == 'IP GAP'
+    with pytest.raises(ValueError, match="label 'A' is not the GAP label 'B'"):
+        gap.check_init_args('IP GAP label=A', label='B')
+
+
+@pytest.mark.parametrize('filename, files, match', [
+    ('../gap.xml', ['../gap.xml'], "'../gap.xml'"),
+    ('gap.xml', ['gap.xml', '../x'], "'../x'"),
+    ('gap.xml', ['gap.xml', '/abs/x'], "'/abs/x'"),
+    ('gap.xml', ['gap.xml', 'a b'], "'a b'"),
+    ('gap.xml', ['gap.xml', 'gap.xml'], 'listed twice'),
+    ('gap.xml', ['other.xml'], 'is not one of its files'),
+    ('gap.xml', 'gap.xml', 'non-empty list'),
+    ('gap.xml', [], 'non-empty list'),
+    ('gap.xml', ['gap.xml', None], 'None'),
+])
+def test_check_gap_files_refuses(filename, files, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        gap.check_gap_files(filename, files)
+
+
+def test_parse_gap_xml_checks_label_init_args_and_sparse_files():
+    text = (FIXTURES / 'gap_fit_ok' / 'gap.xml').read_text()
+    info = gap.parse_gap_xml(text)
+    assert info['init_args'] == f"IP GAP label={info['label']}" and len(info['sparse_files']) == 3
+    label = info['label']
+    bad_args = text.replace(f'init_args="IP GAP label={label}"', f'init_args="IP GAP label={label}&quot;\nshell x"')
+    with pytest.raises(ValueError, match='<Potential init_args>'):
+        gap.parse_gap_xml(bad_args)
+    with pytest.raises(ValueError, match='<Potential label>'):
+        gap.parse_gap_xml(text.replace(f'<Potential label="{label}"', '<Potential label="a b"'))
+    sparse = info['sparse_files'][0]
+    with pytest.raises(ValueError, match=re.escape("sparseX_filename must be a bare file name") + ".*'../x'"):
+        gap.parse_gap_xml(text.replace(f'sparseX_filename="{sparse}"', 'sparseX_filename="../x"'))
+    with pytest.raises(ValueError, match="''"):
+        gap.parse_gap_xml(text.replace(f'sparseX_filename="{sparse}"', 'sparseX_filename=""'))
+
+
+def test_descriptor_keys_are_whitelisted_per_type_and_values_typed():
+    base = {'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}
+    checked = gap.check_descriptor({**base, 'n_sparse': 10.0, 'sparse_method': 'UNIFORM', 'Z1': 11, 'Z2': 17})
+    assert checked['n_sparse'] == 10 and isinstance(checked['n_sparse'], int) and checked['sparse_method'] == 'uniform'
+    soap = {'type': 'soap', 'n_max': 2, 'l_max': 2, 'atom_sigma': 0.5, 'cutoff': 4, 'delta': 0.1, 'n_sparse': 5,
+            'species_Z': [11, 17], 'n_species': 2, 'Z': 11, 'central_weight': 1.0, 'cutoff_transition_width': 0.5}
+    assert 'species_Z={11 17}' in gap.descriptor_string(soap) and 'cutoff=4 ' in gap.descriptor_string(soap)
+    angle = {'type': 'angle_3b', 'cutoff': 3.0, 'delta': 0.1, 'n_sparse': 5, 'Z': 11, 'Z1': 17, 'Z2': 17}
+    assert gap.descriptor_string(angle).startswith('angle_3b ')
+    for bad, match in [
+        ({**base, 'print_sparse_index': '/tmp/x'}, "unknown distance_2b descriptor key(s) ['print_sparse_index']"),
+        ({**base, 'n_max': 4}, "key(s) ['n_max']; allowed: ['Z1', 'Z2'"),  # a SOAP key on a 2-body descriptor
+        ({**base, 'sparse_method': 'file'}, 'sparse_method must be one of'),
+        ({**base, 'sparse_method': 'uniform} at_file=/etc/x'}, 'sparse_method must be one of'),
+        ({**base, 'covariance_type': 5}, 'covariance_type must be one of'),
+        ({**base, 'cutoff': float('inf')}, 'cutoff must be a finite number > 0'),
+        ({**base, 'cutoff': '5'}, "cutoff must be a finite number > 0, got '5'"),
+        ({**base, 'n_sparse': True}, 'n_sparse must be an integer > 0, got True'),
+        ({**base, 'add_species': 'T'}, "add_species must be true or false, got 'T'"),
+        ({**base, 'Z1': 200}, 'Z1 must be an integer'),
+        ({**soap, 'species_Z': '11 17'}, 'species_Z must be a non-empty list'),
+        ({**soap, 'species_Z': [11, '17}']}, 'species_Z[1] must be an integer'),
+        ({**soap, 'l_max': -1}, 'l_max must be an integer >= 0'),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(match)):
+            gap.descriptor_string(bad)
+
+
+def test_gap_fit_arguments_checks_file_names():
+    parameters = gap.normalise_fit_parameters({'descriptors': DOMAIN_NACL[1:]})
+    with pytest.raises(ValueError, match="at_file must be a bare file name.*'../t.xyz'"):
+        gap.gap_fit_arguments(parameters, '../t.xyz', 'gap.xml')
+    with pytest.raises(ValueError, match="gp_file must be a bare file name.*'/tmp/gap.xml'"):
+        gap.gap_fit_arguments(parameters, 't.xyz', '/tmp/gap.xml')
