@@ -163,6 +163,9 @@ CASES = [
        _args('export', 'potential', pk('potential'), '-o', target('afile/gap')), 'afile', 'not a folder'),
     _c('export-potential-target-is-a-file', 'cli',
        _args('export', 'potential', pk('potential'), '-o', target('exists.xyz'), '-f'), 'exists.xyz'),
+    _c('export-potential-crafted-file-name', 'cli',
+       _args('export', 'potential', pk('crafted_potential'), '-o', target('gap_crafted')),
+       'gap_crafted', 'nothing written', "'../escaped'"),
     _c('export-potential-of-a-training-set', 'cli',
        _args('export', 'potential', pk('training_set'), '-o', target('gap')), 'GapPotentialData'),
     _c('export-archive-existing-target', 'cli',
@@ -208,6 +211,9 @@ CASES = [
     _c('potential-export-existing-folder', 'verdi',
        _args('data', 'mlfail', 'potential', 'export', pk('potential'), '-o', target('existsdir')),
        'existsdir', '--overwrite'),
+    _c('potential-export-crafted-file-name', 'verdi',
+       _args('data', 'mlfail', 'potential', 'export', pk('crafted_potential'), '-o', target('gap_crafted')),
+       'gap_crafted', 'nothing written', "'../escaped'"),
     _c('potential-export-target-under-a-file', 'verdi',
        _args('data', 'mlfail', 'potential', 'export', pk('potential'), '-o', target('afile/gap')),
        'afile', 'not a folder'),
@@ -253,6 +259,9 @@ def _nodes():
 
         _NODES['training_set'] = TrainingSetData.from_atoms(nacl_configurations(3)).store().pk
         _NODES['potential'] = GapPotentialData.from_folder(FIXTURES / 'gap_fit_ok').store().pk
+        crafted = GapPotentialData.from_folder(FIXTURES / 'gap_fit_ok')
+        crafted.base.attributes.set('files', [*crafted.base.attributes.get('files'), '../escaped'])
+        _NODES['crafted_potential'] = crafted.store().pk  # as an archive could carry it
         _NODES['plain'] = orm.Int(5).store().pk
         _NODES['process'] = add_one(orm.Int(1)).creator.pk
     return {key: orm.load_node(pk) for key, pk in _NODES.items()}  # (fresh: the commands reset the session)
