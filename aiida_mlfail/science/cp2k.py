@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
 
 import yaml
 
@@ -367,3 +368,61 @@ def check_species(protocol, symbols, directory=None) -> None:
         if missing:
             what = 'basis set' if key == 'basis_set_file' else 'pseudopotential'
             raise ValueError(f"no {what} for {', '.join(missing)} in {path}")
+
+
+#: CP2K keywords whose value names a file the job WRITES (print keys' ``FILENAME``, the project name that
+#: prefixes every output file): a bare name only (CP2K manual, ``GLOBAL/PROJECT`` and the ``FILENAME``
+#: keyword of every print key, https://manual.cp2k.org/). Keywords naming files CP2K reads (basis set,
+#: potential, parameter files) may be paths.
+WRITTEN_FILE_KEYWORDS = ('FILENAME', 'PROJECT', 'PROJECT_NAME')
+
+_CP2K_NAME = re.compile(r'[A-Za-z0-9_+\-]+\Z')
+#: Characters that change the structure of a CP2K input: a new line, a section start (``&``), the
+#: preprocessor (``@INCLUDE``, ``@SET``, ...) and its variables (``$``), a comment (``!``, ``#``).
+_CP2K_FORBIDDEN = re.compile(r'[\n\r&@$!#]')
+
+
+def check_overrides(overrides, where: str = 'overrides') -> None:
+    """Check the keys and values of CP2K input overrides (nested dicts as aiida-cp2k turns into an input file)
+    as untrusted text.
+
+    Section and keyword names: letters, digits, ``_``, ``+``, ``-``. String values: no new line, ``&``,
+    ``@``, ``$``, ``!`` or ``#`` (they would start a section, a preprocessor directive such as
+    ``@INCLUDE``, a variable or a comment); the value of a keyword of :data:`WRITTEN_FILE_KEYWORDS` is a
+    bare file name (CP2K's leading ``=`` allowed; no ``/``, no ``..``), so no output is written outside
+    the job folder. Numbers are finite. Lists are repeated keywords or sections.
+
+    :raises ValueError: naming the dotted key and the value.
+    """
+    import math
+
+    def walk(value, path, key):
+        if isinstance(value, dict):
+            for name, child in value.items():
+                if not isinstance(name, str) or not _CP2K_NAME.match(name):
+                    raise ValueError(f'{path}: {name!r} is not a CP2K section or keyword name '
+                                     '(letters, digits, _, + and -)')
+                walk(child, f'{path}.{name}', name)
+        elif isinstance(value, (list, tuple)):
+            for index, child in enumerate(value):
+                walk(child, f'{path}[{index}]', key)
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise ValueError(f'{path} must be a finite number, got {value!r}')
+        elif isinstance(value, str):
+            if _CP2K_FORBIDDEN.search(value):
+                raise ValueError(f'{path}: {value!r} contains a character that changes the CP2K input '
+                                 '(new line, &, @, $, ! or #)')
+            if key is not None and key.upper() in WRITTEN_FILE_KEYWORDS:
+                name = value.strip().lstrip('=')
+                if not name or '/' in name or '\\' in name or '..' in name:
+                    raise ValueError(f'{path}: the file CP2K writes must be a bare file name in the job folder, '
+                                     f'got {value!r}')
+        else:
+            raise ValueError(f'{path}: {value!r} is not a CP2K value (text, number, boolean or a list)')
+
+    if not isinstance(overrides, dict):
+        raise ValueError(f'{where} must be a mapping of CP2K sections, got {overrides!r}')
+    walk(overrides, where, None)
