@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiida_mlfail.calculations.common import dict_validator  # noqa: F401 (re-exported for the WorkChains)
+from aiida_mlfail.calculations.common import dict_validator, node_validator  # noqa: F401 (re-exported for the WorkChains)
 
 #: ``metadata.options`` of the jobs a WorkChain submits when the user gives none.
 DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
