@@ -36,7 +36,7 @@ from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, resta
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.references import active_learning_reference_error
-from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 @calcfunction
@@ -205,6 +205,7 @@ class ActiveLearningWorkChain(WorkChain):
         spec.input('quip.code', valid_type=orm.AbstractCode, help='quip / mlfail-quip for the GAP on flagged configurations.')
         spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
         spec.input('restart', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(normalise_restart, 'restart'),
                    help='Restart settings of the explorer and prediction jobs (workflows.restart.RESTART_DEFAULTS); '
                         'the GAP fits take theirs from gap.restart.')
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),

@@ -10,8 +10,8 @@ from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, restart_inputs
-from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
+from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
 from aiida_mlfail.science import selection as selection_science
 
 
@@ -98,6 +98,7 @@ class GapWorkChain(WorkChain):
                    help='Fixed validation set: no split, the (selected) pool is trained on.')
         spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
         spec.input('restart', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(normalise_restart, 'restart'),
                    help='Restart settings of the gap_fit and quip jobs (aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
                         "e.g. {'on_out_of_memory': 'more_memory'}.")
         spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
