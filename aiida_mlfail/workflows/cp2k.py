@@ -191,6 +191,7 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         _define_common(spec)
+        spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
         spec.inputs.validator = _validate_single_point
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
         spec.output('training_set', valid_type=TrainingSetData, help='One configuration with the DFT labels.')

@@ -34,7 +34,7 @@ from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.resources import scheduler_options
-from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source
+from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source, node_validator
 
 #: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
 #: 'more_memory'), their factors and caps.
@@ -131,6 +131,7 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         super().define(spec)
         spec.expose_inputs(cls._process_class, namespace='job')
         spec.expose_outputs(cls._process_class)
+        spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
         spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(normalise_restart, 'restart'),
                    help=f'Restart settings, defaults {RESTART_DEFAULTS}.')

@@ -144,6 +144,8 @@ CASES = [
     ('mlfail.cp2k_single_point', 'options:max_memory_kb', -1, ['max_memory_kb', '-1']),
     ('mlfail.cp2k_single_point', 'overrides:FORCE_EVAL.DFT.SCF.EPS_SCF', NAN, ['overrides.FORCE_EVAL.DFT.SCF.EPS_SCF',
                                                                                'nan']),
+    ('mlfail.cp2k_single_point', 'max_iterations', 0, ['max_iterations', 'got 0']),
+    ('mlfail.cp2k_single_point', 'max_iterations', -3, ['max_iterations', '-3']),
     ('mlfail.aimd', 'temperature', INF, ['temperature', 'inf']),
     ('mlfail.aimd', 'temperature', -300.0, ['temperature', '-300.0']),
     ('mlfail.aimd', 'steps', 0, ['steps', 'got 0']),
@@ -223,7 +225,7 @@ def entries(request, lammps_code, gap_fit_code, quip_code, explore_code, rematch
         return {'code': request.getfixturevalue('cp2k_code'), 'structure': orm.StructureData(ase=_crystal()),
                 'options': orm.Dict({'max_wallclock_seconds': 600,
                                      'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}}),
-                'overrides': orm.Dict({'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}}})}
+                'overrides': orm.Dict({'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}}}), 'max_iterations': orm.Int(3)}
 
     def aimd():
         return {'code': request.getfixturevalue('cp2k_code'), 'structure': orm.StructureData(ase=_crystal()),
