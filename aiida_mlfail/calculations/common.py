@@ -80,3 +80,18 @@ def lammps_data_message(script: str, files: dict, settings: dict | None) -> str 
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def node_validator(check: Callable[..., object], port: str, **bounds):
+    """A port validator for a base-type input (``Int``, ``Float``, ``Bool``, ``Str``): runs
+    ``check(value.value, port, **bounds)`` (e.g. ``science.checks.integer`` with ``ge=1``) and returns its
+    ``ValueError`` message, which names the port and the value (``None`` when the check passes)."""
+
+    def validator(value, ctx=None):
+        try:
+            check(value.value, port, **bounds)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return validator

@@ -14,7 +14,7 @@ from ase.io import write
 
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
-from aiida_mlfail.science import lammps_md, plots, selection, structures
+from aiida_mlfail.science import checks, lammps_md, plots, selection, structures
 from aiida_mlfail.science.references import lammps_reference
 from aiida_mlfail.science.potentials import CHARGES, ReferencePotential
 
@@ -35,9 +35,11 @@ def check_structure_spec(spec: dict) -> str | None:
     system = spec.pop('system', None)
     if system not in ('nacl', 'argon'):
         return f"structure spec: system must be 'nacl' or 'argon', got {system!r}"
+    allowed = ('n_ions', 'volume', 'density', 'seed') if system == 'nacl' else ('n_cells', 'box')
     try:
+        checks.known_keys(spec, allowed, f'structure spec ({system})')
         atoms = structures.molten_nacl(**spec) if system == 'nacl' else structures.argon(**spec)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         return f'structure spec {spec!r}: {exc}'
     return None if len(atoms) else 'structure spec builds no atoms'
 
@@ -107,9 +109,9 @@ merge_training_sets.process_class.spec().inputs.validator = _merge_validator
 def select_configurations(pool: TrainingSetData, parameters: orm.Dict) -> TrainingSetData:
     """``parameters['n']`` configurations of ``pool`` chosen by ``parameters['method']`` (seeded), see
     ``science.selection.select``; the pool index of each is kept as ``pool_index``."""
-    p = parameters.get_dict()
+    p = selection.normalise_selection(parameters.get_dict())
     configurations = pool.get_atoms()
-    chosen = selection.select(configurations, p['n'], p['method'], p.get('seed', 0))
+    chosen = selection.select(configurations, p['n'], p['method'], p['seed'])
     picked = []
     for index in chosen:
         atoms = configurations[index]
@@ -122,9 +124,9 @@ def select_configurations(pool: TrainingSetData, parameters: orm.Dict) -> Traini
 def split_training_set(training_set: TrainingSetData, parameters: orm.Dict):
     """Random train / validation split (``train_fraction``, ``seed``); returns ``train`` and ``validation``
     (both keep the set's reference)."""
-    p = parameters.get_dict()
+    p = selection.normalise_split(parameters.get_dict())
     configurations = training_set.get_atoms()
-    train, validation = selection.split(len(configurations), p['train_fraction'], p.get('seed', 0))
+    train, validation = selection.split(len(configurations), p['train_fraction'], p['seed'])
     reference = training_set.reference
     return {
         'train': TrainingSetData.from_atoms([configurations[i] for i in train], reference=reference),

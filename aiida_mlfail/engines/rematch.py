@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from aiida_mlfail.science import checks
+
 #: Analyses: REMatch distance of every configuration to the first one of its set (time series along
 #: a trajectory, X and, if given, Y); of every X configuration to its nearest Y configuration; the
 #: full X x Y kernel and distance matrices.
@@ -48,21 +50,12 @@ def normalise_parameters(parameters: dict) -> dict:
         best match, large -> average kernel), ``threshold`` (in (0, 1)).
     :raises ValueError: naming the offending key or value.
     """
-    unknown = set(parameters) - {'mode', *PARAMETER_DEFAULTS}
-    if unknown:
-        raise ValueError(f'unknown parameter(s) {sorted(unknown)}; allowed: mode, alpha, threshold')
+    checks.known_keys(parameters, {'mode', *PARAMETER_DEFAULTS}, 'REMatch parameter')
     merged = {**PARAMETER_DEFAULTS, **parameters}
     if merged.get('mode') not in MODES:
         raise ValueError(f"unknown mode {merged.get('mode')!r}; use one of {list(MODES)}")
-    for key in ('alpha', 'threshold'):
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f'{key} must be a finite number, got {value!r}')
-    if not merged['alpha'] > 0:
-        raise ValueError(f"alpha must be positive, got {merged['alpha']!r}")
-    if not 0 < merged['threshold'] < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {merged['threshold']!r}")
-    return {'mode': merged['mode'], 'alpha': float(merged['alpha']), 'threshold': float(merged['threshold'])}
+    return {'mode': merged['mode'], 'alpha': checks.number(merged['alpha'], 'alpha', gt=0),
+            'threshold': checks.number(merged['threshold'], 'threshold', gt=0, lt=1)}
 
 
 def _progress(message: str) -> None:

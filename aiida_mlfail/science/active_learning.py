@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiida_mlfail.science import checks
+
 #: Loop defaults: limits, where the next exploration starts ('stop': the flagged configuration
 #: when the stop was a novelty flag and the outlier check accepted it; 'start': always the start
 #: structure), outlier bounds (Å, eV/atom, eV/Å), whether each exploration gets a new velocity seed
@@ -42,26 +44,23 @@ def normalise_active_learning(parameters: dict) -> dict:
     :raises ValueError: naming the offending key or value (unknown key, non-positive limit or bound,
         ``restart_from`` not 'stop' / 'start').
     """
-    outliers = {**ACTIVE_LEARNING_DEFAULTS['outliers'], **dict(parameters.get('outliers', {}))}
-    unknown = set(parameters) - set(ACTIVE_LEARNING_DEFAULTS)
-    unknown |= {f'outliers.{k}' for k in set(outliers) - set(ACTIVE_LEARNING_DEFAULTS['outliers'])}
+    given = parameters.get('outliers', {})
+    if not isinstance(given, dict):
+        raise ValueError(f'outliers must be a dict of bounds, got {given!r}')
+    known = ACTIVE_LEARNING_DEFAULTS['outliers']
+    unknown = sorted(set(parameters) - set(ACTIVE_LEARNING_DEFAULTS)) + sorted(f'outliers.{k}' for k in set(given) - set(known))
     if unknown:
-        raise ValueError(f'unknown active-learning parameter(s) {sorted(unknown)}; allowed: '
-                         f"{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(ACTIVE_LEARNING_DEFAULTS['outliers'])}")
+        raise ValueError(f'unknown active-learning parameter(s) {unknown}; allowed: '
+                         f'{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(known)}')
+    outliers = {**known, **given}
     merged = {**ACTIVE_LEARNING_DEFAULTS, **parameters, 'outliers': outliers}
     for key in ('max_iterations', 'max_new_configurations', 'max_concurrent_labels'):
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f'{key} must be a positive integer, got {value!r}')
-    value = merged['max_failed_labels']
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f'max_failed_labels must be a non-negative integer, got {value!r}')
-    if merged['restart_from'] not in ('stop', 'start'):
-        raise ValueError(f"restart_from must be 'stop' or 'start', got {merged['restart_from']!r}")
-    for key, value in outliers.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            raise ValueError(f'outliers.{key} must be a positive number, got {value!r}')
-    merged['reseed'] = bool(merged['reseed'])
+        merged[key] = checks.integer(merged[key], key, ge=1)
+    merged['max_failed_labels'] = checks.integer(merged['max_failed_labels'], 'max_failed_labels', ge=0)
+    checks.choice(merged['restart_from'], 'restart_from', ('stop', 'start'))
+    for key, unit in (('min_distance', 'Å'), ('max_energy_deviation', 'eV/atom'), ('max_force', 'eV/Å')):
+        outliers[key] = checks.number(outliers[key], f'outliers.{key}', gt=0, unit=unit)
+    merged['reseed'] = checks.boolean(merged['reseed'], 'reseed')
     return merged
 
 

@@ -56,6 +56,7 @@ def _check(kind: type, value: Any, key: str, gt, ge, lt, le, unit: str):
     unit = f' {unit}' if unit else ''
     if isinstance(value, bool) or value is None or isinstance(value, str):
         raise ValueError(f'{key} must be {what}{" " + bounds if bounds else ""}{unit}, got {value!r}')
+    given = value  # named in the message as the user wrote it (1e+30, not its integer conversion)
     if isinstance(value, numbers.Integral):  # numpy integers
         value = int(value)
     elif isinstance(value, numbers.Real):  # numpy floats
@@ -66,7 +67,7 @@ def _check(kind: type, value: Any, key: str, gt, ge, lt, le, unit: str):
         return _adapter(kind, gt, ge, lt, le).validate_python(value)
     except ValidationError as exc:
         reason = exc.errors()[0]['msg'][0].lower() + exc.errors()[0]['msg'][1:]
-        raise ValueError(f'{key} must be {what}{" " + bounds if bounds else ""}{unit}, got {value!r} ({reason})') \
+        raise ValueError(f'{key} must be {what}{" " + bounds if bounds else ""}{unit}, got {given!r} ({reason})') \
             from None
 
 

@@ -22,6 +22,8 @@ import re
 
 import yaml
 
+from aiida_mlfail.science import checks
+
 #: The protocol file (package data of ``aiida_mlfail.workflows``).
 PROTOCOL_FILE = pathlib.Path(__file__).resolve().parents[1] / 'workflows' / 'protocols' / 'cp2k.yaml'
 
@@ -189,14 +191,14 @@ def aimd_parameters(protocol, symbols, temperature: float, steps: int, timestep_
     :param ignore_convergence_failure: as for :func:`single_point_parameters`.
     :raises ValueError: naming the offending argument.
     """
-    if not temperature > 0:
-        raise ValueError(f'temperature must be positive, got {temperature!r}')
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f'steps must be a positive integer, got {steps!r}')
-    if not timestep_fs > 0:
-        raise ValueError(f'timestep_fs must be positive, got {timestep_fs!r}')
-    if not thermostat_timecon_fs > 0:
-        raise ValueError(f'thermostat_timecon_fs must be positive, got {thermostat_timecon_fs!r}')
+    # checked, but written as given (the CP2K input text, hence the job's hash, stays that of the caller's values)
+    checks.number(temperature, 'temperature', gt=0, unit='K')
+    steps = checks.integer(steps, 'steps', ge=1)
+    checks.number(timestep_fs, 'timestep_fs', gt=0, unit='fs')
+    checks.number(thermostat_timecon_fs, 'thermostat_timecon_fs', gt=0, unit='fs')
+    seed = checks.integer(seed, 'seed', ge=0)
+    if not isinstance(thermostat, str):
+        raise ValueError(f'thermostat must be one of {_THERMOSTATS}, got {thermostat!r}')
     thermostat = thermostat.upper()
     if thermostat not in _THERMOSTATS:
         raise ValueError(f'thermostat must be one of {_THERMOSTATS}, got {thermostat!r}')

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import io
 import json
-import math
 
 import numpy as np
 
-from aiida_mlfail.science import lammps_md, mlmd
+from aiida_mlfail.science import checks, lammps_md, mlmd
 from aiida_mlfail.science.soap import normalise_soap_parameters
 
 #: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
@@ -96,28 +95,16 @@ def normalise_explore(parameters: dict, species=None) -> dict:
     """
     parameters = {k: v for k, v in dict(parameters).items() if not (k == 'reference_volume' and v is None)}
     allowed = {*MD_KEYS, 'guards', 'reference_volume', *EXPLORE_DEFAULTS}
-    unknown = set(parameters) - allowed
-    if unknown:
-        raise ValueError(f'unknown explore parameter(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+    checks.known_keys(parameters, allowed, 'explore parameter')
     explore = {**EXPLORE_DEFAULTS, **{k: v for k, v in parameters.items() if k in EXPLORE_DEFAULTS}}
     for key in ('max_steps', 'comparison_step'):
-        value = explore[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value \
-                or int(value) <= 0:
-            raise ValueError(f'{key} must be a positive integer, got {value!r}')
-        explore[key] = int(value)
+        explore[key] = checks.integer(explore[key], key, gt=0)
     if explore['comparison_step'] > explore['max_steps']:
         raise ValueError(f"comparison_step ({explore['comparison_step']}) > max_steps ({explore['max_steps']}): "
                          'no novelty check would run before the end')
-    critical = _number(explore['critical_similarity'], 'critical_similarity')
-    if not 0 < critical <= 1:
-        raise ValueError(f"critical_similarity must be in (0, 1], got {explore['critical_similarity']!r}")
-    alpha = _number(explore['alpha'], 'alpha')
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha (REMatch regularisation) must be a positive finite number, got {explore['alpha']!r}")
-    threshold = _number(explore['threshold'], 'threshold')
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold (Sinkhorn convergence) must be in (0, 1), got {explore['threshold']!r}")
+    critical = checks.number(explore['critical_similarity'], 'critical_similarity', gt=0, le=1)
+    alpha = checks.number(explore['alpha'], 'alpha (REMatch regularisation)', gt=0)
+    threshold = checks.number(explore['threshold'], 'threshold (Sinkhorn convergence)', gt=0, lt=1)
     if not isinstance(explore['soap'], dict):
         raise ValueError(f"soap must be a dict of SOAP parameters, got {explore['soap']!r}")
     soap = dict(explore['soap'])
@@ -131,13 +118,6 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         merged.pop(key)
     merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap)
     return merged
-
-
-def _number(value, key: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f'{key} must be a number, got {value!r}') from None
 
 
 def check_steps(max_steps: int, comparison_step: int) -> list[int]:

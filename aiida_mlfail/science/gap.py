@@ -199,31 +199,29 @@ def normalise_fit_parameters(parameters: dict) -> dict:
         unknown label, unknown key).
     """
     allowed = {'descriptors', 'sigma', *FIT_DEFAULTS}
-    unknown = set(parameters) - allowed
-    if unknown:
-        raise ValueError(f'unknown GAP fit parameter(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+    checks.known_keys(parameters, allowed, 'GAP fit parameter')
     merged = {**FIT_DEFAULTS, **parameters}
     descriptors = merged.get('descriptors') or []
     if not descriptors:
         raise ValueError('GAP fit parameters need at least one descriptor')
+    if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
+        raise ValueError(f'descriptors must be a list of descriptor dicts, got {descriptors!r}')
     for descriptor in descriptors:
         check_descriptor(descriptor)
-    sigma = {**DEFAULT_SIGMA, **merged.get('sigma', {})}
-    for key, value in sigma.items():
-        if key not in TRAINABLE:
-            raise ValueError(f'sigma for unknown label {key!r}; known: {list(TRAINABLE)}')
-        if not float(value) > 0:
-            raise ValueError(f'sigma for {key} must be positive, got {value!r}')
+    given = merged.get('sigma', {})
+    checks.known_keys(given, TRAINABLE, 'sigma')
+    sigma = {**DEFAULT_SIGMA, **given}
+    for key, unit in (('energy', 'eV/atom'), ('forces', 'eV/Å'), ('virial', 'eV/atom')):
+        sigma[key] = checks.number(sigma[key], f'sigma.{key}', gt=0, unit=unit)
     merged['sigma'] = sigma
-    train_on = list(merged['train_on'])
-    bad = [label for label in train_on if label not in TRAINABLE]
-    if bad or not train_on:
+    train_on = merged['train_on']
+    if not isinstance(train_on, (list, tuple)) or not train_on or any(label not in TRAINABLE for label in train_on):
         raise ValueError(f'train_on must be a non-empty subset of {list(TRAINABLE)}, got {train_on!r}')
-    merged['train_on'] = train_on
-    if merged['e0_method'] not in ('isolated', 'average', 'median'):
-        raise ValueError(f"e0_method must be 'isolated', 'average' or 'median', got {merged['e0_method']!r}")
-    if not float(merged['sparse_jitter']) > 0:
-        raise ValueError(f"sparse_jitter must be positive, got {merged['sparse_jitter']!r}")
+    merged['train_on'] = list(train_on)
+    checks.choice(merged['e0_method'], 'e0_method', ('isolated', 'average', 'median'))
+    merged['sparse_jitter'] = checks.number(merged['sparse_jitter'], 'sparse_jitter', gt=0)
+    merged['sparse_separate_file'] = checks.boolean(merged['sparse_separate_file'], 'sparse_separate_file')
+    merged['seed'] = checks.integer(merged['seed'], 'seed', ge=0)
     return merged
 
 

@@ -16,6 +16,7 @@ import re
 import numpy as np
 from ase import Atoms
 
+from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.science.structures import density_to_volume
 
@@ -57,34 +58,25 @@ def normalise_state_point(state_point: dict, symbols) -> dict:
         NPT without pressure, both volume and density).
     """
     allowed = {'temperature', 'ensemble', 'volume', 'density', 'pressure', 'label'}
-    unknown = set(state_point) - allowed
-    if unknown:
-        raise ValueError(f'unknown state point key(s) {sorted(unknown)}; allowed: {sorted(allowed)}')
+    checks.known_keys(state_point, allowed, 'state point')
     if 'temperature' not in state_point:
         raise ValueError(f'state point {state_point!r} has no temperature')
-    temperature = float(state_point['temperature'])
-    if not temperature > 0:
-        raise ValueError(f'state point temperature must be positive, got {state_point["temperature"]!r} K')
-    ensemble = str(state_point.get('ensemble', 'NVT')).upper()
-    if ensemble not in ('NVT', 'NPT'):
-        raise ValueError(f"ensemble must be 'NVT' or 'NPT', got {state_point.get('ensemble')!r}")
+    temperature = checks.number(state_point['temperature'], 'temperature', gt=0, unit='K')
+    ensemble = state_point.get('ensemble', 'NVT')
+    ensemble = checks.choice(ensemble.upper() if isinstance(ensemble, str) else ensemble, 'ensemble', ('NVT', 'NPT'))
     if 'volume' in state_point and 'density' in state_point:
         raise ValueError(f'state point {state_point!r} gives both volume and density')
     volume = None
     if 'volume' in state_point:
-        volume = float(state_point['volume'])
-        if not volume > 0:
-            raise ValueError(f'state point volume must be positive, got {state_point["volume"]!r} Å^3')
+        volume = checks.number(state_point['volume'], 'volume', gt=0, unit='Å^3')
     elif 'density' in state_point:
-        density = float(state_point['density'])
-        if not density > 0:
-            raise ValueError(f'state point density must be positive, got {state_point["density"]!r} g/cm^3')
+        density = checks.number(state_point['density'], 'density', gt=0, unit='g/cm^3')
         volume = density_to_volume(symbols, density)
     result = {'temperature': temperature, 'ensemble': ensemble, 'volume': volume}
     if ensemble == 'NPT':
         if 'pressure' not in state_point:
             raise ValueError(f'NPT state point {state_point!r} needs a pressure (bar)')
-        result['pressure'] = float(state_point['pressure'])
+        result['pressure'] = checks.number(state_point['pressure'], 'pressure', unit='bar')
     elif volume is None:
         raise ValueError(f'NVT state point {state_point!r} needs a volume (Å^3) or a density (g/cm^3)')
     vol_label = f'_V{volume:.0f}' if volume else ''
@@ -102,20 +94,15 @@ def normalise_md(md: dict) -> dict:
     :raises ValueError: for an unknown key, a non-positive timestep/interval/damping, negative step
         counts, or a sampling interval that samples no frame.
     """
-    unknown = set(md) - set(MD_DEFAULTS)
-    if unknown:
-        raise ValueError(f'unknown MD setting(s) {sorted(unknown)}; allowed: {sorted(MD_DEFAULTS)}')
+    checks.known_keys(md, MD_DEFAULTS, 'MD setting')
     merged = {**MD_DEFAULTS, **md}
     for key in ('timestep', 'thermostat_damping', 'barostat_damping'):
-        if not float(merged[key]) > 0:
-            raise ValueError(f'{key} must be positive, got {merged[key]!r} fs')
+        merged[key] = checks.number(merged[key], key, gt=0, unit='fs')
     for key in ('sampling_interval', 'thermo_interval', 'seed'):
-        if int(merged[key]) <= 0:
-            raise ValueError(f'{key} must be a positive integer, got {merged[key]!r}')
+        merged[key] = checks.integer(merged[key], key, gt=0)
     for key in ('equilibration_steps', 'production_steps'):
-        if int(merged[key]) < 0:
-            raise ValueError(f'{key} must not be negative, got {merged[key]!r}')
-    if int(merged['production_steps']) < int(merged['sampling_interval']):
+        merged[key] = checks.integer(merged[key], key, ge=0)
+    if merged['production_steps'] < merged['sampling_interval']:
         raise ValueError(
             f"production_steps ({merged['production_steps']}) < sampling_interval ({merged['sampling_interval']}): "
             'no frame would be sampled'

@@ -9,12 +9,11 @@ blow-up ends the run cleanly at the offending step with the guard's fix ID in th
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
-from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science import checks, lammps_md
 from aiida_mlfail.science.potentials import MASSES
 
 #: Default MLMD settings (times in fs, damping in fs, pressure in bar).
@@ -71,6 +70,9 @@ GUARD_FIX_IDS = {
 }
 STOP_REASONS = ('completed', *GUARD_FIX_IDS, 'lost_atoms', 'lammps_error', 'incomplete')
 
+#: Units named in the messages of :func:`normalise_mlmd`.
+_UNITS = {'temperature': 'K', 'timestep': 'fs', 'thermostat_damping': 'fs', 'barostat_damping': 'fs'}
+
 
 def normalise_mlmd(parameters: dict) -> dict:
     """Merge with :data:`MLMD_DEFAULTS` / :data:`GUARD_DEFAULTS` (under ``guards``) and check.
@@ -93,27 +95,22 @@ def normalise_mlmd(parameters: dict) -> dict:
         raise ValueError(f'unknown MLMD parameter(s) {sorted(unknown)}; allowed: {sorted(MLMD_DEFAULTS)}, '
                          f"'reference_volume', guards {sorted(GUARD_DEFAULTS)}")
     merged = {**MLMD_DEFAULTS, **{k: v for k, v in parameters.items() if k != 'guards'}, 'guards': guards}
-    merged['ensemble'] = str(merged['ensemble']).upper()
-    if merged['ensemble'] not in ('NVT', 'NPT'):
-        raise ValueError(f"ensemble must be 'NVT' or 'NPT', got {parameters.get('ensemble')!r}")
+    ensemble = merged['ensemble']
+    merged['ensemble'] = checks.choice(ensemble.upper() if isinstance(ensemble, str) else ensemble, 'ensemble',
+                                       ('NVT', 'NPT'))
     for key in ('temperature', 'timestep', 'thermostat_damping', 'barostat_damping'):
-        if not float(merged[key]) > 0:
-            raise ValueError(f'{key} must be positive, got {merged[key]!r}')
+        merged[key] = checks.number(merged[key], key, gt=0, unit=_UNITS[key])
+    merged['pressure'] = checks.number(merged['pressure'], 'pressure', unit='bar')
     for key in ('steps', 'dump_interval', 'thermo_interval', 'seed'):
-        if int(merged[key]) <= 0:
-            raise ValueError(f'{key} must be a positive integer, got {merged[key]!r}')
-    if 'reference_volume' in merged and not float(merged['reference_volume']) > 0:
-        raise ValueError(f"reference_volume must be positive, got {merged['reference_volume']!r} Å^3")
-    for key in GUARD_DEFAULTS:
-        value = guards[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(value):
-            raise ValueError(f'guards.{key} must be a finite number, got {value!r}')
-    if not float(guards['volume_factor']) > 1:
-        raise ValueError(f"guards.volume_factor must be > 1, got {guards['volume_factor']!r}")
-    for key in ('min_distance', 'temperature_factor', 'max_energy_change_per_atom'):
-        if not float(guards[key]) > 0:
-            raise ValueError(f'guards.{key} must be positive, got {guards[key]!r}')
+        merged[key] = checks.integer(merged[key], key, gt=0)
+    merged['atomic_energies'] = checks.boolean(merged['atomic_energies'], 'atomic_energies')
+    if 'reference_volume' in merged:
+        merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
+    guards['volume_factor'] = checks.number(guards['volume_factor'], 'guards.volume_factor', gt=1)
+    guards['min_distance'] = checks.number(guards['min_distance'], 'guards.min_distance', gt=0, unit='Å')
+    guards['temperature_factor'] = checks.number(guards['temperature_factor'], 'guards.temperature_factor', gt=0)
+    guards['max_energy_change_per_atom'] = checks.number(guards['max_energy_change_per_atom'],
+                                                         'guards.max_energy_change_per_atom', gt=0, unit='eV/atom')
     return merged
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from aiida_mlfail.science import checks
+
 #: Atomic masses (amu) used in the LAMMPS ``mass`` commands.
 MASSES = {'Na': 22.98977, 'Cl': 35.453, 'Ar': 39.948}
 
@@ -68,20 +70,19 @@ class ReferencePotential:
     parameters: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.name not in _DEFAULTS:
+        if not isinstance(self.name, str) or self.name not in _DEFAULTS:
             raise ValueError(f'unknown reference potential {self.name!r}; known: {sorted(_DEFAULTS)}')
-        unknown = set(self.parameters) - set(_DEFAULTS[self.name])
-        if unknown:
-            raise ValueError(
-                f'unknown parameter(s) {sorted(unknown)} for {self.name}; allowed: {sorted(_DEFAULTS[self.name])}'
-            )
+        checks.known_keys(self.parameters, _DEFAULTS[self.name], f'{self.name} parameter')
         merged = copy.deepcopy(_DEFAULTS[self.name])
         merged.update(self.parameters)
-        for key in ('cutoff', 'kspace_accuracy', 'alpha'):
-            if key in merged and not float(merged[key]) > 0:
-                raise ValueError(f'{self.name}: {key} must be positive, got {merged[key]!r}')
-        if merged.get('kspace_style', 'pppm') not in ('pppm', 'ewald'):
-            raise ValueError(f"{self.name}: kspace_style must be 'pppm' or 'ewald', got {merged['kspace_style']!r}")
+        for key, unit in (('cutoff', 'Å'), ('kspace_accuracy', ''), ('alpha', '1/Å')):
+            if key in merged:
+                merged[key] = checks.number(merged[key], f'{self.name} {key}', gt=0, unit=unit)
+        if 'kspace_accuracy' in merged and not merged['kspace_accuracy'] < 1:
+            raise ValueError(f"{self.name} kspace_accuracy must be < 1 (a relative force accuracy), "
+                             f"got {merged['kspace_accuracy']!r}")
+        if 'kspace_style' in merged:
+            checks.choice(merged['kspace_style'], f'{self.name} kspace_style', ('pppm', 'ewald'))
         self.parameters = merged
 
     @property
@@ -138,9 +139,14 @@ class ReferencePotential:
     @classmethod
     def from_dict(cls, value: dict) -> 'ReferencePotential':
         """Inverse of :meth:`to_dict`; raises ``ValueError`` on a malformed dict."""
+        if not isinstance(value, dict):
+            raise ValueError(f'a reference potential must be a dict with a name, got {value!r}')
         if 'name' not in value:
             raise ValueError(f"a reference potential needs a 'name', got keys {sorted(value)}")
         extra = set(value) - {'name', 'parameters'}
         if extra:
             raise ValueError(f'unknown key(s) {sorted(extra)} in the reference potential')
-        return cls(value['name'], dict(value.get('parameters', {})))
+        parameters = value.get('parameters', {})
+        if not isinstance(parameters, dict):
+            raise ValueError(f'reference potential parameters must be a dict, got {parameters!r}')
+        return cls(value['name'], dict(parameters))

@@ -15,10 +15,43 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiida_mlfail.science import checks
+
 METHODS = ('uniform_energy', 'uniform_force', 'uniform_atomic_energy', 'random', 'temporal')
 
 #: The label each method needs.
 REQUIRED_LABEL = {'uniform_energy': 'energy', 'uniform_force': 'forces', 'uniform_atomic_energy': 'atomic_energies'}
+
+
+def normalise_selection(parameters: dict, *, n_min: int = 1, n_pool: int | None = None) -> dict:
+    """Check a selection spec ``{'method': ..., 'n': ..., 'seed': ...}`` (``method`` default ``'random'``,
+    ``seed`` default 0).
+
+    :param n_min: the smallest ``n`` accepted; ``n_pool``: the largest (the pool size), when known.
+    :returns: the spec with defaults, ``n`` and ``seed`` as ``int``.
+    :raises ValueError: naming the key and value (unknown key or method, ``n`` not an integer in range,
+        ``seed`` not a non-negative integer).
+    """
+    checks.known_keys(parameters, ('method', 'n', 'seed'), 'selection')
+    method = checks.choice(parameters.get('method', 'random'), 'selection.method', METHODS)
+    if 'n' not in parameters:
+        raise ValueError('selection.n (how many configurations to select) is required')
+    upper = checks.INT32_MAX if n_pool is None else n_pool
+    n = checks.integer(parameters['n'], 'selection.n', ge=n_min, le=upper,
+                       unit='' if n_pool is None else f'(the pool holds {n_pool})')
+    seed = checks.integer(parameters.get('seed', 0), 'selection.seed', ge=0)
+    return {'method': method, 'n': n, 'seed': seed}
+
+
+def normalise_split(parameters: dict) -> dict:
+    """Check a train/validation split spec ``{'train_fraction': float in (0, 1), 'seed': int >= 0}``
+    (defaults 0.5 and 0).
+
+    :raises ValueError: naming the key and value.
+    """
+    checks.known_keys(parameters, ('train_fraction', 'seed'), 'split')
+    return {'train_fraction': checks.number(parameters.get('train_fraction', 0.5), 'split.train_fraction', gt=0, lt=1),
+            'seed': checks.integer(parameters.get('seed', 0), 'split.seed', ge=0)}
 
 
 def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator, n_configurations: int) -> list[int]:

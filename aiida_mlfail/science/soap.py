@@ -8,11 +8,17 @@ The descriptor is ``dscribe.descriptors.SOAP`` (Himanen et al., Comput. Phys. Co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+
+from aiida_mlfail.science import checks
 
 #: Default SOAP parameters of the configuration comparison (the thesis's choice for molten NaCl:
 #: n_max=6, l_max=4, r_cut=5 Å gives 390 features for two species).
 SOAP_DEFAULTS = {'r_cut': 5.0, 'n_max': 6, 'l_max': 4, 'sigma': 1.0, 'rbf': 'gto', 'average': 'off'}
+#: Largest ``l_max`` dscribe's SOAP accepts (``dscribe.descriptors.SOAP`` refuses l_max > 20).
+MAX_L_MAX = 20
 _ALLOWED = {'species', 'r_cut', 'n_max', 'l_max', 'sigma', 'rbf', 'average'}
 
 
@@ -25,28 +31,23 @@ def normalise_soap_parameters(parameters: dict, species=None) -> dict:
     :param species: species to use when ``parameters`` has none.
     :raises ValueError: naming the offending key or value.
     """
-    unknown = set(parameters) - _ALLOWED
-    if unknown:
-        raise ValueError(f'unknown SOAP parameter(s) {sorted(unknown)}; allowed: {sorted(_ALLOWED)}')
+    checks.known_keys(parameters, _ALLOWED, 'SOAP parameter')
     merged = {**SOAP_DEFAULTS, **parameters}
     if merged.get('species') is None:
         merged['species'] = species
     if not merged['species']:
         raise ValueError('SOAP parameters need the species (a list of element symbols)')
-    merged['species'] = sorted({str(s) for s in merged['species']})
-    if not float(merged['r_cut']) > 1.0:
-        raise ValueError(f"SOAP r_cut must be > 1 Å, got {merged['r_cut']!r}")
-    if int(merged['n_max']) < 1 or int(merged['l_max']) < 0:
-        raise ValueError(f"SOAP n_max must be >= 1 and l_max >= 0, got n_max={merged['n_max']!r}, "
-                         f"l_max={merged['l_max']!r}")
-    if not float(merged['sigma']) > 0:
-        raise ValueError(f"SOAP sigma must be positive, got {merged['sigma']!r}")
-    if merged['rbf'] not in ('gto', 'polynomial'):
-        raise ValueError(f"SOAP rbf must be 'gto' or 'polynomial', got {merged['rbf']!r}")
+    if isinstance(merged['species'], (str, dict)) or not isinstance(merged['species'], Iterable) \
+            or not all(isinstance(s, str) for s in merged['species']):
+        raise ValueError(f"SOAP species must be a list of element symbols, got {merged['species']!r}")
+    merged['species'] = sorted(set(merged['species']))
+    merged['r_cut'] = checks.number(merged['r_cut'], 'SOAP r_cut', gt=1.0, unit='Å')
+    merged['n_max'] = checks.integer(merged['n_max'], 'SOAP n_max', ge=1)
+    merged['l_max'] = checks.integer(merged['l_max'], 'SOAP l_max', ge=0, le=MAX_L_MAX)
+    merged['sigma'] = checks.number(merged['sigma'], 'SOAP sigma', gt=0, unit='Å')
+    checks.choice(merged['rbf'], 'SOAP rbf', ('gto', 'polynomial'))
     if merged['average'] != 'off':
         raise ValueError(f"SOAP average must be 'off' for REMatch (per-atom spectra), got {merged['average']!r}")
-    merged.update(r_cut=float(merged['r_cut']), n_max=int(merged['n_max']), l_max=int(merged['l_max']),
-                  sigma=float(merged['sigma']))
     return merged
 
 

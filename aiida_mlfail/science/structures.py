@@ -8,10 +8,14 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import MASSES
 
 #: Avogadro's number, 1/mol (CODATA 2018, exact).
 AVOGADRO = 6.02214076e23
+
+#: Most atoms the builders make (a spec is built at submit time to check it: keep that fast).
+MAX_BUILT_ATOMS = 100_000
 
 #: Rock-salt lattice constant of NaCl at room temperature (Å), only the starting lattice before scaling.
 NACL_LATTICE = 5.64
@@ -56,12 +60,19 @@ def molten_nacl(n_ions: int = 64, *, volume: float | None = None, density: float
     of the thesis's 64-ion box (13.1 Å edge, 2248 Å^3) is used per ion.
 
     :returns: ``Atoms`` with ``pbc=True`` and initial charges +1 (Na) / -1 (Cl).
-    :raises ValueError: for odd or non-positive ``n_ions`` or both volume and density given.
+    :raises ValueError: naming the value, for an ``n_ions`` that is not an even integer in [2, :data:`MAX_BUILT_ATOMS`],
+        a volume or density that is not a positive finite number, both volume and density given.
     """
-    if n_ions <= 0 or n_ions % 2:
+    n_ions = checks.integer(n_ions, 'n_ions', ge=2, le=MAX_BUILT_ATOMS)
+    if n_ions % 2:
         raise ValueError(f'n_ions must be a positive even number, got {n_ions!r}')
     if volume is not None and density is not None:
         raise ValueError('give either volume or density, not both')
+    if volume is not None:
+        volume = checks.number(volume, 'volume', gt=0, unit='Å^3')
+    if density is not None:
+        density = checks.number(density, 'density', gt=0, unit='g/cm^3')
+    seed = checks.integer(seed, 'seed', ge=0)
     reps = math.ceil((n_ions / 8) ** (1.0 / 3.0) - 1e-9)
     atoms = bulk('NaCl', 'rocksalt', a=NACL_LATTICE, cubic=True).repeat(reps)
     surplus = (len(atoms) - n_ions) // 2
@@ -84,10 +95,11 @@ def molten_nacl(n_ions: int = 64, *, volume: float | None = None, density: float
 def argon(n_cells: int = 3, *, box: float = 17.042) -> Atoms:
     """fcc argon of ``4 n_cells^3`` atoms in a cubic box of edge ``box`` Å (108 atoms, 17.042 Å: liquid at 85 K).
 
-    :raises ValueError: for a non-positive ``n_cells`` or ``box``.
+    :raises ValueError: naming the value, for ``n_cells`` not a positive integer (at most ~29: :data:`MAX_BUILT_ATOMS`)
+        or ``box`` not a positive finite number.
     """
-    if n_cells <= 0 or not box > 0:
-        raise ValueError(f'n_cells and box must be positive, got {n_cells!r}, {box!r}')
+    n_cells = checks.integer(n_cells, 'n_cells', ge=1, le=round((MAX_BUILT_ATOMS / 4) ** (1 / 3)))
+    box = checks.number(box, 'box', gt=0, unit='Å')
     atoms = bulk('Ar', 'fcc', a=box / n_cells, cubic=True).repeat(n_cells)
     atoms.pbc = True
     return atoms

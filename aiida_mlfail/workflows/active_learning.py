@@ -36,7 +36,7 @@ from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, resta
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.references import active_learning_reference_error
-from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 @calcfunction
@@ -136,18 +136,25 @@ def _validate_inputs(value, ctx=None):
 
 
 def _check_selection(value, ctx=None):
-    """Port validator of ``selection``: ``method`` of ``science.selection.METHODS``, a positive ``n``, ``seed``."""
-    from aiida_mlfail.science.selection import METHODS
+    """Port validator of ``selection``: ``method`` of ``science.selection.METHODS``, an integer ``n`` >= 2
+    (train and validation need one each), a non-negative integer ``seed``."""
+    from aiida_mlfail.science.selection import normalise_selection
 
-    p = value.get_dict()
-    unknown = sorted(set(p) - {'method', 'n', 'seed'})
-    if unknown:
-        return f"selection: unknown key(s) {unknown}; allowed: ['method', 'n', 'seed']"
-    if p.get('method', 'random') not in METHODS:
-        return f"selection.method must be one of {list(METHODS)}, got {p.get('method')!r}"
-    n = p.get('n')
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        return f'selection.n must be an integer >= 2 (train and validation need one each), got {n!r}'
+    try:
+        normalise_selection(value.get_dict(), n_min=2)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_split(value, ctx=None):
+    """Port validator of ``split``: ``train_fraction`` in (0, 1), a non-negative integer ``seed``."""
+    from aiida_mlfail.science.selection import normalise_split
+
+    try:
+        normalise_split(value.get_dict())
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -189,7 +196,7 @@ class ActiveLearningWorkChain(WorkChain):
                    help="Selection from the sampled pool or `pool` before the split: {'method': 'random', 'n': 12, "
                         "'seed': 0} (methods of science.selection); default: every frame.")
         spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
-                   help='Train/validation split of the initial pool (with `sampling` or `pool`).')
+                   validator=_check_split, help='Train/validation split of the initial pool (with `sampling` or `pool`).')
         spec.expose_inputs(GapWorkChain, namespace='gap', exclude=('pool', 'validation_set', 'split', 'selection'))
         spec.expose_inputs(ExploreCalculation, namespace='explore', exclude=('potential', 'training_set'))
         spec.expose_inputs(LabelWorkChain, namespace='label', exclude=('configurations', 'structures',
@@ -198,6 +205,7 @@ class ActiveLearningWorkChain(WorkChain):
         spec.input('quip.code', valid_type=orm.AbstractCode, help='quip / mlfail-quip for the GAP on flagged configurations.')
         spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
         spec.input('restart', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(normalise_restart, 'restart'),
                    help='Restart settings of the explorer and prediction jobs (workflows.restart.RESTART_DEFAULTS); '
                         'the GAP fits take theirs from gap.restart.')
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),

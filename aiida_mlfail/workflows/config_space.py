@@ -16,7 +16,7 @@ from aiida.engine import ToContext, WorkChain, calcfunction
 from aiida_mlfail.calculations.rematch import RematchCalculation, check_soap
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.engines import rematch as engine
-from aiida_mlfail.science import config_space
+from aiida_mlfail.science import checks, config_space
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
 
 #: Defaults of ``parameters``: REMatch alpha and threshold, histogram bins, names of the sets in figures.
@@ -34,15 +34,12 @@ def normalise_config_space_parameters(parameters: dict) -> dict:
         histogram), ``x_label``, ``y_label`` (non-empty strings naming the sets in the figures).
     :raises ValueError: naming the offending key or value.
     """
-    unknown = set(parameters) - set(PARAMETER_DEFAULTS)
-    if unknown:
-        raise ValueError(f'unknown parameter(s) {sorted(unknown)}; allowed: {sorted(PARAMETER_DEFAULTS)}')
+    checks.known_keys(parameters, PARAMETER_DEFAULTS, 'parameter')
     merged = {**PARAMETER_DEFAULTS, **parameters}
     merged.update(engine.normalise_parameters({'mode': 'nearest_neighbour', 'alpha': merged['alpha'],
                                                'threshold': merged['threshold']}))
     del merged['mode']
-    if isinstance(merged['bins'], bool) or not isinstance(merged['bins'], int) or merged['bins'] < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {merged['bins']!r}")
+    merged['bins'] = checks.integer(merged['bins'], 'bins', ge=1, le=10000)
     for key in ('x_label', 'y_label'):
         if not isinstance(merged[key], str) or not merged[key].strip():
             raise ValueError(f'{key} must be a non-empty string, got {merged[key]!r}')

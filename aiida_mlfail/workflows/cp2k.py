@@ -28,8 +28,9 @@ from aiida.plugins import CalculationFactory
 from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_aimd, parse_single_point
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
+from aiida_mlfail.science import checks
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.workflows.common import forbid_cache_source, structure_validator
+from aiida_mlfail.workflows.common import forbid_cache_source, node_validator, structure_validator
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -54,8 +55,28 @@ def check_protocol(value, ctx=None):
     return None
 
 
+def _check_values(value, path: str) -> None:
+    """Raise ``ValueError`` naming ``path`` for a value CP2K's input cannot take: a non-finite number, a string
+    with a line break (it would start a new line of the CP2K input), or a type other than str, int, float,
+    bool, list, dict and ``None``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f'{path}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_values(item, f'{path}[{index}]')
+    elif isinstance(value, str):
+        if '\n' in value or '\r' in value:
+            raise ValueError(f'{path} must be one line, got {value!r}')
+    elif isinstance(value, float):
+        checks.number(value, path)
+    elif value is not None and not isinstance(value, (bool, int)):
+        raise ValueError(f'{path} must be a number, a string, a list or a section, got {value!r}')
+
+
 def _check_overrides(value, ctx=None):
-    """Port validator of ``overrides``: top-level CP2K sections only, each a dict (or None to remove it)."""
+    """Port validator of ``overrides``: top-level CP2K sections only, each a dict (or None to remove it), of
+    finite numbers and one-line strings."""
     overrides = value.get_dict()
     unknown = [key for key in overrides if key not in OVERRIDE_SECTIONS]
     if unknown:
@@ -63,19 +84,40 @@ def _check_overrides(value, ctx=None):
     wrong = [key for key, section in overrides.items() if section is not None and not isinstance(section, dict)]
     if wrong:
         return f'overrides: section(s) {wrong} must be dicts of CP2K keywords'
+    try:
+        _check_values(overrides, 'overrides')
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
+#: Integer ``resources`` of ``metadata.options`` checked as positive integers.
+_RESOURCE_INTEGERS = ('num_machines', 'num_mpiprocs_per_machine', 'tot_num_mpiprocs', 'num_cores_per_machine',
+                      'num_cores_per_mpiproc')
+
+
 def _check_options(value, ctx=None):
-    """Port validator of ``options``: keys of ``Cp2kCalculation``'s ``metadata.options``, a positive walltime."""
+    """Port validator of ``options``: keys of ``Cp2kCalculation``'s ``metadata.options``; positive integers for
+    ``max_wallclock_seconds``, ``max_memory_kb`` and the counts of ``resources``; a bool ``withmpi``."""
     allowed = set(Cp2kCalculation.spec().inputs['metadata']['options'])
     options = value.get_dict()
     unknown = sorted(set(options) - allowed)
     if unknown:
         return f'options: unknown metadata.options {unknown} of the CP2K job'
-    walltime = options.get('max_wallclock_seconds')
-    if walltime is not None and not (isinstance(walltime, int) and walltime > 0):
-        return f'options: max_wallclock_seconds must be a positive integer, got {walltime!r}'
+    try:
+        for key in ('max_wallclock_seconds', 'max_memory_kb'):
+            if options.get(key) is not None:
+                checks.integer(options[key], f'options.{key}', ge=1)
+        if 'withmpi' in options:
+            checks.boolean(options['withmpi'], 'options.withmpi')
+        resources = options.get('resources', {})
+        if not isinstance(resources, dict):
+            raise ValueError(f'options.resources must be a dict, got {resources!r}')
+        for key in _RESOURCE_INTEGERS:
+            if key in resources:
+                checks.integer(resources[key], f'options.resources.{key}', ge=1)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -151,6 +193,7 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         _define_common(spec)
+        spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
         spec.inputs.validator = _validate_single_point
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
         spec.output('training_set', valid_type=TrainingSetData, help='One configuration with the DFT labels.')
@@ -275,9 +318,9 @@ def _validate_aimd(value, ctx=None):
         return None
     md = {key: value[key].value if key in value else default for key, default in AIMD_DEFAULTS.items()}
     try:
-        cp2k_science.aimd_parameters(protocol.value, ['Na'], float(value['temperature'].value), value['steps'].value,
-                                     float(md['timestep']), thermostat=md['thermostat'],
-                                     thermostat_timecon_fs=float(md['thermostat_timecon']), seed=md['seed'])
+        cp2k_science.aimd_parameters(protocol.value, ['Na'], value['temperature'].value, value['steps'].value,
+                                     md['timestep'], thermostat=md['thermostat'],
+                                     thermostat_timecon_fs=md['thermostat_timecon'], seed=md['seed'])
     except ValueError as exc:
         return str(exc)
     if 'structure' in value:
@@ -303,17 +346,20 @@ class Cp2kAimdWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         _define_common(spec)
-        spec.input('temperature', valid_type=orm.Float, help='Thermostat and initial-velocity temperature (K).')
-        spec.input('steps', valid_type=orm.Int, help='MD steps (frames: steps + 1).')
+        spec.input('temperature', valid_type=orm.Float, validator=node_validator(checks.number, 'temperature', gt=0),
+                   help='Thermostat and initial-velocity temperature (K).')
+        spec.input('steps', valid_type=orm.Int, validator=node_validator(checks.integer, 'steps', ge=1),
+                   help='MD steps (frames: steps + 1).')
         spec.input('timestep', valid_type=orm.Float, default=lambda: orm.Float(AIMD_DEFAULTS['timestep']),
-                   help='Time step (fs).')
+                   validator=node_validator(checks.number, 'timestep', gt=0), help='Time step (fs).')
         spec.input('thermostat', valid_type=orm.Str, default=lambda: orm.Str(AIMD_DEFAULTS['thermostat']),
                    help='CSVR or NOSE.')
         spec.input('thermostat_timecon', valid_type=orm.Float,
                    default=lambda: orm.Float(AIMD_DEFAULTS['thermostat_timecon']),
+                   validator=node_validator(checks.number, 'thermostat_timecon', gt=0),
                    help='Thermostat time constant (fs).')
         spec.input('seed', valid_type=orm.Int, default=lambda: orm.Int(AIMD_DEFAULTS['seed']),
-                   help='GLOBAL/SEED (velocities, noise).')
+                   validator=node_validator(checks.integer, 'seed', ge=0), help='GLOBAL/SEED (velocities, noise).')
         spec.inputs.validator = _validate_aimd
         spec.outline(cls.run_md, cls.inspect_md)
         spec.output('trajectory', valid_type=TrainingSetData, help='The MD frames with DFT labels.')

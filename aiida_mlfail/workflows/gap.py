@@ -10,8 +10,8 @@ from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, restart_inputs
-from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
+from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
 from aiida_mlfail.science import selection as selection_science
 
 
@@ -25,12 +25,11 @@ def _validate_inputs(value, ctx=None):
     n_pool = pool.n_configurations
     n_selected = n_pool
     if 'selection' in value:
-        sel = value['selection'].get_dict()
-        method, n = sel.get('method'), sel.get('n')
-        if method not in selection_science.METHODS:
-            return f'selection: unknown method {method!r}; use one of {list(selection_science.METHODS)}'
-        if not isinstance(n, int) or not 1 <= n <= n_pool:
-            return f'selection: n={n!r} must be an integer between 1 and the pool size {n_pool}'
+        try:
+            sel = selection_science.normalise_selection(value['selection'].get_dict(), n_pool=n_pool)
+        except ValueError as exc:
+            return str(exc)
+        method, n = sel['method'], sel['n']
         needed = selection_science.REQUIRED_LABEL.get(method)
         if needed and needed not in pool.labels:
             return f'selection: method {method!r} needs the label {needed!r}, the pool has {pool.labels}'
@@ -44,9 +43,13 @@ def _validate_inputs(value, ctx=None):
             check_same_reference(pool=pool, validation_set=validation_set)
         except ValueError as exc:
             return f'validation_set: {exc}'
-    fraction = value['split'].get_dict().get('train_fraction', 0.5) if 'split' in value else 0.5
-    if validation_set is None and not 0 < fraction < 1:
-        return f'split: train_fraction must be in (0, 1) so that a validation set remains, got {fraction!r}'
+    fraction = None
+    if validation_set is None:  # with a validation set, the split is ignored
+        try:
+            fraction = selection_science.normalise_split(value['split'].get_dict() if 'split' in value else {})[
+                'train_fraction']
+        except ValueError as exc:
+            return str(exc)
     n_train = n_selected if validation_set is not None else round(fraction * n_selected)
     if validation_set is None and (n_train < 1 or n_train == n_selected):
         return f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or validation set'
@@ -95,6 +98,7 @@ class GapWorkChain(WorkChain):
                    help='Fixed validation set: no split, the (selected) pool is trained on.')
         spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
         spec.input('restart', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(normalise_restart, 'restart'),
                    help='Restart settings of the gap_fit and quip jobs (aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
                         "e.g. {'on_out_of_memory': 'more_memory'}.")
         spec.input_namespace('validation', help='The GAP prediction job on the validation set.')

@@ -19,8 +19,9 @@ from aiida_mlfail.calculations.cp2k import attach_cp2k_labels, structures_of
 from aiida_mlfail.calculations.functions import attach_labels, collect_structures, prepare_single_points
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, structure_message
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
 
 
@@ -59,9 +60,8 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
-def _check_max_concurrent(value, ctx=None):
-    """Port validator of ``max_concurrent_jobs``: a positive integer."""
-    return None if value.value >= 1 else f'max_concurrent_jobs must be a positive integer, got {value.value!r}'
+#: Port validator of ``max_concurrent_jobs``: a positive integer.
+_check_max_concurrent = node_validator(checks.integer, 'max_concurrent_jobs', ge=1)
 
 
 class LabelWorkChain(WorkChain):

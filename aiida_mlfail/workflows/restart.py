@@ -32,8 +32,9 @@ from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
+from aiida_mlfail.science import checks
 from aiida_mlfail.science.resources import scheduler_options
-from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source
+from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source, node_validator
 
 #: Restart settings: walltime growth, gap_fit memory strategy ('reduce_sparse_points' or
 #: 'more_memory'), their factors and caps.
@@ -52,21 +53,15 @@ def normalise_restart(settings: dict) -> dict:
 
     :raises ValueError: naming the offending key or value.
     """
-    unknown = set(settings) - set(RESTART_DEFAULTS)
-    if unknown:
-        raise ValueError(f'unknown restart setting(s) {sorted(unknown)}; allowed: {sorted(RESTART_DEFAULTS)}')
+    checks.known_keys(settings, RESTART_DEFAULTS, 'restart setting')
     merged = {**RESTART_DEFAULTS, **settings}
-    if merged['on_out_of_memory'] not in ('reduce_sparse_points', 'more_memory'):
-        raise ValueError(f"on_out_of_memory must be 'reduce_sparse_points' or 'more_memory', "
-                         f"got {merged['on_out_of_memory']!r}")
+    checks.choice(merged['on_out_of_memory'], 'on_out_of_memory', ('reduce_sparse_points', 'more_memory'))
     for key in ('walltime_factor', 'memory_factor'):
-        if not float(merged[key]) > 1:
-            raise ValueError(f'{key} must be > 1, got {merged[key]!r}')
-    if not 0 < float(merged['sparse_factor']) < 1:
-        raise ValueError(f"sparse_factor must be in (0, 1), got {merged['sparse_factor']!r}")
-    for key in ('max_walltime_s', 'max_memory_kb_limit'):
-        if not float(merged[key]) > 0:
-            raise ValueError(f'{key} must be positive, got {merged[key]!r}')
+        merged[key] = checks.number(merged[key], key, gt=1)
+    merged['sparse_factor'] = checks.number(merged['sparse_factor'], 'sparse_factor', gt=0, lt=1)
+    merged['max_walltime_s'] = checks.integer(merged['max_walltime_s'], 'max_walltime_s', gt=0, unit='s')
+    merged['max_memory_kb_limit'] = checks.integer(merged['max_memory_kb_limit'], 'max_memory_kb_limit', gt=0,
+                                                   le=2**63 - 1, unit='kB')
     return merged
 
 
@@ -136,6 +131,7 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         super().define(spec)
         spec.expose_inputs(cls._process_class, namespace='job')
         spec.expose_outputs(cls._process_class)
+        spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
         spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(normalise_restart, 'restart'),
                    help=f'Restart settings, defaults {RESTART_DEFAULTS}.')

@@ -39,7 +39,7 @@ def test_gap_fit_prepare_writes_training_set_and_preflight(tmp_path, gap_fit_cod
     ({**TWO_BODY, 'train_on': ['energy', 'virial']}, r"lacks the label\(s\) \['virial'\]"),
     ({'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 100000}]},
      'n_sparse=100000 is larger than'),
-    ({**TWO_BODY, 'sigma': {'energy': -1.0}}, 'sigma for energy must be positive'),
+    ({**TWO_BODY, 'sigma': {'energy': -1.0}}, 'sigma.energy must be a finite number > 0 eV/atom, got -1.0'),
     ({'descriptors': [{'type': 'distance_2b', 'cutoff': -5.0, 'delta': 0.5, 'n_sparse': 10}]},
      'cutoff must be a finite number > 0'),
 ])

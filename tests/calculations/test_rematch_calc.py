@@ -56,11 +56,11 @@ def test_prepare_writes_configurations_and_parameters(tmp_path, rematch_code, na
 
 @pytest.mark.parametrize('parameters, soap, message', [
     ({'mode': 'nearest'}, SOAP, r"parameters: unknown mode 'nearest'; use one of \['distance_to_first'"),
-    ({'mode': 'matrix', 'alpha': 0}, SOAP, 'parameters: alpha must be positive, got 0'),
-    ({'mode': 'matrix', 'alpha': 'large'}, SOAP, "parameters: alpha must be a finite number, got 'large'"),
-    ({'mode': 'matrix', 'gamma': 1}, SOAP, r"parameters: unknown parameter\(s\) \['gamma'\]"),
-    ({'mode': 'matrix'}, {**SOAP, 'r_cut': 0.5}, 'soap: SOAP r_cut must be > 1 Å, got 0.5'),
-    ({'mode': 'matrix'}, {**SOAP, 'n_maxx': 3}, r"soap: unknown SOAP parameter\(s\) \['n_maxx'\]"),
+    ({'mode': 'matrix', 'alpha': 0}, SOAP, 'parameters: alpha must be a finite number > 0, got 0'),
+    ({'mode': 'matrix', 'alpha': 'large'}, SOAP, "parameters: alpha must be a finite number > 0, got 'large'"),
+    ({'mode': 'matrix', 'gamma': 1}, SOAP, r"parameters: unknown REMatch parameter key\(s\) \['gamma'\]"),
+    ({'mode': 'matrix'}, {**SOAP, 'r_cut': 0.5}, 'soap: SOAP r_cut must be a finite number > 1.0 Å, got 0.5'),
+    ({'mode': 'matrix'}, {**SOAP, 'n_maxx': 3}, r"soap: unknown SOAP parameter key\(s\) \['n_maxx'\]"),
     ({'mode': 'matrix'}, {**SOAP, 'species': ['Na']}, r"soap: species \['Cl'\] of x <\d+> are not in the SOAP "
                                                        r"species \['Na'\]"),
 ])

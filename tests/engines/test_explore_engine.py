@@ -185,4 +185,4 @@ def test_console_script_setup_failures(tmp_path):
     config['parameters']['critical_similarity'] = 2.0
     (directory / sx.INPUT_FILE).write_text(json.dumps(config))
     done = subprocess.run([str(exe)], cwd=directory, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and 'critical_similarity must be in (0, 1], got 2.0' in done.stderr
+    assert done.returncode == 1 and 'critical_similarity must be a finite number > 0 and <= 1, got 2.0' in done.stderr

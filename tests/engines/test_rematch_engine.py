@@ -132,9 +132,9 @@ def test_matrix_symmetric_for_one_set_and_rectangular_for_two(tmp_path, sets):
 
 @pytest.mark.parametrize('parameters, soap, message', [
     ({'mode': 'nearest'}, SOAP, "unknown mode 'nearest'"),
-    ({'mode': 'matrix', 'alpha': -0.2}, SOAP, 'alpha must be positive, got -0.2'),
-    ({'mode': 'matrix', 'threshold': 2}, SOAP, r'threshold must be in \(0, 1\), got 2'),
-    ({'mode': 'matrix'}, {**SOAP, 'n_max': 0}, 'n_max must be >= 1'),
+    ({'mode': 'matrix', 'alpha': -0.2}, SOAP, 'alpha must be a finite number > 0, got -0.2'),
+    ({'mode': 'matrix', 'threshold': 2}, SOAP, 'threshold must be a finite number > 0 and < 1, got 2'),
+    ({'mode': 'matrix'}, {**SOAP, 'n_max': 0}, 'SOAP n_max must be an integer >= 1, got 0'),
     ({'mode': 'matrix'}, {**SOAP, 'species': ['Na']}, r"species \['Cl'\] of the configurations are not in the SOAP"),
 ])
 def test_bad_input_is_reported_with_exit_status_1(tmp_path, sets, parameters, soap, message):

@@ -25,10 +25,10 @@ def test_defaults_and_merge():
 @pytest.mark.parametrize('parameters, message', [
     ({'max_iteration': 3}, "max_iteration"),
     ({'outliers': {'min_dist': 1.0}}, 'outliers.min_dist'),
-    ({'max_iterations': 0}, 'max_iterations must be a positive integer, got 0'),
+    ({'max_iterations': 0}, 'max_iterations must be an integer >= 1, got 0'),
     ({'max_new_configurations': 2.5}, 'got 2.5'),
     ({'restart_from': 'middle'}, "'middle'"),
-    ({'outliers': {'max_force': -1}}, 'outliers.max_force must be a positive number, got -1'),
+    ({'outliers': {'max_force': -1}}, 'outliers.max_force must be a finite number > 0 eV/Å, got -1'),
 ])
 def test_bad_parameters_name_the_value(parameters, message):
     with pytest.raises(ValueError, match=message.replace('.', r'\.')):

@@ -123,12 +123,12 @@ def test_aimd_parameters():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    ({'temperature': 0, 'steps': 5}, 'temperature must be positive'),
-    ({'temperature': 300, 'steps': 0}, 'steps must be a positive integer'),
-    ({'temperature': 300, 'steps': 2.5}, 'steps must be a positive integer'),
-    ({'temperature': 300, 'steps': 5, 'timestep_fs': -1}, 'timestep_fs must be positive'),
+    ({'temperature': 0, 'steps': 5}, 'temperature must be a finite number > 0 K, got 0'),
+    ({'temperature': 300, 'steps': 0}, 'steps must be an integer >= 1, got 0'),
+    ({'temperature': 300, 'steps': 2.5}, 'steps must be an integer >= 1, got 2.5'),
+    ({'temperature': 300, 'steps': 5, 'timestep_fs': -1}, 'timestep_fs must be a finite number > 0 fs, got -1'),
     ({'temperature': 300, 'steps': 5, 'thermostat': 'BERENDSEN'}, "thermostat must be one of"),
-    ({'temperature': 300, 'steps': 5, 'thermostat_timecon_fs': 0}, 'thermostat_timecon_fs must be positive'),
+    ({'temperature': 300, 'steps': 5, 'thermostat_timecon_fs': 0}, 'thermostat_timecon_fs must be a finite number > 0 fs, got 0'),
 ])
 def test_aimd_parameters_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -15,12 +15,12 @@ LMP = [sys.executable, '-m', 'aiida_mlfail.engines.lmp']
 
 
 @pytest.mark.parametrize('point, match', [
-    ({'temperature': 0, 'volume': 100}, 'temperature must be positive'),
-    ({'temperature': 1400, 'volume': -3}, 'volume must be positive'),
-    ({'temperature': 1400, 'density': 0}, 'density must be positive'),
+    ({'temperature': 0, 'volume': 100}, 'temperature must be a finite number > 0 K, got 0'),
+    ({'temperature': 1400, 'volume': -3}, r'volume must be a finite number > 0 Å\^3, got -3'),
+    ({'temperature': 1400, 'density': 0}, r'density must be a finite number > 0 g/cm\^3, got 0'),
     ({'temperature': 1400}, 'needs a volume'),
     ({'temperature': 1400, 'ensemble': 'NPT'}, 'needs a pressure'),
-    ({'temperature': 1400, 'ensemble': 'NVE', 'volume': 10}, "'NVT' or 'NPT'"),
+    ({'temperature': 1400, 'ensemble': 'NVE', 'volume': 10}, r"ensemble must be one of \['NVT', 'NPT'\], got 'NVE'"),
     ({'temperature': 1400, 'volume': 10, 'label': 'a b'}, 'identifier'),
 ])
 def test_bad_state_points_are_named(point, match):
@@ -37,7 +37,7 @@ def test_state_point_density_and_label():
 def test_md_settings_checked():
     with pytest.raises(ValueError, match='no frame would be sampled'):
         lammps_md.normalise_md({'production_steps': 10, 'sampling_interval': 100})
-    with pytest.raises(ValueError, match='timestep must be positive'):
+    with pytest.raises(ValueError, match='timestep must be a finite number > 0 fs, got 0'):
         lammps_md.normalise_md({'timestep': 0})
     with pytest.raises(ValueError, match='unknown MD setting'):
         lammps_md.normalise_md({'steps': 10})

@@ -8,18 +8,18 @@ from tests.helpers import FIXTURES
 
 
 @pytest.mark.parametrize('parameters, match', [
-    ({'ensemble': 'NVE'}, "'NVT' or 'NPT'"),
-    ({'temperature': -1}, 'temperature must be positive'),
-    ({'steps': 0}, 'steps must be a positive integer'),
-    ({'guards': {'volume_factor': 0.9}}, 'volume_factor must be > 1'),
-    ({'guards': {'min_distance': -1}}, 'min_distance must be positive'),
+    ({'ensemble': 'NVE'}, r"ensemble must be one of \['NVT', 'NPT'\], got 'NVE'"),
+    ({'temperature': -1}, 'temperature must be a finite number > 0 K, got -1'),
+    ({'steps': 0}, 'steps must be an integer > 0, got 0'),
+    ({'guards': {'volume_factor': 0.9}}, 'guards.volume_factor must be a finite number > 1, got 0.9'),
+    ({'guards': {'min_distance': -1}}, 'guards.min_distance must be a finite number > 0 Å, got -1'),
     ({'guards': {'max_force': 3}}, 'unknown MLMD parameter'),
-    ({'guards': {'max_energy_change_per_atom': 0}}, 'guards.max_energy_change_per_atom must be positive, got 0'),
-    ({'guards': {'max_energy_change_per_atom': -5.0}}, 'max_energy_change_per_atom must be positive, got -5.0'),
+    ({'guards': {'max_energy_change_per_atom': 0}}, 'guards.max_energy_change_per_atom must be a finite number > 0 eV/atom, got 0'),
+    ({'guards': {'max_energy_change_per_atom': -5.0}}, 'max_energy_change_per_atom must be a finite number > 0 eV/atom, got -5.0'),
     ({'guards': {'max_energy_change_per_atom': float('nan')}}, 'max_energy_change_per_atom must be a finite number'),
     ({'guards': {'max_energy_change_per_atom': float('inf')}}, 'max_energy_change_per_atom must be a finite number'),
-    ({'guards': {'max_energy_change_per_atom': '5'}}, "max_energy_change_per_atom must be a finite number, got '5'"),
-    ({'guards': {'max_energy_change_per_atom': True}}, 'max_energy_change_per_atom must be a finite number, got True'),
+    ({'guards': {'max_energy_change_per_atom': '5'}}, "max_energy_change_per_atom must be a finite number > 0 eV/atom, got '5'"),
+    ({'guards': {'max_energy_change_per_atom': True}}, 'max_energy_change_per_atom must be a finite number > 0 eV/atom, got True'),
     ({'guards': [('min_distance', 1.0)]}, 'guards must be a dict'),
 ])
 def test_bad_mlmd_parameters_are_named(parameters, match):

@@ -70,7 +70,7 @@ def test_a_pool_is_split_by_the_learner_and_needs_no_validation_set(inputs):
 @pytest.mark.parametrize('selection, message', [
     ({'method': 'best', 'n': 4}, "selection.method must be one of .* got 'best'"),
     ({'method': 'random', 'n': 1}, 'selection.n must be an integer >= 2'),
-    ({'method': 'random', 'n': 4, 'count': 3}, r"unknown key\(s\) \['count'\]"),
+    ({'method': 'random', 'n': 4, 'count': 3}, r"unknown selection key\(s\) \['count'\]"),
 ])
 def test_bad_selection_is_named(inputs, selection, message):
     inputs['pool'] = inputs.pop('training_set')
@@ -86,11 +86,11 @@ def test_selection_does_not_apply_to_a_training_set(inputs):
 
 def test_bad_loop_parameters_are_named(inputs):
     inputs['parameters'] = orm.Dict({'max_iterations': 0})
-    _submit_fails(inputs, 'parameters: max_iterations must be a positive integer, got 0')
+    _submit_fails(inputs, 'parameters: max_iterations must be an integer >= 1, got 0')
     inputs['parameters'] = orm.Dict({'max_failed_labels': -1})
-    _submit_fails(inputs, 'parameters: max_failed_labels must be a non-negative integer, got -1')
+    _submit_fails(inputs, 'parameters: max_failed_labels must be an integer >= 0, got -1')
     inputs['parameters'] = orm.Dict({'max_concurrent_labels': 0})
-    _submit_fails(inputs, 'parameters: max_concurrent_labels must be a positive integer, got 0')
+    _submit_fails(inputs, 'parameters: max_concurrent_labels must be an integer >= 1, got 0')
 
 
 def test_bad_explorer_parameters_are_named(inputs):

@@ -216,7 +216,7 @@ def test_validation_names_the_bad_value(cp2k_code, monkeypatch, tmp_path):
     assert "unknown CP2K protocol 'ultra'" in error(protocol=orm.Str('ultra'))
     assert "unknown top-level section(s) ['DFT']" in error(overrides=orm.Dict({'DFT': {'CUTOFF': 400}}))
     assert "unknown metadata.options ['walltime']" in error(options=orm.Dict({'walltime': 10}))
-    assert 'temperature must be positive, got -5.0' in error(Cp2kAimdWorkChain, temperature=orm.Float(-5),
+    assert 'temperature must be a finite number > 0, got -5.0' in error(Cp2kAimdWorkChain, temperature=orm.Float(-5),
                                                                steps=orm.Int(3))
     # species without a basis set in the protocol's file (a CP2K data directory without Cl)
     (tmp_path / 'BASIS_MOLOPT').write_text(' Na SZV-MOLOPT-SR-GTH SZV-MOLOPT-SR-GTH-q9\n 1\n')

@@ -56,9 +56,9 @@ def test_restart_settings_are_checked():
     assert normalise_restart({})['on_out_of_memory'] == 'reduce_sparse_points'
     with pytest.raises(ValueError, match="got 'swap'"):
         normalise_restart({'on_out_of_memory': 'swap'})
-    with pytest.raises(ValueError, match='sparse_factor must be in'):
+    with pytest.raises(ValueError, match='sparse_factor must be a finite number > 0 and < 1, got 1.5'):
         normalise_restart({'sparse_factor': 1.5})
-    with pytest.raises(ValueError, match=r"unknown restart setting\(s\) \['retries'\]"):
+    with pytest.raises(ValueError, match=r"unknown restart setting key\(s\) \['retries'\]"):
         normalise_restart({'retries': 3})
 
 

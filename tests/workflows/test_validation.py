@@ -24,8 +24,8 @@ def _no_new_processes(before):
 
 
 @pytest.mark.parametrize('point, match', [
-    ({'temperature': 1400, 'volume': -100.0}, r'state_points\[0\]: state point volume must be positive, got -100.0'),
-    ({'temperature': -5, 'volume': 2000.0}, r'temperature must be positive, got -5'),
+    ({'temperature': 1400, 'volume': -100.0}, r'state_points\[0\]: volume must be a finite number > 0 Å\^3, got -100.0'),
+    ({'temperature': -5, 'volume': 2000.0}, r'state_points\[0\]: temperature must be a finite number > 0 K, got -5'),
 ])
 def test_sampling_rejects_bad_state_points(lammps_code, point, match):
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
@@ -45,10 +45,10 @@ def test_sampling_rejects_species_missing_from_potential(lammps_code):
 def test_sampling_rejects_bad_potential_and_md(lammps_code):
     common = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
               'state_points': orm.List([{'temperature': 1400, 'volume': 2300.0}])}
-    with pytest.raises(ValueError, match='cutoff must be positive'):
+    with pytest.raises(ValueError, match='potential: bmhtf_wolf cutoff must be a finite number > 0 Å, got 0'):
         _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict({'name': 'bmhtf_wolf', 'parameters': {'cutoff': 0}}),
                      **common)
-    with pytest.raises(ValueError, match='sampling_interval must be a positive integer'):
+    with pytest.raises(ValueError, match='md: sampling_interval must be an integer > 0, got -10'):
         _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict(POTENTIAL),
                      md=orm.Dict({'sampling_interval': -10}), **common)
 
@@ -74,7 +74,7 @@ def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_
         _instantiate(GapWorkChain, **huge)
     bad_selection = _gap_inputs(gap_fit_code, quip_code, pool)
     bad_selection['selection'] = orm.Dict({'method': 'uniform_force', 'n': 60})
-    with pytest.raises(ValueError, match='n=60 must be an integer between 1 and the pool size 6'):
+    with pytest.raises(ValueError, match=r'selection.n must be an integer >= 1 and <= 6 \(the pool holds 6\), got 60'):
         _instantiate(GapWorkChain, **bad_selection)
 
 
@@ -85,7 +85,7 @@ def test_gap_workchain_with_a_validation_set_needs_no_split(gap_fit_code, quip_c
     inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(POTENTIAL))
     assert GapWorkChain.spec().inputs.validate(inputs) is None
     del inputs['validation_set']
-    assert 'train_fraction must be in (0, 1)' in str(GapWorkChain.spec().inputs.validate(inputs))
+    assert 'split.train_fraction must be a finite number > 0 and < 1, got 1.0' in str(GapWorkChain.spec().inputs.validate(inputs))
     argon = bulk('Ar', 'fcc', a=5.26, cubic=True)
     argon.info['energy'] = 0.0
     inputs['validation_set'] = TrainingSetData.from_atoms([argon], reference=lammps_reference(POTENTIAL))
