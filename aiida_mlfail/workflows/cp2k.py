@@ -55,28 +55,10 @@ def check_protocol(value, ctx=None):
     return None
 
 
-def _check_values(value, path: str) -> None:
-    """Raise ``ValueError`` naming ``path`` for a value CP2K's input cannot take: a non-finite number, a string
-    with a line break (it would start a new line of the CP2K input), or a type other than str, int, float,
-    bool, list, dict and ``None``."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_values(item, f'{path}.{key}')
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_values(item, f'{path}[{index}]')
-    elif isinstance(value, str):
-        if '\n' in value or '\r' in value:
-            raise ValueError(f'{path} must be one line, got {value!r}')
-    elif isinstance(value, float):
-        checks.number(value, path)
-    elif value is not None and not isinstance(value, (bool, int)):
-        raise ValueError(f'{path} must be a number, a string, a list or a section, got {value!r}')
-
-
 def _check_overrides(value, ctx=None):
-    """Port validator of ``overrides``: top-level CP2K sections only, each a dict (or None to remove it), of
-    finite numbers and one-line strings."""
+    """Port validator of ``overrides``: top-level CP2K sections only, each a dict (or None to remove it), checked
+    as untrusted text by :func:`aiida_mlfail.science.cp2k.check_overrides` (names, finite numbers, no line
+    break or preprocessor character in a value, bare names for the files CP2K writes)."""
     overrides = value.get_dict()
     unknown = [key for key in overrides if key not in OVERRIDE_SECTIONS]
     if unknown:
@@ -85,7 +67,7 @@ def _check_overrides(value, ctx=None):
     if wrong:
         return f'overrides: section(s) {wrong} must be dicts of CP2K keywords'
     try:
-        _check_values(overrides, 'overrides')
+        cp2k_science.check_overrides(overrides, 'overrides')
     except ValueError as exc:
         return str(exc)
     return None
