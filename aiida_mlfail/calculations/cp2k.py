@@ -28,6 +28,8 @@ from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 OUTPUT = 'aiida.out'
 #: Exit status of a parse step per :class:`Cp2kOutputError` reason.
 PARSE_EXIT_STATUS = {'aborted': 320, 'truncated': 321, 'missing': 322, 'scf_not_converged': 420}
+#: Exit status of the parse steps for a NaN / infinite energy, force or stress in CP2K's output.
+NON_FINITE_STATUS = 323
 
 
 def _read(retrieved: orm.FolderData, name: str) -> str | None:
@@ -49,7 +51,8 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
         (``science.references.cp2k_reference``).
     :returns: ``training_set``: one configuration with ``energy`` (eV), ``forces`` ((N, 3) eV/Å),
         ``virial`` ((3, 3) eV, ``-stress x V`` with the structure's volume) and ``scf_steps``; or an
-        exit code: 420 SCF not converged, 320 aborted, 321 truncated, 322 missing output / values.
+        exit code: 420 SCF not converged, 320 aborted, 321 truncated, 322 missing output / values,
+        323 a NaN / infinite energy, force or stress.
     """
     text = _read(retrieved, OUTPUT)
     if text is None:
@@ -65,6 +68,10 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
         return ExitCode(322, f"CP2K output has {result['n_atoms']} atoms, the structure {len(atoms)}")
     if result['stress'] is None:
         return ExitCode(322, 'CP2K output has no stress tensor (FORCE_EVAL/STRESS_TENSOR, PRINT/STRESS_TENSOR)')
+    non_finite = [name for name in ('energy', 'forces', 'stress') if not np.all(np.isfinite(result[name]))]
+    if non_finite:
+        return ExitCode(NON_FINITE_STATUS, f"CP2K returned a non-finite {', '.join(non_finite)} (NaN or inf; "
+                                           'overlapping atoms or a diverged SCF?)')
     atoms.info = {'energy': result['energy'], 'virial': -result['stress'] * atoms.get_volume(),
                   'label_reference': f'cp2k_{protocol.value}', 'scf_steps': int(result['scf_steps'])}
     atoms.arrays['forces'] = result['forces']
@@ -85,7 +92,8 @@ def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: or
     ``protocol``).
 
     :returns: ``trajectory``, or exit 420 if an SCF of the run did not converge (CP2K 2023.1 goes on with
-        the unconverged forces), 320 / 321 / 322 for an aborted, truncated or incomplete run.
+        the unconverged forces), 320 / 321 / 322 for an aborted, truncated or incomplete run, 323
+        for a NaN / infinite energy, force or virial.
     """
     output = _read(retrieved, OUTPUT)
     files = {key: _read(retrieved, name) for key, name in cp2k_science.AIMD_FILES.items()}
@@ -103,7 +111,10 @@ def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: or
         atoms.info.update({'config_type': 'cp2k_aimd', **info.get_dict()})
     reference = (cp2k_reference(protocol.value, overrides.get_dict() if overrides is not None else None)
                  if protocol is not None else unknown_reference())
-    return {'trajectory': TrainingSetData.from_atoms(frames, reference=reference)}
+    try:
+        return {'trajectory': TrainingSetData.from_atoms(frames, reference=reference)}
+    except ValueError as exc:  # a NaN / infinite energy, force or virial, named by TrainingSetData
+        return ExitCode(NON_FINITE_STATUS, f'the AIMD trajectory cannot be stored: {exc}')
 
 
 @calcfunction

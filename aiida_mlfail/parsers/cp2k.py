@@ -29,7 +29,9 @@ import numpy as np
 from ase import Atoms
 from ase.units import GPa, Bohr, Hartree
 
-_FLOAT = r'[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?'
+#: A Fortran real as CP2K prints it, including gfortran's ``NaN`` and ``Infinity`` (so a non-finite value is
+#: read as one and reported as such, not as a missing line).
+_FLOAT = r'(?:[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?|NaN|[-+]?Infinity)'
 _ENERGY = re.compile(
     rf'^ ENERGY\| Total FORCE_EVAL \( \w+ \) energy (?:\[a\.u\.\]|\[hartree\]|\(a\.u\.\)):?\s+({_FLOAT})\s*$', re.M)
 _VERSION = re.compile(r'^ CP2K\| version string:\s+CP2K version (\S+)', re.M)

@@ -47,7 +47,13 @@ def without_stress(text):
     return '\n'.join(line for line in text.splitlines() if not line.startswith(' STRESS|')) + '\n'
 
 
-OUTPUTS = {'converged': lambda: _output('converged'), 'scf_not_converged': lambda: _output('scf_not_converged'),
+def nan_energy(text):
+    """The converged output with the energy as gfortran prints a NaN."""
+    line = next(line for line in text.splitlines() if line.startswith(' ENERGY| Total FORCE_EVAL'))
+    return text.replace(line, line.rsplit(None, 1)[0] + '                                      NaN')
+
+
+OUTPUTS = {'nan_energy': lambda: nan_energy(_output('converged')), 'converged': lambda: _output('converged'), 'scf_not_converged': lambda: _output('scf_not_converged'),
            'aborted': lambda: _output('aborted'), 'truncated': lambda: _output('truncated'),
            'walltime': walltime_output, 'no_stress': lambda: without_stress(_output('converged'))}
 
@@ -241,3 +247,14 @@ def test_parse_aimd_records_the_reference_of_protocol_and_overrides():
     assert result['trajectory'].reference == cp2k_reference('fast', overrides)
     result = parse_aimd(retrieved=retrieved, structure=structure, info=orm.Dict({}))
     assert result['trajectory'].reference['kind'] == 'unknown'
+
+
+def test_a_nan_energy_is_parse_exit_323_and_the_loop_ends_with_310(workchain, cp2k_job):
+    """A NaN in CP2K's output is read as a NaN (not a missing line) and named; the parse step ends 323
+    (no exception, no excepted process) and the work chain gives up with 310 naming the cause."""
+    assert np.isnan(parse_cp2k_output(nan_energy(_output('converged')))['energy'])
+    process = workchain()
+    report = inspect(process, cp2k_job('nan_energy', exit_status=0))
+    assert process.ctx.parsed.exit_status == 323
+    assert 'non-finite energy' in process.ctx.parsed.exit_message
+    assert report.status == 310 and 'non-finite energy' in report.message
