@@ -48,6 +48,7 @@ class QuipPredictCalculation(CalcJob):
                     help='The configurations labelled with the GAP energy, forces and virial.')
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='quip wrote no output')
         spec.exit_code(302, 'ERROR_COUNT_MISMATCH', message='quip evaluated {found} of {expected} configurations')
+        spec.exit_code(413, 'ERROR_NON_FINITE', message='the GAP predicted a NaN / infinite value: {error}')
         spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
 
     def prepare_for_submission(self, folder):

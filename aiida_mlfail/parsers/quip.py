@@ -40,6 +40,10 @@ class QuipPredictParser(Parser):
             expected = self.node.inputs.configurations.n_configurations
             if len(configurations) != expected:
                 return self.exit_codes.ERROR_COUNT_MISMATCH.format(found=len(configurations), expected=expected)
+            try:
+                extxyz.check_finite(configurations)
+            except ValueError as exc:  # a GAP that predicts NaN / inf: a named failure, not an exception
+                return self.exit_codes.ERROR_NON_FINITE.format(error=str(exc))
             self.out('predictions', TrainingSetData.from_atoms(configurations))
         except Exception as exc:  # noqa: BLE001
             self.logger.error(f'parser exception: {exc!r}')

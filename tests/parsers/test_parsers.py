@@ -226,3 +226,26 @@ def test_lammps_parser_keeps_the_finite_frames_before_a_nan(calc_node):
     assert call.exit_status == 413
     assert f'NaN or infinite energy at step {last[0]}' in call.exit_message
     assert results['training_set'].n_configurations == 2 and 'the 2 frame(s) before it stored' in call.exit_message
+
+
+def test_quip_parser_names_a_nan_prediction(calc_node, tmp_path):
+    """A GAP that predicts NaN: exit 413 naming the configuration and label, no exception (not 350)."""
+    import subprocess
+    import sys
+
+    from aiida_mlfail.data.training_set import TrainingSetData
+    from aiida_mlfail.science.extxyz import write_configurations
+
+    write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
+    out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
+                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                         capture_output=True, text=True, check=True).stdout
+    import re
+
+    text = re.sub(r'energy=[-+0-9.eE]+', 'energy=nan', out, count=1)  # the first configuration's energy
+    assert 'energy=nan' in text
+    configurations = TrainingSetData.from_atoms(nacl_configurations(2))
+    node = calc_node('mlfail.quip', 'gap_fit_ok', {'configurations': configurations}, **{'quip.out': text})
+    _, call = ParserFactory('mlfail.quip').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 413
+    assert 'energy is not finite' in call.exit_message and 'configuration 0' in call.exit_message
