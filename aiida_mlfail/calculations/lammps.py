@@ -14,6 +14,7 @@ from aiida import orm
 from aiida_lammps.calculations.raw import LammpsRawCalculation
 
 from aiida_mlfail.calculations.common import lammps_data_message
+from aiida_mlfail.science import checks
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
@@ -22,12 +23,19 @@ from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
 def validate_lammps_inputs(value, ctx=None):
     """Namespace validator: ``lammps.raw``'s own checks, then the start structure of an MD script (the
     ``read_data`` file among ``files``, see ``calculations.common.lammps_data_message``): no overlapping
-    atoms, a 3-D periodic cell of positive volume, finite positions."""
+    atoms, a 3-D periodic cell of positive volume, finite positions. Every name a file of ``files`` is
+    written under (``filenames``, else the node's ``filename``, which an archive may carry as anything)
+    must be a bare file name, so nothing is written outside the job folder."""
     message = LammpsRawCalculation.validate_inputs(value, ctx)
     if message or 'script' not in value:
         return message
     overrides = value['filenames'].get_dict() if 'filenames' in value else {}
     files = {overrides.get(key, node.filename): node for key, node in value.get('files', {}).items()}
+    for key, node in value.get('files', {}).items():
+        try:
+            checks.basename(overrides.get(key, node.filename), f'files.{key} (file name)')
+        except ValueError as exc:
+            return str(exc)
     script = value['script'].get_content()
     if 'read_data' not in script:
         return None
