@@ -94,7 +94,7 @@ def test_launch_rejects_bad_names_inputs_and_protocols(tmp_path, lammps_code):
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'code=no_such_code'])
     assert result.exit_code == 2 and "no code 'no_such_code@localhost'" in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'state_points=[{temperature: -5}]'])
-    assert result.exit_code == 1 and 'invalid inputs' in result.output and 'temperature must be positive' in result.output
+    assert result.exit_code == 1 and 'invalid inputs' in result.output and 'temperature must be a finite number > 0 K, got -5' in result.output
     result = invoke(cli, ['launch', 'nacl_gap', '--submit'])
     assert result.exit_code == 2 and '--submit applies to workflow entry points' in result.output
     result = invoke(cli, ['launch', 'nacl_gap', '--computer', 'cluster'])
