@@ -84,7 +84,7 @@ def test_rematch_calculation_and_config_space_through_daemon(submit_and_await, r
 @pytest.mark.parametrize('parameters, soap, message', [
     ({'bins': 0}, SOAP, 'parameters: bins must be an integer >= 1 and <= 10000, got 0'),
     ({'alpha': -1.0}, SOAP, 'parameters: alpha must be a finite number > 0, got -1.0'),
-    ({'bin': 10}, SOAP, r"parameters: unknown parameter\(s\) \['bin'\]"),
+    ({'bin': 10}, SOAP, r"parameters: unknown parameter key\(s\) \['bin'\]"),
     ({}, {**SOAP, 'species': ['Cl']}, r"soap: species \['Na'\] of x <\d+> are not in the SOAP species \['Cl'\]"),
 ])
 def test_config_space_rejects_bad_input_at_submit(rematch_code, sets, parameters, soap, message):
