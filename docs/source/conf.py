@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import warnings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # the checkout's package first, whatever is installed (the API reference documents this tree)
@@ -26,6 +27,12 @@ def _load_temporary_profile():
 
 
 _load_temporary_profile()
+
+# autodoc reads every attribute of the Data classes, among them aiida-core's own deprecated ones
+# (``Node.objects``, ``Data.Model``); their warnings are about aiida-core, not about these pages.
+from aiida.common.warnings import AiidaDeprecationWarning  # noqa: E402
+
+warnings.filterwarnings('ignore', category=AiidaDeprecationWarning)
 
 import aiida_mlfail  # noqa: E402
 
