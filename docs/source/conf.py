@@ -20,6 +20,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / '_ext'))
 
 
 def _load_temporary_profile():
+    """Load an in-memory profile, with AiiDA's configuration folder (logs, access records) in a temporary
+    folder, so that the build neither needs nor touches a configured ``AIIDA_PATH``."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix='mlfail-docs-aiida-')
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ['AIIDA_PATH'] = folder
+    warnings.filterwarnings('ignore', message='Creating AiiDA configuration folder')
     from aiida import load_profile
     from aiida.storage.sqlite_temp.backend import SqliteTempBackend
 
