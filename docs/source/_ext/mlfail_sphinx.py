@@ -70,13 +70,15 @@ class ProtocolsDirective(_ProcessDirective):
 
     def run(self):
         cls = self.process_class()
-        if not hasattr(cls, 'get_available_protocols'):
+        try:
+            default = cls.get_default_protocol()
+            protocols = cls.get_available_protocols()
+        except (AttributeError, NotImplementedError):  # no ProtocolMixin, or no _protocol_file
             paragraph = nodes.paragraph()
             paragraph += nodes.Text(f'{cls.__name__} has no protocol file in this version.')
             return [paragraph]
-        default = cls.get_default_protocol()
         rows = [[name, 'yes' if name == default else '', values.get('description', '')]
-                for name, values in cls.get_available_protocols().items()]
+                for name, values in protocols.items()]
         return [_table(['protocol', 'default', 'description'], rows, [15, 10, 75], literal=(0,))]
 
 
