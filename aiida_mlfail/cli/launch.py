@@ -65,6 +65,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
     """``'gap.fit.parameters.sigma.energy=0.003'`` -> ``(['gap', 'fit', 'parameters', 'sigma', 'energy'], 0.003)``.
 
     The value is parsed as YAML (numbers, booleans, lists ``[1, 2]`` and mappings ``{a: 1}`` work).
+
     :raises click.BadParameter: without ``=``, with an empty key or key part, or a value that is not YAML
         (naming the key).
     """
@@ -306,6 +307,7 @@ def assign_inputs(builder_namespace, inputs: dict, path: str = '') -> None:
     """Set converted ``inputs`` on a builder (namespace) key by key, as ``builder._update`` does.
 
     The builder validates every value as it is set (type and port validator).
+
     :raises click.ClickException: (exit code 1) ``invalid inputs: <dotted port>: <message>``, for a refused
         value or a validator that raised ``ValueError``/``TypeError`` instead of returning a message.
     """

@@ -106,7 +106,7 @@ def diffusion_coefficient(lag_times, msd_values, *, min_fraction: float = 0.1, m
 
 
 def average_force_magnitude(forces) -> float:
-    """AFM = (1/N) sum_i |F_i| (eV/Å) of one frame's forces, shape (N, 3)."""
+    """AFM = (1/N) sum_i ``|F_i|`` (eV/Å) of one frame's forces, shape (N, 3)."""
     return float(np.mean(np.linalg.norm(np.asarray(forces, dtype=float), axis=1)))
 
 

@@ -3,7 +3,7 @@
 Five methods, all deterministic for a given seed (``numpy.random.default_rng``):
 
 * ``uniform_energy``: uniform in the global energy per atom (equal counts per energy bin);
-* ``uniform_force``: uniform in the per-atom force magnitude |F_i|: bins over all atoms of the
+* ``uniform_force``: uniform in the per-atom force magnitude ``|F_i|``: bins over all atoms of the
   pool, a configuration is taken for an atom drawn from each bin in turn, so the tails of the
   distribution are represented;
 * ``uniform_atomic_energy``: the same over the per-atom energies;
