@@ -20,8 +20,8 @@ from aiida.engine import ExitCode, calcfunction
 
 from aiida_mlfail.calculations.functions import with_labels
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
-from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.

@@ -16,8 +16,8 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.calculations.common import define_job_defaults, dict_validator, structure_validator
+from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
 
@@ -91,7 +91,8 @@ class ExploreCalculation(CalcJob):
                    help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
-                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest '
+                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: '
+                        'largest '
                         'change of the potential energy per atom from the start of the run).')
         spec.inputs.validator = validate_explore_inputs
         define_job_defaults(spec, 'mlfail.explore', withmpi=False)  # parser, resources, exit code 350

@@ -95,12 +95,14 @@ class GapFitCalculation(CalcJob):
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='gap_fit produced no {filename}')
         spec.exit_code(302, 'ERROR_GAP_FIT_FAILED', message='gap_fit stopped with an error: {error}')
         spec.exit_code(430, 'ERROR_OUT_OF_MEMORY',
-                       message='gap_fit dryrun estimates {peak_mb:.0f} MB, more than the {limit_mb:.0f} MB available to the job')
+                       message='gap_fit dryrun estimates {peak_mb:.0f} MB, more than the {limit_mb:.0f} MB '
+                               'available to the job')
         spec.exit_code(431, 'ERROR_ILL_CONDITIONED',
                        message='the fit is ill-conditioned (Cholesky factorisation failed): {error}')
 
     def prepare_for_submission(self, folder):
-        folder.create_file_from_filelike(io.BytesIO(self.inputs.training_set.get_text().encode()), TRAINING_FILE, mode='wb')
+        folder.create_file_from_filelike(io.BytesIO(self.inputs.training_set.get_text().encode()), TRAINING_FILE,
+                                         mode='wb')
         arguments = command_arguments(self.inputs.parameters.get_dict())
         code = self.inputs.code
         executable = str(code.get_executable()) if hasattr(code, 'get_executable') else 'gap_fit'

@@ -40,7 +40,8 @@ class QuipPredictCalculation(CalcJob):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, validator=validate_potential,
                    help='The GAP to evaluate (its files and init string are checked).')
-        spec.input('configurations', valid_type=TrainingSetData, help='Configurations to evaluate (labels are ignored).')
+        spec.input('configurations', valid_type=TrainingSetData,
+                   help='Configurations to evaluate (labels are ignored).')
         spec.inputs.validator = validate_quip_inputs
         define_job_defaults(spec, 'mlfail.quip', withmpi=False)  # parser, resources, exit code 350
         spec.output('predictions', valid_type=TrainingSetData,

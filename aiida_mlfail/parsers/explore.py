@@ -7,8 +7,8 @@ import io
 import numpy as np
 from aiida import orm
 
-from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.calculations.explore import STDERR
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import explore as sx
 from aiida_mlfail.science.lammps_md import first_non_finite_thermo, json_safe
 

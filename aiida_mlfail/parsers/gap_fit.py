@@ -6,9 +6,9 @@ import shlex
 
 from aiida import orm
 
-from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.calculations import gap_fit as calc
 from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import gap
 from aiida_mlfail.science.outputs.gap_fit import parse_memory_file  # re-exported from here as before
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 
-from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import lammps_md, mlmd
 from aiida_mlfail.science.outputs.lammps import parse_lammps_error  # re-exported from here as before
 
@@ -82,8 +82,8 @@ class LammpsParser(MlfailParser):
             return self._finish(results, self.exit_codes.ERROR_MD_EXPLODED.format(
                 reason=stop['stop_reason'], step=step, message=stop['message'] + frames_note))
         if stop['stop_reason'] == 'lost_atoms':
-            return self._finish(results, self.exit_codes.ERROR_LOST_ATOMS.format(step=step,
-                                                                                  message=stop['message'] + frames_note))
+            return self._finish(results, self.exit_codes.ERROR_LOST_ATOMS.format(
+                step=step, message=stop['message'] + frames_note))
         if pppm:
             return self._finish(results, self.exit_codes.ERROR_PPPM_OUT_OF_RANGE.format(
                 step=step, message=error + self._non_finite_note(non_finite) + frames_note))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiida import orm
 
-from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.calculations.rematch import STDERR
 from aiida_mlfail.engines.rematch import ARRAYS_FILE, RESULTS_FILE, parse_rematch_output
+from aiida_mlfail.parsers.base import MlfailParser
 
 
 class RematchParser(MlfailParser):

@@ -360,7 +360,7 @@ def check_species(protocol, symbols, directory=None) -> None:
     elements = sorted(set(symbols))
     overrides = protocol.get('basis_overrides') or {}
     wanted = {'basis_set_file': {e: overrides.get(e, protocol['basis_set']) for e in elements},
-              'potential_file': {e: protocol['potential'] for e in elements}}
+              'potential_file': dict.fromkeys(elements, protocol['potential'])}
     for key, names in wanted.items():
         path = directory / protocol[key] if directory is not None else None
         if path is None or not path.is_file():

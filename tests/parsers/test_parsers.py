@@ -114,7 +114,8 @@ def test_parse_quip_output_real(tmp_path):
 
     write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
     out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
-                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                          f'atoms_filename={tmp_path / "c.xyz"}',
+                          f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
                          capture_output=True, text=True, check=True).stdout
     configurations = parse_quip_output(out)
     assert len(configurations) == 2
@@ -238,7 +239,8 @@ def test_quip_parser_names_a_nan_prediction(calc_node, tmp_path):
 
     write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
     out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
-                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                          f'atoms_filename={tmp_path / "c.xyz"}',
+                          f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
                          capture_output=True, text=True, check=True).stdout
     import re
 

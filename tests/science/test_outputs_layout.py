@@ -32,8 +32,9 @@ def test_parse_lammps_error_and_memory_file_on_plain_text():
     from aiida_mlfail.science.outputs.gap_fit import parse_memory_file
     from aiida_mlfail.science.outputs.lammps import parse_lammps_error
 
-    screen = 'Step Temp\n0 300\nERROR: Lost atoms: original 64 current 63 (src/thermo.cpp:488)\nLast input line: run 100\n'
-    assert parse_lammps_error(screen) == 'ERROR: Lost atoms: original 64 current 63 (src/thermo.cpp:488) Last input line: run 100'
+    error = 'ERROR: Lost atoms: original 64 current 63 (src/thermo.cpp:488)'
+    screen = f'Step Temp\n0 300\n{error}\nLast input line: run 100\n'
+    assert parse_lammps_error(screen) == f'{error} Last input line: run 100'
     assert parse_lammps_error('Total wall time: 0:00:01\n') is None
     assert parse_memory_file('peak_kb=594 limit_kb=1048576\nstatus=ok\n') == {
         'peak_kb': 594, 'limit_kb': 1048576, 'status': 'ok'}

@@ -8,7 +8,6 @@ from aiida.engine import calcfunction
 
 from aiida_mlfail.data.training_set import TrainingSetData
 
-
 #: Labels (and label-like arrays) a configuration loses when a reference labels it anew.
 LABEL_KEYS = ('energy', 'virial', 'atomic_energies', 'forces', 'velocities', 'stress', 'free_energy')
 

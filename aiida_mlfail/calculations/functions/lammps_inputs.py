@@ -97,7 +97,8 @@ def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> d
 def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
     """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
     frames = trajectory.get_atoms()
-    return _rerun_inputs(frames, [a.info['md_step'] for a in frames], ReferencePotential.from_dict(potential.get_dict()),
+    return _rerun_inputs(frames, [a.info['md_step'] for a in frames],
+                         ReferencePotential.from_dict(potential.get_dict()),
                          {'config_type': 'rerun'})
 
 

@@ -26,7 +26,8 @@ def compare_labels(reference, predicted) -> tuple[dict, dict]:
         raise ValueError(f'{len(reference)} reference vs {len(predicted)} predicted configurations')
     pairs = {}
     if all('energy' in a.info for a in reference + predicted):
-        pairs['energy'] = ([a.info['energy'] / len(a) for a in reference], [a.info['energy'] / len(a) for a in predicted])
+        pairs['energy'] = ([a.info['energy'] / len(a) for a in reference],
+                           [a.info['energy'] / len(a) for a in predicted])
     if all('forces' in a.arrays for a in reference + predicted):
         pairs['forces'] = (np.concatenate([a.arrays['forces'].ravel() for a in reference]),
                            np.concatenate([a.arrays['forces'].ravel() for a in predicted]))
@@ -45,7 +46,8 @@ def validation_metrics(reference: TrainingSetData, predictions: TrainingSetData)
         rmse, mae, max, n) and ``parity_plot`` (SinglefileData ``parity.png``).
     """
     metrics, pairs = compare_labels(reference.get_atoms(), predictions.get_atoms())
-    png = plots.parity_png(pairs, metrics, title=f'GAP vs reference, {reference.n_configurations} validation configurations')
+    png = plots.parity_png(pairs, metrics,
+                           title=f'GAP vs reference, {reference.n_configurations} validation configurations')
     return {
         'metrics': orm.Dict(metrics),
         'parity_plot': orm.SinglefileData(io.BytesIO(png), filename='parity.png'),

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 from ase import Atoms
-from ase.units import GPa, Bohr, Hartree
+from ase.units import Bohr, GPa, Hartree
 
 #: A Fortran real as CP2K prints it, including gfortran's ``NaN`` and ``Infinity`` (so a non-finite value is
 #: read as one and reported as such, not as a missing line).

@@ -6,9 +6,9 @@ REMatch (regularised-entropy match) is the global similarity of De, BartÃ³k, CsÃ
 (M atoms) with per-atom, L2-normalised descriptor rows p_i^A, p_j^B:
 
 * environment kernel (linear metric): ``C_ij = p_i^A . p_j^B`` (dimensionless, in [-1, 1]);
-* REMatch (the paper's regularised-entropy match): ``K^alpha(A, B) = Tr(P^T C)`` with ``P`` the entropy-regularised optimal
-  transport plan (rows sum to 1/N, columns to 1/M) maximising ``sum_ij P_ij (C_ij - alpha ln P_ij)``,
-  found by Sinkhorn balancing of ``exp(-(1 - C_ij)/alpha)``;
+* REMatch (the paper's regularised-entropy match): ``K^alpha(A, B) = Tr(P^T C)`` with ``P`` the
+  entropy-regularised optimal transport plan (rows sum to 1/N, columns to 1/M) maximising
+  ``sum_ij P_ij (C_ij - alpha ln P_ij)``, found by Sinkhorn balancing of ``exp(-(1 - C_ij)/alpha)``;
 * normalised kernel: ``K(A, B) / sqrt(K(A, A) K(B, B))``; kernel-induced distance
   ``D = sqrt(2 - 2 K)``;
 * limits: ``alpha -> inf`` gives the average kernel ``mean(C)``, ``alpha -> 0`` the
