@@ -157,9 +157,11 @@ def main() -> int:
     line('dscribe REMatchKernel.create(A, B)', f'{d_min * 1e3:9.1f} ms  (median {d_med * 1e3:.1f})')
     line('ours rematch_kernel(A, B)', f'{o_min * 1e3:9.1f} ms  (median {o_med * 1e3:.1f})')
     line('max |ours - dscribe|', f'{diff:9.2e}')
-    line('floor: one float64 GEMM (640 x 390) @ (390 x 2560), preallocated', f'{f_min * 1e3:9.1f} ms  (median {f_med * 1e3:.1f})')
+    line('floor: one float64 GEMM (640 x 390) @ (390 x 2560), preallocated',
+         f'{f_min * 1e3:9.1f} ms  (median {f_med * 1e3:.1f})')
     line('  same GEMM with a freshly allocated result (info)', f'{min(floor_fresh) * 1e3:9.1f} ms')
-    line(f'  ours with {rematch_module.n_threads()} threads (default) vs threads=1 (info)', f'{t_serial * 1e3:9.1f} ms with one thread')
+    line(f'  ours with {rematch_module.n_threads()} threads (default) vs threads=1 (info)',
+         f'{t_serial * 1e3:9.1f} ms with one thread')
     if after_gemm:
         line('  ours right after a threaded GEMM (info: OpenBLAS spin)', f'{min(after_gemm) * 1e3:9.1f} ms  '
              f'(median {np.median(after_gemm) * 1e3:.1f})')
@@ -205,7 +207,8 @@ def main() -> int:
     line('  all three give the same maximum and index', str(
         all_axes_result[1] == serial_result[1] == position
         and abs(all_axes_result[0] - value) < 1e-12 and abs(serial_result[0] - value) < 1e-12))
-    line('ours index.similarities(x) (all 1000 values, no pruning)', f'{s_min * 1e3:9.1f} ms  (median {s_med * 1e3:.1f})')
+    line('ours index.similarities(x) (all 1000 values, no pruning)',
+         f'{s_min * 1e3:9.1f} ms  (median {s_med * 1e3:.1f})')
     line('same maximum and index as dscribe', f'{same}  (max {value:.10f} at {position}; dscribe '
          f'{row.max():.10f} at {int(np.argmax(row))}{" on the subset" if extrapolated else ""})')
     assert same

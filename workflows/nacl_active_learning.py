@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     reference = submit(ClassicalSamplingWorkChain, **common.sampling_inputs(
         codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99))
     print(f'submitted ClassicalSamplingWorkChain <{reference.pk}>: classical NPT reference')
-    sampled = common.submit_all({'single-density NVT sampling': (ClassicalSamplingWorkChain, sampling_inputs(codes, s))})
+    sampled = common.submit_all({'single-density NVT sampling': (ClassicalSamplingWorkChain, sampling_inputs(codes,
+                                                                                                             s))})
     pool = next(iter(sampled.values())).outputs.pool
     parts = split_training_set(pool, orm.Dict({'train_fraction': 0.5, 'seed': 3}))
     start_structure = pool.get_atoms()[-1]

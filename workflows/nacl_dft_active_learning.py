@@ -166,7 +166,8 @@ def main(argv=None) -> int:
     print()
     print_figures(run, fits[-1], verification, out)
     reference = run.outputs.training_set.reference
-    print(f"training set: {fits[0].outputs.training_set.n_configurations} -> {run.outputs.training_set.n_configurations} "
+    print(f"training set: {fits[0].outputs.training_set.n_configurations} -> "
+          f"{run.outputs.training_set.n_configurations} "
           f"configurations, reference {reference['label']} [{reference['id']}]")
     print(f'wall time: {time.time() - start:.0f} s')
     return 0

@@ -119,12 +119,14 @@ def main(argv=None) -> int:
     diffusion_rows = []
     for symbol in ('Na', 'Cl'):
         ml, cl = ml_sd['diffusion'][symbol], cl_sd['diffusion'][symbol]
-        diffusion_rows.append([symbol, f"{ml.get('D_m2_s', float('nan')):.3g}", f"{cl.get('D_m2_s', float('nan')):.3g}"])
+        diffusion_rows.append([symbol, f"{ml.get('D_m2_s', float('nan')):.3g}",
+                               f"{cl.get('D_m2_s', float('nan')):.3g}"])
     common.print_table(['species', 'D GAP NVT (m^2/s)', 'D BMHTF NVT (m^2/s)'], diffusion_rows)
     g_ml, g_cl = ml_sd['rdf'].get_array('g_Cl_Na'), cl_sd['rdf'].get_array('g_Cl_Na')
     n = min(len(g_ml), len(g_cl))
     print(f'Na-Cl RDF: first peak GAP {ml_sd["rdf"].get_array("r")[np.argmax(g_ml)]:.2f} Å vs BMHTF '
-          f'{cl_sd["rdf"].get_array("r")[np.argmax(g_cl)]:.2f} Å; RMS difference of g(r) {np.sqrt(np.mean((g_ml[:n] - g_cl[:n])**2)):.3f}')
+          f'{cl_sd["rdf"].get_array("r")[np.argmax(g_cl)]:.2f} Å; '
+          f'RMS difference of g(r) {np.sqrt(np.mean((g_ml[:n] - g_cl[:n])**2)):.3f}')
 
     from aiida_mlfail.science.plots import plt
 

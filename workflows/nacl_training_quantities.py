@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     for name, node in md.items():
         table = node.outputs.summary['pressure']
 
-        def cell(key):
+        def cell(key, table=table):
             entry = table.get(key)
             if not entry:
                 return '-'

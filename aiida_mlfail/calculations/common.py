@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def dict_validator(check: Callable[[dict], object], port: str):
@@ -95,3 +95,24 @@ def node_validator(check: Callable[..., object], port: str, **bounds):
         return None
 
     return validator
+
+
+#: Default ``metadata.options.resources`` of the package's jobs: one process on one machine.
+SINGLE_PROCESS = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+
+#: Message of exit code 350, which :class:`aiida_mlfail.parsers.base.MlfailParser` returns for any
+#: exception of a parser (``{exception}`` is its ``repr``).
+PARSER_EXCEPTION_MESSAGE = 'the parser raised an unexpected exception: {exception}'
+
+
+def define_job_defaults(spec, parser_name: str, *, withmpi: bool | None = None) -> None:
+    """What every CalcJob of the package sets in ``define``: the default parser (entry point name
+    ``parser_name``), single-process resources (:data:`SINGLE_PROCESS`), ``withmpi`` when given (left
+    to the parent class when ``None``) and exit code ``350 ERROR_PARSER_EXCEPTION``
+    (DESIGN.md: 350 is the unexpected parser exception)."""
+    options = spec.inputs['metadata']['options']
+    options['parser_name'].default = parser_name
+    options['resources'].default = dict(SINGLE_PROCESS)
+    if withmpi is not None:
+        options['withmpi'].default = withmpi
+    spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message=PARSER_EXCEPTION_MESSAGE)

@@ -1,6 +1,6 @@
 """calcfunctions of the CP2K (DFT) reference: parse steps, structures of a set, labels, reference parity.
 
-The parsing itself is :mod:`aiida_mlfail.parsers.cp2k` (AiiDA-free); these wrap it so every
+The parsing itself is :mod:`aiida_mlfail.science.outputs.cp2k` (AiiDA-free); these wrap it so every
 labelled configuration and every refused output is a node in the graph. The CP2K jobs are aiida-cp2k's
 ``Cp2kCalculation`` (``cp2k`` entry point) whose own parser (``cp2k_base_parser``) only sorts out
 aborts and wall-time stops; the parse steps here read the energy, forces and stress.
@@ -20,8 +20,8 @@ from aiida.engine import ExitCode, calcfunction
 
 from aiida_mlfail.calculations.functions import with_labels
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
-from aiida_mlfail.parsers.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
+from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.
@@ -85,7 +85,7 @@ def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: or
     """The frames of a CP2K NVT AIMD job as a ``trajectory`` TrainingSetData (``Cp2kAimdWorkChain``).
 
     Reads ``aiida-pos-1.xyz``, ``aiida-frc-1.xyz``, ``aiida-1.ener`` and the ``STRESS|`` blocks of
-    ``aiida.out`` with :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md`; the cell is the structure's
+    ``aiida.out`` with :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_md`; the cell is the structure's
     (NVT). Each frame carries ``energy`` (eV), ``forces`` (eV/Å), ``virial`` (eV), ``md_step``,
     ``time_fs``, ``config_type`` ``cp2k_aimd`` and the items of ``info`` (e.g. temperature, protocol).
     The set's reference is ``science.references.cp2k_reference(protocol, overrides)`` (unknown without

@@ -16,8 +16,8 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
+from aiida_mlfail.calculations.common import define_job_defaults, dict_validator, structure_validator
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
-from aiida_mlfail.calculations.common import dict_validator, structure_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
 
@@ -91,12 +91,11 @@ class ExploreCalculation(CalcJob):
                    help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
-                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest '
+                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: '
+                        'largest '
                         'change of the potential energy per atom from the start of the run).')
         spec.inputs.validator = validate_explore_inputs
-        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.explore'
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['withmpi'].default = False
+        define_job_defaults(spec, 'mlfail.explore', withmpi=False)  # parser, resources, exit code 350
         spec.output('results', valid_type=orm.Dict, help='Stop reason, step, similarities, timings.')
         spec.output('configuration', valid_type=orm.StructureData, required=False,
                     help='The configuration at the stop; attributes md_step, similarity, reference_index, stop_reason.')
@@ -108,7 +107,6 @@ class ExploreCalculation(CalcJob):
                     help='step, temperature (K), potential/kinetic/total energy (eV), pressure (bar), volume (Å^3).')
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='mlfail-explore wrote no {filename}: {error}')
         spec.exit_code(302, 'ERROR_OUTPUT_INVALID', message='an output of mlfail-explore is invalid: {error}')
-        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
         spec.exit_code(410, 'ERROR_MD_EXPLODED',
                        message='the exploration was stopped by the {reason} guard at step {step}: {message} '
                                '(outputs stored)')

@@ -9,6 +9,7 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
+from aiida_mlfail.calculations.common import define_job_defaults
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import gap
@@ -86,23 +87,22 @@ class GapFitCalculation(CalcJob):
         spec.input('training_set', valid_type=TrainingSetData, help='Labelled configurations to fit to.')
         spec.input('parameters', valid_type=orm.Dict, help='Descriptors, sigmas, labels to train on, e0 method ...')
         spec.inputs.validator = validate_fit_inputs
-        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.gap_fit'
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['withmpi'].default = False
+        define_job_defaults(spec, 'mlfail.gap_fit', withmpi=False)  # parser, resources, exit code 350
         spec.output('potential', valid_type=GapPotentialData, help='The fitted GAP.')
         spec.output('output_parameters', valid_type=orm.Dict,
                     help='Memory estimate (MB), fit wall time (s), sparse points and descriptor counts.')
         spec.default_output_node = 'output_parameters'
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='gap_fit produced no {filename}')
         spec.exit_code(302, 'ERROR_GAP_FIT_FAILED', message='gap_fit stopped with an error: {error}')
-        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
         spec.exit_code(430, 'ERROR_OUT_OF_MEMORY',
-                       message='gap_fit dryrun estimates {peak_mb:.0f} MB, more than the {limit_mb:.0f} MB available to the job')
+                       message='gap_fit dryrun estimates {peak_mb:.0f} MB, more than the {limit_mb:.0f} MB '
+                               'available to the job')
         spec.exit_code(431, 'ERROR_ILL_CONDITIONED',
                        message='the fit is ill-conditioned (Cholesky factorisation failed): {error}')
 
     def prepare_for_submission(self, folder):
-        folder.create_file_from_filelike(io.BytesIO(self.inputs.training_set.get_text().encode()), TRAINING_FILE, mode='wb')
+        folder.create_file_from_filelike(io.BytesIO(self.inputs.training_set.get_text().encode()), TRAINING_FILE,
+                                         mode='wb')
         arguments = command_arguments(self.inputs.parameters.get_dict())
         code = self.inputs.code
         executable = str(code.get_executable()) if hasattr(code, 'get_executable') else 'gap_fit'

@@ -13,10 +13,10 @@ from __future__ import annotations
 from aiida import orm
 from aiida_lammps.calculations.raw import LammpsRawCalculation
 
-from aiida_mlfail.calculations.common import lammps_data_message
-from aiida_mlfail.science import checks
+from aiida_mlfail.calculations.common import define_job_defaults, lammps_data_message
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import checks
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
 
 
@@ -63,21 +63,21 @@ class LammpsCalculation(LammpsRawCalculation):
         spec.input('potential', valid_type=GapPotentialData, required=False, validator=validate_potential,
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
         spec.inputs.validator = validate_lammps_inputs
-        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.lammps'
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        define_job_defaults(spec, 'mlfail.lammps')  # parser, resources, exit code 350
         spec.output('training_set', valid_type=TrainingSetData, required=False,
                     help='Sampled frames with energy (eV), forces (eV/Å), virial (eV) and per-atom energies (eV).')
         spec.output('thermo', valid_type=orm.ArrayData, required=False,
-                    help='Thermo series: step, time (ps), temperature (K), potential_energy (eV), pressure (bar), volume (Å^3).')
+                    help='Thermo series: step, time (ps), temperature (K), potential_energy (eV), pressure (bar), '
+                         'volume (Å^3).')
         spec.exit_code(302, 'ERROR_FRAMES_MISSING', message='the frame dump or the label file was not retrieved')
         spec.exit_code(303, 'ERROR_NO_FRAMES', message='the run finished but sampled no frame')
         spec.exit_code(305, 'ERROR_OUTPUT_INCOMPLETE',
                        message='the LAMMPS output ends before the run ended (no "Total wall time" and no error: '
                                'killed or cancelled?)')
         spec.exit_code(304, 'ERROR_SETTINGS', message='settings lack the type_map needed to build configurations')
-        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
         spec.exit_code(410, 'ERROR_MD_EXPLODED',
-                       message='the MD run was stopped by the {reason} guard at step {step}: {message} (outputs stored)')
+                       message='the MD run was stopped by the {reason} guard at step {step}: {message} '
+                               '(outputs stored)')
         spec.exit_code(411, 'ERROR_LOST_ATOMS', message='LAMMPS lost atoms at step {step}: {message} (outputs stored)')
         spec.exit_code(413, 'ERROR_NON_FINITE',
                        message='the run produced a NaN or infinite {quantity} at step {step} (overlapping atoms or an '

@@ -12,6 +12,7 @@ import io
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
+from aiida_mlfail.calculations.common import define_job_defaults
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import extxyz
@@ -39,17 +40,15 @@ class QuipPredictCalculation(CalcJob):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, validator=validate_potential,
                    help='The GAP to evaluate (its files and init string are checked).')
-        spec.input('configurations', valid_type=TrainingSetData, help='Configurations to evaluate (labels are ignored).')
+        spec.input('configurations', valid_type=TrainingSetData,
+                   help='Configurations to evaluate (labels are ignored).')
         spec.inputs.validator = validate_quip_inputs
-        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.quip'
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['withmpi'].default = False
+        define_job_defaults(spec, 'mlfail.quip', withmpi=False)  # parser, resources, exit code 350
         spec.output('predictions', valid_type=TrainingSetData,
                     help='The configurations labelled with the GAP energy, forces and virial.')
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='quip wrote no output')
         spec.exit_code(302, 'ERROR_COUNT_MISMATCH', message='quip evaluated {found} of {expected} configurations')
         spec.exit_code(413, 'ERROR_NON_FINITE', message='the GAP predicted a NaN / infinite value: {error}')
-        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
 
     def prepare_for_submission(self, folder):
         configurations = self.inputs.configurations.get_atoms()

@@ -16,7 +16,7 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from aiida_mlfail.calculations.common import dict_validator
+from aiida_mlfail.calculations.common import define_job_defaults, dict_validator
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.engines import rematch as engine
 from aiida_mlfail.science.soap import normalise_soap_parameters
@@ -81,14 +81,11 @@ class RematchCalculation(CalcJob):
                    help=f"{{'mode': one of {list(engine.MODES)}, 'alpha': > 0 (default 0.1), "
                         "'threshold': Sinkhorn stopping threshold in (0, 1) (default 1e-6)}")
         spec.inputs.validator = validate_rematch_inputs
-        spec.inputs['metadata']['options']['parser_name'].default = 'mlfail.rematch'
-        spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        spec.inputs['metadata']['options']['withmpi'].default = False
+        define_job_defaults(spec, 'mlfail.rematch', withmpi=False)  # parser, resources, exit code 350
         spec.output('arrays', valid_type=orm.ArrayData, help='Kernels, distances, nearest indices, MD steps.')
         spec.output('results', valid_type=orm.Dict, help='Summary numbers of the comparison.')
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='mlfail-rematch wrote no {filename}: {error}')
         spec.exit_code(302, 'ERROR_OUTPUT_INVALID', message='the output of mlfail-rematch is invalid: {error}')
-        spec.exit_code(350, 'ERROR_PARSER_EXCEPTION', message='the parser raised an unexpected exception: {exception}')
 
     def prepare_for_submission(self, folder):
         x, y = self.inputs.x, self.inputs.get('y')

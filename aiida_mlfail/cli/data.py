@@ -29,7 +29,8 @@ def _table(rows) -> str:
 def training_set_rows(node) -> list[tuple]:
     """Attribute rows of a ``TrainingSetData``: sizes, species, labels and counts of the metadata values."""
     n_atoms = node.n_atoms or {}
-    sizes = n_atoms.get('min') if n_atoms.get('min') == n_atoms.get('max') else f"{n_atoms.get('min')}-{n_atoms.get('max')}"
+    low, high = n_atoms.get('min'), n_atoms.get('max')
+    sizes = low if low == high else f'{low}-{high}'
     rows = [('pk', node.pk), ('uuid', node.uuid), ('configurations', node.n_configurations),
             ('species', ' '.join(node.species or [])), ('atoms per configuration', sizes),
             ('labels', ' '.join(node.labels or [])), ('labelled by', describe_reference(node.reference))]

@@ -54,7 +54,8 @@ def _list_runs(limit: int = 20) -> None:
     rows = []
     for (node,) in qb.all():
         outcome = node.outputs.summary['outcome'] if 'summary' in node.outputs else ''
-        rows.append((node.pk, node.ctime.strftime('%Y-%m-%d %H:%M'), _state(node, message=False), len(iteration_rows(node)), outcome))
+        rows.append((node.pk, node.ctime.strftime('%Y-%m-%d %H:%M'), _state(node, message=False),
+                     len(iteration_rows(node)), outcome))
     if not rows:
         echo.echo_report('no ActiveLearningWorkChain in this profile')
         return
@@ -80,7 +81,8 @@ def status(process):
     if process.process_label == AL_LABEL:
         rows = iteration_rows(process)
         parameters = process.inputs.parameters.get_dict() if 'parameters' in process.inputs else {}
-        limits = ', '.join(f'{k} {parameters[k]}' for k in ('max_iterations', 'max_new_configurations') if k in parameters)
+        limits = ', '.join(f'{k} {parameters[k]}' for k in ('max_iterations',
+                                                            'max_new_configurations') if k in parameters)
         if rows:
             from aiida_mlfail.science.active_learning import format_table
 
@@ -185,7 +187,8 @@ def write_active_learning_report(run, folder: pathlib.Path) -> list[pathlib.Path
     lines += ['', 'failed GAP-MD runs (aiida_mlfail.provenance.failed_md_runs):']
     for r in failed:
         lines.append(f"  {r['process_label']} <{r['process'].pk}> [{r['exit_status']}]: {r['stop_reason']} at step "
-                     f"{r['stop_step']} with GAP {r['potential'].label} (iteration {iteration_of.get(r['potential'].pk)})")
+                     f"{r['stop_step']} with GAP {r['potential'].label} "
+                     f"(iteration {iteration_of.get(r['potential'].pk)})")
     if not failed:
         lines.append('  (none)')
     _write(folder / 'summary.txt', '\n'.join(lines) + '\n', written)
@@ -221,11 +224,13 @@ def write_active_learning_report(run, folder: pathlib.Path) -> list[pathlib.Path
         _write(folder / 'convergence.png', png, written)
     for r in potentials:
         if 'parity_plot' in r['fit'].outputs:
-            name = f"parity_iteration_{r['iteration']}.png" if r['iteration'] is not None else f"parity_{r['fit'].pk}.png"
+            iteration = r['iteration']
+            name = f'parity_iteration_{iteration}.png' if iteration is not None else f"parity_{r['fit'].pk}.png"
             _write(folder / name, r['fit'].outputs.parity_plot.get_content(mode='rb'), written)
     for node in mlmd:
         if 'forensics_plot' in node.outputs:
-            _write(folder / f'forensics_mlmd_{node.pk}.png', node.outputs.forensics_plot.get_content(mode='rb'), written)
+            _write(folder / f'forensics_mlmd_{node.pk}.png', node.outputs.forensics_plot.get_content(mode='rb'),
+                   written)
     _write(folder / 'process_report.txt', get_workchain_report(run, 'REPORT') + '\n', written)
     return written
 

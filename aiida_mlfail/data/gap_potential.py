@@ -32,7 +32,7 @@ class GapPotentialData(orm.Data):
 
     @classmethod
     def from_folder(cls, folder, filename: str = 'gap.xml', *, command_line: str = '', training_set_uuid: str = '',
-                    **kwargs) -> 'GapPotentialData':
+                    **kwargs) -> GapPotentialData:
         """Build an (unstored) node from a folder holding ``filename`` and the sparseX files it names.
 
         :param folder: a ``pathlib.Path``/str directory, or any object with ``get_object_content(name, mode)``
@@ -162,7 +162,8 @@ class GapPotentialData(orm.Data):
         if missing:
             raise ValueError(f'species {missing} of the type map are not in the GAP (species {self.species})')
         numbers = ' '.join(str(chemical_symbols.index(s)) for s in type_map)
-        return ['pair_style quip', f'pair_coeff * * {self.filename} "{self.base.attributes.get("init_args")}" {numbers}']
+        return ['pair_style quip',
+                f'pair_coeff * * {self.filename} "{self.base.attributes.get("init_args")}" {numbers}']
 
     def upload(self, folder) -> list[str]:
         """Write the GAP files into a CalcJob's sandbox ``folder`` (``aiida.common.folders.Folder``).

@@ -27,7 +27,7 @@ class TrainingSetData(orm.Data):
     FILENAME = 'training_set.xyz'
 
     @classmethod
-    def from_atoms(cls, configurations, reference: dict | None = None, **kwargs) -> 'TrainingSetData':
+    def from_atoms(cls, configurations, reference: dict | None = None, **kwargs) -> TrainingSetData:
         """Build an (unstored) node from a list of ``ase.Atoms``.
 
         Labels are read from ``atoms.info['energy']``, ``atoms.info['virial']``,
@@ -41,7 +41,8 @@ class TrainingSetData(orm.Data):
             malformed reference.
         """
         reference = refs.unknown_reference() if reference is None else refs.check_reference(reference)
-        configurations = [extxyz.normalise_labels(a.copy() if a.calc is None else _with_calc(a)) for a in configurations]
+        configurations = [extxyz.normalise_labels(a.copy() if a.calc is None else _with_calc(a))
+                          for a in configurations]
         if not configurations:
             raise ValueError('a training set needs at least one configuration')
         extxyz.check_finite(configurations)
@@ -51,7 +52,7 @@ class TrainingSetData(orm.Data):
         return node
 
     @classmethod
-    def from_file(cls, path, reference: dict | None = None, **kwargs) -> 'TrainingSetData':
+    def from_file(cls, path, reference: dict | None = None, **kwargs) -> TrainingSetData:
         """Build an (unstored) node from an extxyz file (``reference`` as for :meth:`from_atoms`, default
         unknown); raises ``ValueError`` on NaN labels."""
         return cls.from_atoms(extxyz.read_configurations(str(path)), reference=reference, **kwargs)

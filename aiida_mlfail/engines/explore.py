@@ -95,7 +95,7 @@ class Explorer:
         self.step = 0  # the MD step reached
 
     @classmethod
-    def from_files(cls, input_file: str = sx.INPUT_FILE) -> 'Explorer':
+    def from_files(cls, input_file: str = sx.INPUT_FILE) -> Explorer:
         """Read the input files of the working directory (see the module doc).
 
         :raises SetupError: naming the missing or bad file.
@@ -128,9 +128,10 @@ class Explorer:
         :raises SetupError: for a script the GAP bridge cannot serve, a LAMMPS error, or a
             non-finite potential energy of the start configuration.
         """
+        from ase.io import read  # noqa: PLC0415
+
         from aiida_mlfail.engines.gap_bridge import BridgeError, run_input  # noqa: PLC0415
         from aiida_mlfail.engines.lammps_lib import new_lammps  # noqa: PLC0415
-        from ase.io import read  # noqa: PLC0415
 
         start = time.perf_counter()
         config, p = self.config, self.p

@@ -331,7 +331,8 @@ class GapCallback:
         lmp.command(f'fix_modify {self.fix_id} energy yes virial yes')
         lmp.set_fix_external_callback(self.fix_id, self, None)
         if earlier:
-            print(f'WARNING: mlfail-lmp GAP bridge: fixes {", ".join(earlier)} were defined before the quip pair_coeff; '
+            print(f'WARNING: mlfail-lmp GAP bridge: fixes {", ".join(earlier)} were defined before the quip '
+                  'pair_coeff; '
                   'if they change forces (setforce, addforce, spring ...) they act before the GAP forces are added',
                   flush=True)
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         print(f'mlfail-lmp: ERROR: {exc}', file=sys.stderr)
         return 1
-    except Exception as exc:  # LAMMPS raises a plain Exception carrying its error message
+    except Exception as exc:  # noqa: BLE001 (LAMMPS raises a plain Exception carrying its error message)
         message = str(exc).strip() or repr(exc)
         print(f'mlfail-lmp: LAMMPS error: {message}', file=sys.stderr)
         sys.stdout.flush()

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         configurations = read(options['atoms_filename'], index=':', format='extxyz')
         kwargs = {'param_filename': options['param_filename']}
         potential = Potential(options['init_args'], **kwargs) if options['init_args'] else Potential(**kwargs)
-    except Exception as exc:  # quippy raises RuntimeError, ASE OSError/ValueError: report and stop
+    except Exception as exc:  # noqa: BLE001 (quippy raises RuntimeError, ASE OSError/ValueError: report and stop)
         print(f'mlfail-quip: {type(exc).__name__}: {exc}', file=sys.stderr)
         return 1
     for atoms in configurations:

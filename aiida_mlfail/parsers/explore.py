@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
 
 from aiida_mlfail.calculations.explore import STDERR
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import explore as sx
 from aiida_mlfail.science.lammps_md import first_non_finite_thermo, json_safe
 
@@ -39,7 +39,7 @@ def configuration_node(text: str, stop_reason: str | None = None) -> orm.Structu
     return node
 
 
-class ExploreParser(Parser):
+class ExploreParser(MlfailParser):
     """Results, stop configuration(s), similarity and thermo series of ``mlfail-explore``.
 
     Every output is attached before the exit code of the stop reason is returned: 0 for ``novel``
@@ -47,18 +47,8 @@ class ExploreParser(Parser):
     NaN or infinite thermo value in a run that otherwise ended normally (NaN in ``results`` become ``None``).
     """
 
-    def parse(self, **kwargs):
-        try:
-            return self._parse()
-        except Exception as exc:  # noqa: BLE001 (any failure becomes exit code 350, never an uncaught raise)
-            self.logger.error(f'parser exception: {exc!r}')
-            return self.exit_codes.ERROR_PARSER_EXCEPTION.format(exception=repr(exc))
-
     def _missing(self, filename: str, names):
-        error = ''
-        if STDERR in names:
-            lines = self.retrieved.base.repository.get_object_content(STDERR, mode='r').strip().splitlines()
-            error = lines[-1] if lines else ''
+        error = self.last_line(STDERR) if STDERR in names else ''
         return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=filename, error=error or 'no error message')
 
     def _parse(self):

@@ -1,50 +1,30 @@
-"""Parser of ``mlfail.gap_fit`` jobs; parsing functions live in ``science.gap``."""
+"""Parser of ``mlfail.gap_fit`` jobs; the AiiDA-free parsing is ``science.outputs.gap_fit`` (and ``science.gap``)."""
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from aiida import orm
-from aiida.parsers import Parser
 
 from aiida_mlfail.calculations import gap_fit as calc
 from aiida_mlfail.data.gap_potential import GapPotentialData
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import gap
+from aiida_mlfail.science.outputs.gap_fit import parse_memory_file  # re-exported from here as before
 
 
-def parse_memory_file(text: str) -> dict:
-    """``peak_kb=... limit_kb=...`` / ``status=...`` lines of the preflight into a dict (ints where numeric)."""
-    values = {}
-    for key, value in re.findall(r'(\w+)=(\S+)', text):
-        values[key] = int(value) if value.isdigit() else value
-    return values
-
-
-class GapFitParser(Parser):
+class GapFitParser(MlfailParser):
     """Store the fitted GAP and the fit report; classify gap_fit failures."""
-
-    def parse(self, **kwargs):
-        try:
-            return self._parse()
-        except Exception as exc:  # noqa: BLE001
-            self.logger.error(f'parser exception: {exc!r}')
-            return self.exit_codes.ERROR_PARSER_EXCEPTION.format(exception=repr(exc))
-
-    def _read(self, name):
-        if name not in self.retrieved.base.repository.list_object_names():
-            return None
-        return self.retrieved.base.repository.get_object_content(name, mode='r')
 
     def _parse(self):
         report = {}
-        dryrun = self._read(calc.DRYRUN_OUT)
+        dryrun = self.read(calc.DRYRUN_OUT)
         if dryrun is not None:
             try:
                 report.update(gap.parse_dryrun(dryrun))
             except ValueError:
                 pass
-        memory_text = self._read(calc.MEMORY_FILE)
+        memory_text = self.read(calc.MEMORY_FILE)
         memory = parse_memory_file(memory_text) if memory_text else {}
         if isinstance(memory.get('limit_kb'), int):
             report['memory_limit_mb'] = memory['limit_kb'] / 1024
@@ -52,7 +32,7 @@ class GapFitParser(Parser):
             self.out('output_parameters', orm.Dict(report))
             return self.exit_codes.ERROR_OUT_OF_MEMORY.format(
                 peak_mb=memory['peak_kb'] / 1024, limit_mb=memory['limit_kb'] / 1024)
-        stdout = self._read(calc.STDOUT)
+        stdout = self.read(calc.STDOUT)
         if stdout is None:
             return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=calc.STDOUT)
         run = gap.parse_gap_fit_output(stdout)
@@ -62,7 +42,7 @@ class GapFitParser(Parser):
             if run['ill_conditioned']:
                 return self.exit_codes.ERROR_ILL_CONDITIONED.format(error=run['error'])
             return self.exit_codes.ERROR_GAP_FIT_FAILED.format(error=run['error'])
-        if self._read(calc.GP_FILE) is None:
+        if self.read(calc.GP_FILE) is None:
             self.out('output_parameters', orm.Dict(report))
             if not run['finished']:
                 return self.exit_codes.ERROR_GAP_FIT_FAILED.format(error='gap_fit ended before Finalise (killed?)')

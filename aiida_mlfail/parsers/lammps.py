@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from aiida import orm
-from aiida.parsers import Parser
 
 from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import lammps_md, mlmd
+from aiida_mlfail.science.outputs.lammps import parse_lammps_error  # re-exported from here as before
 
 
-def parse_lammps_error(text: str) -> str | None:
-    """The first ``ERROR`` line of a LAMMPS screen/log output (with the ``Last input line``), or ``None``."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith('ERROR'):
-            follow = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith('Last input line') else ''
-            return (line + ' ' + follow).strip()
-    return None
-
-
-class LammpsParser(Parser):
+class LammpsParser(MlfailParser):
     """Frames, thermo series and stop classification of a LAMMPS MD job.
 
     Never raises on physically bad output: every output that can be built is stored, then the exit code
@@ -32,13 +23,6 @@ class LammpsParser(Parser):
     The ``training_set``'s reference is ``settings['reference']`` (set by the calcfunctions that prepare
     classical runs, ``science.references.lammps_reference``), else unknown (e.g. GAP MD).
     """
-
-    def parse(self, **kwargs):
-        try:
-            return self._parse()
-        except Exception as exc:  # noqa: BLE001 (any failure becomes exit code 350, never an uncaught raise)
-            self.logger.error(f'parser exception: {exc!r}')
-            return self.exit_codes.ERROR_PARSER_EXCEPTION.format(exception=repr(exc))
 
     def _parse(self):
         retrieved = self.retrieved
@@ -98,8 +82,8 @@ class LammpsParser(Parser):
             return self._finish(results, self.exit_codes.ERROR_MD_EXPLODED.format(
                 reason=stop['stop_reason'], step=step, message=stop['message'] + frames_note))
         if stop['stop_reason'] == 'lost_atoms':
-            return self._finish(results, self.exit_codes.ERROR_LOST_ATOMS.format(step=step,
-                                                                                  message=stop['message'] + frames_note))
+            return self._finish(results, self.exit_codes.ERROR_LOST_ATOMS.format(
+                step=step, message=stop['message'] + frames_note))
         if pppm:
             return self._finish(results, self.exit_codes.ERROR_PPPM_OUT_OF_RANGE.format(
                 step=step, message=error + self._non_finite_note(non_finite) + frames_note))

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 from aiida import orm
-from aiida.parsers import Parser
 
 from aiida_mlfail.calculations.rematch import STDERR
 from aiida_mlfail.engines.rematch import ARRAYS_FILE, RESULTS_FILE, parse_rematch_output
+from aiida_mlfail.parsers.base import MlfailParser
 
 
-class RematchParser(Parser):
+class RematchParser(MlfailParser):
     """Store the arrays (``ArrayData``) and the summary (``Dict``) of ``mlfail-rematch``."""
-
-    def parse(self, **kwargs):
-        try:
-            return self._parse()
-        except Exception as exc:  # noqa: BLE001
-            self.logger.error(f'parser exception: {exc!r}')
-            return self.exit_codes.ERROR_PARSER_EXCEPTION.format(exception=repr(exc))
 
     def _parse(self):
         repository = self.retrieved.base.repository
         names = repository.list_object_names()
         for filename in (ARRAYS_FILE, RESULTS_FILE):
             if filename not in names:
-                error = repository.get_object_content(STDERR, mode='r').strip() if STDERR in names else ''
                 return self.exit_codes.ERROR_OUTPUT_MISSING.format(
-                    filename=filename, error=error.splitlines()[-1] if error else 'no error message')
+                    filename=filename, error=self.last_line(STDERR) or 'no error message')
         try:
             arrays, results = parse_rematch_output(repository.get_object_content(ARRAYS_FILE, mode='rb'),
                                                    repository.get_object_content(RESULTS_FILE, mode='r'))

@@ -48,7 +48,8 @@ def normalise_active_learning(parameters: dict) -> dict:
     if not isinstance(given, dict):
         raise ValueError(f'outliers must be a dict of bounds, got {given!r}')
     known = ACTIVE_LEARNING_DEFAULTS['outliers']
-    unknown = sorted(set(parameters) - set(ACTIVE_LEARNING_DEFAULTS)) + sorted(f'outliers.{k}' for k in set(given) - set(known))
+    unknown = sorted(set(parameters) - set(ACTIVE_LEARNING_DEFAULTS))
+    unknown += sorted(f'outliers.{k}' for k in set(given) - set(known))
     if unknown:
         raise ValueError(f'unknown active-learning parameter(s) {unknown}; allowed: '
                          f'{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(known)}')

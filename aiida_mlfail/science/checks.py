@@ -45,7 +45,7 @@ def _bounds(gt, ge, lt, le) -> str:
     return ' and '.join(parts)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adapter(kind: type, gt, ge, lt, le) -> TypeAdapter:
     return TypeAdapter(Annotated[kind, Field(strict=True, allow_inf_nan=False, gt=gt, ge=ge, lt=lt, le=le)])
 

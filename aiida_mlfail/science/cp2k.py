@@ -30,7 +30,7 @@ PROTOCOL_FILE = pathlib.Path(__file__).resolve().parents[1] / 'workflows' / 'pro
 #: aiida-cp2k's project name: CP2K names its files ``<project>-pos-1.xyz`` and so on.
 PROJECT = 'aiida'
 
-#: Files an AIMD job writes that :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md` reads (with the main
+#: Files an AIMD job writes that :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_md` reads (with the main
 #: output); aiida-cp2k retrieves positions, forces and cell by default, the energies need
 #: ``settings['additional_retrieve_list']``.
 AIMD_FILES = {
@@ -145,7 +145,7 @@ def single_point_parameters(protocol, symbols, *, ignore_convergence_failure: bo
     :returns: nested dict with ``GLOBAL`` (RUN_TYPE ENERGY_FORCE) and ``FORCE_EVAL`` (METHOD QS,
         STRESS_TENSOR ANALYTICAL, PRINT FORCES and STRESS_TENSOR on, DFT, SUBSYS with one KIND per
         element and the cell printed (for the volume)); the output is what
-        :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_output` reads.
+        :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_output` reads.
     :raises ValueError: for an unknown protocol, no symbols or an unsupported dispersion type.
     """
     protocol = _resolve(protocol)
@@ -177,7 +177,7 @@ def aimd_parameters(protocol, symbols, temperature: float, steps: int, timestep_
     Hartree/Bohr), the energies (``-1.ener``, Hartree), the cell (``-1.cell``, Å) and the total
     pressure tensor (``-1.stress``, bar, kinetic part included: diagnostics only); the analytical
     stress of every force evaluation goes to the main output (``STRESS|`` blocks, potential part
-    only), from which :func:`aiida_mlfail.parsers.cp2k.parse_cp2k_md` takes the virial. The initial
+    only), from which :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_md` takes the virial. The initial
     velocities are drawn at ``temperature`` from ``GLOBAL/SEED``.
 
     :param protocol: protocol name or dict (as for :func:`single_point_parameters`).
@@ -360,7 +360,7 @@ def check_species(protocol, symbols, directory=None) -> None:
     elements = sorted(set(symbols))
     overrides = protocol.get('basis_overrides') or {}
     wanted = {'basis_set_file': {e: overrides.get(e, protocol['basis_set']) for e in elements},
-              'potential_file': {e: protocol['potential'] for e in elements}}
+              'potential_file': dict.fromkeys(elements, protocol['potential'])}
     for key, names in wanted.items():
         path = directory / protocol[key] if directory is not None else None
         if path is None or not path.is_file():

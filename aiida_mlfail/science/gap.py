@@ -259,7 +259,8 @@ def count_environments(configurations, descriptor: dict) -> dict[str, int]:
     """Number of environments gap_fit will find for one descriptor, per species (combination).
 
     SOAP with ``add_species``: atoms per centre species; ``distance_2b``: pairs within the cutoff
-    per species pair, every pair counted from both ends as in gap_fit's dryrun report; ``angle_3b``: atoms per centre species (an upper bound is not
+    per species pair, every pair counted from both ends as in gap_fit's dryrun report; ``angle_3b``: atoms per
+    centre species (an upper bound is not
     needed there: n_sparse is checked against centres).
 
     :returns: ``{'Na': 352, 'Cl': 352}`` or ``{'Na-Cl': 4562, ...}``.
@@ -321,7 +322,8 @@ def parse_dryrun(text: str) -> dict:
         result['free_system_memory_mb'] = float(free.group(1)) * _UNITS[free.group(2)]
     descriptors = []
     for match in re.finditer(
-        r'^Descriptor \d+:\s*(.+?)\s*\nNumber of descriptors:\s+(\d+)\s*\nNumber of partial derivatives of descriptors:\s+(\d+)',
+        r'^Descriptor \d+:\s*(.+?)\s*\nNumber of descriptors:\s+(\d+)\s*\n'
+        r'Number of partial derivatives of descriptors:\s+(\d+)',
         text, re.M,
     ):
         descriptors.append({
@@ -355,12 +357,14 @@ def parse_gap_fit_output(text: str) -> dict:
     if error_lines:
         result['error'] = ' | '.join(error_lines)[:1000]
         lowered = result['error'].lower()
-        result['ill_conditioned'] = 'la_matrix_factorise' in lowered or 'not positive definite' in lowered or 'dpotrf' in lowered
+        result['ill_conditioned'] = any(word in lowered for word in ('la_matrix_factorise', 'not positive definite',
+                                                                     'dpotrf'))
     start = re.search(r'libAtoms::Hello World: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)', text)
     end = re.search(r'libAtoms::Finalise: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)', text)
     if start and end:
         fmt = '%Y-%m-%d %H:%M:%S'
-        result['wall_time_s'] = (datetime.strptime(end.group(1), fmt) - datetime.strptime(start.group(1), fmt)).total_seconds()
+        result['wall_time_s'] = (datetime.strptime(end.group(1), fmt) - datetime.strptime(start.group(1),
+                                                                                          fmt)).total_seconds()
     return result
 
 

@@ -183,11 +183,13 @@ def frame_output_commands(every: int, *, atomic_energies: bool = True, velocitie
 
     Needs the computes of :func:`label_computes`. Velocities are dumped in Å/ps when asked.
     """
-    columns = 'id type x y z' + (' vx vy vz' if velocities else '') + ' fx fy fz' + (' c_pe_atom' if atomic_energies else '')
+    columns = ('id type x y z' + (' vx vy vz' if velocities else '') + ' fx fy fz'
+               + (' c_pe_atom' if atomic_energies else ''))
     return [
         f'dump frames all custom {every} {DUMP_FILE} {columns}',
         'dump_modify frames sort id format float %.12g',
-        f'fix labels all print {every} "$(step) ${{pe}} ${{vol}} ${{pxx}} ${{pyy}} ${{pzz}} ${{pxy}} ${{pxz}} ${{pyz}}" '
+        f'fix labels all print {every} '
+        '"$(step) ${pe} ${vol} ${pxx} ${pyy} ${pzz} ${pxy} ${pxz} ${pyz}" '
         f'file {LABELS_FILE} screen no title "# step pe_eV vol_A3 pxx pyy pzz pxy pxz pyz (virial pressure, bar)"',
     ]
 
@@ -275,7 +277,8 @@ def virial_from_pressure(pressure_voigt, volume: float) -> np.ndarray:
 
 
 def parse_thermo(text: str) -> dict[str, np.ndarray]:
-    """Thermo series of a LAMMPS log/screen output (``thermo_style custom`` with a subset of step time temp pe press vol).
+    """Thermo series of a LAMMPS log/screen output (``thermo_style custom`` with a subset of step time temp pe
+    press vol).
 
     Concatenates every run block (steps of consecutive runs continue; a repeated first row of the
     next run is dropped).
@@ -386,7 +389,8 @@ def split_finite(configurations: list[Atoms]) -> tuple[list[Atoms], dict | None]
 
 
 def first_non_finite_thermo(thermo: dict) -> dict | None:
-    """The first thermo row with a NaN or infinite value: ``{'step': int | None, 'quantity': column name}``, else ``None``.
+    """The first thermo row with a NaN or infinite value: ``{'step': int | None, 'quantity': column name}``,
+    else ``None``.
 
     :param thermo: the arrays of :func:`parse_thermo` (or any dict of equally long 1-D arrays with ``step``).
     """

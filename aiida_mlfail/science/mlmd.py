@@ -90,7 +90,8 @@ def normalise_mlmd(parameters: dict) -> dict:
                                    f'{RENAMED_GUARDS[old][1]}; got {old}={given_guards[old]!r}'
                                    for old in renamed))
     guards = {**GUARD_DEFAULTS, **dict(given_guards)}
-    unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards', 'reference_volume'}) | (set(guards) - set(GUARD_DEFAULTS))
+    unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards',
+                                                       'reference_volume'}) | (set(guards) - set(GUARD_DEFAULTS))
     if unknown:
         raise ValueError(f'unknown MLMD parameter(s) {sorted(unknown)}; allowed: {sorted(MLMD_DEFAULTS)}, '
                          f"'reference_volume', guards {sorted(GUARD_DEFAULTS)}")
@@ -297,7 +298,8 @@ def parse_stop(text: str) -> dict:
     end = re.search(r'MLFAIL_RUN_END step (\d+)', text)
     if end:
         return {'stop_reason': 'completed', 'stop_step': int(end.group(1)), 'value': None, 'message': 'run completed'}
-    return {'stop_reason': 'incomplete', 'stop_step': None, 'value': None, 'message': 'output ends before the run ended'}
+    return {'stop_reason': 'incomplete', 'stop_step': None, 'value': None,
+            'message': 'output ends before the run ended'}
 
 
 def pressure_table(series: dict) -> dict:

@@ -104,7 +104,8 @@ class ReferencePotential:
         """Raise ``ValueError`` naming the symbols of a structure that the potential does not describe."""
         missing = sorted(set(symbols) - set(self.species))
         if missing:
-            raise ValueError(f'species {missing} are not described by the {self.name} potential (knows {list(self.species)})')
+            raise ValueError(f'species {missing} are not described by the {self.name} potential '
+                             f'(knows {list(self.species)})')
 
     def lammps_commands(self) -> list[str]:
         """LAMMPS commands (masses, pair style, pair coefficients, kspace) for ``units metal``.
@@ -137,7 +138,7 @@ class ReferencePotential:
         return {'name': self.name, 'parameters': dict(self.parameters)}
 
     @classmethod
-    def from_dict(cls, value: dict) -> 'ReferencePotential':
+    def from_dict(cls, value: dict) -> ReferencePotential:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` on a malformed dict."""
         if not isinstance(value, dict):
             raise ValueError(f'a reference potential must be a dict with a name, got {value!r}')

@@ -54,7 +54,8 @@ def normalise_split(parameters: dict) -> dict:
             'seed': checks.integer(parameters.get('seed', 0), 'split.seed', ge=0)}
 
 
-def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator, n_configurations: int) -> list[int]:
+def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator,
+             n_configurations: int) -> list[int]:
     """Pick ``n`` distinct owners so that the picked values cover the range of ``values`` evenly.
 
     ``values[k]`` belongs to configuration ``owners[k]``. The range is cut into ``n`` equal bins;

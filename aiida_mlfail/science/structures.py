@@ -148,7 +148,8 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, min_fraction: float 
     numbers = np.asarray(atoms.numbers)
     bad = np.flatnonzero((numbers < 1) | (numbers >= len(covalent_radii)))
     if bad.size:
-        raise ValueError(f'{where}: atom {int(bad[0])} has atomic number {int(numbers[bad[0]])}, not a chemical element')
+        raise ValueError(f'{where}: atom {int(bad[0])} has atomic number {int(numbers[bad[0]])}, '
+                         'not a chemical element')
     cell = np.asarray(atoms.cell[:], dtype=float)
     if not np.all(np.isfinite(cell)):
         raise ValueError(f'{where}: the cell has non-finite entries: {cell.tolist()} Å')

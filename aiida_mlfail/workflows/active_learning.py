@@ -27,8 +27,12 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
-from aiida_mlfail.calculations.functions import (compare_labels, merge_training_sets, select_configurations,
-                                                 split_training_set)
+from aiida_mlfail.calculations.functions import (
+    compare_labels,
+    merge_training_sets,
+    select_configurations,
+    split_training_set,
+)
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
@@ -38,6 +42,7 @@ from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
 
 @calcfunction
 def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetData, training_set: TrainingSetData,
@@ -196,13 +201,15 @@ class ActiveLearningWorkChain(WorkChain):
                    help="Selection from the sampled pool or `pool` before the split: {'method': 'random', 'n': 12, "
                         "'seed': 0} (methods of science.selection); default: every frame.")
         spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
-                   validator=_check_split, help='Train/validation split of the initial pool (with `sampling` or `pool`).')
+                   validator=_check_split,
+                   help='Train/validation split of the initial pool (with `sampling` or `pool`).')
         spec.expose_inputs(GapWorkChain, namespace='gap', exclude=('pool', 'validation_set', 'split', 'selection'))
         spec.expose_inputs(ExploreCalculation, namespace='explore', exclude=('potential', 'training_set'))
         spec.expose_inputs(LabelWorkChain, namespace='label', exclude=('configurations', 'structures',
                                                                        'max_concurrent_jobs'))
         spec.input_namespace('quip', help='The GAP prediction job on the flagged configurations.')
-        spec.input('quip.code', valid_type=orm.AbstractCode, help='quip / mlfail-quip for the GAP on flagged configurations.')
+        spec.input('quip.code', valid_type=orm.AbstractCode,
+                   help='quip / mlfail-quip for the GAP on flagged configurations.')
         spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
         spec.input('restart', valid_type=orm.Dict, required=False,
                    validator=dict_validator(normalise_restart, 'restart'),
@@ -240,14 +247,16 @@ class ActiveLearningWorkChain(WorkChain):
         spec.exit_code(402, 'ERROR_FIT_FAILED', message='GAP fit of iteration {iteration} failed: [{status}] {message}')
         spec.exit_code(403, 'ERROR_EXPLORE_FAILED',
                        message='exploration of iteration {iteration} failed: [{status}] {message}')
-        spec.exit_code(404, 'ERROR_LABEL_FAILED', message='labelling in iteration {iteration} failed: [{status}] {message}')
+        spec.exit_code(404, 'ERROR_LABEL_FAILED',
+                       message='labelling in iteration {iteration} failed: [{status}] {message}')
         spec.exit_code(405, 'ERROR_PREDICT_FAILED',
                        message='GAP prediction of the flagged configurations failed: [{status}] {message}')
         spec.exit_code(406, 'ERROR_TOO_MANY_FAILED_LABELS',
                        message='{count} configurations could not be labelled or were rejected, more than '
                                'max_failed_labels={limit} (outputs attached; see the failed_labels output)')
         spec.exit_code(701, 'WARNING_MAX_ITERATIONS',
-                       message='stopped after max_iterations={limit} explorations without convergence (outputs attached)')
+                       message='stopped after max_iterations={limit} explorations without convergence '
+                               '(outputs attached)')
         spec.exit_code(702, 'WARNING_MAX_NEW_CONFIGURATIONS',
                        message='stopped after adding max_new_configurations={limit} (outputs attached)')
 
@@ -401,7 +410,8 @@ class ActiveLearningWorkChain(WorkChain):
                            metadata={'call_link_label': f'explore_iteration_{it}'})
         start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.structure.uuid else \
             f'configuration <{self.ctx.structure.pk}>'
-        self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} from {start}')
+        self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} '
+                    f'from {start}')
         return ToContext(explore=node)
 
     def _labelled_before(self, structure) -> bool:
@@ -513,7 +523,8 @@ class ActiveLearningWorkChain(WorkChain):
         if n_accepted > room:
             self.report(f'iteration {it}: only {room} of {n_accepted} accepted configurations fit under '
                         'max_new_configurations; the trigger goes first')
-            accepted = _first_configurations(accepted, orm.Int(room), metadata={'call_link_label': f'limit_iteration_{it}'})
+            accepted = _first_configurations(accepted, orm.Int(room),
+                                             metadata={'call_link_label': f'limit_iteration_{it}'})
         self.ctx.training_set = merge_training_sets(base=self.ctx.training_set, new=accepted,
                                                     metadata={'call_link_label': f'merge_iteration_{it}'})
         self.ctx.added += accepted.n_configurations

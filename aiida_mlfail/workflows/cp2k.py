@@ -320,7 +320,8 @@ class Cp2kAimdWorkChain(WorkChain):
 
     Output: ``trajectory`` (TrainingSetData, steps + 1 frames: ``energy`` eV, ``forces`` eV/Å, ``virial``
     eV from the analytical stress (potential part only), ``md_step``, ``time_fs``, ``temperature``,
-    ``protocol``, ``config_type`` ``cp2k_aimd``; reference ``cp2k_reference(protocol, overrides)``). Exit 310 when the CP2K job failed, 330 when its files
+    ``protocol``, ``config_type`` ``cp2k_aimd``; reference ``cp2k_reference(protocol, overrides)``). Exit 310 when the
+    CP2K job failed, 330 when its files
     cannot be read, 420 when an SCF of the run did not converge.
     """
 

@@ -10,10 +10,9 @@ from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
+from aiida_mlfail.science import selection as selection_science
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
 from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
-from aiida_mlfail.science import selection as selection_science
-
 
 
 def _validate_inputs(value, ctx=None):
@@ -52,7 +51,8 @@ def _validate_inputs(value, ctx=None):
             return str(exc)
     n_train = n_selected if validation_set is not None else round(fraction * n_selected)
     if validation_set is None and (n_train < 1 or n_train == n_selected):
-        return f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or validation set'
+        return (f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or '
+                'validation set')
     fit = value.get('fit', {})
     if 'parameters' not in fit:
         return None
@@ -62,7 +62,8 @@ def _validate_inputs(value, ctx=None):
         return f'fit.parameters: {exc}'
     missing = [label for label in parameters['train_on'] if label not in pool.labels]
     if missing:
-        return f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on (it has {pool.labels})'
+        return (f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on '
+                f'(it has {pool.labels})')
     configurations = pool.get_atoms()
     for descriptor in parameters['descriptors']:
         counts = gap_science.count_environments(configurations, descriptor)
@@ -99,7 +100,8 @@ class GapWorkChain(WorkChain):
         spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
         spec.input('restart', valid_type=orm.Dict, required=False,
                    validator=dict_validator(normalise_restart, 'restart'),
-                   help='Restart settings of the gap_fit and quip jobs (aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
+                   help='Restart settings of the gap_fit and quip jobs '
+                        '(aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
                         "e.g. {'on_out_of_memory': 'more_memory'}.")
         spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
         spec.input('validation.code', valid_type=orm.AbstractCode, help='quip (or mlfail-quip) code.')
@@ -122,7 +124,8 @@ class GapWorkChain(WorkChain):
         spec.output('metrics', valid_type=orm.Dict, help='RMSE/MAE/max: energy eV/atom, forces eV/Å, virial eV/atom.')
         spec.output('parity_plot', valid_type=orm.SinglefileData)
         spec.exit_code(402, 'ERROR_FIT_FAILED', message='gap_fit failed: [{status}] {message}')
-        spec.exit_code(403, 'ERROR_VALIDATION_FAILED', message='predicting the validation set failed: [{status}] {message}')
+        spec.exit_code(403, 'ERROR_VALIDATION_FAILED',
+                       message='predicting the validation set failed: [{status}] {message}')
 
     def should_select(self):
         return 'selection' in self.inputs
@@ -142,7 +145,8 @@ class GapWorkChain(WorkChain):
             self.ctx.train, self.ctx.validation = parts['train'], parts['validation']
         self.out('training_set', self.ctx.train)
         self.out('validation_set', self.ctx.validation)
-        self.report(f'training set {self.ctx.train.n_configurations}, validation set {self.ctx.validation.n_configurations}')
+        self.report(f'training set {self.ctx.train.n_configurations}, '
+                    f'validation set {self.ctx.validation.n_configurations}')
 
     def fit(self):
         inputs = self.exposed_inputs(GapFitCalculation, namespace='fit')

@@ -17,19 +17,20 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlfail.calculations.cp2k import attach_cp2k_labels, structures_of
 from aiida_mlfail.calculations.functions import attach_labels, collect_structures, prepare_single_points
-from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
+from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
 def _validate_inputs(value, ctx=None):
     """Configurations xor structures; exactly one reference; the reference must describe every species."""
     has_set, structures = 'configurations' in value, dict(value.get('structures', {}))
     if has_set == bool(structures):
-        return 'give either `configurations` (TrainingSetData) or `structures` (StructureData namespace), not both or none'
+        return ('give either `configurations` (TrainingSetData) or `structures` (StructureData namespace), '
+                'not both or none')
     is_lammps = 'lammps' in value and 'potential' in value['lammps']
     is_cp2k = 'cp2k' in value and 'code' in value['cp2k']
     if is_lammps and is_cp2k:
@@ -74,7 +75,8 @@ class LabelWorkChain(WorkChain):
     ``code``, ``options``: all configurations in one LAMMPS job) or ``cp2k`` (the inputs of
     :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain` without ``structure``: ``code``,
     ``protocol`` (default ``fast``), ``options``, ``overrides``, ``max_iterations`` ...: one DFT single
-    point per configuration, at most ``max_concurrent_jobs`` (default 4) at once). Outputs: ``training_set`` and ``excluded`` (Dict:
+    point per configuration, at most ``max_concurrent_jobs`` (default 4) at once). Outputs: ``training_set`` and
+    ``excluded`` (Dict:
     ``{'excluded': [{'index', 'candidate', 'reason'}]}``, the configurations that could not be labelled).
     Exit 402 if none could be labelled.
     """
@@ -159,7 +161,8 @@ class LabelWorkChain(WorkChain):
                 self.ctx.refused[str(index)] = f'not sent to CP2K: {message}'
                 self.report(f'configuration {index} excluded: {message}')
                 continue
-            jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs, structure=self.ctx.structures[index],
+            jobs[f'cp2k_{index}'] = self.submit(Cp2kSinglePointWorkChain, **inputs,
+                                                structure=self.ctx.structures[index],
                                                 metadata={**metadata, 'call_link_label': f'cp2k_{index}'})
         self.ctx.n_submitted = last
         self.report(f"submitted CP2K single point(s) {first + 1}-{last} of {self.ctx.n_cp2k} (protocol "

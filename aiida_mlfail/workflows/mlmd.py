@@ -14,7 +14,6 @@ from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
-
 #: Exit statuses of the MD job after which its outputs are still meaningful: finished OK, or stopped by a
 #: guard / lost atoms (``LammpsRestartWorkChain.STOP_LABELS`` of ``LammpsCalculation``).
 MD_STOPPED = (0, *(LammpsCalculation.exit_codes[label].status for label in LammpsRestartWorkChain.STOP_LABELS))

@@ -245,7 +245,8 @@ def is_outcome(node) -> bool:
 
 
 class GapFitRestartWorkChain(JobRestartWorkChain):
-    """``gap_fit`` with restarts: out of memory (430/110) and ill-conditioned fits (431) on top of the shared handlers."""
+    """``gap_fit`` with restarts: out of memory (430/110) and ill-conditioned fits (431) on top of the shared
+    handlers."""
 
     _process_class = GapFitCalculation
 

@@ -18,7 +18,6 @@ from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, struc
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
-
 def _check_spec_structure(spec: dict) -> str | None:
     """``science.structures.check_structure`` of the structure ``structure_spec`` builds (as ``build_structure``)."""
     rest = {key: item for key, item in spec.items() if key != 'system'}
@@ -78,13 +77,15 @@ class ClassicalSamplingWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, required=False, validator=structure_validator('structure'),
+        spec.input('structure', valid_type=orm.StructureData, required=False,
+                   validator=structure_validator('structure'),
                    help='Start structure (periodic, no overlapping atoms: science.structures.check_structure).')
         spec.input('structure_spec', valid_type=orm.Dict, required=False,
                    help="Builder spec instead of a structure, e.g. {'system': 'nacl', 'n_ions': 64}.")
         spec.input('potential', valid_type=orm.Dict,
                    validator=dict_validator(ReferencePotential.from_dict, 'potential'),
-                   help="Reference potential, e.g. {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}}.")
+                   help="Reference potential, e.g. {'name': 'bmhtf_coul_long', "
+                        "'parameters': {'kspace_accuracy': 1e-5}}.")
         spec.input('state_points', valid_type=orm.List,
                    help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "
                         "'pressure': bar, 'label': str}.")
@@ -143,7 +144,8 @@ class ClassicalSamplingWorkChain(WorkChain):
             else:
                 results = node.outputs.results.get_dict()
                 self.report(f"sampling {label} <{node.pk}>: {node.outputs.training_set.n_configurations} frames, "
-                            f"mean T over the last half {results.get('mean_temperature_last_half', float('nan')):.0f} K, "
+                            f"mean T over the last half "
+                            f"{results.get('mean_temperature_last_half', float('nan')):.0f} K, "
                             f"mean volume {results.get('mean_volume', float('nan')):.0f} Å^3")
         if failed:
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(labels=', '.join(failed))

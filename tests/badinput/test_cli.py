@@ -15,7 +15,7 @@ import pathlib
 import subprocess
 import sys
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import ase
 import ase.io
@@ -122,7 +122,8 @@ CASES = [
     _c('launch-gap-file-not-a-gap', 'cli', launch('mlfail.mlmd', kv('potential', 'text.xyz')), 'potential', 'text.xyz'),
     # -- values AiiDA could not store: refused before anything is stored -------------------------------
     _c('launch-inf-in-dict', 'cli', launch('mlfail.mlmd', 'parameters={steps: .inf}'), 'parameters.steps', 'inf'),
-    _c('launch-nan-in-list', 'cli', launch('mlfail.sample', '-i', inp('sample.yaml'), 'state_points=[{temperature: .nan}]'),
+    _c('launch-nan-in-list', 'cli', launch('mlfail.sample', '-i', inp('sample.yaml'),
+                                           'state_points=[{temperature: .nan}]'),
        'state_points[0].temperature', 'nan'),
     _c('launch-inf-in-metadata', 'cli', launch('mlfail.sample', '-i', inp('sample.yaml'),
                                                'metadata.options.max_wallclock_seconds=-.inf'),
@@ -327,7 +328,6 @@ def test_console_script_refuses(name, args, words, ctx, aiida_profile, aiida_con
 # -- positive: --overwrite replaces the target, new targets are written ------------------------------------
 
 def test_overwrite_replaces_the_targets(ctx):
-    from click.testing import CliRunner
 
     def ok(command, args):
         result = CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=False)
@@ -416,7 +416,8 @@ def test_converted_inputs_are_not_stored(ctx):
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 
     n_nodes = node_count()
-    inputs = launch_module.convert_inputs({'structure': str(ctx.inp / 'nacl.xyz'), 'potential': str(FIXTURES / 'gap_fit_ok'),
+    inputs = launch_module.convert_inputs({'structure': str(ctx.inp / 'nacl.xyz'),
+                                           'potential': str(FIXTURES / 'gap_fit_ok'),
                                            'parameters': {'steps': 10}, 'code': 'lammps'},
                                           MLMDWorkChain.spec().inputs, 'localhost')
     assert [k for k in ('structure', 'potential', 'parameters') if inputs[k].is_stored] == []

@@ -41,7 +41,8 @@ XML_CASES = [
     ('xml-init-args-quote-newline-shell',
      XML.replace(INIT, f'init_args="IP GAP label={LABEL} 11 17\nshell touch ROOT/pwned\n#"'), 'gap.xml',
      ['init_args', 'shell touch', 'not a QUIP init string']),
-    ('xml-label-newline-shell', XML.replace(f'<Potential label="{LABEL}"', '<Potential label="L\nshell touch ROOT/pwned"'),
+    ('xml-label-newline-shell', XML.replace(f'<Potential label="{LABEL}"',
+                                            '<Potential label="L\nshell touch ROOT/pwned"'),
      'gap.xml', ['<Potential label>', 'shell touch']),
     ('xml-init-args-unknown-keyword', XML.replace(INIT, f'init_args="IP GAP label={LABEL} minimise_bulk=T"'), 'gap.xml',
      ["unknown keyword 'minimise_bulk'", 'allowed: label']),
@@ -165,7 +166,8 @@ def test_gap_data_refused(case, tmp_path, codes, monkeypatch):
     if group == 'node':
         attributes, use = payload, how
         node = _crafted_node(attributes, root)
-        process, inputs = _process_inputs(use, node, codes) if use in ('explore', 'lammps', 'quip', 'mlmd') else (None, None)
+        process, inputs = _process_inputs(use, node, codes) if use in ('explore', 'lammps', 'quip', 'mlmd') else (None,
+                                                                                                                  None)
         with sandbox(root) as box:
             if use == 'pairs':
                 api_refused(lambda: node.lammps_pair_commands(['Na', 'Cl']), words)

@@ -225,7 +225,8 @@ def entries(request, lammps_code, gap_fit_code, quip_code, explore_code, rematch
         return {'code': request.getfixturevalue('cp2k_code'), 'structure': orm.StructureData(ase=_crystal()),
                 'options': orm.Dict({'max_wallclock_seconds': 600,
                                      'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}}),
-                'overrides': orm.Dict({'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}}}), 'max_iterations': orm.Int(3)}
+                'overrides': orm.Dict({'FORCE_EVAL': {'DFT': {'SCF': {'EPS_SCF': 1e-6}}}}),
+                'max_iterations': orm.Int(3)}
 
     def aimd():
         return {'code': request.getfixturevalue('cp2k_code'), 'structure': orm.StructureData(ase=_crystal()),

@@ -73,7 +73,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
 
 
 @pytest.mark.parametrize('parameters, structure, match', [
-    ({**PARAMETERS, 'critical_similarity': 2.0}, None, 'parameters: critical_similarity must be a finite number > 0 and <= 1, got 2.0'),
+    ({**PARAMETERS, 'critical_similarity': 2.0}, None,
+     'parameters: critical_similarity must be a finite number > 0 and <= 1, got 2.0'),
     ({**PARAMETERS, 'steps': 10}, None, r"unknown explore parameter key\(s\) \['steps'\]"),
     ({**PARAMETERS, 'guards': {'max_energy_per_atom': 100.0}}, None,
      r'parameters: guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),

@@ -94,7 +94,8 @@ def test_launch_rejects_bad_names_inputs_and_protocols(tmp_path, lammps_code):
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'code=no_such_code'])
     assert result.exit_code == 2 and "no code 'no_such_code@localhost'" in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'state_points=[{temperature: -5}]'])
-    assert result.exit_code == 1 and 'invalid inputs' in result.output and 'temperature must be a finite number > 0 K, got -5' in result.output
+    assert result.exit_code == 1
+    assert 'invalid inputs' in result.output and 'temperature must be a finite number > 0 K, got -5' in result.output
     result = invoke(cli, ['launch', 'nacl_gap', '--submit'])
     assert result.exit_code == 2 and '--submit applies to workflow entry points' in result.output
     result = invoke(cli, ['launch', 'nacl_gap', '--computer', 'cluster'])
@@ -120,7 +121,8 @@ def test_verdi_data_mlfail_trainingset_show_and_export(tmp_path):
     frames = ase.io.read(target, ':')
     assert len(frames) == 4 and frames[0].get_forces().shape == (64, 3)
     assert frames[2].get_potential_energy() == pytest.approx(node.get_atoms()[2].info['energy'])
-    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'export', node.pk, '-o', tmp_path / 'set.pdb', '-F', 'proteindatabank'])
+    result = invoke(verdi, ['data', 'mlfail', 'trainingset', 'export', node.pk, '-o', tmp_path / 'set.pdb', '-F',
+                            'proteindatabank'])
     assert result.exit_code == 0 and len(ase.io.read(tmp_path / 'set.pdb', ':')) == 4
 
 

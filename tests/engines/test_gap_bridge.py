@@ -120,7 +120,7 @@ def test_npt_changes_volume_and_nve_conserves_energy(tmp_path, monkeypatch, pote
     """20 steps of ``fix npt`` move the box; 20 steps of NVE conserve the total energy."""
     _write_data(_nacl(repeat=(2, 2, 2), seed=5), tmp_path / 'big.data')
     _write_data(_nacl(seed=6), tmp_path / 'small.data')
-    script = HEADER.format(data='big.data', xml=GAP_XML) + """
+    script = HEADER.format(data='big.data', xml=GAP_XML) + f"""
 velocity all create 300 4928 mom yes rot yes
 thermo 5
 variable v0 equal vol
@@ -133,7 +133,7 @@ units metal
 atom_style atomic
 read_data small.data
 pair_style quip
-pair_coeff * * {xml} "IP GAP" 11 17
+pair_coeff * * {GAP_XML} "IP GAP" 11 17
 velocity all create 300 1234 mom yes rot yes
 timestep 0.001
 fix 1 all nve
@@ -145,7 +145,7 @@ print "$(etotal) $(pe)" file e0.txt
 run 20
 print "$(etotal) $(pe) $(c_pv[1]) $(c_pv[2]) $(c_pv[3]) $(c_pv[4]) $(c_pv[5]) $(c_pv[6])" file e1.txt
 write_dump all custom final.dump id x y z modify sort id format float %.17g
-""".format(xml=GAP_XML)
+"""
     assert _run(tmp_path, monkeypatch, script) == 0
     v0 = float((tmp_path / 'vol0.txt').read_text())
     v1, _ = (float(x) for x in (tmp_path / 'vol1.txt').read_text().split())
@@ -300,7 +300,8 @@ def test_parse_quip_pair_coeff_refuses_init_args_outside_the_grammar(tmp_path, i
 
 def test_units_and_lammps_errors(tmp_path, monkeypatch, capsys):
     _write_data(_nacl(), tmp_path / 'frame.data')
-    script = f'units real\natom_style atomic\nread_data frame.data\npair_style quip\npair_coeff * * {GAP_XML} "IP GAP" 11 17\n'
+    script = ('units real\natom_style atomic\nread_data frame.data\npair_style quip\n'
+              f'pair_coeff * * {GAP_XML} "IP GAP" 11 17\n')
     assert _run(tmp_path, monkeypatch, script) == 1
     assert 'requires "units metal"' in capsys.readouterr().err
     # an ordinary LAMMPS error after the bridged commands keeps LAMMPS's message

@@ -41,7 +41,9 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
 
     reference = lammps_reference({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}})
     assert pool.reference == reference
-    assert all(getattr(sampling.outputs.sampled, label).training_set.reference == reference for label in ('dense', 'dilute', 'npt'))
+    assert all(getattr(sampling.outputs.sampled, label).training_set.reference == reference for label in ('dense',
+                                                                                                          'dilute',
+                                                                                                          'npt'))
     npt_volume = sampling.outputs.sampled.npt.thermo.get_array('volume')
     assert np.ptp(npt_volume) > 1.0  # the barostat moves the box
     # denser liquid, higher virial pressure (trace of the virial per volume)

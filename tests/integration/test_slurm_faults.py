@@ -37,7 +37,8 @@ def lammps_job(code, sleep_s: int, walltime_s: int = 600) -> dict:
     prepared = prepare_sampling(orm.StructureData(ase=molten_nacl(64, volume=2350.0, seed=1)),
                                 orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}),
                                 orm.Dict({'temperature': 1400.0, 'volume': 2350.0, 'label': 'fault'}),
-                                orm.Dict({'equilibration_steps': 100, 'production_steps': 200, 'sampling_interval': 50}))
+                                orm.Dict({'equilibration_steps': 100, 'production_steps': 200,
+                                          'sampling_interval': 50}))
     # sleep in half-second pieces: when SLURM's SIGTERM ends one piece, LAMMPS goes on with the next
     # until the SIGKILL that follows (KillWait), like a program busy computing
     script = prepared['script'].get_content() + (

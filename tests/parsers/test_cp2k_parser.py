@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 from ase.io import read
-from ase.units import GPa, Bohr, Hartree
+from ase.units import Bohr, GPa, Hartree
 
 from aiida_mlfail.parsers.cp2k import Cp2kOutputError, abort_message, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science import cp2k, extxyz
@@ -80,7 +80,8 @@ def test_layout_of_newer_cp2k_versions():
     table, tail = rest.split(' SUM OF ATOMIC FORCES')
     tail = tail.split('\n', 1)[1]
     forces = _printed_forces(text)
-    rows = [' FORCES| Atomic forces [hartree/bohr]', ' FORCES|   Atom     x               y               z               |f|']
+    rows = [' FORCES| Atomic forces [hartree/bohr]',
+            ' FORCES|   Atom     x               y               z               |f|']
     rows += [f' FORCES| {i:6d} {x:15.8E} {y:15.8E} {z:15.8E} {np.sqrt(x * x + y * y + z * z):15.8E}'
              for i, (x, y, z) in enumerate(forces, start=1)]
     rows.append(' FORCES| Sum    {:15.8E} {:15.8E} {:15.8E}'.format(*forces.sum(axis=0)))

@@ -114,7 +114,8 @@ def test_parse_quip_output_real(tmp_path):
 
     write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
     out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
-                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                          f'atoms_filename={tmp_path / "c.xyz"}',
+                          f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
                          capture_output=True, text=True, check=True).stdout
     configurations = parse_quip_output(out)
     assert len(configurations) == 2
@@ -238,7 +239,8 @@ def test_quip_parser_names_a_nan_prediction(calc_node, tmp_path):
 
     write_configurations(tmp_path / 'c.xyz', nacl_configurations(2))
     out = subprocess.run([sys.executable, '-m', 'aiida_mlfail.engines.quip', 'E=T', 'F=T', 'V=T',
-                          f'atoms_filename={tmp_path / "c.xyz"}', f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
+                          f'atoms_filename={tmp_path / "c.xyz"}',
+                          f'param_filename={FIXTURES / "gap_fit_ok" / "gap.xml"}'],
                          capture_output=True, text=True, check=True).stdout
     import re
 
@@ -249,3 +251,27 @@ def test_quip_parser_names_a_nan_prediction(calc_node, tmp_path):
     _, call = ParserFactory('mlfail.quip').parse_from_node(node, store_provenance=False)
     assert call.exit_status == 413
     assert 'energy is not finite' in call.exit_message and 'configuration 0' in call.exit_message
+
+
+def test_a_parser_exception_is_exit_350_with_the_message(calc_node):
+    """MlfailParser: an exception inside a parser (here: the job node lacks its inputs) is exit 350 naming it."""
+    node = calc_node('mlfail.gap_fit', 'gap_fit_ok')  # finished fit, but no ``parameters`` input to read
+    _, call = ParserFactory('mlfail.gap_fit').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 350
+    assert 'parameters' in call.exit_message
+    assert call.exit_message.startswith('the parser raised an unexpected exception: ')
+
+
+@pytest.mark.parametrize('name', ['lammps', 'gap_fit', 'quip', 'explore', 'rematch'])
+def test_every_parser_uses_the_base_class_and_its_job_defines_350(name):
+    from aiida.plugins import CalculationFactory
+
+    from aiida_mlfail.calculations.common import SINGLE_PROCESS
+    from aiida_mlfail.parsers.base import MlfailParser
+
+    assert issubclass(ParserFactory(f'mlfail.{name}'), MlfailParser)
+    spec = CalculationFactory(f'mlfail.{name}').spec()
+    assert spec.exit_codes.ERROR_PARSER_EXCEPTION.status == 350
+    options = spec.inputs['metadata']['options']
+    assert options['parser_name'].default == f'mlfail.{name}'
+    assert options['resources'].default == SINGLE_PROCESS

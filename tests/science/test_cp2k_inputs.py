@@ -128,7 +128,8 @@ def test_aimd_parameters():
     ({'temperature': 300, 'steps': 2.5}, 'steps must be an integer >= 1, got 2.5'),
     ({'temperature': 300, 'steps': 5, 'timestep_fs': -1}, 'timestep_fs must be a finite number > 0 fs, got -1'),
     ({'temperature': 300, 'steps': 5, 'thermostat': 'BERENDSEN'}, "thermostat must be one of"),
-    ({'temperature': 300, 'steps': 5, 'thermostat_timecon_fs': 0}, 'thermostat_timecon_fs must be a finite number > 0 fs, got 0'),
+    ({'temperature': 300, 'steps': 5, 'thermostat_timecon_fs': 0},
+     'thermostat_timecon_fs must be a finite number > 0 fs, got 0'),
 ])
 def test_aimd_parameters_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

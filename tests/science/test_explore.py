@@ -36,7 +36,8 @@ PAIR = ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP label=X" 11 17']
     ({'guards': {'max_force': 3}}, 'unknown MLMD parameter'),
     ({'guards': {'max_energy_per_atom': 100.0}},
      'guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
-    ({'guards': {'max_energy_change_per_atom': 0.0}}, 'max_energy_change_per_atom must be a finite number > 0 eV/atom, got 0.0'),
+    ({'guards': {'max_energy_change_per_atom': 0.0}},
+     'max_energy_change_per_atom must be a finite number > 0 eV/atom, got 0.0'),
     ({'reference_volume': -1.0}, r'reference_volume must be a finite number > 0 Å\^3, got -1.0'),
 ])
 def test_bad_parameters_are_named(parameters, match):

@@ -37,7 +37,8 @@ def test_train_on_switches_labels_off():
     ({'descriptors': []}, 'at least one descriptor'),
     ({'descriptors': [{'type': 'soap', 'n_max': 2}]}, 'misses'),
     ({'descriptors': [{**DOMAIN_NACL[1], 'cutoff': -2.0}]}, 'cutoff must be a finite number > 0'),
-    ({'descriptors': DOMAIN_NACL, 'sigma': {'forces': -0.1}}, 'sigma.forces must be a finite number > 0 eV/Å, got -0.1'),
+    ({'descriptors': DOMAIN_NACL, 'sigma': {'forces': -0.1}},
+     'sigma.forces must be a finite number > 0 eV/Å, got -0.1'),
     ({'descriptors': DOMAIN_NACL, 'train_on': ['stress']}, 'train_on'),
     ({'descriptors': [{**DOMAIN_NACL[1], 'type': 'turbo_soap'}]}, "'turbo_soap' is not supported"),
 ])

@@ -30,9 +30,11 @@ NORMALISERS = [
     ('explore', explore.normalise_explore, {'max_steps': 100, 'comparison_step': 10},
      [(k,) for k in ('max_steps', 'comparison_step', 'critical_similarity', 'alpha', 'threshold', 'temperature',
                      'seed', 'timestep')] + [('soap', k) for k in ('r_cut', 'n_max', 'l_max', 'sigma')]),
-    ('soap', lambda p: soap.normalise_soap_parameters(p, ['Na']), {}, [(k,) for k in ('r_cut', 'n_max', 'l_max', 'sigma')]),
+    ('soap', lambda p: soap.normalise_soap_parameters(p, ['Na']), {},
+     [(k,) for k in ('r_cut', 'n_max', 'l_max', 'sigma')]),
     ('active learning', active_learning.normalise_active_learning, {},
-     [(k,) for k in ('max_iterations', 'max_new_configurations', 'max_failed_labels', 'max_concurrent_labels', 'reseed')]
+     [(k,) for k in ('max_iterations', 'max_new_configurations', 'max_failed_labels', 'max_concurrent_labels',
+                     'reseed')]
      + [('outliers', k) for k in active_learning.ACTIVE_LEARNING_DEFAULTS['outliers']]),
     ('gap fit', gap.normalise_fit_parameters, {'descriptors': TWO_BODY},
      [('sparse_jitter',), ('seed',), ('sparse_separate_file',)] + [('sigma', k) for k in gap.TRAINABLE]),
@@ -43,7 +45,8 @@ NORMALISERS = [
     ('split', selection.normalise_split, {}, [('train_fraction',), ('seed',)]),
     ('potential', lambda p: ReferencePotential.from_dict({'name': 'bmhtf_coul_long', 'parameters': p}), {},
      [('cutoff',), ('kspace_accuracy',)]),
-    ('nacl builder', lambda p: structures.molten_nacl(**p), {'n_ions': 8}, [('n_ions',), ('seed',)]),  # density=None means none given
+    # density=None means none given
+    ('nacl builder', lambda p: structures.molten_nacl(**p), {'n_ions': 8}, [('n_ions',), ('seed',)]),
     ('argon builder', lambda p: structures.argon(**p), {'n_cells': 1}, [('n_cells',), ('box',)]),
 ]
 
@@ -81,4 +84,5 @@ def test_integers_beyond_a_c_int_are_refused_naming_the_value_as_given(value):
 
 
 def test_integral_floats_are_accepted_as_integers():
-    assert lammps_md.normalise_md({'seed': 7.0})['seed'] == 7 and isinstance(lammps_md.normalise_md({'seed': 7.0})['seed'], int)
+    seed = lammps_md.normalise_md({'seed': 7.0})['seed']
+    assert seed == 7 and isinstance(seed, int)

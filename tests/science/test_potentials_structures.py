@@ -79,7 +79,6 @@ def test_argon_box():
 
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
@@ -95,7 +94,8 @@ def _overlap(distance):
 
 @pytest.mark.parametrize('distance', [0.0, 0.2])
 def test_check_structure_names_the_overlapping_pair_and_distance(distance):
-    with pytest.raises(ValueError, match=rf'atoms 0 \(Na\) and 1 \(Cl\) are {distance:.3f} Å apart, closer than 1.072 Å'):
+    with pytest.raises(ValueError,
+                       match=rf'atoms 0 \(Na\) and 1 \(Cl\) are {distance:.3f} Å apart, closer than 1.072 Å'):
         check_structure(_overlap(distance))
 
 
@@ -111,10 +111,12 @@ def test_check_structure_uses_the_minimum_image():
     (Atoms(cell=[5, 5, 5], pbc=True), 'has no atoms'),
     (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]]), 'periodic cell is needed'),
     (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[5.6, 5.6, 0], pbc=True), 'zero volume'),
-    (Atoms('NaCl', positions=[[0, 0, 0], [np.nan, 0, 0]], cell=[5.6, 5.6, 5.6], pbc=True), 'atom 1 (Cl) has a non-finite'),
+    (Atoms('NaCl', positions=[[0, 0, 0], [np.nan, 0, 0]], cell=[5.6, 5.6, 5.6], pbc=True),
+     'atom 1 (Cl) has a non-finite'),
     (Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[5.6, 5.6, np.inf], pbc=True), 'cell has non-finite'),
     (Atoms('Na', cell=[1.0, 5, 5], pbc=True), 'atom 0 (Na) and its own periodic image are 1.000 Å apart'),
-    (Atoms('XNa', positions=[[0, 0, 0], [3, 0, 0]], cell=[6, 6, 6], pbc=True), 'atomic number 0, not a chemical element'),
+    (Atoms('XNa', positions=[[0, 0, 0], [3, 0, 0]], cell=[6, 6, 6], pbc=True),
+     'atomic number 0, not a chemical element'),
 ])
 def test_check_structure_refusals(atoms, words):
     with pytest.raises(ValueError) as info:

@@ -26,7 +26,8 @@ def test_lammps_id_is_stable_across_key_order_defaults_and_processes():
 def test_lammps_id_changes_with_a_parameter_or_the_potential():
     base = refs.lammps_reference({'name': 'bmhtf_coul_long'})
     assert refs.lammps_reference({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': 7.0}})['id'] != base['id']
-    assert refs.lammps_reference({'name': 'bmhtf_coul_long', 'parameters': {'kspace_style': 'ewald'}})['id'] != base['id']
+    assert refs.lammps_reference({'name': 'bmhtf_coul_long',
+                                  'parameters': {'kspace_style': 'ewald'}})['id'] != base['id']
     assert refs.lammps_reference({'name': 'bmhtf_wolf'})['id'] != base['id']
     with pytest.raises(ValueError, match="unknown reference potential 'nope'"):
         refs.lammps_reference({'name': 'nope'})

@@ -11,7 +11,6 @@ from aiida_mlfail.science.structures import molten_nacl
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from tests.helpers import nacl_configurations
 
-
 #: The classical reference of the initial data and of the labeller (the fixture frames are BMHTF-labelled).
 BMHTF = {'name': 'bmhtf_coul_long'}
 

@@ -53,7 +53,8 @@ def nan_energy(text):
     return text.replace(line, line.rsplit(None, 1)[0] + '                                      NaN')
 
 
-OUTPUTS = {'nan_energy': lambda: nan_energy(_output('converged')), 'converged': lambda: _output('converged'), 'scf_not_converged': lambda: _output('scf_not_converged'),
+OUTPUTS = {'nan_energy': lambda: nan_energy(_output('converged')), 'converged': lambda: _output('converged'),
+           'scf_not_converged': lambda: _output('scf_not_converged'),
            'aborted': lambda: _output('aborted'), 'truncated': lambda: _output('truncated'),
            'walltime': walltime_output, 'no_stress': lambda: without_stress(_output('converged'))}
 
@@ -233,7 +234,8 @@ def test_validation_names_the_bad_value(cp2k_code, monkeypatch, tmp_path):
 
 
 def test_parse_aimd_records_the_reference_of_protocol_and_overrides():
-    """The AIMD frames carry ``cp2k_reference(protocol, overrides)``; without a protocol they are of unknown reference."""
+    """The AIMD frames carry ``cp2k_reference(protocol, overrides)``; without a protocol they are of unknown
+    reference."""
     from aiida_mlfail.calculations.cp2k import parse_aimd
 
     retrieved = orm.FolderData()

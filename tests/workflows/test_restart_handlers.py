@@ -7,12 +7,18 @@ from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 from plumpy import ProcessState
 
-from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science.gap import FIT_DEFAULTS
 from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
-from aiida_mlfail.workflows.restart import (ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain,
-                                           is_outcome, normalise_restart, was_cancelled)
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science.gap import FIT_DEFAULTS
+from aiida_mlfail.workflows.restart import (
+    ExploreRestartWorkChain,
+    GapFitRestartWorkChain,
+    LammpsRestartWorkChain,
+    is_outcome,
+    normalise_restart,
+    was_cancelled,
+)
 from tests.helpers import nacl_configurations
 
 DESCRIPTORS = [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 20},

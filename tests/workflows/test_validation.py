@@ -24,13 +24,15 @@ def _no_new_processes(before):
 
 
 @pytest.mark.parametrize('point, match', [
-    ({'temperature': 1400, 'volume': -100.0}, r'state_points\[0\]: volume must be a finite number > 0 Å\^3, got -100.0'),
+    ({'temperature': 1400, 'volume': -100.0},
+     r'state_points\[0\]: volume must be a finite number > 0 Å\^3, got -100.0'),
     ({'temperature': -5, 'volume': 2000.0}, r'state_points\[0\]: temperature must be a finite number > 0 K, got -5'),
 ])
 def test_sampling_rejects_bad_state_points(lammps_code, point, match):
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError, match=match):
-        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure_spec=orm.Dict({'system': 'nacl', 'n_ions': 64}),
+        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure_spec=orm.Dict({'system': 'nacl',
+                                                                                            'n_ions': 64}),
                      potential=orm.Dict(POTENTIAL), state_points=orm.List([point]))
     assert _no_new_processes(before)
 
@@ -46,7 +48,8 @@ def test_sampling_rejects_bad_potential_and_md(lammps_code):
     common = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
               'state_points': orm.List([{'temperature': 1400, 'volume': 2300.0}])}
     with pytest.raises(ValueError, match='potential: bmhtf_wolf cutoff must be a finite number > 0 Å, got 0'):
-        _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict({'name': 'bmhtf_wolf', 'parameters': {'cutoff': 0}}),
+        _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict({'name': 'bmhtf_wolf',
+                                                                     'parameters': {'cutoff': 0}}),
                      **common)
     with pytest.raises(ValueError, match='md: sampling_interval must be an integer > 0, got -10'):
         _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict(POTENTIAL),
@@ -85,7 +88,8 @@ def test_gap_workchain_with_a_validation_set_needs_no_split(gap_fit_code, quip_c
     inputs['validation_set'] = TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(POTENTIAL))
     assert GapWorkChain.spec().inputs.validate(inputs) is None
     del inputs['validation_set']
-    assert 'split.train_fraction must be a finite number > 0 and < 1, got 1.0' in str(GapWorkChain.spec().inputs.validate(inputs))
+    message = str(GapWorkChain.spec().inputs.validate(inputs))
+    assert 'split.train_fraction must be a finite number > 0 and < 1, got 1.0' in message
     argon = bulk('Ar', 'fcc', a=5.26, cubic=True)
     argon.info['energy'] = 0.0
     inputs['validation_set'] = TrainingSetData.from_atoms([argon], reference=lammps_reference(POTENTIAL))

@@ -1,0 +1,103 @@
+"""calcfunctions analysing trajectories: forensics of a GAP MD run, structure (RDF) and dynamics (MSD, D)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_mlfail.calculations.functions.metrics import compare_labels
+from aiida_mlfail.data.training_set import TrainingSetData
+
+
+@calcfunction
+def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters: orm.Dict, **optional):
+    """Breaking step, pressure table (training run / ML run / rerun) and the forensics figure of a GAP MD run.
+
+    ``optional`` may hold ``rerun`` (TrainingSetData: the reference labels of the same frames) and
+    ``training_thermo`` (ArrayData with ``pressure`` in bar of the training-data run).
+
+    :returns: ``summary`` (Dict: breaking_step, reference_volume, pressure table in bar, final
+        volume, error of the GAP vs the rerun), ``forensics_plot`` (SinglefileData PNG) and
+        ``breaking_step`` (Int) when the volume exceeded the threshold.
+    """
+    from aiida_mlfail.science import forensics, mlmd
+    from aiida_mlfail.science import observables as obs
+
+    p = parameters.get_dict()
+    frames = trajectory.get_atoms()
+    series = forensics.frame_series(frames, float(p['timestep']))
+    steps, volumes = thermo.get_array('step'), thermo.get_array('volume')
+    reference_volume = float(p['reference_volume'])
+    factor = float(p['volume_factor'])
+    break_step = obs.breaking_step(steps, volumes, reference_volume, factor)
+    break_index = None
+    if break_step is not None:
+        later = np.flatnonzero(series['step'] >= break_step)
+        break_index = int(later[0]) if later.size else len(frames)
+    pressures = {'ML run': thermo.get_array('pressure')}
+    summary = {'breaking_step': break_step, 'reference_volume': reference_volume, 'volume_factor': factor,
+               'final_volume': float(volumes[-1]), 'n_frames': len(frames)}
+    if 'training_thermo' in optional:
+        pressures['training run'] = optional['training_thermo'].get_array('pressure')
+    if 'rerun' in optional:
+        reference = optional['rerun'].get_atoms()
+        pressures['rerun'] = np.array([obs.pressure(len(a), t, a.get_volume(), a.info['virial'])
+                                       for a, t in zip(reference, series['temperature'])])
+        metrics, _ = compare_labels(reference, frames)
+        summary['gap_vs_rerun'] = metrics
+    summary['pressure'] = mlmd.pressure_table(pressures)
+    histograms = forensics.before_after_histograms(frames, break_index) if break_index else None
+    break_time = break_step * float(p['timestep']) / 1000.0 if break_step is not None else None
+    png = forensics.forensics_png(series, histograms, break_time, title=f'GAP MD, {len(frames[0])} atoms')
+    outputs = {'summary': orm.Dict(summary),
+               'forensics_plot': orm.SinglefileData(io.BytesIO(png), filename='forensics.png')}
+    if break_step is not None:
+        outputs['breaking_step'] = orm.Int(break_step)
+    return outputs
+
+
+@calcfunction
+def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
+    """Partial RDFs and per-species MSD / diffusion coefficients of a trajectory (``science.observables``).
+
+    :param parameters: ``timestep`` (fs of the MD the frames come from), ``r_max`` (Å, default
+        just below half the cell), ``n_bins`` (default 100), ``label`` (for the figure).
+    :returns: ``rdf`` (ArrayData: ``r`` and ``g_A_B`` per species pair), ``msd`` (ArrayData:
+        ``lag_ps`` and ``msd_<species>`` in Å^2), ``diffusion`` (Dict: per species D in m^2/s and the
+        fit range) and ``plot`` (PNG with the RDFs and MSDs).
+    """
+    from aiida_mlfail.science import observables as obs
+    from aiida_mlfail.science.plots import figure_png, plt
+
+    p = parameters.get_dict()
+    frames = trajectory.get_atoms()
+    species = sorted(set(frames[0].get_chemical_symbols()))
+    cell = frames[0].cell
+    r_max = float(p.get('r_max', 0.49 * min(cell.volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                                              for i in range(3))))
+    times = np.array([a.info['md_step'] for a in frames]) * float(p['timestep']) / 1000.0
+    rdf, msd, diffusion = orm.ArrayData(), orm.ArrayData(), {}
+    fig, (ax_rdf, ax_msd) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for i, a in enumerate(species):
+        for b in species[i:]:
+            r, g = obs.rdf(frames, (a, b), r_max, int(p.get('n_bins', 100)))
+            rdf.set_array('r', r)
+            rdf.set_array(f'g_{a}_{b}', g)
+            ax_rdf.plot(r, g, label=f'{a}-{b}')
+    for symbol in species:
+        lag, values = obs.msd(frames, times, symbol)
+        msd.set_array('lag_ps', lag)
+        msd.set_array(f'msd_{symbol}', values)
+        ax_msd.plot(lag, values, label=symbol)
+        try:
+            diffusion[symbol] = obs.diffusion_coefficient(lag, values)
+        except ValueError as exc:
+            diffusion[symbol] = {'error': str(exc)}
+    ax_rdf.set_xlabel('r (Å)'), ax_rdf.set_ylabel('g(r)'), ax_rdf.legend(fontsize=8)
+    ax_msd.set_xlabel('lag (ps)'), ax_msd.set_ylabel('MSD (Å$^2$)'), ax_msd.legend(fontsize=8)
+    fig.suptitle(p.get('label', ''))
+    return {'rdf': rdf, 'msd': msd, 'diffusion': orm.Dict(diffusion),
+            'plot': orm.SinglefileData(io.BytesIO(figure_png(fig, dpi=100)), filename='structure_dynamics.png')}

@@ -1,0 +1,117 @@
+"""calcfunctions writing the inputs of LAMMPS jobs: classical sampling, GAP MD with failure guards,
+``rerun`` re-evaluations and single points (script, data file, parser settings)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+from ase.io import write
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import lammps_md
+from aiida_mlfail.science.potentials import CHARGES, ReferencePotential
+from aiida_mlfail.science.references import lammps_reference
+
+
+@calcfunction
+def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict):
+    """LAMMPS inputs of one sampling run: the script, the ``read_data`` file and the parser settings.
+
+    :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map``,
+        ``frame_info`` and ``reference``: the potential's ``science.references.lammps_reference``, which the
+        parser records on the sampled ``training_set``).
+    """
+    reference = ReferencePotential.from_dict(potential.get_dict())
+    atoms = structure.get_ase()
+    symbols = atoms.get_chemical_symbols()
+    reference.check_species(symbols)
+    point = lammps_md.normalise_state_point(state_point.get_dict(), symbols)
+    settings = lammps_md.normalise_md(md.get_dict())
+    atoms.set_initial_charges([CHARGES[s] for s in symbols])
+    buffer = io.StringIO()
+    write(buffer, atoms, format='lammps-data', atom_style=reference.atom_style, specorder=list(reference.species),
+          masses=True, units='metal')
+    frame_info = {'config_type': point['label'], 'state_point': point['label'], 'temperature': point['temperature'],
+                  'ensemble': point['ensemble'], 'reference': reference.name}
+    return {
+        'script': orm.SinglefileData(io.BytesIO(lammps_md.sampling_script(reference, point, settings).encode()),
+                                     filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info,
+                              'reference': lammps_reference(potential.get_dict())}),
+    }
+
+
+@calcfunction
+def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
+    """LAMMPS inputs of a GAP MD run with failure guards (``science.mlmd``).
+
+    The reference volume of the volume guard is ``parameters['reference_volume']`` or the start
+    structure's volume. Returns ``script``, ``structure_file`` and ``settings`` (type map, frame info).
+    """
+    from aiida_mlfail.science import mlmd
+
+    p = mlmd.normalise_mlmd(parameters.get_dict())
+    atoms = structure.get_ase()
+    type_map = [s for s in potential.species if s in set(atoms.get_chemical_symbols())]
+    reference_volume = float(p.get('reference_volume', atoms.get_volume()))
+    script = mlmd.mlmd_script(potential.lammps_pair_commands(type_map), type_map, p, len(atoms), reference_volume)
+    buffer = io.StringIO()
+    write(buffer, atoms, format='lammps-data', atom_style='atomic', specorder=type_map, masses=True, units='metal')
+    return {
+        'script': orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'settings': orm.Dict({'type_map': type_map, 'reference_volume': reference_volume,
+                              'frame_info': {'config_type': f"gap_md_{p['ensemble'].lower()}",
+                                             'potential_label': potential.label}}),
+    }
+
+
+def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> dict:
+    """LAMMPS ``rerun`` inputs (script, data file, dump, settings) re-evaluating ``frames`` with ``reference``."""
+    from aiida_mlfail.science import mlmd
+
+    reference.check_species(set().union(*(a.get_chemical_symbols() for a in frames)))
+    type_map = list(reference.species)
+    first = frames[0].copy()
+    first.set_initial_charges([CHARGES[s] for s in first.get_chemical_symbols()])
+    buffer = io.StringIO()
+    write(buffer, first, format='lammps-data', atom_style=reference.atom_style, specorder=type_map, masses=True,
+          units='metal')
+    every = int(np.gcd.reduce(np.diff(steps))) if len(steps) > 1 else 1
+    return {
+        'script': orm.SinglefileData(io.BytesIO(mlmd.rerun_script(reference.lammps_commands(), reference.atom_style,
+                                                                  max(every, 1)).encode()), filename='input.in'),
+        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
+                                        filename='ml_frames.dump'),
+        'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name},
+                              'reference': lammps_reference(reference.to_dict())}),
+    }
+
+
+@calcfunction
+def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
+    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
+    frames = trajectory.get_atoms()
+    return _rerun_inputs(frames, [a.info['md_step'] for a in frames],
+                         ReferencePotential.from_dict(potential.get_dict()),
+                         {'config_type': 'rerun'})
+
+
+@calcfunction
+def prepare_single_points(configurations: TrainingSetData, potential: orm.Dict):
+    """LAMMPS inputs of classical single points of all ``configurations`` in one job (``rerun``, frame i = step i).
+
+    All configurations must have the same atoms in the same order (one LAMMPS data file); positions
+    are wrapped into the cell first. The labelled frames come back with ``md_step`` = their index, in a
+    set whose ``reference`` is the potential's (``settings['reference']``, recorded by the parser).
+    """
+    frames = configurations.get_atoms()
+    for atoms in frames:
+        atoms.wrap()
+    return _rerun_inputs(frames, list(range(len(frames))), ReferencePotential.from_dict(potential.get_dict()),
+                         {'config_type': 'single_point'})
