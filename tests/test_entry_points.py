@@ -11,6 +11,7 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+import os
 import pkgutil
 import tomllib
 from pathlib import Path
@@ -115,6 +116,7 @@ def test_the_entry_point_names_the_node_process_type():
     from aiida.plugins.entry_point import get_entry_point_names
 
     if 'mlfail.merge_training_sets' not in get_entry_point_names('aiida.calculations'):
+        assert os.environ.get('CI') != 'true', 'CI: the installed entry points predate pyproject.toml'
         pytest.skip('the installed aiida-mlfail metadata predates these entry points (re-install to refresh)')
     from aiida_mlfail.calculations.functions import merge_training_sets
 
@@ -122,12 +124,14 @@ def test_the_entry_point_names_the_node_process_type():
 
 
 def _installed_root() -> Path | None:
-    try:
-        text = importlib.metadata.distribution('aiida-mlfail').read_text('direct_url.json')
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    url = json.loads(text or '{}').get('url', '')
-    return Path(url.removeprefix('file://')).resolve() if url.startswith('file://') else None
+    """The folder aiida-mlfail was pip-installed from (its ``direct_url.json``; a stale ``*.egg-info`` of the
+    source tree on ``sys.path`` has none, so every distribution of that name is looked at)."""
+    for dist in importlib.metadata.distributions(name='aiida-mlfail'):
+        text = dist.read_text('direct_url.json')
+        url = json.loads(text or '{}').get('url', '')
+        if url.startswith('file://'):
+            return Path(url.removeprefix('file://')).resolve()
+    return None
 
 
 def test_installed_entry_points_match_pyproject():
@@ -135,6 +139,7 @@ def test_installed_entry_points_match_pyproject():
     from aiida.plugins.entry_point import get_entry_point_names
 
     if _installed_root() != ROOT:
+        assert os.environ.get('CI') != 'true', f'CI: aiida-mlfail is installed from {_installed_root()}, not {ROOT}'
         pytest.skip(f'the installed aiida-mlfail is {_installed_root()}, not this checkout {ROOT}')
     for group, entries in _entry_points().items():
         installed = {name for name in get_entry_point_names(group) if name.startswith('mlfail.')}
