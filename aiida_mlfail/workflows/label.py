@@ -23,7 +23,7 @@ from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
-from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, recursive_merge, resolve_codes, split_reference
+from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes, split_reference
 
 
 def _validate_inputs(value, ctx=None):
