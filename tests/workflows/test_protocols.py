@@ -67,8 +67,7 @@ def codes(lammps_code, gap_fit_code, quip_code, explore_code, rematch_code, cp2k
             'rematch': rematch_code, 'cp2k': cp2k_code}
 
 
-@pytest.fixture
-def data():
+def tiny_data() -> dict:
     """Tiny systems: 64-ion frames of the committed LAMMPS fixture, an 8-ion cell for CP2K, the test GAP."""
     frames = nacl_configurations(4)
     return {
@@ -81,6 +80,11 @@ def data():
         'other': TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(BMHTF)),
         'potential': GapPotentialData.from_folder(FIXTURES / 'gap_fit_ok'),
     }
+
+
+@pytest.fixture
+def data():
+    return tiny_data()
 
 
 def make_builder(name: str, codes: dict, data: dict, **kwargs):
