@@ -17,6 +17,15 @@ merges ``default_inputs``, the protocol's differences and the caller's ``overrid
 or the path of a YAML file holding one), in that order; a mapping is merged key by key, anything else
 (numbers, lists) replaces. CP2K's own physics protocols stay in ``cp2k.yaml`` (read by
 :mod:`aiida_mlfail.science.cp2k`).
+
+The WorkChains' ``get_builder_from_protocol(codes, <primary data>, *, protocol=None, overrides=None,
+options=None, ...)`` use the helpers below: :func:`resolve_codes` (one code, or a mapping by role
+``lammps``, ``gap_fit``, ``quip``, ``explore``, ``rematch``, ``cp2k``), :func:`job_options` (the caller's
+scheduler options merged over the protocol's), :func:`classical_reference` / :func:`split_reference`
+(the reference: a classical preset or ``{'cp2k': {...}}``), :func:`descriptor_list` (gap_fit descriptors
+written as a ``{type: keys}`` mapping in the YAML, so a protocol can change one key of one descriptor).
+Outer builders build their inner parts from the inner classes' protocols of the same name, with their own
+sections as overrides (``ActiveLearningWorkChain``: ``sampling``, ``gap``, ``label``).
 """
 
 from __future__ import annotations
