@@ -8,6 +8,10 @@ change and review the diff), and overrides / scheduler options reach the ports t
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+import sys
+
 import pytest
 import yaml
 from aiida import orm
@@ -268,3 +272,45 @@ def test_a_single_code_serves_a_one_role_workchain(lammps_code, data):
     builder = ClassicalSamplingWorkChain.get_builder_from_protocol(lammps_code.full_label, data['structure'],
                                                                    reference=BMHTF)
     assert builder.code.uuid == lammps_code.uuid
+
+
+def _walk_keys(value, path=''):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f'{path}.{key}', key
+            yield from _walk_keys(item, f'{path}.{key}')
+
+
+@pytest.mark.parametrize('cls', WORKCHAINS, ids=lambda cls: cls.__name__)
+def test_protocol_files_name_no_system(cls):
+    """No volume, density, species or element in the generic protocols: those come from the data and the
+    builder arguments."""
+    content = yaml.safe_load((PROTOCOLS_FOLDER / cls._protocol_file).read_text())
+    found = [path for path, key in _walk_keys(content) if key in ('volume', 'density', 'species', 'Z', 'structure')]
+    assert not found
+    text = yaml.safe_dump(content)
+    assert not any(f"'{symbol}'" in text or f' {symbol}\n' in text for symbol in ('Na', 'Cl', 'Ar')), text
+
+
+@pytest.mark.parametrize('protocol, size', [('moderate', 'small'), ('precise', 'large')])
+def test_active_learning_protocols_are_the_studies_settings(protocol, size, codes, data):
+    """moderate is the demo (workflows/nacl_active_learning.py --size small), precise its --size large."""
+    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / 'nacl_active_learning.py'
+    spec = importlib.util.spec_from_file_location('study_nacl_active_learning', path)
+    sys.path.insert(0, str(path.parent))
+    try:
+        study = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(study)
+    finally:
+        sys.path.remove(str(path.parent))
+    s = study.SIZES[size]
+    builder = make_builder('active_learning', codes, data, protocol=protocol)
+    explore = builder.explore.parameters.get_dict()
+    assert (explore['max_steps'], explore['comparison_step'], explore['critical_similarity']) == (
+        s['max_steps'], s['comparison_step'], s['critical_similarity'])
+    loop = builder.parameters.get_dict()
+    assert (loop['max_iterations'], loop['max_new_configurations']) == (s['max_iterations'], s['max_new_configurations'])
+    md = builder.sampling.md.get_dict()
+    assert (md['production_steps'], md['sampling_interval']) == (s['production_steps'], s['sampling_interval'])
+    soap = builder.gap.fit.parameters['descriptors'][1]
+    assert (soap['cutoff'], soap['n_sparse']) == (s['cutoff'], s['soap_sparse'])
