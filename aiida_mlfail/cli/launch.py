@@ -481,6 +481,86 @@ def _launch_study(name, size, computer, submit, args):
     sys.exit(status or 0)
 
 
+#: Code labels set up by ``make demo``/``make test`` (``scripts/setup-aiida.sh``), one per role of
+#: ``get_builder_from_protocol``'s ``codes`` mapping.
+CODE_ROLES = ('lammps', 'gap_fit', 'quip', 'explore', 'rematch', 'cp2k')
+
+#: Builder arguments and the node type their plain value (a file, a pk/uuid, a mapping) is turned into.
+BUILDER_ARGUMENT_TYPES = {'structure': 'structure', 'pool': 'training_set', 'validation_set': 'training_set',
+                          'configurations': 'training_set', 'x': 'training_set', 'y': 'training_set',
+                          'potential': 'potential'}
+
+
+def _builder_argument(name: str, value, computer: str):
+    """The value of builder argument ``name``: nodes for :data:`BUILDER_ARGUMENT_TYPES`, plain mappings else.
+    A ``structure`` may also be a mapping ``{system: ..., ...}`` of a named preset (``science.structures``,
+    as ``structure_spec`` of ``mlfail.sample``)."""
+    from aiida import orm
+
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from aiida_mlfail.data.training_set import TrainingSetData
+
+    kind = BUILDER_ARGUMENT_TYPES.get(name)
+    if kind is None:
+        return value
+    if kind == 'structure' and isinstance(value, dict):
+        from aiida_mlfail.calculations.functions import check_structure_spec
+        from aiida_mlfail.science import structures
+
+        message = check_structure_spec(value)
+        if message:
+            raise click.BadParameter(f'{name}: {message}')
+        rest = {key: item for key, item in value.items() if key != 'system'}
+        try:
+            atoms = structures.molten_nacl(**rest) if value['system'] == 'nacl' else structures.argon(**rest)
+        except (TypeError, ValueError) as exc:
+            raise click.BadParameter(f'{name}: {exc}') from exc
+        return orm.StructureData(ase=atoms)
+    valid_type = {'structure': orm.StructureData, 'training_set': TrainingSetData, 'potential': GapPotentialData}[kind]
+    return convert_value(value, valid_type, name, computer)
+
+
+def builder_from_protocol(process_class, protocol: str, tree: dict, computer: str):
+    """``process_class.get_builder_from_protocol(codes, <primary data>, protocol=, overrides=, ...)`` from a plain tree.
+
+    Keys of ``tree`` that name an argument of the builder (``structure``, ``pool``, ``reference``,
+    ``options``, ...) are that argument (files, pks/uuids and preset mappings turned into nodes); ``codes``
+    maps roles to code labels (default: the codes of :data:`CODE_ROLES` that exist on ``computer``); every
+    other key is an override of the protocol's inputs.
+
+    :raises click.BadParameter: naming the argument, for a missing primary input, or a value the builder refuses.
+    """
+    import inspect
+
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    tree = dict(tree)
+    signature = inspect.signature(process_class.get_builder_from_protocol)
+    names = [n for n in signature.parameters if n not in ('codes', 'protocol', 'overrides')]
+    codes = {}
+    for role in CODE_ROLES:
+        try:
+            codes[role] = orm.load_code(f'{role}@{computer}')
+        except (NotExistent, MultipleObjectsError):
+            continue
+    given = tree.pop('codes', {}) or {}
+    if not isinstance(given, dict):
+        raise click.BadParameter(f'codes: give a mapping of role to code label, got {given!r}')
+    for role, label in given.items():
+        codes[role] = convert_value(label, orm.AbstractCode, f'codes.{role}', computer)
+    arguments = {n: _builder_argument(n, tree.pop(n), computer) for n in names if n in tree}
+    required = [n for n, p in signature.parameters.items() if n in names and p.default is inspect.Parameter.empty]
+    missing = [n for n in required if n not in arguments]
+    if missing:
+        raise click.BadParameter(f'{process_class.__name__}.get_builder_from_protocol needs {missing}: give them as '
+                                 f'key=value or in --inputs (e.g. {missing[0]}=FILE_OR_PK)')
+    try:
+        return process_class.get_builder_from_protocol(codes, protocol=protocol, overrides=tree, **arguments)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise click.ClickException(f'invalid inputs: {_one_line(exc)}') from None
+
+
 def _launch_entry_point(name, process_class, inputs_file, protocol, computer, submit, args):
     from aiida.engine import submit as submit_process
 
@@ -491,9 +571,9 @@ def _launch_entry_point(name, process_class, inputs_file, protocol, computer, su
     computer = computer or 'localhost'
     if protocol:
         if not hasattr(process_class, 'get_builder_from_protocol'):
-            raise click.UsageError(f'{name} has no protocols yet (only the studies map --protocol to a size); '
-                                   'give its inputs with --inputs FILE and key=value')
-        builder = process_class.get_builder_from_protocol(protocol=protocol, overrides=tree)
+            raise click.UsageError(f'{name} has no get_builder_from_protocol: give its inputs with --inputs FILE '
+                                   'and key=value')
+        builder = builder_from_protocol(process_class, protocol, tree, computer)
     else:
         spec = process_class.spec().inputs
         inputs = convert_inputs(tree, spec, computer)
@@ -539,7 +619,9 @@ def _launch_entry_point(name, process_class, inputs_file, protocol, computer, su
               help='YAML file with the input tree of a workflow entry point (same nesting as the builder).')
 @click.option('--protocol', type=click.Choice(sorted(PROTOCOL_SIZES)),
               help='Studies: fast and moderate run --size small, precise runs --size large (the studies have two '
-                   'sizes). Workflow entry points: only those with get_builder_from_protocol (none yet).')
+                   'sizes). Workflow entry points: get_builder_from_protocol with that protocol; key=value and '
+                   '--inputs give its arguments (structure=FILE, reference={...}, codes={role: label}) and '
+                   'overrides of the protocol inputs.')
 @click.option('--size', type=click.Choice(['small', 'large']), help='Study size (instead of --protocol).')
 @click.option('-Y', '--computer', help='Computer of the codes: studies that have --computer get it; for entry points '
                                        'codes given by label and default codes are looked up as LABEL@COMPUTER '
@@ -554,6 +636,8 @@ def launch(name, args, inputs_file, protocol, size, computer, submit):
                   aiida-mlfail launch config_space --size small -- --output results/cs
     Entry points: aiida-mlfail launch mlfail.sample --inputs sample.yaml md.production_steps=400
                   aiida-mlfail launch mlfail.active_learning -i al.yaml --submit
+    Protocols:    aiida-mlfail launch mlfail.active_learning --protocol fast \\
+                      'structure={system: nacl, n_ions: 64}' 'reference={name: bmhtf_coul_long}'
 
     Inputs of an entry point: a YAML tree of port names (--inputs) updated by KEY=VALUE pairs with dotted keys
     (values parsed as YAML). Codes are LABEL@COMPUTER or LABEL; structures, training sets and GAPs are files

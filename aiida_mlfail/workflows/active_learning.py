@@ -39,6 +39,15 @@ from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs, structure_message
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
+from aiida_mlfail.workflows.protocols import (
+    ProtocolMixin,
+    as_structure,
+    classical_reference,
+    job_options,
+    recursive_merge,
+    resolve_codes,
+    split_reference,
+)
 from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
@@ -163,7 +172,7 @@ def _check_split(value, ctx=None):
     return None
 
 
-class ActiveLearningWorkChain(WorkChain):
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
     Inputs: the initial data from one source (see the module doc): ``training_set`` + ``validation_set``,
@@ -259,6 +268,80 @@ class ActiveLearningWorkChain(WorkChain):
                                '(outputs attached)')
         spec.exit_code(702, 'WARNING_MAX_NEW_CONFIGURATIONS',
                        message='stopped after adding max_new_configurations={limit} (outputs attached)')
+
+    _protocol_file = 'active_learning.yaml'
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, structure, *, protocol=None, overrides=None, options=None,
+                                  reference=None, sampling_reference=None):
+        """A builder with every input set from ``protocols/active_learning.yaml`` and the inner protocols.
+
+        The initial data come from a classical sampling of ``structure`` (NVT at its volume, at
+        ``temperature``) labelled by the learner's labeller; the explorations start from ``structure`` (NPT at
+        ``temperature`` and ``pressure``). The inner parts are built from the inner WorkChains' protocols of
+        the same name with this protocol's sections as their overrides (as aiida-quantumespresso's
+        ``PwRelaxWorkChain`` builds its ``PwBaseWorkChain``): ``sampling`` from
+        :meth:`ClassicalSamplingWorkChain.get_builder_from_protocol`, ``gap`` from
+        ``GapWorkChain.get_protocol_inputs(protocol, inputs['gap'])``, ``label`` from
+        ``LabelWorkChain.get_protocol_inputs(protocol, inputs['label'])``.
+
+        :param codes: mapping by role: ``lammps`` (sampling; classical labels), ``gap_fit``, ``quip``,
+            ``explore``, and ``cp2k`` with a CP2K reference.
+        :param structure: start of the sampling and of every exploration (``StructureData`` or ``ase.Atoms``).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``temperature`` (K),
+            ``pressure`` (bar), ``sampling`` / ``gap`` / ``label`` (overrides of the inner protocols),
+            ``selection`` (``{lammps: ..., cp2k: ...}`` by labeller kind), ``split``, ``explore``
+            (``parameters``, ``options``), ``quip.options``, ``parameters`` (loop limits).
+        :param options: scheduler options of every job (sampling, gap_fit, quip, explorer, labelling).
+        :param reference: the labeller: classical preset ``{'name': ..., 'parameters': ...}`` or
+            ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
+        :param sampling_reference: classical preset of the initial sampling; default: ``reference`` when it is
+            classical (required with a CP2K reference).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        owner = cls.__name__
+        if reference is None:
+            raise ValueError(f"{owner}: give `reference`, the labeller: a classical preset {{'name': ..., "
+                             "'parameters': ...}} or {'cp2k': {'protocol': ..., 'overrides': ...}}")
+        kind, _ = split_reference(reference, owner)
+        if sampling_reference is None:
+            if kind == 'cp2k':
+                raise ValueError(f'{owner}: with a CP2K reference give `sampling_reference`, the classical '
+                                 'potential that samples the initial configurations')
+            sampling_reference = reference
+        sampling_reference = classical_reference(sampling_reference, owner, 'sampling_reference')
+        found = resolve_codes(codes, ('lammps', 'gap_fit', 'quip', 'explore', *(('cp2k',) if kind == 'cp2k' else ())),
+                              owner)
+        structure = as_structure(structure, owner)
+
+        sampling_overrides = recursive_merge(inputs.get('sampling') or {},
+                                             {'temperatures': [inputs['temperature']], 'pressure': None})
+        sampling = ClassicalSamplingWorkChain.get_builder_from_protocol(
+            found, structure, protocol=protocol, overrides=sampling_overrides, options=options,
+            reference=sampling_reference)
+        gap_inputs = GapWorkChain.get_protocol_inputs(protocol, inputs.get('gap'))
+        label_inputs = LabelWorkChain.get_protocol_inputs(protocol, inputs.get('label'))
+
+        builder = cls.get_builder()
+        builder.sampling = sampling._inputs(prune=True)
+        selection = (inputs.get('selection') or {}).get(kind)
+        if selection:
+            builder.selection = orm.Dict(selection)
+        builder.split = orm.Dict(inputs['split'])
+        builder.gap = GapWorkChain.fit_inputs_from_protocol(gap_inputs, found, options)
+        parameters = {**inputs['explore']['parameters'], 'temperature': inputs['temperature']}
+        if parameters.get('ensemble', 'NVT').upper() == 'NPT':
+            parameters['pressure'] = inputs['pressure']
+        builder.explore = {'code': found['explore'], 'structure': structure, 'parameters': orm.Dict(parameters),
+                           'metadata': {'options': job_options(inputs['explore'].get('options'), options, owner)}}
+        builder.label = LabelWorkChain.reference_inputs_from_protocol(label_inputs, found, reference,
+                                                                      protocol=protocol, options=options)
+        builder.quip = {'code': found['quip'],
+                        'options': orm.Dict(job_options(inputs['quip'].get('options'), options, owner))}
+        builder.parameters = orm.Dict(inputs['parameters'])
+        return builder
 
     # -- set-up and initial data -------------------------------------------------------------
 

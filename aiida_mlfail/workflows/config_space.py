@@ -18,6 +18,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.engines import rematch as engine
 from aiida_mlfail.science import checks, config_space
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
+from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes
 
 #: Defaults of ``parameters``: REMatch alpha and threshold, histogram bins, names of the sets in figures.
 PARAMETER_DEFAULTS = {**engine.PARAMETER_DEFAULTS, 'bins': 30, 'x_label': 'X', 'y_label': 'Y'}
@@ -88,7 +89,7 @@ def analyse_config_space(first_x: orm.ArrayData, first_y: orm.ArrayData, nearest
             'nearest_neighbour_plot': orm.SinglefileData(io.BytesIO(nn_png), filename='nearest_neighbour.png')}
 
 
-class ConfigSpaceWorkChain(WorkChain):
+class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
     """Compare the configuration spaces of two sets with SOAP + REMatch.
 
     Runs concurrently, as ``mlfail.rematch`` jobs: distance to first of X, distance to first of Y,
@@ -118,6 +119,35 @@ class ConfigSpaceWorkChain(WorkChain):
         spec.output('distance_to_first_plot', valid_type=orm.SinglefileData)
         spec.output('nearest_neighbour_plot', valid_type=orm.SinglefileData)
         spec.exit_code(402, 'ERROR_REMATCH_FAILED', message='the REMatch job(s) failed: {failures}')
+
+    _protocol_file = 'config_space.yaml'
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, x, y, *, protocol=None, overrides=None, options=None):
+        """A builder with every input set from ``protocols/config_space.yaml``.
+
+        :param codes: the mlfail-rematch code, or a mapping with the role ``rematch``.
+        :param x: set X (``TrainingSetData``), whose coverage is asked.
+        :param y: set Y (``TrainingSetData``), the candidate cover.
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``soap`` (r_cut Å, n_max,
+            l_max, sigma ...; species default: those of x and y), ``parameters`` (alpha, threshold, bins,
+            x_label, y_label), ``options``.
+        :param options: scheduler options of the REMatch jobs (merged over the protocol's).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad set.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        code = resolve_codes(codes, ('rematch',), cls.__name__)['rematch']
+        for name, value in (('x', x), ('y', y)):
+            if not isinstance(value, TrainingSetData):
+                raise ValueError(f'{cls.__name__}: {name} must be a TrainingSetData, got {type(value).__name__}')
+        builder = cls.get_builder()
+        builder.x, builder.y = x, y
+        builder.soap = orm.Dict(inputs['soap'])
+        builder.parameters = orm.Dict(inputs['parameters'])
+        builder.code = code
+        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        return builder
 
     def run_rematch(self):
         p = normalise_config_space_parameters(self.inputs.parameters.get_dict())

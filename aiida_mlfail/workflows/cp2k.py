@@ -31,6 +31,8 @@ from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import checks
 from aiida_mlfail.science import cp2k as cp2k_science
 from aiida_mlfail.workflows.common import forbid_cache_source, node_validator, structure_validator
+from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure, resolve_codes
+from aiida_mlfail.workflows.protocols import job_options as protocol_job_options
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -143,7 +145,20 @@ def _define_common(spec):
                help='Changes deep-merged into the generated CP2K parameters (a value None removes a keyword).')
 
 
-class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
+def _common_ports(owner: str, inputs: dict, codes, options) -> dict:
+    """``code``, ``protocol``, ``options`` and (when the protocol inputs have them) ``overrides`` of protocol inputs."""
+    code = resolve_codes(codes, ('cp2k',), owner)['cp2k']
+    message = check_protocol(orm.Str(inputs['protocol']))
+    if message:
+        raise ValueError(f'{owner}: {message}')
+    ports = {'code': code, 'protocol': orm.Str(inputs['protocol']),
+             'options': orm.Dict(protocol_job_options(inputs.get('options'), options, owner))}
+    if inputs.get('overrides'):
+        ports['overrides'] = orm.Dict(inputs['overrides'])
+    return ports
+
+
+class Cp2kSinglePointWorkChain(ProtocolMixin, BaseRestartWorkChain):
     """DFT energy (eV), forces (eV/Å) and virial (eV) of one structure with CP2K, restarted on known failures.
 
     Inputs: ``structure``, ``protocol`` (``fast`` | ``moderate`` | ``precise``), ``code``, ``options``,
@@ -184,6 +199,41 @@ class Cp2kSinglePointWorkChain(BaseRestartWorkChain):
         spec.exit_code(310, 'ERROR_UNRECOVERABLE_FAILURE', message='CP2K failed, no restart can help: {message}')
         spec.exit_code(420, 'ERROR_SCF_NOT_CONVERGED', message='the SCF did not converge after {restarts} restart(s): '
                                                                '{message}')
+
+    _protocol_file = 'cp2k_single_point.yaml'
+
+    @classmethod
+    def ports_from_protocol(cls, inputs: dict, codes, options=None) -> dict:
+        """Every input but ``structure`` from protocol inputs ``inputs`` (:meth:`get_protocol_inputs`):
+        ``code``, ``protocol``, ``options``, ``overrides`` (when given), ``max_iterations``, ``clean_workdir``.
+        Shared with the builder of :class:`~aiida_mlfail.workflows.label.LabelWorkChain`.
+
+        :raises ValueError: naming a missing ``cp2k`` code, an unknown CP2K protocol or scheduler option.
+        """
+        ports = _common_ports(cls.__name__, inputs, codes, options)
+        ports['max_iterations'] = orm.Int(inputs['max_iterations'])
+        ports['clean_workdir'] = orm.Bool(inputs['clean_workdir'])
+        return ports
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, structure, *, protocol=None, overrides=None, options=None):
+        """A builder with every input set from ``protocols/cp2k_single_point.yaml``.
+
+        :param codes: the CP2K code, or a mapping with the role ``cp2k``.
+        :param structure: the configuration (``StructureData`` or ``ase.Atoms``).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``; each uses the CP2K physics protocol
+            of the same name (``protocols/cp2k.yaml``).
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``protocol`` (the CP2K
+            physics), ``max_iterations``, ``clean_workdir``, ``options``, ``overrides`` (CP2K sections).
+        :param options: scheduler options of the CP2K jobs (default: 1 rank, the physics' walltime).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.structure = as_structure(structure, cls.__name__)
+        for key, value in cls.ports_from_protocol(inputs, codes, options).items():
+            setattr(builder, key, value)
+        return builder
 
     def setup(self):
         """Build the first job's inputs from the protocol."""
@@ -311,7 +361,7 @@ def _validate_aimd(value, ctx=None):
     return None
 
 
-class Cp2kAimdWorkChain(WorkChain):
+class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
     """Born-Oppenheimer NVT MD with CP2K (aiida-cp2k ``Cp2kCalculation``); the frames as labelled training data.
 
     Inputs: ``structure``, ``protocol``, ``code``, ``options``, ``overrides`` (as
@@ -349,6 +399,34 @@ class Cp2kAimdWorkChain(WorkChain):
         spec.exit_code(310, 'ERROR_JOB_FAILED', message='the CP2K job failed: {message}')
         spec.exit_code(330, 'ERROR_TRAJECTORY', message='the trajectory could not be read: {message}')
         spec.exit_code(420, 'ERROR_SCF_NOT_CONVERGED', message='{message}')
+
+    _protocol_file = 'cp2k_aimd.yaml'
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, structure, *, protocol=None, overrides=None, options=None):
+        """A builder with every input set from ``protocols/cp2k_aimd.yaml``.
+
+        :param codes: the CP2K code, or a mapping with the role ``cp2k``.
+        :param structure: the start configuration (``StructureData`` or ``ase.Atoms``; its cell is the volume).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``protocol`` (CP2K physics),
+            ``temperature`` (K), ``steps``, ``timestep`` (fs), ``thermostat``, ``thermostat_timecon`` (fs),
+            ``seed``, ``options``, ``overrides`` (CP2K sections).
+        :param options: scheduler options of the CP2K job (default: 1 rank, the physics' walltime).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.structure = as_structure(structure, cls.__name__)
+        for key, value in _common_ports(cls.__name__, inputs, codes, options).items():
+            setattr(builder, key, value)
+        builder.temperature = orm.Float(inputs['temperature'])
+        builder.steps = orm.Int(inputs['steps'])
+        builder.timestep = orm.Float(inputs['timestep'])
+        builder.thermostat = orm.Str(inputs['thermostat'])
+        builder.thermostat_timecon = orm.Float(inputs['thermostat_timecon'])
+        builder.seed = orm.Int(inputs['seed'])
+        return builder
 
     def run_md(self):
         protocol = self.inputs.protocol.value

@@ -12,6 +12,7 @@ from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.science import selection as selection_science
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
+from aiida_mlfail.workflows.protocols import ProtocolMixin, descriptor_list, job_options, resolve_codes
 from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
 
 
@@ -75,7 +76,7 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
-class GapWorkChain(WorkChain):
+class GapWorkChain(ProtocolMixin, WorkChain):
     """Fit a GAP to a pool of labelled configurations and validate it on held-out configurations.
 
     Steps: ``select_configurations`` (optional) -> ``split_training_set`` -> ``mlfail.gap_fit`` ->
@@ -126,6 +127,61 @@ class GapWorkChain(WorkChain):
         spec.exit_code(402, 'ERROR_FIT_FAILED', message='gap_fit failed: [{status}] {message}')
         spec.exit_code(403, 'ERROR_VALIDATION_FAILED',
                        message='predicting the validation set failed: [{status}] {message}')
+
+    _protocol_file = 'gap.yaml'
+
+    @classmethod
+    def fit_inputs_from_protocol(cls, inputs: dict, codes, options=None) -> dict:
+        """The ``fit`` and ``validation`` inputs (and ``restart``, when the protocol inputs have one) of the
+        protocol inputs ``inputs`` (:meth:`get_protocol_inputs`); shared with the builder of the active learner.
+
+        :param codes: a mapping with the roles ``gap_fit`` and ``quip``.
+        :param options: scheduler options merged over the protocol's, for the gap_fit and the quip job.
+        :raises ValueError: naming a missing code role, a bad descriptor mapping or an unknown option.
+        """
+        found = resolve_codes(codes, ('gap_fit', 'quip'), cls.__name__)
+        parameters = dict(inputs['fit']['parameters'])
+        parameters['descriptors'] = descriptor_list(parameters.get('descriptors'))
+        result = {
+            'fit': {'code': found['gap_fit'], 'parameters': orm.Dict(parameters),
+                    'metadata': {'options': job_options(inputs['fit'].get('options'), options, cls.__name__)}},
+            'validation': {'code': found['quip'], 'options': orm.Dict(
+                job_options(inputs['validation'].get('options'), options, cls.__name__))},
+        }
+        if inputs.get('restart'):
+            result['restart'] = orm.Dict(inputs['restart'])
+        return result
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, pool, *, protocol=None, overrides=None, options=None,
+                                  validation_set=None):
+        """A builder with every input set from ``protocols/gap.yaml``.
+
+        :param codes: a mapping with the roles ``gap_fit`` and ``quip``.
+        :param pool: the labelled configurations (``TrainingSetData``); the selection's ``n`` is capped at
+            its size (no selection when the protocol's ``selection`` is null).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``selection``, ``split``,
+            ``fit.parameters`` (``descriptors`` as ``{type: keys}``, ``sigma``, ``train_on`` ...),
+            ``fit.options``, ``validation.options``, ``restart``.
+        :param options: scheduler options of the gap_fit and quip jobs (merged over the protocol's).
+        :param validation_set: a fixed validation set (then no split; optional).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        if not isinstance(pool, TrainingSetData):
+            raise ValueError(f'{cls.__name__}: pool must be a TrainingSetData, got {type(pool).__name__}')
+        builder = cls.get_builder()
+        builder.pool = pool
+        selection = inputs.get('selection')
+        if selection:
+            builder.selection = orm.Dict({**selection, 'n': min(int(selection['n']), pool.n_configurations)})
+        builder.split = orm.Dict(inputs['split'])
+        if validation_set is not None:
+            builder.validation_set = validation_set
+        for key, value in cls.fit_inputs_from_protocol(inputs, codes, options).items():
+            setattr(builder, key, value)
+        return builder
 
     def should_select(self):
         return 'selection' in self.inputs

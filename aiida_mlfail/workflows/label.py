@@ -22,6 +22,7 @@ from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
+from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes, split_reference
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
@@ -65,7 +66,7 @@ def _validate_inputs(value, ctx=None):
 _check_max_concurrent = node_validator(checks.integer, 'max_concurrent_jobs', ge=1)
 
 
-class LabelWorkChain(WorkChain):
+class LabelWorkChain(ProtocolMixin, WorkChain):
     """Label configurations with a reference: ``training_set`` (energy eV, forces eV/Å, virial eV).
 
     Inputs: ``configurations`` (TrainingSetData) or ``structures`` (namespace of StructureData; their
@@ -103,6 +104,67 @@ class LabelWorkChain(WorkChain):
         spec.output('training_set', valid_type=TrainingSetData)
         spec.output('excluded', valid_type=orm.Dict)
         spec.exit_code(402, 'ERROR_ALL_FAILED', message='no configuration could be labelled: {message}')
+
+    _protocol_file = 'label.yaml'
+
+    @classmethod
+    def reference_inputs_from_protocol(cls, inputs: dict, codes, reference, *, protocol=None, options=None) -> dict:
+        """The reference namespace of protocol inputs ``inputs`` (:meth:`get_protocol_inputs`):
+        ``{'lammps': {potential, code, options}}`` or ``{'cp2k': {...}}``, the latter built from the
+        :class:`Cp2kSinglePointWorkChain` protocol named ``protocol`` with ``inputs['cp2k']`` as its overrides
+        and the reference's ``protocol`` / ``overrides`` on top. Shared with the active learner's builder.
+
+        :param reference: classical preset ``{'name': ..., 'parameters': ...}`` or
+            ``{'cp2k': {'protocol': ..., 'overrides': ...}}``.
+        :raises ValueError: naming the bad reference, the missing code role, an unknown option.
+        """
+        kind, content = split_reference(reference, cls.__name__)
+        if kind == 'lammps':
+            code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
+            return {'lammps': {'potential': orm.Dict(content), 'code': code, 'options': orm.Dict(
+                job_options(inputs['lammps'].get('options'), options, cls.__name__))}}
+        cp2k_overrides = dict(inputs.get('cp2k') or {})
+        if content.get('protocol') is not None:
+            cp2k_overrides['protocol'] = content['protocol']
+        if content.get('overrides') is not None:
+            cp2k_overrides['overrides'] = content['overrides']
+        cp2k_inputs = Cp2kSinglePointWorkChain.get_protocol_inputs(protocol, cp2k_overrides)
+        return {'cp2k': Cp2kSinglePointWorkChain.ports_from_protocol(cp2k_inputs, codes, options)}
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, configurations, *, protocol=None, overrides=None, options=None,
+                                  reference=None):
+        """A builder with every input set from ``protocols/label.yaml``.
+
+        :param codes: the code of the reference (``lammps`` or ``cp2k``), or a mapping by role.
+        :param configurations: ``TrainingSetData``, or a mapping of ``StructureData`` (the ``structures`` port).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise`` (for CP2K also the
+            ``cp2k_single_point.yaml`` protocol, hence the CP2K physics, unless the reference names one).
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``max_concurrent_jobs``,
+            ``lammps.options``, ``cp2k`` (overrides of the CP2K single point protocol).
+        :param options: scheduler options of the labelling jobs (merged over the protocol's).
+        :param reference: classical preset ``{'name': ..., 'parameters': ...}`` or
+            ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        if reference is None:
+            raise ValueError(f"{cls.__name__}: give `reference`: a classical preset {{'name': ..., 'parameters': "
+                             "...}} or {'cp2k': {'protocol': ..., 'overrides': ...}}")
+        builder = cls.get_builder()
+        if isinstance(configurations, TrainingSetData):
+            builder.configurations = configurations
+        elif isinstance(configurations, dict) and configurations and all(
+                isinstance(value, orm.StructureData) for value in configurations.values()):
+            builder.structures = dict(configurations)
+        else:
+            raise ValueError(f'{cls.__name__}: configurations must be a TrainingSetData or a non-empty mapping of '
+                             f'StructureData, got {type(configurations).__name__}')
+        builder.max_concurrent_jobs = orm.Int(inputs['max_concurrent_jobs'])
+        for key, value in cls.reference_inputs_from_protocol(inputs, codes, reference, protocol=protocol,
+                                                             options=options).items():
+            setattr(builder, key, value)
+        return builder
 
     def collect(self):
         if 'configurations' in self.inputs:

@@ -12,6 +12,13 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
+from aiida_mlfail.workflows.protocols import (
+    ProtocolMixin,
+    as_structure,
+    classical_reference,
+    job_options,
+    resolve_codes,
+)
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 #: Exit statuses of the MD job after which its outputs are still meaningful: finished OK, or stopped by a
@@ -36,7 +43,7 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
-class MLMDWorkChain(WorkChain):
+class MLMDWorkChain(ProtocolMixin, WorkChain):
     """Run a GAP in LAMMPS (NVT or NPT) until it completes or a failure guard stops it, then explain.
 
     Outputs: the trajectory (``TrainingSetData`` with GAP energy, forces, virial and velocities),
@@ -82,6 +89,39 @@ class MLMDWorkChain(WorkChain):
         spec.exit_code(402, 'ERROR_MD_FAILED', message='the MD job failed: [{status}] {message}')
         spec.exit_code(403, 'ERROR_RERUN_FAILED', message='the reference rerun failed: [{status}] {message}')
         spec.exit_code(410, 'ERROR_MD_EXPLODED', message='the GAP MD run stopped: {reason} at step {step}')
+
+    _protocol_file = 'mlmd.yaml'
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, potential, structure, *, protocol=None, overrides=None, options=None,
+                                  reference=None):
+        """A builder with every input set from ``protocols/mlmd.yaml``.
+
+        :param codes: the LAMMPS code (with ML-QUIP, or mlfail-lmp), or a mapping with the role ``lammps``;
+            it also runs the reference rerun.
+        :param potential: the GAP (``GapPotentialData``).
+        :param structure: start structure (``StructureData`` or ``ase.Atoms``).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``parameters`` (ensemble,
+            temperature K, pressure bar, timestep fs, steps, intervals, seed, guards ...), ``options``.
+        :param options: scheduler options of the MD (and rerun) job, merged over the protocol's.
+        :param reference: classical reference ``{'name': ..., 'parameters': ...}`` for the rerun of the frames
+            (optional: no rerun without it).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
+        if not isinstance(potential, GapPotentialData):
+            raise ValueError(f'{cls.__name__}: potential must be a GapPotentialData, got {type(potential).__name__}')
+        builder = cls.get_builder()
+        builder.potential = potential
+        builder.structure = as_structure(structure, cls.__name__)
+        builder.parameters = orm.Dict(inputs['parameters'])
+        builder.code = code
+        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        if reference is not None:
+            builder.reference = {'potential': orm.Dict(classical_reference(reference, cls.__name__)), 'code': code}
+        return builder
 
     def run_md(self):
         prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters)

@@ -15,6 +15,13 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
+from aiida_mlfail.workflows.protocols import (
+    ProtocolMixin,
+    as_structure,
+    classical_reference,
+    job_options,
+    resolve_codes,
+)
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
@@ -66,7 +73,27 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
-class ClassicalSamplingWorkChain(WorkChain):
+def default_state_points(inputs: dict, structure) -> list[dict]:
+    """State points of a sampling protocol: one per ``inputs['temperatures']`` (K), NVT at the volume of
+    ``structure`` (Å^3), or NPT at ``inputs['pressure']`` (bar) starting from that volume when it is not None.
+
+    :raises ValueError: when ``temperatures`` is not a non-empty list.
+    """
+    temperatures = inputs.get('temperatures')
+    if not isinstance(temperatures, list) or not temperatures:
+        raise ValueError(f'sampling protocol: temperatures must be a non-empty list of K, got {temperatures!r}')
+    volume = float(structure.get_cell_volume())
+    pressure = inputs.get('pressure')
+    points = []
+    for temperature in temperatures:
+        point = {'temperature': temperature, 'ensemble': 'NVT', 'volume': volume}
+        if pressure is not None:
+            point.update(ensemble='NPT', pressure=pressure)
+        points.append(point)
+    return points
+
+
+class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
     """Sample labelled configurations with a classical reference potential at several state points.
 
     One LAMMPS job (``mlfail.lammps``, i.e. aiida-lammps ``lammps.raw`` with a generated script) per
@@ -106,6 +133,38 @@ class ClassicalSamplingWorkChain(WorkChain):
         spec.output_namespace('sampled', dynamic=True, help='Per state point: training_set and thermo.')
         spec.output('pool', valid_type=TrainingSetData, help='All sampled frames of all state points.')
         spec.exit_code(401, 'ERROR_SAMPLING_FAILED', message='the sampling job(s) {labels} failed')
+
+    _protocol_file = 'sample.yaml'
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes, structure, *, protocol=None, overrides=None, options=None,
+                                  reference=None, state_points=None):
+        """A builder with every input set from ``protocols/sample.yaml``.
+
+        :param codes: the LAMMPS code, or a mapping with the role ``lammps``.
+        :param structure: start structure (``StructureData`` or ``ase.Atoms``; 8-64 atoms for ``fast``).
+        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
+        :param overrides: nested mapping (or YAML path) merged over the protocol: ``temperatures``,
+            ``pressure``, ``md``, ``options``.
+        :param options: scheduler options of the LAMMPS jobs (merged over the protocol's).
+        :param reference: the classical reference potential ``{'name': ..., 'parameters': {...}}`` (required).
+        :param state_points: list of state point dicts (as the ``state_points`` port); default: one per
+            protocol temperature at the structure's volume (:func:`default_state_points`).
+        :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
+        potential = classical_reference(reference, cls.__name__)
+        structure = as_structure(structure, cls.__name__)
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.potential = orm.Dict(potential)
+        builder.state_points = orm.List(list(state_points) if state_points is not None
+                                        else default_state_points(inputs, structure))
+        builder.md = orm.Dict(inputs['md'])
+        builder.code = code
+        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        return builder
 
     def needs_structure(self):
         return 'structure_spec' in self.inputs

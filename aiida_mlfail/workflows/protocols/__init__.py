@@ -17,6 +17,15 @@ merges ``default_inputs``, the protocol's differences and the caller's ``overrid
 or the path of a YAML file holding one), in that order; a mapping is merged key by key, anything else
 (numbers, lists) replaces. CP2K's own physics protocols stay in ``cp2k.yaml`` (read by
 :mod:`aiida_mlfail.science.cp2k`).
+
+The WorkChains' ``get_builder_from_protocol(codes, <primary data>, *, protocol=None, overrides=None,
+options=None, ...)`` use the helpers below: :func:`resolve_codes` (one code, or a mapping by role
+``lammps``, ``gap_fit``, ``quip``, ``explore``, ``rematch``, ``cp2k``), :func:`job_options` (the caller's
+scheduler options merged over the protocol's), :func:`classical_reference` / :func:`split_reference`
+(the reference: a classical preset or ``{'cp2k': {...}}``), :func:`descriptor_list` (gap_fit descriptors
+written as a ``{type: keys}`` mapping in the YAML, so a protocol can change one key of one descriptor).
+Outer builders build their inner parts from the inner classes' protocols of the same name, with their own
+sections as overrides (``ActiveLearningWorkChain``: ``sampling``, ``gap``, ``label``).
 """
 
 from __future__ import annotations
@@ -110,3 +119,149 @@ class ProtocolMixin:
         differences.pop('description', None)
         inputs = recursive_merge(data['default_inputs'], differences)
         return recursive_merge(inputs, load_overrides(overrides))
+
+
+# -- helpers of the builders (``get_builder_from_protocol`` of the WorkChains) ----------------------------------
+
+#: Role of a code, by the calculation plugin it defaults to (``default_calc_job_plugin``).
+CODE_ROLES = {'mlfail.lammps': 'lammps', 'lammps.raw': 'lammps', 'mlfail.gap_fit': 'gap_fit', 'mlfail.quip': 'quip',
+              'mlfail.explore': 'explore', 'mlfail.rematch': 'rematch', 'cp2k': 'cp2k'}
+
+
+def _load_code(value, role: str, owner: str):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    if isinstance(value, orm.AbstractCode):
+        return value
+    if isinstance(value, (str, int)):
+        try:
+            return orm.load_code(value)
+        except (NotExistent, MultipleObjectsError, ValueError) as exc:
+            raise ValueError(f'{owner}: codes[{role!r}] = {value!r} is not a code: {exc}') from None
+    raise ValueError(f'{owner}: codes[{role!r}] must be an AbstractCode, a code label or a pk, got {value!r}')
+
+
+def resolve_codes(codes, roles, owner: str) -> dict:
+    """``{role: AbstractCode}`` for each of ``roles`` (e.g. ``('gap_fit', 'quip')``).
+
+    :param codes: one code (``AbstractCode``, label such as ``'lammps@localhost'``, or pk) when ``roles`` has one
+        role, else a mapping by role (``lammps``, ``gap_fit``, ``quip``, ``explore``, ``rematch``, ``cp2k``; roles
+        not needed are ignored, so one mapping serves every builder).
+    :param owner: the class name, for the messages.
+    :raises ValueError: naming the missing role(s), or the value that is not a code.
+    """
+    roles = tuple(roles)
+    if not isinstance(codes, dict):
+        if len(roles) != 1:
+            raise ValueError(f'{owner}: give the codes as a mapping by role {list(roles)}, got the single value '
+                             f'{codes!r}')
+        return {roles[0]: _load_code(codes, roles[0], owner)}
+    missing = [role for role in roles if codes.get(role) is None]
+    if missing:
+        raise ValueError(f'{owner}: codes lack the role(s) {missing} (given: {sorted(codes)}; needed: {list(roles)})')
+    return {role: _load_code(codes[role], role, owner) for role in roles}
+
+
+def job_options(defaults: dict | None, options: dict | None, owner: str = '') -> dict:
+    """``metadata.options`` of a job: the protocol's ``defaults`` with the caller's ``options`` merged in.
+
+    :param options: e.g. ``{'max_wallclock_seconds': 600, 'resources': {'num_mpiprocs_per_machine': 2}}``
+        (merged key by key, so a partial ``resources`` keeps the other counts).
+    :raises ValueError: naming the key, for a key that is not a ``metadata.options`` of a CalcJob.
+    """
+    from aiida.engine import CalcJob
+
+    options = load_overrides(options)
+    allowed = set(CalcJob.spec_options)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f'{owner}: unknown scheduler option(s) {unknown}; allowed: {sorted(allowed)}')
+    return recursive_merge(defaults or {}, options)
+
+
+def classical_reference(reference, owner: str, what: str = 'reference') -> dict:
+    """A classical reference preset ``{'name': ..., 'parameters': {...}}`` checked by ``ReferencePotential``.
+
+    :returns: the dict as given (a copy).
+    :raises ValueError: naming ``what`` and the value (missing, not a mapping, unknown name or parameter).
+    """
+    from aiida_mlfail.science.potentials import ReferencePotential
+
+    if reference is None:
+        raise ValueError(f"{owner}: give `{what}`, a classical reference potential such as "
+                         "{'name': 'bmhtf_coul_long', 'parameters': {...}}")
+    try:
+        ReferencePotential.from_dict(reference)
+    except ValueError as exc:
+        raise ValueError(f'{owner}: {what} {reference!r}: {exc}') from None
+    return copy.deepcopy(dict(reference))
+
+
+#: Keys of a CP2K reference ``{'cp2k': {...}}``.
+CP2K_REFERENCE_KEYS = ('protocol', 'overrides')
+
+
+def split_reference(reference, owner: str) -> tuple[str, dict]:
+    """The kind and content of a labeller reference.
+
+    :param reference: a classical preset ``{'name': ..., 'parameters': ...}`` -> ``('lammps', preset)``, or
+        ``{'cp2k': {'protocol': name of protocols/cp2k.yaml (optional), 'overrides': CP2K sections (optional)}}``
+        -> ``('cp2k', {...})``.
+    :raises ValueError: naming the value (neither form, unknown key, unknown CP2K protocol, bad preset).
+    """
+    if isinstance(reference, dict) and 'cp2k' in reference:
+        from aiida_mlfail.science import cp2k as cp2k_science
+
+        cp2k = reference['cp2k'] if reference['cp2k'] is not None else {}
+        if len(reference) != 1 or not isinstance(cp2k, dict):
+            raise ValueError(f"{owner}: a CP2K reference is {{'cp2k': {{'protocol': ..., 'overrides': ...}}}}, "
+                             f'got {reference!r}')
+        unknown = sorted(set(cp2k) - set(CP2K_REFERENCE_KEYS))
+        if unknown:
+            raise ValueError(f'{owner}: reference.cp2k has unknown key(s) {unknown}; allowed: '
+                             f'{list(CP2K_REFERENCE_KEYS)}')
+        if cp2k.get('protocol') is not None:
+            try:
+                cp2k_science.load_protocol(cp2k['protocol'])
+            except ValueError as exc:
+                raise ValueError(f'{owner}: reference.cp2k.protocol: {exc}') from None
+        if cp2k.get('overrides') is not None and not isinstance(cp2k['overrides'], dict):
+            raise ValueError(f"{owner}: reference.cp2k.overrides must be a mapping of CP2K sections, got "
+                             f"{cp2k['overrides']!r}")
+        return 'cp2k', copy.deepcopy(cp2k)
+    return 'lammps', classical_reference(reference, owner)
+
+
+def as_structure(structure, owner: str, what: str = 'structure'):
+    """``structure`` as a ``StructureData`` (an ``ase.Atoms`` is converted).
+
+    :raises ValueError: naming ``what``, for anything else.
+    """
+    import ase
+    from aiida import orm
+
+    if isinstance(structure, orm.StructureData):
+        return structure
+    if isinstance(structure, ase.Atoms):
+        return orm.StructureData(ase=structure)
+    raise ValueError(f'{owner}: {what} must be a StructureData or ase.Atoms, got {type(structure).__name__}')
+
+
+def descriptor_list(descriptors: dict) -> list[dict]:
+    """gap_fit descriptors of a protocol, ``{type: {key: value}}`` (``None`` drops a type), as the list of
+    dicts with ``type`` that ``science.gap.normalise_fit_parameters`` takes (in the mapping's order).
+
+    :raises ValueError: when no descriptor is left or a value is not a mapping.
+    """
+    result = []
+    for kind, values in (descriptors or {}).items():
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ValueError(f'descriptor {kind!r} must be a mapping of gap_fit keys (or null to drop it), '
+                             f'got {values!r}')
+        result.append({'type': kind, **values})
+    if not result:
+        raise ValueError('the protocol leaves no descriptor: give at least one of fit.parameters.descriptors')
+    return result
