@@ -90,7 +90,7 @@ def test_launch_rejects_bad_names_inputs_and_protocols(tmp_path, lammps_code):
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'bogus=1'])
     assert result.exit_code == 2 and 'bogus: no such input' in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, '--protocol', 'fast'])
-    assert result.exit_code == 2 and 'no protocols yet' in result.output
+    assert result.exit_code == 2 and "get_builder_from_protocol needs ['structure']" in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'code=no_such_code'])
     assert result.exit_code == 2 and "no code 'no_such_code@localhost'" in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'state_points=[{temperature: -5}]'])
