@@ -216,6 +216,25 @@ def test_launch_sample_from_yaml_in_the_foreground_and_submitted(tmp_path, lammp
     assert node.is_finished_ok and node.inputs.md['seed'] == 4
 
 
+@pytest.mark.integration
+def test_launch_entry_point_with_a_protocol_runs_its_builder(tmp_path, lammps_code):
+    """``launch mlfail.sample --protocol fast structure=FILE reference={...}``: the builder's arguments by name,
+    the rest (``md.seed``) an override of the protocol inputs; the run finishes with the protocol's frames."""
+    structure_file = tmp_path / 'start.xyz'
+    ase.io.write(structure_file, nacl_configurations(1)[0])
+    result = invoke(cli, ['launch', 'mlfail.sample', '--protocol', 'fast', f'structure={structure_file}',
+                          'reference={name: bmhtf_coul_long}', 'md.seed=11'])
+    assert result.exit_code == 0, result.output
+    pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
+    node = orm.load_node(pk)
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
+    md = ClassicalSamplingWorkChain.get_protocol_inputs('fast')['md']
+    assert node.inputs.md['seed'] == 11 and node.inputs.md['production_steps'] == md['production_steps']
+    assert node.inputs.code.uuid == lammps_code.uuid and len(node.inputs.structure.sites) == 64
+    assert node.outputs.pool.n_configurations == md['production_steps'] // md['sampling_interval'] + 1
+
+
 def table_iterations(output: str) -> list[int]:
     """The iteration numbers of the iteration table in a status output."""
     lines = output.splitlines()
