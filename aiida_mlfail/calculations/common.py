@@ -19,6 +19,16 @@ def dict_validator(check: Callable[[dict], object], port: str):
     return validator
 
 
+def port_excluded(ctx, port: str) -> bool:
+    """Whether ``port`` is absent from the namespace ``ctx`` that a namespace validator is given, i.e. a
+    wrapping process excluded it when exposing the inputs (``ctx`` ``None``: called directly, nothing excluded).
+
+    Namespace validators skip the checks that need such a port and run the others (the pattern of
+    aiida-quantumespresso's ``PwCalculation.validate_inputs``: ``if 'parent_folder' not in port_namespace:
+    return``), so a wrapper keeps its child's validator instead of switching it off."""
+    return ctx is not None and port not in ctx
+
+
 def structure_message(structure, *, periodic: bool = True, where: str = 'structure') -> str | None:
     """Why a ``StructureData`` cannot start a job (``science.structures.check_structure`` on its
     ``get_ase()``), or ``None`` when it can. For port validators: the message names ``where``, and

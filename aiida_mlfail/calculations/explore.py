@@ -16,7 +16,12 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from aiida_mlfail.calculations.common import define_job_defaults, dict_validator, structure_validator
+from aiida_mlfail.calculations.common import (
+    define_job_defaults,
+    dict_validator,
+    port_excluded,
+    structure_validator,
+)
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
@@ -31,22 +36,33 @@ validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 def validate_explore_inputs(value, ctx=None):
     """Namespace validator: species of the structure described by the GAP, and SOAP species (when given)
     covering the species of the structure and of the training set (messages name them). The structure
-    itself (3-D periodic, no overlapping atoms) is checked by its port validator."""
+    itself (3-D periodic, no overlapping atoms) is checked by its port validator.
+
+    A check that needs a port absent from the namespace ``ctx`` (excluded by a wrapping process, as the
+    active learner excludes ``potential`` and ``training_set``) is skipped, the others run
+    (:func:`~aiida_mlfail.calculations.common.port_excluded`)."""
     structure, potential = value.get('structure'), value.get('potential')
     training_set, parameters = value.get('training_set'), value.get('parameters')
-    if structure is None or potential is None:
+    if structure is None:
         return None
     symbols = set(structure.get_symbols_set())
-    missing = sorted(symbols - set(potential.species))
-    if missing:
-        return f'species {missing} of the structure are not described by the GAP (species {potential.species})'
+    if not port_excluded(ctx, 'potential'):
+        if potential is None:
+            return None
+        missing = sorted(symbols - set(potential.species))
+        if missing:
+            return f'species {missing} of the structure are not described by the GAP (species {potential.species})'
     soap_species = ((parameters.get_dict().get('soap') or {}).get('species') if parameters is not None else None)
-    if soap_species and training_set is not None:
-        for name, species in (('structure', symbols), ('training_set', set(training_set.species))):
-            missing = sorted(species - set(soap_species))
-            if missing:
-                return (f'parameters.soap.species {sorted(soap_species)} do not cover the species {missing} '
-                        f'of the {name}')
+    if not soap_species:
+        return None
+    covered = [('structure', symbols)]
+    if training_set is not None and not port_excluded(ctx, 'training_set'):
+        covered.append(('training_set', set(training_set.species)))
+    for name, species in covered:
+        missing = sorted(species - set(soap_species))
+        if missing:
+            return (f'parameters.soap.species {sorted(soap_species)} do not cover the species {missing} '
+                    f'of the {name}')
     return None
 
 

@@ -127,17 +127,15 @@ def _validate_inputs(value, ctx=None):
         missing = sorted(symbols - set(data.species))
         if missing:
             return f'explore.structure has species {missing} that the initial data lack'
+    # exactly one labeller, a known CP2K protocol, a valid classical potential: LabelWorkChain's validator
     label = value.get('label', {})
-    has_lammps = 'potential' in label.get('lammps', {})
-    has_cp2k = 'code' in label.get('cp2k', {})
-    if has_lammps == has_cp2k:
-        return 'label: give exactly one reference, `label.lammps` (classical) or `label.cp2k` (DFT)'
-    if has_cp2k:
-        from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, check_protocol, check_symbols
+    if 'code' in label.get('cp2k', {}):
+        from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, check_symbols
 
-        protocol = label['cp2k'].get('protocol', orm.Str(DEFAULT_PROTOCOL))
-        message = check_protocol(protocol) or check_symbols(symbols, protocol.value)
+        message = check_symbols(symbols, label['cp2k'].get('protocol', orm.Str(DEFAULT_PROTOCOL)).value)
         return f'label.cp2k: {message}' if message else None
+    if 'potential' not in label.get('lammps', {}):
+        return None
     reference = label['lammps']['potential']
     if reference is not None:
         from aiida_mlfail.science.potentials import ReferencePotential
@@ -229,8 +227,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                    help='max_iterations, max_new_configurations, restart_from (stop|start), reseed, '
                         'outliers {min_distance Å, max_energy_deviation eV/atom, max_force eV/Å}, '
                         'max_failed_labels, max_concurrent_labels.')
-        for namespace in ('gap', 'explore', 'label'):
-            spec.inputs[namespace].validator = None  # their checks need the excluded inputs: ours run instead
+        # the validators of gap, explore and label run: they skip the checks of the ports excluded above
         spec.inputs.validator = _validate_inputs
         spec.outline(
             cls.setup,

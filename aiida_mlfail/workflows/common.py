@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiida_mlfail.calculations.common import (  # noqa: F401 (re-exported for the WorkChains)
     dict_validator,
     node_validator,
+    port_excluded,
     structure_message,
     structure_validator,
 )

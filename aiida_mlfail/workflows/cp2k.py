@@ -33,6 +33,7 @@ from aiida_mlfail.science import cp2k as cp2k_science
 from aiida_mlfail.workflows.common import forbid_cache_source, node_validator, structure_validator
 from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure, resolve_codes
 from aiida_mlfail.workflows.protocols import job_options as protocol_job_options
+from aiida_mlfail.workflows.restart import ReportErrorHandledMixin
 
 Cp2kCalculation = CalculationFactory('cp2k')
 
@@ -158,7 +159,7 @@ def _common_ports(owner: str, inputs: dict, codes, options) -> dict:
     return ports
 
 
-class Cp2kSinglePointWorkChain(ProtocolMixin, BaseRestartWorkChain):
+class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkChain):
     """DFT energy (eV), forces (eV/Å) and virial (eV) of one structure with CP2K, restarted on known failures.
 
     Inputs: ``structure``, ``protocol`` (``fast`` | ``moderate`` | ``precise``), ``code``, ``options``,
@@ -287,11 +288,14 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, BaseRestartWorkChain):
             aborted = abort_message(text) if text else None
             message = (f'CP2K aborted: {aborted}' if aborted
                        else f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}')
+            failed, action = node, f'{message}: ' if aborted else ''
         elif parsed not in (None, 0, PARSE_SCF_NOT_CONVERGED):
             message = f'parse step <{self.ctx.parsed.pk}> [{parsed}] {self.ctx.parsed.exit_message}'
+            failed, action = self.ctx.parsed, f'the output of {node.process_label}<{node.pk}> is unusable: '
         else:
             return None
-        self.report(f'{node.process_label}<{node.pk}>: {message}')
+        self.report_error_handled(failed, f'{action}no restart can help, stopping with exit '
+                                          f'{self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status}')
         return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(
             message=message))
 
@@ -300,8 +304,9 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, BaseRestartWorkChain):
     def handle_walltime(self, node):
         """Out of walltime (400 CP2K's own stop, 120 the scheduler's): restart from the job's wavefunction."""
         self._restart_from(node, self.ctx.inputs.parameters.get_dict())
-        self.report(f'{node.process_label}<{node.pk}> ran out of walltime [{node.exit_status}]: restarting from its '
-                    f'wavefunction ({cp2k_science.PARENT_FOLDER}/{cp2k_science.WFN_RESTART_FILE}, SCF_GUESS RESTART)')
+        self.report_error_handled(node, f'ran out of walltime: restarting from its wavefunction '
+                                        f'({cp2k_science.PARENT_FOLDER}/{cp2k_science.WFN_RESTART_FILE}, SCF_GUESS '
+                                        'RESTART)')
         return ProcessHandlerReport(do_break=True)
 
     @process_handler(priority=400)
@@ -309,20 +314,22 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, BaseRestartWorkChain):
         """SCF not converged (parse step 420, or 450): the next SCF scheme of ``scf_restart_changes``, exit 420
         when they are used up."""
         if self._parse_status() == PARSE_SCF_NOT_CONVERGED:
-            why = self.ctx.parsed.exit_message
+            failed = self.ctx.parsed  # the job finished (CP2K 2023.1 goes on), its parse step refused the SCF
         elif node.exit_status == SCF_ABORT_STATUS:
-            why = node.exit_message
+            failed = node
         else:
             return None
+        why = failed.exit_message
         self.ctx.scf_restarts += 1
         if self.ctx.scf_restarts > cp2k_science.MAX_SCF_RESTARTS:
-            self.report(f'{node.process_label}<{node.pk}>: {why}; no SCF restart left')
+            self.report_error_handled(failed, f'no SCF restart left after {cp2k_science.MAX_SCF_RESTARTS}: '
+                                              f'stopping with exit {self.exit_codes.ERROR_SCF_NOT_CONVERGED.status}')
             return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(
                 restarts=cp2k_science.MAX_SCF_RESTARTS, message=why))
         parameters, change = cp2k_science.scf_restart_changes(self.ctx.inputs.parameters.get_dict(),
                                                               self.ctx.scf_restarts)
         self._restart_from(node, parameters)
-        self.report(f'{node.process_label}<{node.pk}>: {why}; {change}, from its wavefunction')
+        self.report_error_handled(failed, f'{change}, from the wavefunction of {node.process_label}<{node.pk}>')
         return ProcessHandlerReport(do_break=True)
 
     def results(self):

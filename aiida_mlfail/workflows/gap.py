@@ -11,20 +11,25 @@ from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.science import selection as selection_science
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, port_excluded, restart_inputs
 from aiida_mlfail.workflows.protocols import ProtocolMixin, descriptor_list, job_options, resolve_codes
 from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
 
 
 def _validate_inputs(value, ctx=None):
     """Selection, split and fit parameters must fit the pool (message names the value); a ``validation_set``
-    must have the pool's reference."""
-    pool = value.get('pool')
+    must have the pool's reference.
+
+    A check that needs a port absent from the namespace ``ctx`` (excluded by a wrapping process, as the
+    active learner excludes ``pool``, ``validation_set``, ``split`` and ``selection``) is skipped, the others
+    run (:func:`~aiida_mlfail.calculations.common.port_excluded`): without ``pool`` only ``fit.parameters``
+    is checked."""
+    pool = None if port_excluded(ctx, 'pool') else value.get('pool')
     if pool is None:
-        return None
+        return _fit_parameters_error(value, ctx)
     n_pool = pool.n_configurations
     n_selected = n_pool
-    if 'selection' in value:
+    if 'selection' in value and not port_excluded(ctx, 'selection'):
         try:
             sel = selection_science.normalise_selection(value['selection'].get_dict(), n_pool=n_pool)
         except ValueError as exc:
@@ -34,7 +39,7 @@ def _validate_inputs(value, ctx=None):
         if needed and needed not in pool.labels:
             return f'selection: method {method!r} needs the label {needed!r}, the pool has {pool.labels}'
         n_selected = n
-    validation_set = value.get('validation_set')
+    validation_set = None if port_excluded(ctx, 'validation_set') else value.get('validation_set')
     if validation_set is not None:
         missing = sorted(set(validation_set.species) - set(pool.species))
         if missing:
@@ -43,28 +48,32 @@ def _validate_inputs(value, ctx=None):
             check_same_reference(pool=pool, validation_set=validation_set)
         except ValueError as exc:
             return f'validation_set: {exc}'
-    fraction = None
+    n_train = n_selected
     if validation_set is None:  # with a validation set, the split is ignored
-        try:
-            fraction = selection_science.normalise_split(value['split'].get_dict() if 'split' in value else {})[
-                'train_fraction']
-        except ValueError as exc:
-            return str(exc)
-    n_train = n_selected if validation_set is not None else round(fraction * n_selected)
-    if validation_set is None and (n_train < 1 or n_train == n_selected):
-        return (f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training or '
-                'validation set')
+        if port_excluded(ctx, 'split'):
+            n_train = None  # the wrapper splits: the training set size is not known here
+        else:
+            try:
+                fraction = selection_science.normalise_split(value['split'].get_dict() if 'split' in value else {})[
+                    'train_fraction']
+            except ValueError as exc:
+                return str(exc)
+            n_train = round(fraction * n_selected)
+            if n_train < 1 or n_train == n_selected:
+                return (f'split: train_fraction {fraction} of {n_selected} configurations leaves an empty training '
+                        'or validation set')
+    if message := _fit_parameters_error(value, ctx):
+        return message
     fit = value.get('fit', {})
-    if 'parameters' not in fit:
+    if 'parameters' not in fit or port_excluded(ctx, 'fit'):
         return None
-    try:
-        parameters = gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
-    except ValueError as exc:
-        return f'fit.parameters: {exc}'
+    parameters = gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
     missing = [label for label in parameters['train_on'] if label not in pool.labels]
     if missing:
         return (f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on '
                 f'(it has {pool.labels})')
+    if n_train is None:
+        return None
     configurations = pool.get_atoms()
     for descriptor in parameters['descriptors']:
         counts = gap_science.count_environments(configurations, descriptor)
@@ -73,6 +82,19 @@ def _validate_inputs(value, ctx=None):
         if int(descriptor['n_sparse']) > expected:
             return (f"{descriptor['type']} descriptor: n_sparse={descriptor['n_sparse']} is larger than the about "
                     f'{expected:.0f} environments of {key} that {n_train} training configurations provide')
+    return None
+
+
+def _fit_parameters_error(value, ctx) -> str | None:
+    """``'fit.parameters: <error>'`` when ``fit.parameters`` is given and ``normalise_fit_parameters`` refuses
+    it, else ``None`` (also when a wrapper excluded ``fit``)."""
+    fit = value.get('fit', {})
+    if 'parameters' not in fit or port_excluded(ctx, 'fit'):
+        return None
+    try:
+        gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
+    except ValueError as exc:
+        return f'fit.parameters: {exc}'
     return None
 
 

@@ -20,16 +20,23 @@ from aiida_mlfail.calculations.functions import attach_labels, collect_structure
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, structure_message
+from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, port_excluded, structure_message
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
 from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes, split_reference
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
 def _validate_inputs(value, ctx=None):
-    """Configurations xor structures; exactly one reference; the reference must describe every species."""
-    has_set, structures = 'configurations' in value, dict(value.get('structures', {}))
-    if has_set == bool(structures):
+    """Configurations xor structures; exactly one reference; the reference must describe every species.
+
+    A check that needs a port absent from the namespace ``ctx`` (excluded by a wrapping process, as the
+    active learner excludes ``configurations`` and ``structures``) is skipped, the others run
+    (:func:`~aiida_mlfail.calculations.common.port_excluded`): without the configurations the reference is
+    checked on its own (exactly one; a known CP2K protocol; a valid classical potential)."""
+    exposed = not (port_excluded(ctx, 'configurations') or port_excluded(ctx, 'structures'))
+    has_set = exposed and 'configurations' in value
+    structures = dict(value.get('structures', {})) if exposed else {}
+    if exposed and has_set == bool(structures):
         return ('give either `configurations` (TrainingSetData) or `structures` (StructureData namespace), '
                 'not both or none')
     is_lammps = 'lammps' in value and 'potential' in value['lammps']
@@ -50,13 +57,13 @@ def _validate_inputs(value, ctx=None):
         message = check_protocol(protocol)
         if message:
             return f'cp2k.{message}'
-        message = check_symbols(species, protocol.value)
+        message = check_symbols(species, protocol.value) if atoms_list else None
         return f'cp2k: {message}' if message else None
     try:
         ReferencePotential.from_dict(value['lammps']['potential'].get_dict()).check_species(species)
     except ValueError as exc:
         return f'lammps.potential: {exc}'
-    if len(symbols) != 1:
+    if atoms_list and len(symbols) != 1:
         return (f'the lammps reference labels configurations with one atom sequence per job; got {len(symbols)} '
                 'different compositions / atom orders')
     return None

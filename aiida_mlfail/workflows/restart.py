@@ -19,13 +19,38 @@ Failure families (DESIGN.md, exit codes) and what the handlers do:
   ``parameters`` / options are the next job's inputs, so the change is provenance;
 * ``gap_fit`` ill-conditioned (431): ``sparse_jitter`` x 100.
 
+Handler priorities (aiida-core's ``BaseRestartWorkChain`` calls the handlers from the highest priority down
+and stops at the first report with ``do_break``). The bands, as they are in this module and in
+:mod:`aiida_mlfail.workflows.cp2k`: first what ends the loop (an outcome, an unrecoverable failure), then
+what the scheduler or the resources caused (cancelled, walltime, memory), last the physics / numerics of
+the program (ill-conditioned fit, SCF not converged), so a job that ran out of walltime in an
+unconverged SCF is restarted for its walltime, not given a new SCF scheme:
+
+=========  =================================================  ===============================================
+priority   ``JobRestartWorkChain`` and its subclasses         ``Cp2kSinglePointWorkChain`` (``workflows/cp2k``)
+=========  =================================================  ===============================================
+900        ``handle_accepted_failure`` (outcome: stop)
+800        ``handle_cancelled`` (scheduler: resubmit)
+700        ``handle_walltime`` (resources)
+600        ``handle_out_of_memory`` (gap_fit; resources)      ``handle_unrecoverable`` (stop, 310)
+500        ``handle_ill_conditioned`` (gap_fit; numerics)     ``handle_walltime`` (resources)
+400                                                           ``handle_scf_not_converged`` (physics)
+=========  =================================================  ===============================================
+
+Every handler that acts reports through :meth:`ReportErrorHandledMixin.report_error_handled` (two lines:
+what failed, with exit status and message, then ``Action taken: ...`` with the numbers it changed), the
+wording of aiida-quantumespresso's ``PwBaseWorkChain``.
+
 AiiDA docs: https://aiida.readthedocs.io/projects/aiida-core/en/stable/howto/workflows.html#restart-workchain
 """
 
 from __future__ import annotations
 
+import inspect
+
 from aiida import orm
 from aiida.common import AttributeDict
+from aiida.common.log import LOG_LEVEL_REPORT
 from aiida.engine import BaseRestartWorkChain, CalcJob, ProcessHandlerReport, process_handler, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
@@ -106,7 +131,29 @@ def ran_out_of_walltime(node) -> bool:
             or 'DUE TO TIME LIMIT' in (_scheduler_stderr(node) or '').upper())
 
 
-class JobRestartWorkChain(BaseRestartWorkChain):
+class ReportErrorHandledMixin:
+    """``report_error_handled`` for restart WorkChains (this module's and :mod:`aiida_mlfail.workflows.cp2k`'s):
+    every process handler that acts reports through it."""
+
+    def report_error_handled(self, node, action: str) -> None:
+        """Report a failed process and the action a handler took about it, in two report lines:
+        ``'{process_label}<{pk}> failed with exit status {status}: {exit_message}'`` and
+        ``'Action taken: {action}'`` (aiida-quantumespresso's ``PwBaseWorkChain.report_error_handled``).
+
+        :param node: the failed process node: the job, or the parse step (e.g. CP2K's ``parse_single_point``)
+            when the job finished but its output was refused.
+        :param action: what the handler does, with the values it changed (e.g. ``'restarting with 240 s'``).
+
+        Both lines carry the prefix ``Process.report`` writes, ``[pk|class|function]``, with the calling
+        handler's name as the function (not this helper's), so the log says which handler acted.
+        """
+        handler = inspect.currentframe().f_back.f_code.co_name
+        for message in (f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: '
+                        f'{node.exit_message}', f'Action taken: {action}'):
+            self.logger.log(LOG_LEVEL_REPORT, f'[{self.node.pk}|{self.__class__.__name__}|{handler}]: {message}')
+
+
+class JobRestartWorkChain(ReportErrorHandledMixin, BaseRestartWorkChain):
     """Run a CalcJob (``_process_class``) until it succeeds, with the handlers every job shares.
 
     Inputs: the job's inputs under ``job``, ``restart`` (Dict, :data:`RESTART_DEFAULTS`) and the
@@ -176,8 +223,8 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         if label is None:
             return None
         exit_code = getattr(self.exit_codes, label).format(message=node.exit_message)
-        self.report(f'{node.process_label}<{node.pk}> stopped with [{node.exit_status}] {label}: '
-                    f'{node.exit_message}: an outcome, not a failure to repair')
+        self.report_error_handled(node, f'{label} is an outcome, not a failure to repair: outputs attached, '
+                                        'no restart')
         self.out_many(self.get_outputs(node))
         self.ctx.is_finished = True
         self.ctx.outcome = exit_code
@@ -195,8 +242,7 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         if node.is_finished_ok:
             return None
         if node.exit_status == SCHEDULER_NODE_FAILURE or was_cancelled(node):
-            self.report(f'{node.process_label}<{node.pk}> was cancelled by the scheduler or lost its node '
-                        f'[{node.exit_status}]: resubmitting it unchanged')
+            self.report_error_handled(node, 'cancelled by the scheduler or lost its node: resubmitting it unchanged')
             return ProcessHandlerReport(do_break=True)
         return None
 
@@ -210,14 +256,14 @@ class JobRestartWorkChain(BaseRestartWorkChain):
         current = int(options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600)
         limit = int(self.ctx.settings['max_walltime_s'])
         if current >= limit:
-            self.report(f'{node.process_label}<{node.pk}> ran out of its {current} s walltime, already at the '
-                        f'max_walltime_s limit: giving up')
+            self.report_error_handled(node, f'ran out of its {current} s walltime, already at the max_walltime_s '
+                                            'limit: giving up')
             return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
         new = min(limit, int(current * float(self.ctx.settings['walltime_factor'])))
         options['max_wallclock_seconds'] = new
         self._set_options(options)
         self.restart_after_walltime(node)
-        self.report(f'{node.process_label}<{node.pk}> ran out of walltime ({current} s): restarting with {new} s')
+        self.report_error_handled(node, f'ran out of walltime ({current} s): restarting with {new} s')
         return ProcessHandlerReport(do_break=True)
 
     def restart_after_walltime(self, node) -> None:
@@ -260,13 +306,13 @@ class GapFitRestartWorkChain(JobRestartWorkChain):
             before = [d['n_sparse'] for d in parameters['descriptors']]
             after = [max(1, int(n * float(settings['sparse_factor']))) for n in before]
             if after == before:
-                self.report(f'gap_fit<{node.pk}> out of memory with n_sparse {before}: cannot reduce further')
+                self.report_error_handled(node, f'out of memory with n_sparse {before}: cannot reduce further, '
+                                                'giving up')
                 return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
             for descriptor, n in zip(parameters['descriptors'], after):
                 descriptor['n_sparse'] = n
             self.ctx.inputs.parameters = orm.Dict(parameters)
-            self.report(f'gap_fit<{node.pk}> [{node.exit_status}] {node.exit_message}: retrying with n_sparse '
-                        f'{before} -> {after}')
+            self.report_error_handled(node, f'out of memory: retrying with n_sparse {before} -> {after}')
             return ProcessHandlerReport(do_break=True)
         options = self._options()
         output = node.outputs.output_parameters.get_dict() if 'output_parameters' in node.outputs else {}
@@ -277,12 +323,11 @@ class GapFitRestartWorkChain(JobRestartWorkChain):
         needed = scheduler_options('gap_fit', memory_mb=float(peak_mb))['max_memory_kb'] if peak_mb else 0
         new = min(limit, max(int(current * float(settings['memory_factor'])), needed))
         if new <= current:
-            self.report(f'gap_fit<{node.pk}> out of memory at the max_memory_kb_limit {limit} kB: giving up')
+            self.report_error_handled(node, f'out of memory at the max_memory_kb_limit {limit} kB: giving up')
             return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
         options['max_memory_kb'] = new
         self._set_options(options)
-        self.report(f'gap_fit<{node.pk}> [{node.exit_status}] {node.exit_message}: retrying with max_memory_kb '
-                    f'{current} -> {new}')
+        self.report_error_handled(node, f'out of memory: retrying with max_memory_kb {current} -> {new}')
         return ProcessHandlerReport(do_break=True)
 
     @process_handler(priority=500, exit_codes=[GapFitCalculation.exit_codes.ERROR_ILL_CONDITIONED])
@@ -294,8 +339,8 @@ class GapFitRestartWorkChain(JobRestartWorkChain):
         before = float(normalise_fit_parameters(parameters)['sparse_jitter'])
         parameters['sparse_jitter'] = before * 100.0
         self.ctx.inputs.parameters = orm.Dict(parameters)
-        self.report(f'gap_fit<{node.pk}> ill-conditioned: retrying with sparse_jitter {before:g} -> '
-                    f"{parameters['sparse_jitter']:g}")
+        self.report_error_handled(node, f"ill-conditioned: retrying with sparse_jitter {before:g} -> "
+                                        f"{parameters['sparse_jitter']:g}")
         return ProcessHandlerReport(do_break=True)
 
 

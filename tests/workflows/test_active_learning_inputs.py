@@ -104,10 +104,60 @@ def test_labeller_must_describe_the_species(inputs):
 
 def test_exactly_one_labeller(inputs, aiida_code_installed):
     del inputs['label']['lammps']
-    _submit_fails(inputs, 'label: give exactly one reference')
+    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential` and `lammps\.code`")
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
     inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
+
+
+@pytest.mark.parametrize('namespace, port, value, match', [
+    ('gap', ('fit', 'parameters'),
+     {'descriptors': [{'type': 'distance_2b', 'cutoff': -5.0, 'delta': 0.5, 'n_sparse': 10}]},
+     r"'inputs\.gap\.fit': parameters: distance_2b descriptor: cutoff must be a finite number > 0, got -5\.0"),
+    ('explore', ('parameters',), {'ensemble': 'NPT', 'max_steps': 100, 'soap': {'species': ['Na']}},
+     r"'inputs\.explore': parameters\.soap\.species \['Na'\] do not cover the species \['Cl'\] of the structure"),
+    ('label', ('lammps', 'potential'), {'name': 'no_such_potential'},
+     r"'inputs\.label': lammps\.potential: unknown reference potential 'no_such_potential'"),
+])
+def test_child_validators_refuse_bad_values_at_submit(inputs, namespace, port, value, match):
+    """The validators of the exposed GapWorkChain (its gap_fit namespace), ExploreCalculation and LabelWorkChain
+    run at the learner's submit; the message names the child namespace and the value."""
+    target = inputs[namespace]
+    for key in port[:-1]:
+        target = target[key]
+    target[port[-1]] = orm.Dict(value)
+    _submit_fails(inputs, match)
+
+
+def test_child_validators_skip_only_the_ports_the_learner_excluded(inputs):
+    """Given the learner's namespaces as ``ctx`` (no pool/split/..., no potential/training_set, no
+    configurations/structures), the children's validators neither ask for those ports nor check them; their
+    other checks still run."""
+    from aiida_mlfail.calculations.explore import validate_explore_inputs
+    from aiida_mlfail.workflows.gap import _validate_inputs as validate_gap
+    from aiida_mlfail.workflows.label import _validate_inputs as validate_label
+
+    spec = ActiveLearningWorkChain.spec().inputs
+    assert not {'pool', 'split', 'selection', 'validation_set'} & set(spec['gap'])
+    assert not {'potential', 'training_set'} & set(spec['explore'])
+    assert not {'configurations', 'structures', 'max_concurrent_jobs'} & set(spec['label'])
+    # valid learner inputs: no complaint about the excluded ports
+    assert validate_gap(inputs['gap'], spec['gap']) is None
+    assert validate_explore_inputs(inputs['explore'], spec['explore']) is None
+    assert validate_label(inputs['label'], spec['label']) is None
+    # without ctx (nothing excluded) the label validator asks for the configurations the learner supplies later
+    assert 'give either `configurations`' in validate_label(inputs['label'])
+    # a split that leaves no validation set is checked only where `split` is a port of the namespace
+    gap = {**inputs['gap'], 'pool': inputs['training_set'], 'split': orm.Dict({'train_fraction': 0.9})}
+    assert 'split: train_fraction 0.9 of 4 configurations' in validate_gap(gap)
+    assert validate_gap(gap, spec['gap']) is None
+    # the checks that need no excluded port still run
+    gap['fit'] = {**gap['fit'], 'parameters': orm.Dict({'descriptors': []})}
+    assert validate_gap(gap, spec['gap']).startswith('fit.parameters: ')
+    explore = {**inputs['explore'], 'parameters': orm.Dict({'soap': {'species': ['Cl']}})}
+    assert "do not cover the species ['Na'] of the structure" in validate_explore_inputs(explore, spec['explore'])
+    label = {'lammps': inputs['label']['lammps'], 'cp2k': {'code': inputs['quip']['code']}}
+    assert validate_label(label, spec['label']).startswith('give exactly one reference')
 
 
 def test_training_and_validation_sets_of_different_references_are_refused(inputs):

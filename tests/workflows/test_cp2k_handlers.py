@@ -177,6 +177,16 @@ def test_handle_scf_not_converged_walks_the_restart_schemes(workchain, cp2k_job)
     assert 'OT' in scf and 'DIAGONALIZATION' not in scf and 'DIAGONALIZATION' in diag  # attempt 3 switched to OT
     result = inspect(process, cp2k_job('scf_not_converged'))
     assert result.status == 420 and 'after 3 restart(s)' in result.message
+    # report_error_handled: the parse step that refused the SCF, then the action
+    reports = [log.message.split(']: ', 1)[1] for log in orm.Log.collection.get_logs_for(process.node)]
+    parsed = process.ctx.parsed
+    last = reports.index('Action taken: no SCF restart left after 3: stopping with exit 420')
+    assert reports[last - 1] == f'parse_single_point<{parsed.pk}> failed with exit status 420: {parsed.exit_message}'
+    first_restart = reports.index(next(m for m in reports if 'SCF restart 1:' in m))
+    assert reports[first_restart - 1].startswith('parse_single_point<')
+    assert reports[first_restart].startswith('Action taken: SCF restart 1: ')
+    first_job = process.ctx.children[0]
+    assert reports[first_restart].endswith(f', from the wavefunction of {first_job.process_label}<{first_job.pk}>')
 
 
 def test_handle_scf_not_converged_on_the_cp2k_2024_abort(workchain, cp2k_job):

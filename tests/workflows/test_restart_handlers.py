@@ -219,3 +219,27 @@ def test_lammps_non_finite_and_pppm_out_of_range_are_not_retried():
     assert {'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE'} <= set(LammpsRestartWorkChain._accepted_failures)
     assert (codes.ERROR_NON_FINITE.status, codes.ERROR_PPPM_OUT_OF_RANGE.status) == (413, 414)
     assert not {'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE'} & set(LammpsRestartWorkChain.STOP_LABELS)
+
+
+def _reports(process) -> list[str]:
+    """The report lines of ``process`` without their ``[pk|class|function]`` prefix."""
+    return [log.message.split(']: ', 1)[1] for log in orm.Log.collection.get_logs_for(process.node)]
+
+
+def test_handlers_report_what_failed_and_the_action_taken(gap_fit_workchain, aiida_localhost):
+    """report_error_handled: the failed job (label, pk, exit status, message), then the action with its numbers."""
+    process = gap_fit_workchain()
+    job = finished_job(aiida_localhost, 'mlfail.gap_fit', 120)
+    job.set_exit_message('out of walltime')
+    job.set_process_label('GapFitCalculation')  # set by the engine for a real job
+    process.handle_walltime(job)
+    prefixes = [log.message.split(']: ')[0] for log in orm.Log.collection.get_logs_for(process.node)]
+    assert prefixes[-2:] == [f'[{process.node.pk}|GapFitRestartWorkChain|handle_walltime'] * 2  # the handler's name
+    assert _reports(process)[-2:] == [
+        f'GapFitCalculation<{job.pk}> failed with exit status 120: out of walltime',
+        'Action taken: ran out of walltime (600 s): restarting with 1200 s']
+    job = finished_job(aiida_localhost, 'mlfail.gap_fit', 430)
+    job.set_process_label('GapFitCalculation')
+    process.handle_out_of_memory(job)
+    assert _reports(process)[-2:] == [f'GapFitCalculation<{job.pk}> failed with exit status 430: None',
+                                      'Action taken: out of memory: retrying with n_sparse [20, 30] -> [10, 15]']
