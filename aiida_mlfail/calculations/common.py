@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def dict_validator(check: Callable[[dict], object], port: str):
+def dict_validator(check: Callable[[dict], object], port: str | None = None):
     """A port validator for a ``Dict`` input: runs ``check(value.get_dict())`` and turns its
-    ``ValueError`` into the message ``'<port>: <error>'`` (``None`` when the check passes)."""
+    ``ValueError`` into the message ``'<port>: <error>'`` (just ``'<error>'`` without ``port``, for checks
+    whose messages name the key already; ``None`` when the check passes)."""
 
     def validator(value, ctx=None):
         try:
             check(value.get_dict())
         except ValueError as exc:
-            return f'{port}: {exc}'
+            return f'{port}: {exc}' if port else str(exc)
         return None
 
     return validator

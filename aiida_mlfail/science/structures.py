@@ -105,6 +105,26 @@ def argon(n_cells: int = 3, *, box: float = 17.042) -> Atoms:
     return atoms
 
 
+#: The named structure presets of a ``structure_spec`` (``{'system': name, ...}``): builder and its keywords.
+PRESETS = {'nacl': (molten_nacl, ('n_ions', 'volume', 'density', 'seed')), 'argon': (argon, ('n_cells', 'box'))}
+
+
+def from_spec(spec: dict) -> Atoms:
+    """The structure of a preset spec, e.g. ``{'system': 'nacl', 'n_ions': 64, 'density': 1.5}`` or
+    ``{'system': 'argon', 'n_cells': 3}`` (:data:`PRESETS`).
+
+    :raises ValueError: naming the value, for an unknown ``system``, a keyword its builder does not take, or a
+        value the builder refuses.
+    """
+    spec = dict(spec)
+    system = spec.pop('system', None)
+    if system not in PRESETS:
+        raise ValueError(f"structure spec: system must be 'nacl' or 'argon', got {system!r}")
+    build, allowed = PRESETS[system]
+    checks.known_keys(spec, allowed, f'structure spec ({system})')
+    return build(**spec)
+
+
 #: Default of :func:`check_structure`'s ``min_fraction``: the closest allowed distance of two atoms as a
 #: fraction of the sum of their covalent radii (``ase.data.covalent_radii``, Cordero et al. 2008).
 #: Real condensed matter stays well above it: molten NaCl at 1400 K has Na-Cl contacts down to ~2.0 Å

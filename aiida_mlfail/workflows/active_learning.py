@@ -22,20 +22,24 @@ configuration that could not be labelled or was rejected as an outlier goes to t
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlfail.calculations.explore import ExploreCalculation
-from aiida_mlfail.calculations.functions import (
-    compare_labels,
+from aiida_mlfail.calculations.functions import (  # noqa: F401 (calcfunctions, importable from here too)
+    active_learning_summary,
+    first_configurations,
     merge_training_sets,
+    screen_configurations,
     select_configurations,
     split_training_set,
 )
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
+from aiida_mlfail.science.selection import normalise_selection, normalise_split
 from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs, structure_message
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
@@ -51,52 +55,6 @@ from aiida_mlfail.workflows.protocols import (
 from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-
-
-@calcfunction
-def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetData, training_set: TrainingSetData,
-                          parameters: orm.Dict):
-    """Outlier check of labelled configurations and the GAP-vs-reference error on them.
-
-    :returns: ``screening`` (Dict: per candidate the verdict of
-        :func:`~aiida_mlfail.science.active_learning.outlier_check` plus ``energy_error`` (eV/atom)
-        and ``forces_rmse`` (eV/Å) of the GAP, ``structure_uuid``) and, when any is accepted,
-        ``accepted`` (TrainingSetData of the accepted configurations, the trigger first, see
-        :func:`~aiida_mlfail.science.active_learning.choose_additions`).
-    """
-    p = al.normalise_active_learning(parameters.get_dict())
-    configurations, predicted = labelled.get_atoms(), predictions.get_atoms()
-    reference = float(np.mean([a.info['energy'] / len(a) for a in training_set.get_atoms()]))
-    verdicts = al.outlier_check(configurations, p['outliers'], reference)
-    for verdict, atoms, gap in zip(verdicts, configurations, predicted):
-        metrics, _ = compare_labels([atoms], [gap])
-        verdict.update(candidate=atoms.info.get('candidate'), md_step=atoms.info.get('md_step'),
-                       similarity=atoms.info.get('similarity'), structure_uuid=atoms.info.get('structure_uuid'),
-                       energy_error=abs(gap.info['energy'] - atoms.info['energy']) / len(atoms),
-                       forces_rmse=metrics['forces']['rmse'])
-    outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
-    order = al.choose_additions([v['candidate'] for v in verdicts], [v['accepted'] for v in verdicts], len(verdicts))
-    if order:
-        outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order],
-                                                         reference=labelled.reference)
-    return outputs
-
-
-@calcfunction
-def active_learning_summary(rows: orm.List, outcome: orm.Str, ledger: orm.List):
-    """The iteration table (``summary`` Dict: ``iterations``, ``outcome``, ``table`` text), the ledger of
-    configurations that could not be labelled or were rejected (``failed_labels`` Dict: ``failed``, a list
-    of ``{iteration, candidate, md_step, structure_uuid, stage, reason}``, and ``count``) and the
-    convergence plot."""
-    import io
-
-    data = rows.get_list()
-    png = al.convergence_png(data, title=f'active learning: {outcome.value}')
-    failed = ledger.get_list()
-    return {'summary': orm.Dict({'iterations': data, 'outcome': outcome.value, 'table': al.format_table(data)}),
-            'failed_labels': orm.Dict({'failed': failed, 'count': len(failed)}),
-            'convergence_plot': orm.SinglefileData(io.BytesIO(png), filename='active_learning.png')}
-
 
 #: The inputs that give the initial data; exactly one of them.
 INITIAL_DATA = ('training_set', 'sampling', 'pool')
@@ -147,29 +105,6 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
-def _check_selection(value, ctx=None):
-    """Port validator of ``selection``: ``method`` of ``science.selection.METHODS``, an integer ``n`` >= 2
-    (train and validation need one each), a non-negative integer ``seed``."""
-    from aiida_mlfail.science.selection import normalise_selection
-
-    try:
-        normalise_selection(value.get_dict(), n_min=2)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _check_split(value, ctx=None):
-    """Port validator of ``split``: ``train_fraction`` in (0, 1), a non-negative integer ``seed``."""
-    from aiida_mlfail.science.selection import normalise_split
-
-    try:
-        normalise_split(value.get_dict())
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
@@ -204,11 +139,12 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.input('pool', valid_type=TrainingSetData, required=False,
                    help='Labelled pool (e.g. a CP2K AIMD trajectory, same reference as the labeller) that is '
                         'selected and split into the initial data.')
-        spec.input('selection', valid_type=orm.Dict, required=False, validator=_check_selection,
+        spec.input('selection', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(functools.partial(normalise_selection, n_min=2)),
                    help="Selection from the sampled pool or `pool` before the split: {'method': 'random', 'n': 12, "
                         "'seed': 0} (methods of science.selection); default: every frame.")
         spec.input('split', valid_type=orm.Dict, default=lambda: orm.Dict({'train_fraction': 0.5, 'seed': 0}),
-                   validator=_check_split,
+                   validator=dict_validator(normalise_split),
                    help='Train/validation split of the initial pool (with `sampling` or `pool`).')
         spec.expose_inputs(GapWorkChain, namespace='gap', exclude=('pool', 'validation_set', 'split', 'selection'))
         spec.expose_inputs(ExploreCalculation, namespace='explore', exclude=('potential', 'training_set'))
@@ -603,7 +539,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if n_accepted > room:
             self.report(f'iteration {it}: only {room} of {n_accepted} accepted configurations fit under '
                         'max_new_configurations; the trigger goes first')
-            accepted = _first_configurations(accepted, orm.Int(room),
+            accepted = first_configurations(accepted, orm.Int(room),
                                              metadata={'call_link_label': f'limit_iteration_{it}'})
         self.ctx.training_set = merge_training_sets(base=self.ctx.training_set, new=accepted,
                                                     metadata={'call_link_label': f'merge_iteration_{it}'})
@@ -658,8 +594,4 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return code
 
 
-@calcfunction
-def _first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingSetData:
-    """The first ``n`` configurations of a set (to respect ``max_new_configurations``; the screening puts
-    the trigger first)."""
-    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value], reference=training_set.reference)
+_first_configurations = first_configurations  # (the name of earlier versions)

@@ -25,31 +25,22 @@ from aiida_mlfail.workflows.protocols import (
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
-def _check_spec_structure(spec: dict) -> str | None:
-    """``science.structures.check_structure`` of the structure ``structure_spec`` builds (as ``build_structure``)."""
-    rest = {key: item for key, item in spec.items() if key != 'system'}
-    try:
-        atoms = structures.molten_nacl(**rest) if spec.get('system') == 'nacl' else structures.argon(**rest)
-        structures.check_structure(atoms, where=f'structure_spec {spec!r}: the built structure')
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    return None
-
-
 def _validate_inputs(value, ctx=None):
     """Structure xor builder spec; species known to the potential; every state point valid."""
     has_structure, has_spec = 'structure' in value, 'structure_spec' in value
     if has_structure == has_spec:
         return 'give exactly one of `structure` and `structure_spec`'
     if has_spec:
-        message = check_structure_spec(value['structure_spec'].get_dict())
-        if message:
-            return message
         spec = value['structure_spec'].get_dict()
-        message = _check_spec_structure(spec)
+        message = check_structure_spec(spec)
         if message:
             return message
-        symbols = ['Na', 'Cl'] if spec.get('system') == 'nacl' else ['Ar']
+        atoms = structures.from_spec(spec)  # the structure build_structure will make
+        try:
+            structures.check_structure(atoms, where=f'structure_spec {spec!r}: the built structure')
+        except ValueError as exc:
+            return str(exc)
+        symbols = atoms.get_chemical_symbols()
     else:
         symbols = value['structure'].get_ase().get_chemical_symbols()
     if 'potential' in value:

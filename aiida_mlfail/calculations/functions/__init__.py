@@ -8,7 +8,8 @@ One module per family:
 * :mod:`.lammps_inputs` -- inputs of LAMMPS sampling, GAP MD, ``rerun`` and single-point jobs;
 * :mod:`.labels` -- reference labels onto configurations;
 * :mod:`.metrics` -- errors of predictions against reference labels, parity plot;
-* :mod:`.analysis` -- forensics of a GAP MD run, RDF / MSD / diffusion.
+* :mod:`.analysis` -- forensics of a GAP MD run, RDF / MSD / diffusion;
+* :mod:`.active_learning` -- the active learner's screening, iteration table and ledger.
 
 Every name is re-exported here (``from aiida_mlfail.calculations.functions import X`` keeps
 working), and every calcfunction is registered under an ``mlfail.`` entry point in the
@@ -17,6 +18,7 @@ working), and every calcfunction is registered under an ``mlfail.`` entry point 
 
 from __future__ import annotations
 
+from .active_learning import active_learning_summary, first_configurations, screen_configurations
 from .analysis import analyse_mlmd, structure_and_dynamics
 from .labels import LABEL_KEYS, attach_labels, with_labels
 from .lammps_inputs import prepare_mlmd, prepare_rerun, prepare_sampling, prepare_single_points
@@ -26,17 +28,20 @@ from .training_sets import merge_training_sets, select_configurations, split_tra
 
 __all__ = [
     'LABEL_KEYS',
+    'active_learning_summary',
     'analyse_mlmd',
     'attach_labels',
     'build_structure',
     'check_structure_spec',
     'collect_structures',
     'compare_labels',
+    'first_configurations',
     'merge_training_sets',
     'prepare_mlmd',
     'prepare_rerun',
     'prepare_sampling',
     'prepare_single_points',
+    'screen_configurations',
     'select_configurations',
     'split_training_set',
     'structure_and_dynamics',

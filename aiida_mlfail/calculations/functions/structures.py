@@ -6,31 +6,24 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science import checks, structures
+from aiida_mlfail.science import structures
 
 
 @calcfunction
 def build_structure(spec: orm.Dict) -> orm.StructureData:
     """Start structure from a builder spec: ``{'system': 'nacl', 'n_ions': 64, 'volume'|'density': ..., 'seed': 0}``
     or ``{'system': 'argon', 'n_cells': 3, 'box': 17.042}`` (see ``science.structures``)."""
-    spec = dict(spec.get_dict())
-    system = spec.pop('system')
-    atoms = structures.molten_nacl(**spec) if system == 'nacl' else structures.argon(**spec)
-    return orm.StructureData(ase=atoms)
+    return orm.StructureData(ase=structures.from_spec(spec.get_dict()))
 
 
 def check_structure_spec(spec: dict) -> str | None:
     """Error message for a structure builder spec that cannot build, else ``None``."""
-    spec = dict(spec)
-    system = spec.pop('system', None)
-    if system not in ('nacl', 'argon'):
-        return f"structure spec: system must be 'nacl' or 'argon', got {system!r}"
-    allowed = ('n_ions', 'volume', 'density', 'seed') if system == 'nacl' else ('n_cells', 'box')
+    if spec.get('system') not in structures.PRESETS:
+        return f"structure spec: system must be 'nacl' or 'argon', got {spec.get('system')!r}"
     try:
-        checks.known_keys(spec, allowed, f'structure spec ({system})')
-        atoms = structures.molten_nacl(**spec) if system == 'nacl' else structures.argon(**spec)
+        atoms = structures.from_spec(spec)
     except ValueError as exc:
-        return f'structure spec {spec!r}: {exc}'
+        return f"structure spec {({k: v for k, v in spec.items() if k != 'system'})!r}: {exc}"
     return None if len(atoms) else 'structure spec builds no atoms'
 
 

@@ -1,0 +1,65 @@
+"""The active learner's calcfunctions: outlier screening of labelled configurations against the GAP, the
+iteration table and ledger, the first configurations of a set (``ActiveLearningWorkChain``)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_mlfail.data.training_set import TrainingSetData
+from aiida_mlfail.science import active_learning as al
+
+from .metrics import compare_labels
+
+
+@calcfunction
+def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetData, training_set: TrainingSetData,
+                          parameters: orm.Dict):
+    """Outlier check of labelled configurations and the GAP-vs-reference error on them.
+
+    :returns: ``screening`` (Dict: per candidate the verdict of
+        :func:`~aiida_mlfail.science.active_learning.outlier_check` plus ``energy_error`` (eV/atom)
+        and ``forces_rmse`` (eV/Å) of the GAP, ``structure_uuid``) and, when any is accepted,
+        ``accepted`` (TrainingSetData of the accepted configurations, the trigger first, see
+        :func:`~aiida_mlfail.science.active_learning.choose_additions`).
+    """
+    p = al.normalise_active_learning(parameters.get_dict())
+    configurations, predicted = labelled.get_atoms(), predictions.get_atoms()
+    reference = float(np.mean([a.info['energy'] / len(a) for a in training_set.get_atoms()]))
+    verdicts = al.outlier_check(configurations, p['outliers'], reference)
+    for verdict, atoms, gap in zip(verdicts, configurations, predicted):
+        metrics, _ = compare_labels([atoms], [gap])
+        verdict.update(candidate=atoms.info.get('candidate'), md_step=atoms.info.get('md_step'),
+                       similarity=atoms.info.get('similarity'), structure_uuid=atoms.info.get('structure_uuid'),
+                       energy_error=abs(gap.info['energy'] - atoms.info['energy']) / len(atoms),
+                       forces_rmse=metrics['forces']['rmse'])
+    outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
+    order = al.choose_additions([v['candidate'] for v in verdicts], [v['accepted'] for v in verdicts], len(verdicts))
+    if order:
+        outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order],
+                                                         reference=labelled.reference)
+    return outputs
+
+
+@calcfunction
+def active_learning_summary(rows: orm.List, outcome: orm.Str, ledger: orm.List):
+    """The iteration table (``summary`` Dict: ``iterations``, ``outcome``, ``table`` text), the ledger of
+    configurations that could not be labelled or were rejected (``failed_labels`` Dict: ``failed``, a list
+    of ``{iteration, candidate, md_step, structure_uuid, stage, reason}``, and ``count``) and the
+    convergence plot."""
+    data = rows.get_list()
+    png = al.convergence_png(data, title=f'active learning: {outcome.value}')
+    failed = ledger.get_list()
+    return {'summary': orm.Dict({'iterations': data, 'outcome': outcome.value, 'table': al.format_table(data)}),
+            'failed_labels': orm.Dict({'failed': failed, 'count': len(failed)}),
+            'convergence_plot': orm.SinglefileData(io.BytesIO(png), filename='active_learning.png')}
+
+
+@calcfunction
+def first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingSetData:
+    """The first ``n`` configurations of a set (to respect ``max_new_configurations``; the screening puts
+    the trigger first)."""
+    return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value], reference=training_set.reference)
