@@ -36,3 +36,40 @@ def forbid_cache_source(node) -> bool:
         node.base.caching.is_valid_cache = False
         return True
     return False
+
+
+def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code',), required: bool = True,
+               help: str | None = None) -> None:  # noqa: A002 (the port-namespace keyword of aiida-core)
+    """Expose the restart wrapper ``wrapper`` (a :class:`~aiida_mlfail.workflows.restart.JobRestartWorkChain`
+    or any ``BaseRestartWorkChain`` with a ``job`` namespace) under ``namespace`` of ``spec``: the wrapper's
+    own inputs (``max_iterations``, ``clean_workdir``, ``handler_overrides``, ``restart`` ...) and, of its
+    ``job``, only ``metadata`` (the CalcJob's ``metadata.options``, whose ports refuse an unknown option at
+    submit time) and the ports named in ``keep`` (default the code). The outer WorkChain makes the other job
+    inputs (script, structure, training set ...) and adds them with :func:`wrapper_inputs`.
+
+    :param required: ``False`` for an optional role (then no defaults are populated when it is absent).
+    :raises KeyError: when a name in ``keep`` is not a port of the job.
+    """
+    job = wrapper.spec().inputs['job']
+    for name in keep:
+        job[name]  # noqa: B018 (KeyError for a port the job does not have)
+    exclude = tuple(f'job.{name}' for name in job if name not in (*keep, 'metadata'))
+    options = {} if required else {'required': False, 'populate_defaults': False}
+    if help:
+        options['help'] = help
+    spec.expose_inputs(wrapper, namespace=namespace, exclude=exclude, namespace_options=options)
+
+
+def wrapper_inputs(process, wrapper, namespace: str, *, label: str | None = None, **job) -> dict:
+    """The inputs of ``wrapper`` exposed under ``namespace`` of ``process`` (see :func:`expose_job`), with the
+    job inputs ``job`` the outer WorkChain made merged into its ``job`` namespace, and ``label`` (optional)
+    as the label of the job (``job.metadata.label``).
+
+    :returns: a dict to pass to ``process.submit(wrapper, **inputs)``.
+    """
+    inputs = dict(process.exposed_inputs(wrapper, namespace=namespace))
+    merged = {**dict(inputs.get('job', {})), **job}
+    if label is not None:
+        merged['metadata'] = {**dict(merged.get('metadata', {})), 'label': label}
+    inputs['job'] = merged
+    return inputs

@@ -57,6 +57,7 @@ from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.calculations.quip import QuipPredictCalculation
+from aiida_mlfail.calculations.rematch import RematchCalculation
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.resources import scheduler_options
 from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source, node_validator
@@ -179,7 +180,7 @@ class JobRestartWorkChain(ReportErrorHandledMixin, BaseRestartWorkChain):
         spec.expose_inputs(cls._process_class, namespace='job')
         spec.expose_outputs(cls._process_class)
         spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
-        spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}),
+        spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}), serializer=orm.to_aiida_type,
                    validator=dict_validator(normalise_restart, 'restart'),
                    help=f'Restart settings, defaults {RESTART_DEFAULTS}.')
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
@@ -375,3 +376,9 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
     _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_NON_FINITE', 'ERROR_PPPM_OUT_OF_RANGE')
     #: Labels (of the job and of this wrapper, same statuses) whose outputs a caller can use.
     STOP_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
+
+
+class RematchRestartWorkChain(JobRestartWorkChain):
+    """REMatch comparisons of two sets of configurations (``mlfail.rematch``) with the shared restart handlers."""
+
+    _process_class = RematchCalculation

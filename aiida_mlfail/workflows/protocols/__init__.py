@@ -265,3 +265,41 @@ def descriptor_list(descriptors: dict) -> list[dict]:
     if not result:
         raise ValueError('the protocol leaves no descriptor: give at least one of fit.parameters.descriptors')
     return result
+
+
+#: Inputs of a ``BaseRestartWorkChain`` a protocol may set for a restart wrapper (besides ``job``).
+WRAPPER_KEYS = ('max_iterations', 'clean_workdir', 'handler_overrides', 'restart')
+
+
+def wrapper_inputs_from_protocol(section: dict | None, code, options: dict | None, owner: str, *,
+                                 job: dict | None = None) -> dict:
+    """Builder inputs of a restart wrapper exposed by role (``fit``, ``predict``, ``explore``, ``lammps`` ...,
+    see :func:`aiida_mlfail.workflows.common.expose_job`) from its protocol section.
+
+    The section mirrors the ports: ``{max_iterations, clean_workdir, handler_overrides, restart, job:
+    {metadata: {options: {...}}, <job ports>}}``.
+
+    :param section: the protocol's mapping for the role (``None``: nothing but the code and ``options``).
+    :param code: the job's code (``job.code``).
+    :param options: the caller's scheduler options, merged over ``job.metadata.options`` of the section.
+    :param job: job inputs the builder made (nodes), set next to the code (e.g. ``{'parameters': Dict}``).
+    :returns: ``{'job': {'code': ..., 'metadata': {'options': ...}, ...}, 'max_iterations': Int, ...}``
+        (plain values are turned into AiiDA nodes: ``Int``, ``Bool``, ``Dict``).
+    :raises ValueError: naming an unknown key of the section or an unknown scheduler option.
+    """
+    from aiida import orm
+
+    section = copy.deepcopy(dict(section or {}))
+    unknown = sorted(set(section) - {*WRAPPER_KEYS, 'job'})
+    if unknown:
+        raise ValueError(f'{owner}: unknown key(s) {unknown} of a restart wrapper; allowed: '
+                         f"{[*WRAPPER_KEYS, 'job']}")
+    job_section = dict(section.pop('job', None) or {})
+    metadata = dict(job_section.pop('metadata', None) or {})
+    metadata['options'] = job_options(metadata.get('options'), options, owner)
+    result = {'job': {**job_section, **(job or {}), 'code': code, 'metadata': metadata}}
+    for key, value in section.items():
+        if value is None:
+            continue
+        result[key] = orm.to_aiida_type(value)
+    return result
