@@ -120,7 +120,7 @@ def define_job_defaults(spec, parser_name: str, *, withmpi: bool | None = None) 
     """What every CalcJob of the package sets in ``define``: the default parser (entry point name
     ``parser_name``), single-process resources (:data:`SINGLE_PROCESS`), ``withmpi`` when given (left
     to the parent class when ``None``) and exit code ``350 ERROR_PARSER_EXCEPTION``
-    (DESIGN.md: 350 is the unexpected parser exception)."""
+    (350 is the unexpected parser exception, docs: reliability)."""
     options = spec.inputs['metadata']['options']
     options['parser_name'].default = parser_name
     options['resources'].default = dict(SINGLE_PROCESS)

@@ -5,7 +5,7 @@ labelled configuration and every refused output is a node in the graph. The CP2K
 ``Cp2kCalculation`` (``cp2k`` entry point) whose own parser (``cp2k_base_parser``) only sorts out
 aborts and wall-time stops; the parse steps here read the energy, forces and stress.
 
-Exit codes of the parse steps (DESIGN.md): 320 CP2K aborted, 321 truncated output, 322 output
+Exit codes of the parse steps (docs: reliability): 320 CP2K aborted, 321 truncated output, 322 output
 missing or without energy / forces / stress, 420 SCF not converged (CP2K 2023.1 ends such a run
 normally, so only the parse step can tell).
 """

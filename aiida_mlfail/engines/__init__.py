@@ -1,1 +1,1 @@
-"""Programs that run inside a CalcJob on the compute node: no AiiDA imports (see DESIGN.md)."""
+"""Programs that run inside a CalcJob on the compute node: no AiiDA imports."""

@@ -2,7 +2,7 @@
 
 The parsing logic itself stays AiiDA-free in :mod:`aiida_mlfail.science.outputs` (and the other
 ``science`` modules it re-exports); a parser subclass only reads the retrieved files, calls those
-functions, attaches outputs and returns an ``ExitCode`` (never raises one: DESIGN.md).
+functions, attaches outputs and returns an ``ExitCode`` (never raises one).
 """
 
 from __future__ import annotations

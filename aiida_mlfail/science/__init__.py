@@ -1,1 +1,1 @@
-"""Pure numpy / ASE / quippy science layer: no AiiDA imports (see DESIGN.md)."""
+"""Pure numpy / ASE / quippy science layer: no AiiDA imports."""

@@ -1,4 +1,4 @@
-"""The active learner's own logic (DOMAIN.md section 7): loop parameters, the outlier check, the table.
+"""The active learner's own logic (thesis chapter 13): loop parameters, the outlier check, the table.
 
 The loop itself is ``aiida_mlfail.workflows.active_learning.ActiveLearningWorkChain``; what can be
 decided on plain numbers lives here, without AiiDA.

@@ -2,7 +2,7 @@
 
 Distances are REMatch distances ``D = sqrt(2 - 2 K)`` between whole configurations (normalised
 REMatch kernel ``K`` of per-atom SOAP spectra; De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016);
-DOMAIN.md section 6); they are dimensionless, in [0, 2]. Two analyses:
+docs: science/rematch); they are dimensionless, in [0, 2]. Two analyses:
 
 * distance to first: ``D(frame_t, frame_0)`` along a trajectory; it rises while the run leaves its
   starting region and levels off (a plateau) once the frames are decorrelated from the start;

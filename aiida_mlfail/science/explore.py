@@ -6,7 +6,7 @@ the per-atom SOAP spectra of the current configuration and its largest normalise
 similarity to the training configurations (De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016);
 :class:`~aiida_mlfail.science.rematch.RematchIndex`). It stops with
 
-* ``novel`` when that similarity is below ``critical_similarity`` (DOMAIN.md section 7: no
+* ``novel`` when that similarity is below ``critical_similarity`` (docs: science/active_learner: no
   training configuration is similar enough);
 * a guard reason of :mod:`aiida_mlfail.science.mlmd` (``volume_blowup``, ``too_close_atoms``,
   ``temperature_runaway``, ``energy_runaway``) when a ``fix halt ... error soft`` guard trips

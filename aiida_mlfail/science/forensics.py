@@ -1,4 +1,4 @@
-"""Failure forensics of a GAP MD run (DOMAIN.md section 5): time series around the break and before/after histograms."""
+"""Failure forensics of a GAP MD run (thesis chapter 11): time series around the break and before/after histograms."""
 
 from __future__ import annotations
 

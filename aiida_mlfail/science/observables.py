@@ -1,4 +1,4 @@
-"""Structural, dynamical and failure observables of MD trajectories (DOMAIN.md section 5).
+"""Structural, dynamical and failure observables of MD trajectories (thesis sections 3.4, 11).
 
 Units: Å, ps, eV, K, bar; diffusion coefficients in m^2/s. Trajectories are lists of
 ``ase.Atoms`` in time order with a constant atom order.
@@ -113,19 +113,20 @@ def average_force_magnitude(forces) -> float:
 def virial_pressure(virial, volume: float) -> float:
     """Virial part of the pressure, P_vir = tr(W) / (3 V) in bar (W the virial tensor in eV, ASE sign; V in Å^3).
 
-    For pair forces tr(W) = sum_i r_i . F_i, the DOMAIN.md expression; the tensor form holds for
+    For pair forces tr(W) = sum_i r_i . F_i, the thesis's expression; the tensor form holds for
     periodic systems and many-body potentials.
     """
     return float(np.trace(np.asarray(virial, dtype=float).reshape(3, 3)) / (3.0 * volume) * EV_A3_TO_BAR)
 
 
 def pressure(n_atoms: int, temperature: float, volume: float, virial) -> float:
-    """P = N k_B T / V + tr(W) / (3 V), bar (DOMAIN.md section 5)."""
+    """P = N k_B T / V + tr(W) / (3 V), bar: the virial theorem (e.g. Allen & Tildesley, *Computer Simulation
+    of Liquids*, Oxford University Press)."""
     return float(n_atoms * KB_EV * temperature / volume * EV_A3_TO_BAR) + virial_pressure(virial, volume)
 
 
 def breaking_step(steps, volumes, reference_volume: float, factor: float = 1.5):
-    """First step whose volume exceeds ``factor`` x ``reference_volume`` (DOMAIN.md), or ``None``."""
+    """First step whose volume exceeds ``factor`` x ``reference_volume`` (docs: science/failures), or ``None``."""
     volumes = np.asarray(volumes, dtype=float)
     above = np.flatnonzero(volumes > factor * reference_volume)
     return int(np.asarray(steps)[above[0]]) if above.size else None

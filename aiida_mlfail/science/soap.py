@@ -3,7 +3,7 @@
 The descriptor is ``dscribe.descriptors.SOAP`` (Himanen et al., Comput. Phys. Commun. 247, 106949
 (2020); SOAP: Bartók, Kondor, Csányi, Phys. Rev. B 87, 184115 (2013)). Each configuration gives an
 ``(n_atoms, n_features)`` matrix whose rows are scaled to unit L2 norm, so that the local kernel
-``k(i, j) = p_i . p_j`` is 1 for identical environments (DOMAIN.md section 6).
+``k(i, j) = p_i . p_j`` is 1 for identical environments (docs: science/rematch).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Structure builders for the systems of DOMAIN.md section 2 (ASE ``Atoms``, Å)."""
+"""Structure builders for the systems of the thesis (section 12.1) and its presets (ASE ``Atoms``, Å)."""
 
 from __future__ import annotations
 

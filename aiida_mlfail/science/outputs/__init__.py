@@ -1,5 +1,5 @@
 """Raw, AiiDA-free output parsers: one module per program, each ``parse_*`` callable on the plain
-text of a file (DESIGN.md: parsing logic callable on a plain file). The AiiDA ``Parser`` classes of
+text of a file (parsing logic callable on a plain file). The AiiDA ``Parser`` classes of
 :mod:`aiida_mlfail.parsers` and the CP2K calcfunctions call these.
 
 * :mod:`.cp2k` -- CP2K single points and AIMD trajectories (``parse_cp2k_output``, ``parse_cp2k_md``);

@@ -1,6 +1,6 @@
 """AiiDA-free parsing of CP2K (2023.x and newer) outputs: single points and NVT MD trajectories.
 
-No AiiDA here (DESIGN.md: parsing logic callable on a plain file); an AiiDA ``Parser`` calls
+No AiiDA here (parsing logic callable on a plain file); an AiiDA ``Parser`` calls
 these functions. Units on return: eV, Å, eV/Å, eV/Å^3 and, for the virial, eV.
 
 What is read (CP2K manual, https://manual.cp2k.org/trunk/CP2K_INPUT/FORCE_EVAL/PRINT.html and
