@@ -26,7 +26,7 @@ from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.
 OUTPUT = 'aiida.out'
-#: Exit status of a parse step per :class:`Cp2kOutputError` reason.
+#: Exit status of a parse step per :class:`~aiida_mlfail.science.outputs.cp2k.Cp2kOutputError` reason.
 PARSE_EXIT_STATUS = {'aborted': 320, 'truncated': 321, 'missing': 322, 'scf_not_converged': 420}
 #: Exit status of the parse steps for a NaN / infinite energy, force or stress in CP2K's output.
 NON_FINITE_STATUS = 323

@@ -11,7 +11,7 @@ from aiida.parsers import Parser
 
 
 class MlfailParser(Parser):
-    """Base parser: :meth:`parse` runs :meth:`_parse` and turns any exception into exit code 350.
+    """Base parser: :meth:`parse` runs ``_parse`` and turns any exception into exit code 350.
 
     The CalcJob must define ``350 ERROR_PARSER_EXCEPTION`` with a ``{exception}`` placeholder
     (:func:`aiida_mlfail.calculations.common.define_job_defaults` does); the exception's ``repr`` is

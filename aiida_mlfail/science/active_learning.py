@@ -65,8 +65,14 @@ def normalise_active_learning(parameters: dict) -> dict:
     return merged
 
 
-#: Exit reasons of the loop.
-CONVERGED, MAX_ITERATIONS, MAX_NEW = 'converged', 'max_iterations', 'max_new_configurations'
+# Exit reasons of the loop.
+#: No exploration flagged a configuration.
+CONVERGED = 'converged'
+#: ``max_iterations`` reached.
+MAX_ITERATIONS = 'max_iterations'
+#: ``max_new_configurations`` added.
+MAX_NEW = 'max_new_configurations'
+#: ``max_failed_labels`` labels failed.
 FAILED_LABELS = 'max_failed_labels'
 
 

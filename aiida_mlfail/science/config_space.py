@@ -56,7 +56,8 @@ def plateau(distance_to_first, fraction: float = 0.5) -> float:
 def config_space_summary(first_x, first_y, nn_distance, nn_index) -> dict:
     """Summary of a comparison of sets X and Y (e.g. X = DFT or hot run, Y = classical or cold run).
 
-    :param first_x, first_y: distance-to-first series of the two trajectories, shapes ``(n_x,)``, ``(n_y,)``.
+    :param first_x: distance-to-first series of trajectory X, shape ``(n_x,)``.
+    :param first_y: the same of trajectory Y, shape ``(n_y,)``.
     :param nn_distance: ``(n_x,)`` REMatch distance of each X configuration to its nearest Y configuration.
     :param nn_index: ``(n_x,)`` index in Y of that nearest configuration.
     :returns: ``{'nearest_neighbour': distance_statistics + 'distinct_neighbours' (how many Y
@@ -113,7 +114,8 @@ def nearest_neighbour_png(distances, *, bins: int = 30, x_label: str = 'X', y_la
 
     :param distances: ``(n_x,)`` distances.
     :param bins: number of histogram bins (>= 1).
-    :param x_label, y_label: names of the two sets for the axis and title.
+    :param x_label: name of set X for the axis and title.
+    :param y_label: name of set Y.
     :param reference: optional ``{label: distance}`` drawn as vertical lines (e.g. the
         distance-to-first plateaus of the two sets, a scale for "far").
     :returns: PNG bytes.

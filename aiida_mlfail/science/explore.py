@@ -52,27 +52,39 @@ GUARD_REASONS = tuple(mlmd.GUARD_FIX_IDS)
 #: Every stop reason of an exploration.
 STOP_REASONS = ('novel', 'max_steps', *GUARD_REASONS, 'lost_atoms', 'lammps_error')
 
-#: Files of an explorer job (inputs: INPUT_FILE, DATA_FILE, REFERENCE_FILE and the GAP files).
+# Files of an explorer job (inputs: INPUT_FILE, DATA_FILE, REFERENCE_FILE and the GAP files).
+#: Input: the exploration settings (JSON).
 INPUT_FILE = 'explore.json'
+#: Input: the start structure (LAMMPS data file).
 DATA_FILE = lammps_md.DATA_FILE
+#: Input: the training set's SOAP features (``.npz``), the novelty reference.
 REFERENCE_FILE = 'reference_soap.npz'
+#: The LAMMPS setup script the engine writes.
 SCRIPT_FILE = 'explore_setup.in'
+#: LAMMPS's log.
 LOG_FILE = 'log.lammps'
+#: Output: stop reason, step and similarity summary (JSON, :data:`~aiida_mlfail.science.explore.RESULT_KEYS`).
 RESULTS_FILE = 'explore_results.json'
+#: Output: the similarity series (:data:`SIMILARITY_COLUMNS`).
 SIMILARITY_FILE = 'similarity.dat'
+#: Output: the thermo series (:data:`~aiida_mlfail.science.explore.THERMO_COLUMNS`).
 THERMO_FILE = 'thermo.dat'
+#: Output: the configuration that stopped the run (extended XYZ).
 TRIGGER_FILE = 'trigger.xyz'
+#: Output: the last configuration checked before the trigger (extended XYZ).
 PREVIOUS_FILE = 'previous.xyz'
-#: The raw ``fix print`` output the engine turns into :data:`THERMO_FILE`.
+#: The raw ``fix print`` output the engine turns into :data:`~aiida_mlfail.science.explore.THERMO_FILE`.
 RAW_THERMO_FILE = 'thermo_lammps.dat'
 
-#: Columns of :data:`THERMO_FILE` with units, and the LAMMPS thermo keywords behind them.
+#: Columns of :data:`~aiida_mlfail.science.explore.THERMO_FILE` with units, and the LAMMPS thermo keywords behind them.
 THERMO_COLUMNS = (('step', ''), ('temperature', 'K'), ('potential_energy', 'eV'), ('kinetic_energy', 'eV'),
                   ('total_energy', 'eV'), ('pressure', 'bar'), ('volume', 'Å^3'))
+#: The LAMMPS thermo keywords of :data:`~aiida_mlfail.science.explore.THERMO_COLUMNS`, in the same order.
 THERMO_KEYWORDS = ('step', 'temp', 'pe', 'ke', 'etotal', 'press', 'vol')
+#: Columns of :data:`~aiida_mlfail.science.explore.SIMILARITY_FILE`.
 SIMILARITY_COLUMNS = ('step', 'similarity', 'reference_index')
 
-#: Keys of :data:`RESULTS_FILE` (see :func:`parse_explore_results`).
+#: Keys of :data:`~aiida_mlfail.science.explore.RESULTS_FILE` (see :func:`parse_explore_results`).
 RESULT_KEYS = ('stop_reason', 'stop_step', 'steps_run', 'similarity', 'reference_index', 'min_similarity',
                'n_checks', 'message', 'timings')
 
@@ -256,8 +268,10 @@ def read_reference_features(source) -> tuple[list[np.ndarray], dict]:
 def lammps_atoms(boxlo, boxhi, tilt, positions, types, ids, type_map):
     """An ``ase.Atoms`` (periodic, sorted by atom id) from LAMMPS box and per-atom arrays.
 
-    :param boxlo, boxhi: box corners (3,), Å; ``tilt``: ``(xy, xz, yz)``, Å (LAMMPS lower-triangular
-        cell rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)).
+    :param boxlo: lower box corner (3,), Å.
+    :param boxhi: upper box corner (3,), Å.
+    :param tilt: ``(xy, xz, yz)``, Å (LAMMPS lower-triangular cell rows a = (lx, 0, 0), b = (xy, ly, 0),
+        c = (xz, yz, lz)).
     :param positions: ``(n, 3)`` Å; ``types``: LAMMPS types 1..; ``ids``: atom ids (for the order).
     :param type_map: chemical symbol of type 1, 2, ...
     :raises ValueError: for a type outside the type map.
@@ -281,7 +295,8 @@ def classify_lammps_error(message: str) -> str:
 
 
 def similarity_table(rows) -> str:
-    """Text of :data:`SIMILARITY_FILE` from ``(step, similarity, reference_index)`` rows (NaN / -1 when unknown)."""
+    """Text of :data:`~aiida_mlfail.science.explore.SIMILARITY_FILE` from ``(step, similarity, reference_index)`` rows
+    (NaN / -1 when unknown)."""
     lines = ['# step similarity reference_index (normalised REMatch; -1: not computed)']
     for step, value, index in rows:
         value = float('nan') if value is None else float(value)
@@ -290,7 +305,8 @@ def similarity_table(rows) -> str:
 
 
 def parse_similarity(text: str) -> dict[str, np.ndarray]:
-    """Parse :data:`SIMILARITY_FILE`: arrays ``step`` (int), ``similarity`` (float), ``reference_index`` (int).
+    """Parse :data:`~aiida_mlfail.science.explore.SIMILARITY_FILE`: arrays ``step`` (int), ``similarity`` (float),
+    ``reference_index`` (int).
 
     :raises ValueError: on a malformed line.
     """
@@ -299,13 +315,15 @@ def parse_similarity(text: str) -> dict[str, np.ndarray]:
 
 
 def thermo_table(rows) -> str:
-    """Text of :data:`THERMO_FILE` from rows of the :data:`THERMO_COLUMNS` values."""
+    """Text of :data:`~aiida_mlfail.science.explore.THERMO_FILE` from rows of the
+    :data:`~aiida_mlfail.science.explore.THERMO_COLUMNS` values."""
     header = '# ' + ' '.join(f'{name}({unit})' if unit else name for name, unit in THERMO_COLUMNS)
     return '\n'.join([header, *(' '.join(f'{v:.12g}' for v in row) for row in rows)]) + '\n'
 
 
 def parse_thermo_table(text: str) -> dict[str, np.ndarray]:
-    """Parse :data:`THERMO_FILE` (or the raw ``fix print`` file): arrays keyed by :data:`THERMO_COLUMNS` names.
+    """Parse :data:`~aiida_mlfail.science.explore.THERMO_FILE` (or the raw ``fix print`` file): arrays keyed by
+    :data:`~aiida_mlfail.science.explore.THERMO_COLUMNS` names.
 
     :raises ValueError: on a malformed line.
     """
@@ -329,17 +347,19 @@ def _table(text: str, n_columns: int, name: str) -> np.ndarray:
 
 
 def parse_explore_results(text: str) -> dict:
-    """Parse and check :data:`RESULTS_FILE`, the engine's JSON result.
+    """Parse and check :data:`~aiida_mlfail.science.explore.RESULTS_FILE`, the engine's JSON result.
 
-    :returns: the dict (keys :data:`RESULT_KEYS` and more): ``stop_reason`` (one of
-        :data:`STOP_REASONS`), ``stop_step`` (MD step of the stop, int or ``None``), ``steps_run``,
+    :returns: the dict (keys :data:`~aiida_mlfail.science.explore.RESULT_KEYS` and more): ``stop_reason`` (one of
+        :data:`~aiida_mlfail.science.explore.STOP_REASONS`), ``stop_step`` (MD step of the stop, int or ``None``),
+        ``steps_run``,
         ``similarity`` (REMatch similarity of the stop configuration, ``None`` when not computed),
         ``reference_index`` (its most similar training configuration), ``min_similarity``,
         ``n_checks`` (similarity evaluations: step 0, every ``comparison_step``, and the stop
         configuration of a guard or error stop), ``message``, ``timings`` (seconds: ``setup``,
         ``md``, ``soap``, ``rematch``, ``total``); the engine adds ``guard_value`` (the value of the
         guard variable that tripped), ``critical_similarity``, ``n_atoms``, ``n_references`` and
-        ``previous`` (``step``, ``similarity``, ``reference_index`` of :data:`PREVIOUS_FILE`, or ``None``).
+        ``previous`` (``step``, ``similarity``, ``reference_index`` of
+        :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``).
     :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
     """
     try:

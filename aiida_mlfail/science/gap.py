@@ -231,7 +231,7 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
     Labels not in ``train_on`` are switched off by pointing their ``*_parameter_name`` at a key no
     configuration has. Descriptors are checked by :func:`descriptor_string`.
 
-    :param at_file: training file name, a bare file name (:func:`checks.basename`).
+    :param at_file: training file name, a bare file name (:func:`~aiida_mlfail.science.checks.basename`).
     :param gp_file: output GAP XML name, a bare file name.
     :raises ValueError: for a bad descriptor or a file name with a directory part.
     """
@@ -425,7 +425,7 @@ def check_init_args(text, *, label: str | None = None, require_label: bool = Tru
 def check_gap_files(filename, files) -> list[str]:
     """Check the file names of a GAP: ``filename`` (the XML) and ``files`` (XML + sparseX files).
 
-    Every name must be a bare file name (:func:`checks.basename`: no directory part, no ``..``, no
+    Every name must be a bare file name (:func:`~aiida_mlfail.science.checks.basename`: no directory part, no ``..``, no
     space or quote), names unique, and ``filename`` one of ``files``.
 
     :returns: ``files`` as a list.
@@ -447,9 +447,10 @@ def check_gap_files(filename, files) -> list[str]:
 def parse_gap_xml(text: str) -> dict:
     """Label, init args, sparse points and sparseX files of a GAP XML file, checked as untrusted input.
 
-    The label must be a safe name (:func:`checks.safe_name`), ``init_args`` must pass
-    :func:`check_init_args` with that label, and every ``sparseX_filename`` must be a bare file name
-    (:func:`checks.basename`), so that none of them can leave a LAMMPS ``pair_coeff`` line or point
+    The label must be a safe name (:func:`~aiida_mlfail.science.checks.safe_name`), ``init_args`` must pass
+    :func:`.check_init_args` with that label, and every ``sparseX_filename`` must be a bare file name
+    (:func:`~aiida_mlfail.science.checks.basename`), so that none of them can leave a LAMMPS ``pair_coeff`` line or
+    point
     outside the folder of the GAP.
 
     :returns: ``label``, ``init_args`` (``IP GAP label=...``), ``n_sparse`` (list per gpCoordinates),

@@ -23,9 +23,12 @@ from aiida_mlfail.science.structures import density_to_volume
 #: LAMMPS ``metal`` conversion of eV/Å^3 to bar (force.cpp, ``nktv2p``).
 NKTV2P_METAL = 1.6021765e6
 
-#: File names used inside a sampling job.
+# File names used inside a sampling job.
+#: The start structure (LAMMPS data file).
 DATA_FILE = 'structure.data'
+#: The sampled frames (LAMMPS custom dump: positions, forces, per-atom energies).
 DUMP_FILE = 'frames.dump'
+#: Per-frame labels (energy, virial) written by ``fix print``.
 LABELS_FILE = 'labels.dat'
 
 #: Default MD settings; times in fs, intervals in steps.
@@ -118,7 +121,7 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
     :param md: output of :func:`normalise_md` (timestep and dampings in fs).
     :param data_file: the ``read_data`` file holding the start structure.
     :returns: the script text. Frames go to :data:`DUMP_FILE` (id type x y z fx fy fz c_pe_atom)
-        and their energy / volume / virial pressure tensor (bar) to :data:`LABELS_FILE`.
+        and their energy / volume / virial pressure tensor (bar) to :data:`~aiida_mlfail.science.lammps_md.LABELS_FILE`.
     """
     dt_ps = float(md['timestep']) / 1000.0
     t = state_point['temperature']
@@ -179,7 +182,8 @@ def thermo_commands(every: int) -> list[str]:
 
 
 def frame_output_commands(every: int, *, atomic_energies: bool = True, velocities: bool = False) -> list[str]:
-    """Dump (:data:`DUMP_FILE`) and label file (:data:`LABELS_FILE`) of a frame every ``every`` steps.
+    """Dump (:data:`DUMP_FILE`) and label file (:data:`~aiida_mlfail.science.lammps_md.LABELS_FILE`) of a frame every
+    ``every`` steps.
 
     Needs the computes of :func:`label_computes`. Velocities are dumped in Å/ps when asked.
     """
@@ -249,7 +253,7 @@ def parse_dump(text: str, allow_truncated: bool = False) -> list[dict]:
 
 
 def parse_labels(text: str) -> dict[int, dict]:
-    """Parse the :data:`LABELS_FILE` written by ``fix print``.
+    """Parse the :data:`~aiida_mlfail.science.lammps_md.LABELS_FILE` written by ``fix print``.
 
     :returns: ``{step: {'energy': eV, 'volume': Å^3, 'virial_pressure': (6,) bar}}``.
     :raises ValueError: on a malformed line.
@@ -283,7 +287,7 @@ def parse_thermo(text: str) -> dict[str, np.ndarray]:
     Concatenates every run block (steps of consecutive runs continue; a repeated first row of the
     next run is dropped).
 
-    :returns: dict keyed by :data:`THERMO_COLUMNS` names, 1-D float arrays.
+    :returns: dict keyed by :data:`~aiida_mlfail.science.lammps_md.THERMO_COLUMNS` names, 1-D float arrays.
     :raises ValueError: if no thermo block is found.
     """
     keys = {'Step': 'step', 'Time': 'time', 'Temp': 'temperature', 'PotEng': 'potential_energy',

@@ -68,6 +68,7 @@ GUARD_FIX_IDS = {
     'temperature_runaway': 'guard_temperature',
     'energy_runaway': 'guard_energy',
 }
+#: Every stop reason of an MD run: completed, a guard, lost atoms, another LAMMPS error, output incomplete.
 STOP_REASONS = ('completed', *GUARD_FIX_IDS, 'lost_atoms', 'lammps_error', 'incomplete')
 
 #: Units named in the messages of :func:`normalise_mlmd`.
@@ -246,7 +247,8 @@ def rerun_script(reference_commands: list[str], atom_style: str, every: int, dum
 def write_dump(configurations, type_map, steps) -> str:
     """LAMMPS ``dump custom`` text (id type x y z) of configurations, for ``rerun``.
 
-    Cells must be LAMMPS-compatible (lower triangular rows a, b, c as in :func:`lammps_md.parse_dump`).
+    Cells must be LAMMPS-compatible (lower triangular rows a, b, c as in
+    :func:`~aiida_mlfail.science.lammps_md.parse_dump`).
     """
     chunks = []
     for atoms, step in zip(configurations, steps):
@@ -278,7 +280,7 @@ _HALT = re.compile(r'Fix halt condition for fix-id (\S+) met on step (\d+) with 
 def parse_stop(text: str) -> dict:
     """Why and where a GAP MD run stopped, from its LAMMPS screen/log output.
 
-    :returns: ``stop_reason`` (one of :data:`STOP_REASONS`), ``stop_step`` (int or ``None``),
+    :returns: ``stop_reason`` (one of :data:`~aiida_mlfail.science.mlmd.STOP_REASONS`), ``stop_step`` (int or ``None``),
         ``value`` (the guard's value when one tripped) and ``message``.
     """
     match = _HALT.search(text)

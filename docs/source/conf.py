@@ -81,3 +81,13 @@ autodoc_class_signature = 'separated'
 html_theme = 'alabaster'
 html_title = f'aiida-mlfail {release}'
 html_static_path: list[str] = []
+
+# Every cross-reference must resolve (`-W` turns a broken one into an error), except those into other
+# packages: their inventories (intersphinx) would be fetched from the network at build time, which the
+# build does not need and this project's CI machines do not have.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r'py:.*', r'(aiida|aiida_lammps|aiida_cp2k|ase|numpy|scipy|pathlib|click|collections|typing|pydantic|plumpy)'
+               r'(\..*)?'),
+    (r'py:class', r'(BaseModel|Path|Atoms|ndarray|optional|callable)'),
+]

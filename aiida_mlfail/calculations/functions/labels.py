@@ -41,10 +41,12 @@ def attach_labels(configurations: TrainingSetData, labelled: TrainingSetData):
     :returns: ``training_set`` (the labelled configurations) and ``excluded`` (Dict
         ``{'excluded': [...]}``: those without a labelled frame, with index, candidate and reason).
 
-    ``labelled`` holds the frames of :func:`prepare_single_points` (``md_step`` = index of the
+    ``labelled`` holds the frames of :func:`~aiida_mlfail.calculations.functions.lammps_inputs.prepare_single_points`
+    (``md_step`` = index of the
     configuration). Metadata of the configurations (``candidate``, ``md_step``, ``similarity`` ...)
     is kept; the reference's name goes to ``label_reference``; the set's ``reference`` is ``labelled``'s
-    (the parser records the potential's, see :func:`prepare_single_points`).
+    (the parser records the potential's, see
+    :func:`~aiida_mlfail.calculations.functions.lammps_inputs.prepare_single_points`).
 
     :raises ValueError: if no configuration was labelled, or a frame's positions differ
         from its configuration's (modulo lattice vectors, 1e-6 in fractional coordinates).

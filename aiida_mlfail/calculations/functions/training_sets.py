@@ -14,7 +14,7 @@ def merge_training_sets(**training_sets) -> TrainingSetData:
     """One training set of all configurations of the inputs, in keyword order (sorted keys), with their
     common reference.
 
-    Mixed references are refused by the port validator (:func:`_merge_validator`, i.e.
+    Mixed references are refused by the port validator (``_merge_validator``, i.e.
     :func:`~aiida_mlfail.data.training_set.check_same_reference`) before anything is stored; the body
     checks again.
 

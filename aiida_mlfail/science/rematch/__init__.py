@@ -32,9 +32,10 @@ What is different from dscribe is how it is computed:
   pairs that have converged are frozen and removed from the batch;
 * pairs are processed in chunks of bounded memory (``chunk_bytes``), so e.g. a 2000 x 2000
   comparison of 64-atom configurations needs at most ~130 MiB besides the inputs and the result
-  (with 2 threads; see ``chunk_bytes`` of :func:`rematch_kernel`);
+  (with 2 threads; see ``chunk_bytes`` of :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel`);
 * the chunks (GEMM plus Sinkhorn) run in as many threads as BLAS is configured for
-  (:func:`n_threads`), with BLAS itself limited to one thread meanwhile (small GEMMs and batched
+  (:func:`~aiida_mlfail.science.rematch.threads.n_threads`), with BLAS itself limited to one thread meanwhile (small
+  GEMMs and batched
   mat-vecs scale better that way); results do not depend on the thread count;
 * for ``alpha < 1/300`` (where ``exp(-(1 - C)/alpha)`` can underflow) the kernel is stabilised by
   exact row/column rescaling (every row and column keeps an entry equal to 1) with the dscribe
@@ -50,12 +51,12 @@ This module is part of the pure science layer: numpy / scipy only, no AiiDA.
 
 The package is cut along the engine's seams, one concern per module:
 
-* :mod:`.validation` -- feature matrices and solver parameters (:data:`NORM_TOLERANCE`);
+* :mod:`.validation` -- feature matrices and solver parameters (:data:`.NORM_TOLERANCE`);
 * :mod:`.workspace` -- reusable per-thread work buffers (:func:`release_workspaces`);
-* :mod:`.threads` -- the thread pool and BLAS control (:func:`n_threads`);
+* :mod:`.threads` -- the thread pool and BLAS control (:func:`~aiida_mlfail.science.rematch.threads.n_threads`);
 * :mod:`.sinkhorn` -- the batched Sinkhorn solver and its log-domain fallback;
 * :mod:`.blocks` -- bucketing, stacking and the self / cross values of whole sets;
-* :mod:`.kernel` -- :func:`rematch_kernel` and :func:`rematch_distance`;
+* :mod:`.kernel` -- :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` and :func:`rematch_distance`;
 * :mod:`.limits` -- :func:`average_kernel` and :func:`best_match_kernel` (``alpha -> inf`` / ``0``);
 * :mod:`.index` -- :class:`RematchIndex`, the novelty query against a fixed reference set.
 

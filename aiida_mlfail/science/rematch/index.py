@@ -73,16 +73,21 @@ class RematchIndex:
     beyond every leading-axes truncation, and mean feature vectors.
 
     :param reference_features: sequence of ``(n_atoms_j, n_features)`` L2-row-normalised arrays.
-    :param alpha, threshold, max_iter, chunk_bytes: as in :func:`rematch_kernel`; results equal
-        ``rematch_kernel([x], reference_features, ...)[0]`` (to rounding).
+    :param alpha: as in :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` (as are ``threshold``, ``max_iter``
+        and ``chunk_bytes``);
+        results equal ``rematch_kernel([x], reference_features, ...)[0]`` (to rounding).
+    :param threshold: as ``alpha``.
+    :param max_iter: as ``alpha``.
+    :param chunk_bytes: as ``alpha``.
     :param n_seeds: number of references (highest average kernel) solved first in
         :meth:`max_similarity` to obtain a good initial maximum for pruning.
     :param kernel_tolerance: largest allowed bound on the error of an environment kernel when
         :meth:`max_similarity` drops trailing principal axes (see there); ``0`` keeps every axis
         and the references unrotated.
     :param threads: threads for the Sinkhorn chunks (default: as many as BLAS uses, see
-        :func:`n_threads`).
-    :raises ValueError: as :func:`rematch_kernel` for invalid features or parameters, or for a
+        :func:`~aiida_mlfail.science.rematch.threads.n_threads`).
+    :raises ValueError: as :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` for invalid features or
+        parameters, or for a
         negative ``kernel_tolerance``.
 
     Memory: the rotated references are one copy of the reference features (with

@@ -52,13 +52,14 @@ def rematch_kernel(
         20 x 100 and 100 x 500 pairs of 64-atom configurations, ``benchmarks/rematch.py``).
         Configurations given as one 3-D array ``(n_configurations, n_atoms, n_features)`` are
         stacked without copying.
-    :param threads: number of threads (default :func:`n_threads`: as many as BLAS uses); the
+    :param threads: number of threads (default :func:`~aiida_mlfail.science.rematch.threads.n_threads`: as many as BLAS
+        uses); the
         results do not depend on it.
     :returns: array of shape ``(len(features_a), len(features_b))`` (symmetric with unit diagonal when
         ``features_b`` is ``None``).
     :raises ValueError: for a non-sequence / empty input, a configuration that is not 2-D, mismatched
         feature counts, NaN/inf entries (naming the configuration) or a row whose L2 norm differs from
-        1 by more than :data:`NORM_TOLERANCE` (naming configuration, atom and norm); for
+        1 by more than :data:`.NORM_TOLERANCE` (naming configuration, atom and norm); for
         ``alpha <= 0`` or ``threshold`` outside (0, 1).
     """
     engine = _Engine(alpha, threshold, max_iter, chunk_bytes, threads)

@@ -16,9 +16,10 @@ def average_kernel(features_a, features_b=None) -> np.ndarray:
     ``mean(C_AB) / sqrt(mean(C_AA) mean(C_BB))``; with the linear metric ``mean(C_AB)`` is the dot
     product of the mean feature vectors, so this is the cosine between them.
 
-    :param features_a, features_b: as in :func:`rematch_kernel` (``None`` -> ``features_a``).
+    :param features_a: as in :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel`.
+    :param features_b: as in :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` (``None`` -> ``features_a``).
     :returns: array ``(len(features_a), len(features_b))``.
-    :raises ValueError: as :func:`rematch_kernel` for invalid features.
+    :raises ValueError: as :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` for invalid features.
     """
     A = _prepare(features_a, 'features_a')
     B = A if features_b is None else _prepare(features_b, 'features_b', A[0].shape[1])
@@ -66,7 +67,7 @@ def best_match_kernel(features_a, features_b=None) -> np.ndarray:
     not optimised for large sets.
 
     :returns: array ``(len(features_a), len(features_b))``.
-    :raises ValueError: as :func:`rematch_kernel` for invalid features.
+    :raises ValueError: as :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel` for invalid features.
     """
     A = _prepare(features_a, 'features_a')
     symmetric = features_b is None

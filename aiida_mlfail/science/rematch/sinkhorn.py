@@ -1,10 +1,10 @@
 """Batched Sinkhorn solver of REMatch with dscribe's iteration and stopping rule.
 
-:class:`_Engine` solves blocks of pairs ``(P1, P2, N, M)`` of environment kernels at once: the
+``_Engine`` solves blocks of pairs ``(P1, P2, N, M)`` of environment kernels at once: the
 plain kernel ``exp(-(1 - C)/alpha)`` for ``alpha >= 1/300``, an exactly rescaled (stabilised) kernel
-below, and the log-domain iteration :func:`_sinkhorn_log` for any pair that still over/underflows.
+below, and the log-domain iteration ``_sinkhorn_log`` for any pair that still over/underflows.
 Iteration and residual as ``dscribe.kernels.REMatchKernel`` (dscribe 2.1); formulas of De et al.,
-PCCP 18, 13754 (2016). :class:`_Unconverged` collects pairs that hit ``max_iter`` for one warning.
+PCCP 18, 13754 (2016). ``_Unconverged`` collects pairs that hit ``max_iter`` for one warning.
 Pure numpy / scipy, no AiiDA.
 """
 
@@ -22,7 +22,7 @@ from .validation import NORM_TOLERANCE, _check_parameters
 from .workspace import _Workspace
 
 #: Default size (bytes) of one ``(pairs, N, M)`` float64 work array; peak extra memory is a small
-#: multiple of this (see :func:`rematch_kernel`).
+#: multiple of this (see :func:`~aiida_mlfail.science.rematch.kernel.rematch_kernel`).
 DEFAULT_CHUNK_BYTES = 4 * 2**20
 #: Default cap on Sinkhorn sweeps per pair (dscribe has none).
 DEFAULT_MAX_ITER = 100_000
@@ -144,7 +144,8 @@ class _Engine:
 
         :param C4: environment kernels, shape ``(P1, P2, N, M)`` (may be a strided view); pair
             ``(p1, p2)`` uses ``C4[p1, p2, :n_real, :m_real]`` (zero-padded beyond).
-        :param n_real, m_real: real atom counts, broadcastable to ``(P1, P2)`` (default N, M).
+        :param n_real: real atom counts of the first configurations, broadcastable to ``(P1, P2)`` (default N).
+        :param m_real: the same of the second configurations (default M).
         :param select: optional flat indices (into ``P1 * P2``) of the pairs to solve.
         :param ws: optional workspace whose buffers ``'C'`` and ``'K'`` are reused.
         :param c_scale: ``C4`` holds ``C / c_scale`` (the GEMM may fold in ``1/alpha``).

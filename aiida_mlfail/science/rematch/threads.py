@@ -1,7 +1,8 @@
 """Threads and BLAS control of the REMatch engine.
 
 Sinkhorn chunks and their small GEMMs run in the module's own thread pool, one BLAS thread each
-(``threadpoolctl`` limits BLAS meanwhile); :func:`n_threads` is the thread count (the BLAS
+(``threadpoolctl`` limits BLAS meanwhile); :func:`~aiida_mlfail.science.rematch.threads.n_threads` is the thread count
+(the BLAS
 configuration, capped by the CPU affinity and ``SLURM_CPUS_ON_NODE``). Results never depend on the
 thread count. No AiiDA.
 """

@@ -2,7 +2,7 @@
 
 The mechanism follows aiida-quantumespresso's ``ProtocolMixin``
 (``aiida_quantumespresso/workflows/protocols/utils.py``), written here without depending on it. Each public
-WorkChain has one YAML file in this folder, named by :attr:`ProtocolMixin._protocol_file`::
+WorkChain has one YAML file in this folder, named by ``_protocol_file``::
 
     default_inputs:        # every input the builder fills, at the default protocol's values
       ...
@@ -76,7 +76,7 @@ def load_overrides(overrides) -> dict:
 
 
 class ProtocolMixin:
-    """Protocol access for a WorkChain; set :attr:`_protocol_file` (a YAML name in :data:`PROTOCOLS_FOLDER`)."""
+    """Protocol access for a WorkChain; set ``_protocol_file`` (a YAML name in :data:`PROTOCOLS_FOLDER`)."""
 
     #: Name of the protocol YAML of the class, e.g. ``'sample.yaml'``.
     _protocol_file: str = ''
