@@ -1,0 +1,92 @@
+"""AiiDA plugin conventions every WorkChain of the package keeps (aiida-quantumespresso's):
+
+* the outline starts with ``setup`` and ends with ``results``;
+* every step that submits a process is named ``run_<what>`` and is followed, in the same block, by
+  ``inspect_<what>``;
+* an outer WorkChain submits its jobs through restart wrappers only (never a bare ``CalcJob``), and exposes
+  each wrapper by role with the wrapper's own ``max_iterations``, ``handler_overrides`` and ``clean_workdir``.
+
+Read from the classes registered under ``aiida.workflows`` (``mlfail.*``), so a new WorkChain is checked
+without editing this file.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import re
+
+import pytest
+from aiida.engine import BaseRestartWorkChain
+
+WORKCHAINS = {ep.name: ep for ep in importlib.metadata.entry_points(group='aiida.workflows')
+              if ep.name.startswith('mlfail.')}
+
+
+def _blocks(description) -> list[list[str]]:
+    """The step sequences of an outline description (``spec().get_outline().get_description()``), one list
+    per block (the top level, each ``if``/``else``/``while`` body), step names without their docstring."""
+    blocks, steps = [], []
+    for item in description:
+        if isinstance(item, str):
+            steps.append(item.split('(', 1)[0])
+        else:
+            for body in item.values():
+                blocks.extend(_blocks(body))
+    blocks.insert(0, steps)
+    return blocks
+
+
+def _submitting_steps(cls) -> set[str]:
+    """Names of the methods of ``cls`` (and of its package bases) whose source calls ``self.submit``."""
+    names = set()
+    for name, member in inspect.getmembers(cls, inspect.isfunction):
+        if member.__module__.startswith('aiida_mlfail') and 'self.submit(' in inspect.getsource(member):
+            names.add(name)
+    return names
+
+
+@pytest.mark.parametrize('entry_point', sorted(WORKCHAINS))
+def test_outline_steps_are_named_by_convention(entry_point):
+    cls = WORKCHAINS[entry_point].load()
+    blocks = _blocks(cls.spec().get_outline().get_description())
+    top = blocks[0]
+    assert top[0] == 'setup', f'{cls.__name__}: the outline starts with {top[0]!r}, not setup'
+    assert top[-1] == 'results', f'{cls.__name__}: the outline ends with {top[-1]!r}, not results'
+    steps = {step for block in blocks for step in block}
+    for name in _submitting_steps(cls) & steps:
+        assert re.fullmatch(r'run_\w+', name), f'{cls.__name__}.{name} submits a process but is not named run_*'
+    for block in blocks:
+        for index, step in enumerate(block):
+            if step.startswith('run_'):
+                expected = 'inspect_' + step[len('run_'):]
+                following = block[index + 1] if index + 1 < len(block) else None
+                assert following == expected, (f'{cls.__name__}: {step} is followed by {following!r}, '
+                                               f'not {expected}')
+
+
+#: The WorkChains that are not restart wrappers themselves.
+OUTER = sorted(name for name, ep in WORKCHAINS.items() if not issubclass(ep.load(), BaseRestartWorkChain))
+
+
+def test_outer_workchains_found():
+    assert {'mlfail.active_learning', 'mlfail.gap', 'mlfail.label', 'mlfail.mlmd', 'mlfail.sample',
+            'mlfail.config_space'} <= set(OUTER)
+
+
+@pytest.mark.parametrize('entry_point', OUTER)
+def test_outer_workchains_submit_no_bare_calcjob(entry_point):
+    """The jobs of an outer WorkChain go through restart wrappers, each exposed with its restart settings."""
+    cls = WORKCHAINS[entry_point].load()
+    source = inspect.getsource(cls)
+    submitted = set(re.findall(r'self\.submit\(\s*(\w+)', source))
+    bare = sorted(name for name in submitted if name.endswith('Calculation'))
+    assert not bare, f'{cls.__name__} submits bare CalcJobs {bare}'
+    inputs = cls.spec().inputs
+    for name in submitted:
+        if not name.endswith('RestartWorkChain'):
+            continue
+        roles = [role for role, port in inputs.items()
+                 if hasattr(port, 'keys') and {'job', 'max_iterations', 'handler_overrides', 'clean_workdir'}
+                 <= set(port.keys())]
+        assert roles, f'{cls.__name__} submits {name} but exposes no restart wrapper by role'
