@@ -65,6 +65,10 @@ def test_outline_steps_are_named_by_convention(entry_point):
                                                f'not {expected}')
 
 
+#: Outer WorkChains that still submit a bare CalcJob, with the reason. Checked to be still true, so an entry
+#: has to go when its WorkChain is fixed.
+KNOWN_BARE = {'mlfail.aimd': 'Cp2kCalculation: the AIMD restart wrapper continues from CP2K restart files, issue 16'}
+
 #: The WorkChains that are not restart wrappers themselves.
 OUTER = sorted(name for name, ep in WORKCHAINS.items() if not issubclass(ep.load(), BaseRestartWorkChain))
 
@@ -81,7 +85,10 @@ def test_outer_workchains_submit_no_bare_calcjob(entry_point):
     source = inspect.getsource(cls)
     submitted = set(re.findall(r'self\.submit\(\s*(\w+)', source))
     bare = sorted(name for name in submitted if name.endswith('Calculation'))
-    assert not bare, f'{cls.__name__} submits bare CalcJobs {bare}'
+    if entry_point in KNOWN_BARE:
+        assert bare, f'{cls.__name__} submits no bare CalcJob any more: remove it from KNOWN_BARE'
+    else:
+        assert not bare, f'{cls.__name__} submits bare CalcJobs {bare}'
     inputs = cls.spec().inputs
     for name in submitted:
         if not name.endswith('RestartWorkChain'):
