@@ -127,16 +127,21 @@ LIQUID_SPACING_FRACTION = 0.7
 #: Most sweeps of :func:`random_liquid` (each redraws every atom still too close to an earlier one).
 RANDOM_LIQUID_MAX_SWEEPS = 1000
 
+#: Candidate positions per sweep of :func:`random_liquid`, shared by the atoms still to place (at least one
+#: each): the last atoms of a dense packing get thousands of tries per sweep, checked at once by a k-d tree.
+RANDOM_LIQUID_TRIALS = 4096
+
 
 def random_liquid(composition: dict, density: float, *, min_distance=None, seed: int = 0,
                   max_sweeps: int = RANDOM_LIQUID_MAX_SWEEPS) -> Atoms:
     """A random packing of atoms of any ``composition`` in a periodic cubic box at mass ``density``, to be melted.
 
-    Every atom is drawn uniformly in the box; then, sweep after sweep, each atom drawn in the last sweep
-    that is closer than the minimum distance of its pair to an atom already placed, or to one drawn in
-    the same sweep with a lower index, is drawn again, until no pair is too close (periodic distances
-    of scipy's ``cKDTree`` with ``boxsize``: the minimum image of the cubic box; an atom's own images
-    are at the box edge). Without a maintained packer that runs here (Packmol needs its own binary),
+    Every atom is drawn uniformly in the box; then, sweep after sweep, each atom that is closer than
+    the minimum distance of its pair to an atom already placed, or to one drawn in the same sweep with a
+    lower index, is drawn again (from up to :data:`RANDOM_LIQUID_TRIALS` candidates per sweep, the first
+    one clear of the placed atoms taken), until no pair is too close (periodic distances of scipy's
+    ``cKDTree`` with ``boxsize``: the minimum image of the cubic box; an atom's own images are at the
+    box edge). Without a maintained packer that runs here (Packmol needs its own binary),
     this is random sequential addition done in sweeps. The result
     is a hard-sphere-like random packing with no structure of its own: melt it with the reference
     potential before sampling. Atoms come in the order of ``composition`` (all of its first species,
@@ -186,25 +191,33 @@ def random_liquid(composition: dict, density: float, *, min_distance=None, seed:
     def draw(n):
         return np.minimum(rng.random((n, 3)) * edge, top)
 
-    positions = draw(len(symbols))
+    positions = np.zeros((len(symbols), 3))
     fixed = np.zeros(len(symbols), dtype=bool)  # placed and clear of every other fixed atom
+    pending = np.arange(len(symbols))  # to be (re)drawn
     for _ in range(max_sweeps):
-        moved = np.flatnonzero(~fixed)
-        tree = cKDTree(positions[moved], boxsize=edge)
-        # moved atoms among themselves: the later of a too-close pair is drawn again
+        # each pending atom gets `trials` candidate positions; the first one clear of the fixed atoms is taken
+        trials = max(1, RANDOM_LIQUID_TRIALS // pending.size)
+        candidates = draw(pending.size * trials)
+        clear = np.ones(candidates.shape[0], dtype=bool)
+        if fixed.any():
+            placed = np.flatnonzero(fixed)
+            pairs = cKDTree(positions[placed], boxsize=edge).sparse_distance_matrix(
+                cKDTree(candidates, boxsize=edge), reach, output_type='ndarray')
+            owner = pending[pairs['j'] // trials]
+            clear[pairs['j'][pairs['v'] < table[kinds[placed[pairs['i']]], kinds[owner]]]] = False
+        clear = clear.reshape(pending.size, trials)
+        positions[pending] = candidates.reshape(pending.size, trials, 3)[np.arange(pending.size), clear.argmax(axis=1)]
+        # pending atoms among themselves: the later of a too-close pair is drawn again
+        tree = cKDTree(positions[pending], boxsize=edge)
         pairs = tree.sparse_distance_matrix(tree, reach, output_type='ndarray')
-        a, b = moved[pairs['i']], moved[pairs['j']]
-        again = b[(a < b) & (pairs['v'] < table[kinds[a], kinds[b]])]
-        if fixed.any():  # and against the fixed atoms: drawn again
-            pairs = cKDTree(positions[fixed], boxsize=edge).sparse_distance_matrix(tree, reach, output_type='ndarray')
-            a, b = np.flatnonzero(fixed)[pairs['i']], moved[pairs['j']]
-            again = np.concatenate([again, b[pairs['v'] < table[kinds[a], kinds[b]]]])
-        again = np.unique(again)
-        fixed[moved] = True
+        a, b = pending[pairs['i']], pending[pairs['j']]
+        again = np.unique(np.concatenate([pending[~clear.any(axis=1)],
+                                          b[(a < b) & (pairs['v'] < table[kinds[a], kinds[b]])]]))
+        fixed[pending] = True
         if again.size == 0:
             return Atoms(symbols, positions=positions, cell=[edge] * 3, pbc=True)
         fixed[again] = False
-        positions[again] = draw(again.size)
+        pending = again
     fraction = sum(math.pi / 6.0 * limits[(s, s)] ** 3 * n for s, n in counts.items()) / volume
     raise ValueError(f'{described}: cannot place the atoms: {again.size} still too close after {max_sweeps} '
                      f'sweeps (like-pair spheres fill {fraction:.2f} of the box; random packings jam near '
