@@ -407,8 +407,9 @@ PAIR_DISTANCE_FRACTION = 0.5
 #: Shortest distance of a pair without data, as a multiple of the sum of the covalent radii
 #: (``ase.data.covalent_radii``, Cordero et al., Dalton Trans. 2832 (2008)); :func:`default_pair_distances`
 #: multiplies it by its ``fraction``. 0.75 is the smallest ratio of shortest distance to radii sum measured
-#: in the committed frames (Na-Cl 2.09 Å / 2.68 Å = 0.78 at 1400 K; Na-Na 0.89, Cl-Cl 1.59; liquid argon
-#: ~3.0 Å / 2.12 Å = 1.4; a C-H bond 1.09 Å / 1.07 Å = 1.0), so the estimate errs to the short side
+#: in the committed frames (Na-Cl 2.09 Å / 2.68 Å = 0.78 at 1400 K; Na-Na 0.89, Cl-Cl 1.59); other
+#: systems sit higher (liquid argon's closest contacts, ~3.0 Å by :data:`MIN_DISTANCE_FRACTION`'s note,
+#: / 2.12 Å = 1.4; a textbook C-H bond 1.09 Å / 1.07 Å = 1.0), so the estimate errs to the short side
 #: and a guard built on it does not stop a sound run.
 COVALENT_CONTACT_FACTOR = 0.75
 
@@ -467,7 +468,7 @@ def default_pair_distances(species, configurations=None, *,
     training data) when the pair occurs there, else estimated as :data:`COVALENT_CONTACT_FACTOR` x the sum
     of the covalent radii of the two elements (``ase.data.covalent_radii``). So with data, NaCl gets
     Na-Cl 1.04 Å, Na-Na 1.48 Å, Cl-Cl 1.62 Å (1400 K classical frames, default fraction 0.5); without,
-    ``0.5 x 0.75 x (r_A + r_B)``: Na-Cl 1.01 Å, Ar-Ar 0.80 Å, C-H 0.40 Å, O-H 0.37 Å.
+    ``0.5 x 0.75 x (r_A + r_B)``: Na-Cl 1.00 Å, Ar-Ar 0.80 Å, C-H 0.40 Å, O-H 0.36 Å.
 
     :param species: chemical symbols (any order, repeats ignored) whose pairs to give.
     :param configurations: ``ase.Atoms`` of the training data, or ``None``/empty for no data.
