@@ -109,6 +109,82 @@ FIT_DEFAULTS = {
 }
 
 
+#: Default SOAP settings of :func:`default_descriptors` (those of the ``mlfail.gap`` protocol): n_max 4 /
+#: l_max 3 with a 0.7 Å Gaussian is a coarse, cheap SOAP that still tells a compressed from a dilute
+#: environment; zeta 4 is the exponent of the dot-product kernel of Bartók et al. (2013); delta 0.5 eV
+#: makes the many-body term a correction to the 2-body one (delta 1.0 eV).
+DEFAULT_SOAP = {'n_max': 4, 'l_max': 3, 'atom_sigma': 0.7, 'zeta': 4, 'delta': 0.5}
+
+#: Energy scale (eV) of the 2-body term of :func:`default_descriptors`, of the order of the spread of the
+#: energies per atom of a training set.
+DEFAULT_DELTA_2B = 1.0
+
+#: SOAP keys :func:`default_descriptors` sets from its own arguments (not through ``soap``).
+_SOAP_MANAGED = ('cutoff', 'n_sparse', 'Z', 'n_species', 'species_Z', 'add_species')
+
+
+def default_descriptors(species, cutoff: float, *, n_sparse_2b: int = 15, n_sparse_soap: int = 20,
+                        soap: dict | None = None) -> list[dict]:
+    """The 2-body + SOAP GAP descriptors for any list of species, in the list format of
+    :func:`normalise_fit_parameters`.
+
+    The GAP of Bartók, Payne, Kondor and Csányi (PRL 104, 136403 (2010)) with a pair term plus the SOAP
+    many-body term of Bartók, Kondor and Csányi (PRB 87, 184115 (2013)), written out per species as
+    gap_fit would make it with ``add_species=T`` (https://libatoms.github.io/GAP/gap_fit.html), so the
+    species are explicit and checkable:
+
+    * one ``distance_2b`` per species pair (``Z1 <= Z2``), ``delta`` :data:`DEFAULT_DELTA_2B`,
+      ``n_sparse_2b`` points spread uniformly along the pair distance (the 2-body curve is smooth and
+      one-dimensional);
+    * one ``soap`` per centre species (``Z``), each seeing all species (``n_species``, ``species_Z``),
+      with :data:`DEFAULT_SOAP` updated by ``soap``, ``n_sparse_soap`` environments (CUR);
+
+    all with ``add_species=False`` (the species are given) and the same ``cutoff``. The defaults are the
+    ``mlfail.gap`` protocol's (``fast``): 5 Å covers the first two neighbour shells of a dense liquid.
+    Ordered by atomic number: for ``['Cl', 'Na']`` the pairs Na-Na, Na-Cl, Cl-Cl, then SOAP on Na and on
+    Cl: n(n+1)/2 pair descriptors and n SOAP descriptors for n species.
+
+    :param species: chemical symbols (any order; repeats are ignored).
+    :param cutoff: cutoff radius of every descriptor, Å (> 0).
+    :param n_sparse_2b: sparse points per pair descriptor (integer > 0).
+    :param n_sparse_soap: sparse environments per SOAP descriptor (integer > 0).
+    :param soap: overrides of :data:`DEFAULT_SOAP` and other SOAP / GAP keys (``n_max``, ``l_max``,
+        ``atom_sigma``, ``zeta``, ``delta``, ``cutoff_transition_width``, ``sparse_method`` ...), not the keys
+        this function sets (``cutoff``, ``n_sparse``, ``Z``, ``n_species``, ``species_Z``, ``add_species``).
+    :returns: list of descriptor dicts, each passing :func:`check_descriptor`.
+    :raises ValueError: naming the value, for an empty species list or one that is not a chemical symbol, a
+        cutoff / n_sparse that is not a positive number, a ``soap`` that is not a mapping, names a key
+        set here or a key/value :func:`check_descriptor` refuses.
+    """
+    if isinstance(species, str) or not isinstance(species, (list, tuple, set)) or not species:
+        raise ValueError(f'species must be a non-empty list of chemical symbols, got {species!r}')
+    for symbol in species:
+        if not isinstance(symbol, str) or not atomic_numbers.get(symbol):
+            raise ValueError(f'species: {symbol!r} is not a chemical symbol (e.g. Na, Cl, Ar, C, H)')
+    cutoff = checks.number(cutoff, 'cutoff', gt=0, unit='Å')
+    n_sparse_2b = checks.integer(n_sparse_2b, 'n_sparse_2b', gt=0, le=checks.INT32_MAX)
+    n_sparse_soap = checks.integer(n_sparse_soap, 'n_sparse_soap', gt=0, le=checks.INT32_MAX)
+    if soap is None:
+        soap = {}
+    if not isinstance(soap, dict):
+        raise ValueError(f'soap must be a mapping of SOAP settings, got {soap!r}')
+    managed = sorted(set(soap) & set(_SOAP_MANAGED))
+    if managed:
+        raise ValueError(f'soap: {managed} are set by default_descriptors from its arguments and the species')
+    numbers = sorted({atomic_numbers[s] for s in species})
+    descriptors = [
+        {'type': 'distance_2b', 'cutoff': cutoff, 'Z1': z1, 'Z2': z2, 'delta': DEFAULT_DELTA_2B,
+         'n_sparse': n_sparse_2b, 'sparse_method': 'uniform', 'add_species': False}
+        for i, z1 in enumerate(numbers) for z2 in numbers[i:]
+    ]
+    descriptors += [
+        {'type': 'soap', **DEFAULT_SOAP, **soap, 'cutoff': cutoff, 'Z': z, 'n_species': len(numbers),
+         'species_Z': list(numbers), 'n_sparse': n_sparse_soap, 'add_species': False}
+        for z in numbers
+    ]
+    return [check_descriptor(d) for d in descriptors]
+
+
 def _format(value) -> str:
     if isinstance(value, bool):
         return 'T' if value else 'F'
@@ -229,7 +305,9 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
     """Command-line arguments of gap_fit (``key=value`` words) for normalised ``parameters``.
 
     Labels not in ``train_on`` are switched off by pointing their ``*_parameter_name`` at a key no
-    configuration has. Descriptors are checked by :func:`descriptor_string`.
+    configuration has. Descriptors are checked by :func:`descriptor_string`. Inside ``gap={...}`` a list
+    value takes double braces (``species_Z={{11 17}}``): gap_fit's command-line parser strips one level
+    (with single braces gap_fit 0.10 stops with ``soap_initialise failed to parse ... species_Z=11 17``).
 
     :param at_file: training file name, a bare file name (:func:`~aiida_mlfail.science.checks.basename`).
     :param gp_file: output GAP XML name, a bare file name.
@@ -237,7 +315,7 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
     """
     checks.basename(at_file, 'at_file')
     checks.basename(gp_file, 'gp_file')
-    gap = ' : '.join(descriptor_string(d) for d in parameters['descriptors'])
+    gap = ' : '.join(descriptor_string(d).replace('{', '{{').replace('}', '}}') for d in parameters['descriptors'])
     sigma = parameters['sigma']
     names = {label: (label if label in parameters['train_on'] else f'__not_trained_{label}') for label in TRAINABLE}
     return [
@@ -261,7 +339,9 @@ def count_environments(configurations, descriptor: dict) -> dict[str, int]:
     SOAP with ``add_species``: atoms per centre species; ``distance_2b``: pairs within the cutoff
     per species pair, every pair counted from both ends as in gap_fit's dryrun report; ``angle_3b``: atoms per
     centre species (an upper bound is not
-    needed there: n_sparse is checked against centres).
+    needed there: n_sparse is checked against centres). A descriptor with ``add_species=False`` and its
+    species given (``Z`` of SOAP / ``angle_3b``, ``Z1``/``Z2`` of ``distance_2b``, non-zero; as
+    :func:`default_descriptors` makes them) counts only its own species (pair).
 
     :returns: ``{'Na': 352, 'Cl': 352}`` or ``{'Na-Cl': 4562, ...}``.
     """
@@ -271,7 +351,7 @@ def count_environments(configurations, descriptor: dict) -> dict[str, int]:
         for atoms in configurations:
             for symbol in atoms.get_chemical_symbols():
                 counts[symbol] = counts.get(symbol, 0) + 1
-        return counts
+        return _own_species(counts, descriptor)
     cutoff = float(descriptor['cutoff'])
     for atoms in configurations:
         i, j = neighbor_list('ij', atoms, cutoff)
@@ -280,7 +360,24 @@ def count_environments(configurations, descriptor: dict) -> dict[str, int]:
         for a, b in zip(numbers[i[keep]], numbers[j[keep]]):
             key = '-'.join(sorted((_symbol(a), _symbol(b)), key=lambda s: atomic_numbers[s]))
             counts[key] = counts.get(key, 0) + 2  # gap_fit counts every pair from both ends
-    return counts
+    return _own_species(counts, descriptor)
+
+
+def _own_species(counts: dict[str, int], descriptor: dict) -> dict[str, int]:
+    """``counts`` restricted to the species (pair) of a descriptor that names them without ``add_species``."""
+    if descriptor.get('add_species', True) is not False:
+        return counts
+    if descriptor['type'] == 'distance_2b':
+        z1, z2 = int(descriptor.get('Z1', 0)), int(descriptor.get('Z2', 0))
+        if not (z1 and z2):
+            return counts
+        key = '-'.join(_symbol(z) for z in sorted((z1, z2)))
+    else:
+        z = int(descriptor.get('Z', 0))
+        if not z:
+            return counts
+        key = _symbol(z)
+    return {key: counts.get(key, 0)}
 
 
 def _symbol(number: int) -> str:
@@ -293,8 +390,9 @@ def check_sparse_points(configurations, descriptors) -> None:
     """Raise ``ValueError`` if a descriptor asks for more sparse points than there are environments."""
     for descriptor in descriptors:
         counts = count_environments(configurations, descriptor)
-        if not counts:
-            raise ValueError(f"{descriptor['type']} descriptor finds no environment in the training set")
+        if not counts or not any(counts.values()):
+            where = f' for {sorted(counts)}' if counts else ''
+            raise ValueError(f"{descriptor['type']} descriptor finds no environment{where} in the training set")
         key, smallest = min(counts.items(), key=lambda kv: kv[1])
         if int(descriptor['n_sparse']) > smallest:
             raise ValueError(

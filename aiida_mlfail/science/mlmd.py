@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md
-from aiida_mlfail.science.potentials import MASSES
+from aiida_mlfail.science.potentials import mass_commands
 
 #: Default MLMD settings (times in fs, damping in fs, pressure in bar).
 MLMD_DEFAULTS = {
@@ -184,7 +184,7 @@ def mlmd_setup_commands(pair_commands: list[str], type_map, parameters: dict, n_
     lines = [
         '# aiida-mlfail GAP molecular dynamics',
         'units metal', 'atom_style atomic', 'boundary p p p', f'read_data {data_file}',
-        *[f'mass {i + 1} {MASSES[s]}' for i, s in enumerate(type_map)],
+        *mass_commands(type_map),
         *pair_commands,
         'neighbor 1.0 bin', 'neigh_modify every 1 delay 0 check yes',
         f"timestep {float(p['timestep']) / 1000.0:.10g}",

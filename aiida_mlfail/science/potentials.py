@@ -23,10 +23,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from aiida_mlfail.science import checks
+from ase.data import atomic_masses, atomic_numbers
 
-#: Atomic masses (amu) used in the LAMMPS ``mass`` commands.
-MASSES = {'Na': 22.98977, 'Cl': 35.453, 'Ar': 39.948}
+from aiida_mlfail.science import checks
 
 #: Formal charges (e) of the ionic species.
 CHARGES = {'Na': 1.0, 'Cl': -1.0, 'Ar': 0.0}
@@ -52,6 +51,28 @@ _SPECIES = {
     'bmhtf_wolf': ('Na', 'Cl'),
     'lj_argon': ('Ar',),
 }
+
+
+def atomic_mass(symbol: str) -> float:
+    """Standard atomic mass (amu) of the element ``symbol`` from ``ase.data.atomic_masses``.
+
+    ASE takes them from the IUPAC 2016 standard atomic weights (conventional values for the
+    elements given as intervals, e.g. Cl 35.45); any element 1-118 works, no table of species here.
+
+    :raises ValueError: naming ``symbol`` when it is not a chemical symbol (``'X'``, ``'na'``, 12 ...).
+    """
+    number = atomic_numbers.get(symbol) if isinstance(symbol, str) else None
+    if not number:  # None, or 0 for ASE's dummy 'X'
+        raise ValueError(f'{symbol!r} is not a chemical symbol (e.g. Na, Cl, Ar, C, H)')
+    return float(atomic_masses[number])
+
+
+def mass_commands(type_map) -> list[str]:
+    """LAMMPS ``mass`` commands (amu, ``units metal``) for the symbols of types 1, 2, ... in ``type_map``.
+
+    :raises ValueError: naming a symbol that is not a chemical element (:func:`atomic_mass`).
+    """
+    return [f'mass {i + 1} {atomic_mass(s):.10g}' for i, s in enumerate(type_map)]
 
 
 @dataclass
@@ -112,7 +133,7 @@ class ReferencePotential:
 
         Type ``i`` is ``self.species[i-1]``.
         """
-        lines = [f'mass {i + 1} {MASSES[s]}' for i, s in enumerate(self.species)]
+        lines = mass_commands(self.species)
         p = self.parameters
         if self.name == 'lj_argon':
             lines += [

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii
+from ase.neighborlist import neighbor_list
+from scipy.spatial import cKDTree
 
 from aiida_mlfail.science import checks
-from aiida_mlfail.science.potentials import MASSES
+from aiida_mlfail.science.potentials import atomic_mass
 
 #: Avogadro's number, 1/mol (CODATA 2018, exact).
 AVOGADRO = 6.02214076e23
@@ -24,17 +28,22 @@ NACL_LATTICE = 5.64
 def density_to_volume(symbols, density: float) -> float:
     """Volume (Å^3) of a cell holding ``symbols`` at mass ``density`` (g/cm^3).
 
-    :raises ValueError: if ``density`` is not positive.
+    Masses are ASE's standard atomic weights (:func:`~aiida_mlfail.science.potentials.atomic_mass`).
+
+    :raises ValueError: if ``density`` is not positive, or naming a symbol that is not a chemical element.
     """
     if not density > 0:
         raise ValueError(f'density must be positive, got {density!r} g/cm^3')
-    mass_g = sum(MASSES[s] for s in symbols) / AVOGADRO
+    mass_g = sum(atomic_mass(s) for s in symbols) / AVOGADRO
     return mass_g / density * 1.0e24
 
 
 def volume_to_density(symbols, volume: float) -> float:
-    """Mass density (g/cm^3) of ``symbols`` in ``volume`` Å^3."""
-    mass_g = sum(MASSES[s] for s in symbols) / AVOGADRO
+    """Mass density (g/cm^3) of ``symbols`` in ``volume`` Å^3 (masses of ``ase.data``, amu).
+
+    :raises ValueError: naming a symbol that is not a chemical element.
+    """
+    mass_g = sum(atomic_mass(s) for s in symbols) / AVOGADRO
     return mass_g / (volume * 1.0e-24)
 
 
@@ -105,23 +114,198 @@ def argon(n_cells: int = 3, *, box: float = 17.042) -> Atoms:
     return atoms
 
 
+#: Default minimum distance of :func:`random_liquid` as a fraction of the mean atomic spacing
+#: ``(V/N)^(1/3)``. Hard spheres of that diameter fill ``pi/6 x 0.7^3 = 0.18`` of the volume at any
+#: density, under half the jamming limit of random sequential addition (0.384: Torquato, Uche and
+#: Stillinger, Phys. Rev. E 74, 061308 (2006)), so the packing always succeeds in a few sweeps; and the
+#: closest pairs land near real liquid contacts: 64-ion NaCl at 1.5 g/cm^3 gets 2.23 Å (the shortest
+#: Na-Cl of the committed 1400 K classical frames is 2.09 Å), argon at the thesis's 108 atoms in
+#: 17.042 Å gets 2.50 Å (Lennard-Jones sigma 3.405 Å: about 1.4 eV above the minimum for the
+#: pair, which a short minimisation or a small first timestep removes before melting).
+LIQUID_SPACING_FRACTION = 0.7
+
+#: Most sweeps of :func:`random_liquid` (each redraws every atom still too close to an earlier one).
+RANDOM_LIQUID_MAX_SWEEPS = 1000
+
+#: Candidate positions per sweep of :func:`random_liquid`, shared by the atoms still to place (at least one
+#: each): the last atoms of a dense packing get thousands of tries per sweep, checked at once by a k-d tree.
+RANDOM_LIQUID_TRIALS = 4096
+
+
+def random_liquid(composition: dict, density: float, *, min_distance=None, seed: int = 0,
+                  max_sweeps: int = RANDOM_LIQUID_MAX_SWEEPS) -> Atoms:
+    """A random packing of atoms of any ``composition`` in a periodic cubic box at mass ``density``, to be melted.
+
+    Every atom is drawn uniformly in the box; then, sweep after sweep, each atom that is closer than
+    the minimum distance of its pair to an atom already placed, or to one drawn in the same sweep with a
+    lower index, is drawn again (from up to :data:`RANDOM_LIQUID_TRIALS` candidates per sweep, the first
+    one clear of the placed atoms taken), until no pair is too close (periodic distances of scipy's
+    ``cKDTree`` with ``boxsize``: the minimum image of the cubic box; an atom's own images are at the
+    box edge). Without a maintained packer that runs here (Packmol needs its own binary),
+    this is random sequential addition done in sweeps. The result
+    is a hard-sphere-like random packing with no structure of its own: melt it with the reference
+    potential before sampling. Atoms come in the order of ``composition`` (all of its first species,
+    then the second, ...); no charges are set (the reference potential carries them).
+
+    :param composition: ``{symbol: count}``, e.g. ``{'Na': 32, 'Cl': 32}`` or ``{'Ar': 108}``; counts are
+        integers >= 1, at most :data:`MAX_BUILT_ATOMS` atoms in all.
+    :param density: mass density in g/cm^3 (ASE's standard atomic weights); fixes the cubic box edge.
+    :param min_distance: closest allowed distance in Å: one number for every pair, or a mapping
+        ``{(A, B): Å}`` (keys may also be ``'A-B'`` strings, as in a JSON spec) covering every pair of
+        the composition, e.g. from :func:`default_pair_distances`; ``None`` (default) for
+        :data:`LIQUID_SPACING_FRACTION` x the mean spacing ``(V/N)^(1/3)``.
+    :param seed: seed of numpy's ``default_rng``: the same arguments give the same structure.
+    :param max_sweeps: most redraw sweeps before giving up.
+    :returns: ``Atoms`` with a cubic cell (Å), ``pbc=True``, positions inside the cell.
+    :raises ValueError: naming the value, for a bad composition (not a mapping, unknown symbol, count not
+        an integer >= 1, too many atoms), a density / min_distance / seed that is not a positive number
+        (seed >= 0), a min_distance mapping that misses a pair or names a species outside the
+        composition, a box edge shorter than a like-pair minimum distance (an atom would overlap its
+        own periodic image), or, naming the composition, density and minimum distances, when the
+        atoms cannot be placed within ``max_sweeps`` sweeps (too dense for that minimum distance).
+    """
+    counts = _composition(composition)
+    density = checks.number(density, 'density', gt=0, unit='g/cm^3')
+    seed = checks.integer(seed, 'seed', ge=0)
+    max_sweeps = checks.integer(max_sweeps, 'max_sweeps', ge=1)
+    symbols = [symbol for symbol, count in counts.items() for _ in range(count)]
+    volume = density_to_volume(symbols, density)
+    edge = volume ** (1.0 / 3.0)
+    if min_distance is None:
+        limits = dict.fromkeys(_pairs(counts), LIQUID_SPACING_FRACTION * (volume / len(symbols)) ** (1.0 / 3.0))
+    else:
+        limits = _pair_limits(min_distance, counts)
+    described = (f'random liquid {counts} at {density:g} g/cm^3 (cubic box {edge:.3f} Å) with minimum '
+                 f"distances {', '.join(f'{a}-{b} {d:.3f} Å' for (a, b), d in limits.items())}")
+    too_long = [f'{a}-{b} {d:.3f} Å' for (a, b), d in limits.items() if a == b and d > edge]
+    if too_long:
+        raise ValueError(f'{described}: the box edge is shorter than {too_long}, so an atom would overlap its '
+                         'own periodic image; give more atoms or a smaller min_distance')
+    species = list(counts)
+    kinds = np.repeat(np.arange(len(species)), list(counts.values()))
+    table = np.array([[limits[pair_key(a, b)] for b in species] for a in species])
+    reach = float(table.max())
+    rng = np.random.default_rng(seed)
+    top = np.nextafter(edge, 0.0)  # cKDTree's periodic box is [0, edge)
+
+    def draw(n):
+        return np.minimum(rng.random((n, 3)) * edge, top)
+
+    positions = np.zeros((len(symbols), 3))
+    fixed = np.zeros(len(symbols), dtype=bool)  # placed and clear of every other fixed atom
+    pending = np.arange(len(symbols))  # to be (re)drawn
+    for _ in range(max_sweeps):
+        # each pending atom gets `trials` candidate positions; the first one clear of the fixed atoms is taken
+        trials = max(1, RANDOM_LIQUID_TRIALS // pending.size)
+        candidates = draw(pending.size * trials)
+        clear = np.ones(candidates.shape[0], dtype=bool)
+        if fixed.any():
+            placed = np.flatnonzero(fixed)
+            pairs = cKDTree(positions[placed], boxsize=edge).sparse_distance_matrix(
+                cKDTree(candidates, boxsize=edge), reach, output_type='ndarray')
+            owner = pending[pairs['j'] // trials]
+            clear[pairs['j'][pairs['v'] < table[kinds[placed[pairs['i']]], kinds[owner]]]] = False
+        clear = clear.reshape(pending.size, trials)
+        positions[pending] = candidates.reshape(pending.size, trials, 3)[np.arange(pending.size), clear.argmax(axis=1)]
+        # pending atoms among themselves: the later of a too-close pair is drawn again
+        tree = cKDTree(positions[pending], boxsize=edge)
+        pairs = tree.sparse_distance_matrix(tree, reach, output_type='ndarray')
+        a, b = pending[pairs['i']], pending[pairs['j']]
+        again = np.unique(np.concatenate([pending[~clear.any(axis=1)],
+                                          b[(a < b) & (pairs['v'] < table[kinds[a], kinds[b]])]]))
+        fixed[pending] = True
+        if again.size == 0:
+            return Atoms(symbols, positions=positions, cell=[edge] * 3, pbc=True)
+        fixed[again] = False
+        pending = again
+    fraction = sum(math.pi / 6.0 * limits[(s, s)] ** 3 * n for s, n in counts.items()) / volume
+    raise ValueError(f'{described}: cannot place the atoms: {again.size} still too close after {max_sweeps} '
+                     f'sweeps (like-pair spheres fill {fraction:.2f} of the box; random packings jam near '
+                     '0.38): lower the density or min_distance')
+
+
+def _symbol(value, what: str) -> str:
+    """``value`` if it is a chemical symbol (ASE's, not the dummy ``X``), else ``ValueError`` naming it."""
+    if not isinstance(value, str) or not atomic_numbers.get(value):
+        raise ValueError(f'{what}: {value!r} is not a chemical symbol (e.g. Na, Cl, Ar, C, H)')
+    return value
+
+
+def _composition(composition) -> dict[str, int]:
+    if not isinstance(composition, dict) or not composition:
+        raise ValueError(f'composition must be a non-empty mapping {{symbol: count}}, got {composition!r}')
+    counts = {_symbol(s, 'composition'): checks.integer(n, f'composition[{s!r}]', ge=1, le=MAX_BUILT_ATOMS)
+              for s, n in composition.items()}
+    total = sum(counts.values())
+    if total > MAX_BUILT_ATOMS:
+        raise ValueError(f'composition {counts} has {total} atoms, more than {MAX_BUILT_ATOMS}')
+    return counts
+
+
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    """The key of the species pair ``a``-``b`` in this module's dicts: the two symbols, lower atomic number first.
+
+    ``pair_key('Cl', 'Na') == ('Na', 'Cl')`` (the order of :func:`~aiida_mlfail.science.gap.count_environments`).
+
+    :raises ValueError: naming a value that is not a chemical symbol.
+    """
+    a, b = _symbol(a, 'species pair'), _symbol(b, 'species pair')
+    return (a, b) if atomic_numbers[a] <= atomic_numbers[b] else (b, a)
+
+
+def _pairs(species) -> list[tuple[str, str]]:
+    ordered = sorted(set(species), key=atomic_numbers.__getitem__)
+    return list(itertools.combinations_with_replacement(ordered, 2))
+
+
+def _pair_limits(min_distance, species) -> dict[tuple[str, str], float]:
+    """Per-pair distances (Å) for every pair of ``species`` from a number or a ``{(A, B) | 'A-B': Å}`` mapping."""
+    pairs = _pairs(species)
+    if not isinstance(min_distance, dict):
+        value = checks.number(min_distance, 'min_distance', gt=0, unit='Å')
+        return dict.fromkeys(pairs, value)
+    given = {}
+    for key, value in min_distance.items():
+        parts = key.split('-') if isinstance(key, str) else key
+        if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+            raise ValueError(f"min_distance: key {key!r} is not a species pair (A, B) or 'A-B'")
+        pair = pair_key(*parts)
+        if not set(pair) <= set(species):
+            raise ValueError(f'min_distance: pair {key!r} names a species outside {sorted(set(species))}')
+        given[pair] = checks.number(value, f'min_distance[{key!r}]', gt=0, unit='Å')
+    missing = [f'{a}-{b}' for a, b in pairs if (a, b) not in given]
+    if missing:
+        raise ValueError(f'min_distance misses the pair(s) {missing}')
+    return {pair: given[pair] for pair in pairs}
+
+
 #: The named structure presets of a ``structure_spec`` (``{'system': name, ...}``): builder and its keywords.
-PRESETS = {'nacl': (molten_nacl, ('n_ions', 'volume', 'density', 'seed')), 'argon': (argon, ('n_cells', 'box'))}
+#: ``liquid`` is the generic one: any composition at a density (:func:`random_liquid`).
+PRESETS = {
+    'nacl': (molten_nacl, ('n_ions', 'volume', 'density', 'seed')),
+    'argon': (argon, ('n_cells', 'box')),
+    'liquid': (random_liquid, ('composition', 'density', 'min_distance', 'seed')),
+}
 
 
 def from_spec(spec: dict) -> Atoms:
-    """The structure of a preset spec, e.g. ``{'system': 'nacl', 'n_ions': 64, 'density': 1.5}`` or
-    ``{'system': 'argon', 'n_cells': 3}`` (:data:`PRESETS`).
+    """The structure of a preset spec, e.g. ``{'system': 'nacl', 'n_ions': 64, 'density': 1.5}``,
+    ``{'system': 'argon', 'n_cells': 3}`` or ``{'system': 'liquid', 'composition': {'Cu': 50, 'Zr': 50},
+    'density': 7.0, 'seed': 1}`` (:data:`PRESETS`).
 
-    :raises ValueError: naming the value, for an unknown ``system``, a keyword its builder does not take, or a
-        value the builder refuses.
+    :raises ValueError: naming the value, for an unknown ``system``, a keyword its builder does not take, a
+        missing ``composition``/``density`` of ``liquid``, or a value the builder refuses.
     """
     spec = dict(spec)
     system = spec.pop('system', None)
-    if system not in PRESETS:
-        raise ValueError(f"structure spec: system must be 'nacl' or 'argon', got {system!r}")
+    if not isinstance(system, str) or system not in PRESETS:
+        raise ValueError(f'structure spec: system must be one of {sorted(PRESETS)}, got {system!r}')
     build, allowed = PRESETS[system]
     checks.known_keys(spec, allowed, f'structure spec ({system})')
+    if system == 'liquid':
+        missing = [key for key in ('composition', 'density') if key not in spec]
+        if missing:
+            raise ValueError(f'structure spec (liquid) needs {missing}')
     return build(**spec)
 
 
@@ -157,9 +341,6 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, min_fraction: float 
     :raises ValueError: naming ``where`` and the offence: the closest offending pair with both indices
         and symbols, the distance and the limit in Å; the bad element; the pbc; the volume.
     """
-    from ase.data import covalent_radii
-    from ase.neighborlist import neighbor_list
-
     if not 0 <= min_fraction <= 1:
         raise ValueError(f'min_fraction must be in [0, 1], got {min_fraction!r}')
     n_atoms = len(atoms)
@@ -210,3 +391,107 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, min_fraction: float 
                 f'{where}: {pair} are {distance[worst]:.3f} Å apart, closer '
                 f'than {limit[worst]:.3f} Å ({min_fraction:g} x the sum of their covalent radii); '
                 f'{n_pairs} pair(s) too close: overlapping atoms?')
+
+
+#: Default ``fraction`` of :func:`default_pair_distances`: the guard / outlier distance of a species pair
+#: as a fraction of the shortest distance of that pair in the training data. Measured (``pair_min_distances``,
+#: see the tests): the 1400 K classical NaCl frames (``tests/fixtures/lammps_sample``) have Na-Cl 2.09 Å,
+#: Na-Na 2.95 Å, Cl-Cl 3.24 Å, so 0.5 gives Na-Cl 1.04 Å, Na-Na 1.48 Å, Cl-Cl 1.62 Å: near the uniform
+#: NaCl numbers it replaces (MD guard 1.2 Å = 0.57 x, learner outlier screen 1.5 Å = 0.72 x Na-Cl) and
+#: below the Na-Na 1.58 Å of the committed ``explore/novel`` trigger, a configuration a poor GAP made that
+#: the learner must still label. Half the closest approach seen is far up the repulsive wall of any
+#: pair (a pair potential's energy there is many kT), so MD that gets there has collapsed, while
+#: thermal fluctuations beyond the sampled minimum (a few per cent) stay far above it.
+PAIR_DISTANCE_FRACTION = 0.5
+
+#: Shortest distance of a pair without data, as a multiple of the sum of the covalent radii
+#: (``ase.data.covalent_radii``, Cordero et al., Dalton Trans. 2832 (2008)); :func:`default_pair_distances`
+#: multiplies it by its ``fraction``. 0.75 is the smallest ratio of shortest distance to radii sum measured
+#: in the committed frames (Na-Cl 2.09 Å / 2.68 Å = 0.78 at 1400 K; Na-Na 0.89, Cl-Cl 1.59); other
+#: systems sit higher (liquid argon's closest contacts, ~3.0 Å by :data:`MIN_DISTANCE_FRACTION`'s note,
+#: / 2.12 Å = 1.4; a textbook C-H bond 1.09 Å / 1.07 Å = 1.0), so the estimate errs to the short side
+#: and a guard built on it does not stop a sound run.
+COVALENT_CONTACT_FACTOR = 0.75
+
+
+def pair_min_distances(configurations) -> dict[tuple[str, str], float]:
+    """The shortest distance (Å) of each species pair over a list of configurations.
+
+    Minimum image and periodic images included (``ase.neighborlist.neighbor_list``; an atom and its own
+    periodic image count for the like pair), in periodic and non-periodic cells alike. Per
+    configuration, the neighbour cutoff starts at 3 Å and doubles until every pair present is found
+    (or the cutoff spans the whole cell), so sparse species pairs far apart are found too.
+
+    :param configurations: iterable of ``ase.Atoms`` (Å).
+    :returns: ``{(A, B): Å}``, keys :func:`pair_key` (lower atomic number first); a pair that never
+        occurs (a lone atom in a non-periodic configuration, two species never in one configuration)
+        is absent; ``{}`` for no configurations.
+    :raises ValueError: naming the configuration index, for an atom that is not a chemical element or a
+        periodic configuration with a cell of zero volume.
+    """
+    best: dict[tuple[str, str], float] = {}
+    for index, atoms in enumerate(configurations):
+        numbers = np.asarray(atoms.numbers)
+        if numbers.size == 0:
+            continue
+        if np.any((numbers < 1) | (numbers >= len(chemical_symbols))):
+            raise ValueError(f'configuration {index}: atomic number {int(numbers.min())} is not a chemical element')
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        cell = np.asarray(atoms.cell[:], dtype=float)
+        if pbc.any() and not abs(np.linalg.det(cell)) > 1e-6:
+            raise ValueError(f'configuration {index}: periodic (pbc={pbc.tolist()}) with a cell of zero volume')
+        present, counts = np.unique(numbers, return_counts=True)
+        expected = {(a, b) for a, b in itertools.combinations_with_replacement(present.tolist(), 2)
+                    if a != b or counts[present.tolist().index(a)] > 1 or pbc.any()}
+        span = float(np.linalg.norm(np.ptp(atoms.positions, axis=0))) + float(np.linalg.norm(cell, axis=1).sum())
+        cutoff = 3.0
+        while True:
+            first, second, distance = neighbor_list('ijd', atoms, cutoff, self_interaction=False)
+            za, zb = np.minimum(numbers[first], numbers[second]), np.maximum(numbers[first], numbers[second])
+            found = {}
+            for a, b in set(zip(za.tolist(), zb.tolist())):
+                found[(a, b)] = float(distance[(za == a) & (zb == b)].min())
+            if set(found) >= expected or cutoff > span:
+                break
+            cutoff *= 2.0
+        for (a, b), d in found.items():
+            key = (chemical_symbols[a], chemical_symbols[b])
+            best[key] = min(best.get(key, math.inf), d)
+    return dict(sorted(best.items(), key=lambda kv: (atomic_numbers[kv[0][0]], atomic_numbers[kv[0][1]])))
+
+
+def default_pair_distances(species, configurations=None, *,
+                           fraction: float = PAIR_DISTANCE_FRACTION) -> dict[tuple[str, str], float]:
+    """Per-pair guard / outlier distances (Å): ``fraction`` x the shortest distance of each pair.
+
+    The shortest distance of a pair is taken from ``configurations`` (:func:`pair_min_distances`, the
+    training data) when the pair occurs there, else estimated as :data:`COVALENT_CONTACT_FACTOR` x the sum
+    of the covalent radii of the two elements (``ase.data.covalent_radii``). So with data, NaCl gets
+    Na-Cl 1.04 Å, Na-Na 1.48 Å, Cl-Cl 1.62 Å (1400 K classical frames, default fraction 0.5); without,
+    ``0.5 x 0.75 x (r_A + r_B)``: Na-Cl 1.00 Å, Ar-Ar 0.80 Å, C-H 0.40 Å, O-H 0.36 Å.
+
+    :param species: chemical symbols (any order, repeats ignored) whose pairs to give.
+    :param configurations: ``ase.Atoms`` of the training data, or ``None``/empty for no data.
+    :param fraction: in (0, 1], default :data:`PAIR_DISTANCE_FRACTION` (its docs give the reasons).
+    :returns: ``{(A, B): Å}`` for every pair of ``species`` (:func:`pair_key` order), the like pairs included.
+    :raises ValueError: naming the value, for an empty species list, a value that is not a chemical
+        symbol, a fraction outside (0, 1], or a species of the configurations not in ``species``.
+    """
+    if isinstance(species, str) or not species:
+        raise ValueError(f'species must be a non-empty list of chemical symbols, got {species!r}')
+    species = [_symbol(s, 'species') for s in species]
+    fraction = checks.number(fraction, 'fraction', gt=0, le=1)
+    configurations = list(configurations or [])
+    for index, atoms in enumerate(configurations):
+        extra = sorted(set(atoms.get_chemical_symbols()) - set(species))
+        if extra:
+            raise ValueError(f'configuration {index} has species {extra} not in the species {sorted(set(species))}')
+    measured = pair_min_distances(configurations)
+    result = {}
+    for a, b in _pairs(species):
+        shortest = measured.get((a, b))
+        if shortest is None:
+            radii = covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]
+            shortest = COVALENT_CONTACT_FACTOR * float(radii)
+        result[(a, b)] = fraction * shortest
+    return result

@@ -11,15 +11,16 @@ from aiida_mlfail.science import structures
 
 @calcfunction
 def build_structure(spec: orm.Dict) -> orm.StructureData:
-    """Start structure from a builder spec: ``{'system': 'nacl', 'n_ions': 64, 'volume'|'density': ..., 'seed': 0}``
-    or ``{'system': 'argon', 'n_cells': 3, 'box': 17.042}`` (see ``science.structures``)."""
+    """Start structure from a builder spec: ``{'system': 'nacl', 'n_ions': 64, 'volume'|'density': ..., 'seed': 0}``,
+    ``{'system': 'argon', 'n_cells': 3, 'box': 17.042}`` or ``{'system': 'liquid', 'composition': {'Cu': 32},
+    'density': 7.5, 'seed': 0}`` (see ``science.structures.from_spec``)."""
     return orm.StructureData(ase=structures.from_spec(spec.get_dict()))
 
 
 def check_structure_spec(spec: dict) -> str | None:
     """Error message for a structure builder spec that cannot build, else ``None``."""
     if spec.get('system') not in structures.PRESETS:
-        return f"structure spec: system must be 'nacl' or 'argon', got {spec.get('system')!r}"
+        return f"structure spec: system must be one of {sorted(structures.PRESETS)}, got {spec.get('system')!r}"
     try:
         atoms = structures.from_spec(spec)
     except ValueError as exc:
