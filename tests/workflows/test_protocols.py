@@ -180,16 +180,38 @@ def test_sampling_overrides_and_options_reach_their_ports(codes, data):
 
 def test_gap_overrides_from_a_yaml_file_and_options(codes, data, tmp_path):
     path = tmp_path / 'overrides.yaml'
-    path.write_text('fit:\n  parameters:\n    descriptors:\n      soap: null\n    sigma: {energy: 0.01}\n'
+    path.write_text('fit:\n  max_iterations: 2\n  restart: {on_out_of_memory: reduce_sparse_points}\n'
+                    '  job:\n    parameters:\n      descriptors:\n        soap: null\n      sigma: {energy: 0.01}\n'
+                    'predict:\n  clean_workdir: true\n'
                     'selection: {n: 100}\n')
     builder = make_builder('gap', codes, data, overrides=str(path), options={'max_wallclock_seconds': 120})
-    parameters = builder.fit.parameters.get_dict()
+    parameters = builder.fit.job.parameters.get_dict()
     assert [d['type'] for d in parameters['descriptors']] == ['distance_2b']
     assert parameters['sigma'] == {'energy': 0.01, 'forces': 0.05, 'virial': 0.05}
     assert builder.selection['n'] == 64  # capped at the pool size
-    assert builder.fit.metadata.options['max_wallclock_seconds'] == 120
-    assert builder.validation.options['max_wallclock_seconds'] == 120
+    assert builder.fit.job.metadata.options['max_wallclock_seconds'] == 120
+    assert builder.predict.job.metadata.options['max_wallclock_seconds'] == 120
+    # the restart wrappers' own inputs, by role
+    assert builder.fit.max_iterations.value == 2
+    assert builder.fit.restart.get_dict() == {'on_out_of_memory': 'reduce_sparse_points'}
+    assert builder.predict.clean_workdir.value is True
     assert GapWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+
+
+@pytest.mark.parametrize('role', ['fit', 'predict'])
+def test_gap_option_typo_fails_at_submit_time_naming_it(codes, data, role):
+    """A misspelt scheduler option under ``<role>.job.metadata.options`` is refused by the CalcJob's own
+    ``metadata.options`` ports at submit time (not hours later), and by the builder's ``options=``."""
+    inputs = make_builder('gap', codes, data)._inputs(prune=True)
+    inputs[role]['job']['metadata']['options']['max_walclock_seconds'] = 5
+    assert 'max_walclock_seconds' in str(GapWorkChain.spec().inputs.validate(inputs))
+    with pytest.raises(ValueError, match=r"unknown scheduler option\(s\) \['max_walclock_seconds'\]"):
+        make_builder('gap', codes, data, options={'max_walclock_seconds': 5})
+
+
+def test_gap_unknown_wrapper_key_is_named(codes, data):
+    with pytest.raises(ValueError, match=r"GapWorkChain predict: unknown key\(s\) \['max_iteration'\]"):
+        make_builder('gap', codes, data, overrides={'predict': {'max_iteration': 3}})
 
 
 def test_label_cp2k_reference_protocol_and_overrides_reach_the_single_points(codes, data):
@@ -209,28 +231,31 @@ def test_label_cp2k_reference_protocol_and_overrides_reach_the_single_points(cod
 def test_active_learning_builds_its_parts_from_the_inner_protocols(codes, data):
     options = {'max_wallclock_seconds': 4321}
     builder = make_builder('active_learning', codes, data, protocol='moderate', options=options, overrides={
-        'temperature': 1400.0, 'gap': {'fit': {'parameters': {'sigma': {'energy': 0.01}}}},
-        'explore': {'parameters': {'max_steps': 99}}, 'sampling': {'md': {'production_steps': 1000}}})
+        'temperature': 1400.0, 'gap': {'fit': {'job': {'parameters': {'sigma': {'energy': 0.01}}}}},
+        'explore': {'max_iterations': 2, 'job': {'parameters': {'max_steps': 99}}},
+        'predict': {'restart': {'walltime_factor': 3.0}}, 'sampling': {'md': {'production_steps': 1000}}})
     # inner protocols of the same name, with the outer overrides on top
     gap = GapWorkChain.get_protocol_inputs('moderate')
-    fit = builder.gap.fit.parameters.get_dict()
+    fit = builder.gap.fit.job.parameters.get_dict()
     assert fit['sigma']['energy'] == 0.01
-    assert fit['descriptors'][1]['n_sparse'] == gap['fit']['parameters']['descriptors']['soap']['n_sparse'] == 100
+    assert fit['descriptors'][1]['n_sparse'] == gap['fit']['job']['parameters']['descriptors']['soap']['n_sparse'] == 100
     sampling = ClassicalSamplingWorkChain.get_protocol_inputs('moderate')
     md = builder.sampling.md.get_dict()
     assert md['production_steps'] == 1000 and md['equilibration_steps'] == sampling['md']['equilibration_steps']
     (point,) = builder.sampling.state_points.get_list()
     assert point['temperature'] == 1400.0 and point['ensemble'] == 'NVT'
-    explore = builder.explore.parameters.get_dict()
+    explore = builder.explore.job.parameters.get_dict()
     assert explore['max_steps'] == 99 and explore['temperature'] == 1400.0 and explore['pressure'] == 1.0
+    assert builder.explore.max_iterations.value == 2  # the explorer's restart wrapper
+    assert builder.predict.restart.get_dict() == {'walltime_factor': 3.0}
     assert 'selection' not in builder._inputs(prune=True)  # classical labels: every sampled frame
     # the options reach every job
     assert builder.sampling.options['max_wallclock_seconds'] == 4321
-    assert builder.gap.fit.metadata.options['max_wallclock_seconds'] == 4321
-    assert builder.gap.validation.options['max_wallclock_seconds'] == 4321
-    assert builder.explore.metadata.options['max_wallclock_seconds'] == 4321
-    assert builder.label.lammps.options['max_wallclock_seconds'] == 4321
-    assert builder.quip.options['max_wallclock_seconds'] == 4321
+    assert builder.gap.fit.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.gap.predict.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.explore.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.label.lammps.job.metadata.options['max_wallclock_seconds'] == 4321  # (layout of LabelWorkChain)
+    assert builder.predict.job.metadata.options['max_wallclock_seconds'] == 4321
     assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
 
 
