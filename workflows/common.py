@@ -36,13 +36,14 @@ def wait(nodes: dict, allowed=(0,)) -> None:
 
 
 def submit_all(jobs: dict, allowed=(0,)) -> dict:
-    """Submit ``{name: (ProcessClass, inputs)}`` together to the daemon and wait for all of them."""
+    """Submit ``{name: builder}`` (a ``ProcessBuilder``, e.g. of ``get_builder_from_protocol``) or
+    ``{name: (ProcessClass, inputs)}`` together to the daemon and wait for all of them."""
     from aiida.engine import submit
 
     nodes = {}
-    for name, (cls, inputs) in jobs.items():
-        nodes[name] = submit(cls, **inputs)
-        print(f'submitted {cls.__name__} <{nodes[name].pk}>: {name}')
+    for name, job in jobs.items():
+        nodes[name] = submit(job[0], **job[1]) if isinstance(job, tuple) else submit(job)
+        print(f'submitted {nodes[name].process_label} <{nodes[name].pk}>: {name}')
     wait(nodes, allowed)
     return nodes
 

@@ -317,26 +317,56 @@ def test_protocol_files_name_no_system(cls):
     assert not any(f"'{symbol}'" in text or f' {symbol}\n' in text for symbol in ('Na', 'Cl', 'Ar')), text
 
 
-@pytest.mark.parametrize('protocol, size', [('moderate', 'small'), ('precise', 'large')])
-def test_active_learning_protocols_are_the_studies_settings(protocol, size, codes, data):
-    """moderate is the demo (workflows/nacl_active_learning.py --size small), precise its --size large."""
-    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / 'nacl_active_learning.py'
-    spec = importlib.util.spec_from_file_location('study_nacl_active_learning', path)
+def _study(name: str):
+    """The study script ``workflows/<name>.py`` as a module."""
+    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'study_{name}', path)
     sys.path.insert(0, str(path.parent))
     try:
         study = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(study)
     finally:
         sys.path.remove(str(path.parent))
-    s = study.SIZES[size]
-    builder = make_builder('active_learning', codes, data, protocol=protocol)
-    explore = builder.explore.parameters.get_dict()
+    return study
+
+
+#: The settings of workflows/nacl_active_learning.py before it used the builders (its SIZES then): the
+#: builders with the study's overrides must reproduce them.
+STUDY_SETTINGS = {
+    'small': {'production_steps': 4000, 'sampling_interval': 50, 'cutoff': 5.0, 'soap_sparse': 100, 'n_sparse_2b': 20,
+              'comparison_step': 25, 'max_steps': 2000, 'critical_similarity': 0.999, 'max_iterations': 12,
+              'max_new_configurations': 15},
+    'large': {'production_steps': 50000, 'sampling_interval': 100, 'cutoff': 8.0, 'soap_sparse': 1000,
+              'n_sparse_2b': 20, 'comparison_step': 50, 'max_steps': 50000, 'critical_similarity': 0.999,
+              'max_iterations': 30, 'max_new_configurations': 60},
+}
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
+    """workflows/nacl_active_learning.py builds its learner and sampling from the protocols (moderate: the demo,
+    --size small; precise: --size large) with its overrides, and so keeps its settings."""
+    study = _study('nacl_active_learning')
+    s, expected = study.SIZES[size], STUDY_SETTINGS[size]
+    # the study's initial data: sampled with its reference, which is the labeller's
+    training_set, validation_set = (TrainingSetData.from_atoms(nacl_configurations(n),
+                                                               reference=lammps_reference(study.REFERENCE))
+                                    for n in (4, 2))
+    builder = study.active_learning_builder(codes, s, training_set, validation_set, data['structure'])
+    inputs = builder._inputs(prune=True)
+    assert 'sampling' not in inputs and inputs['training_set'].uuid == training_set.uuid
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    explore = builder.explore.job.parameters.get_dict()
     assert (explore['max_steps'], explore['comparison_step'], explore['critical_similarity']) == (
-        s['max_steps'], s['comparison_step'], s['critical_similarity'])
+        expected['max_steps'], expected['comparison_step'], expected['critical_similarity'])
+    assert (explore['temperature'], explore['pressure'], explore['ensemble']) == (1400.0, 1.0, 'NPT')
     loop = builder.parameters.get_dict()
     assert (loop['max_iterations'], loop['max_new_configurations']) == \
-        (s['max_iterations'], s['max_new_configurations'])
-    md = builder.sampling.md.get_dict()
-    assert (md['production_steps'], md['sampling_interval']) == (s['production_steps'], s['sampling_interval'])
-    soap = builder.gap.fit.parameters['descriptors'][1]
-    assert (soap['cutoff'], soap['n_sparse']) == (s['cutoff'], s['soap_sparse'])
+        (expected['max_iterations'], expected['max_new_configurations'])
+    two_body, soap = builder.gap.fit.job.parameters['descriptors']
+    assert (soap['cutoff'], soap['n_sparse']) == (expected['cutoff'], expected['soap_sparse'])
+    assert (two_body['cutoff'], two_body['n_sparse']) == (expected['cutoff'], expected['n_sparse_2b'])
+    assert builder.label.lammps.potential.get_dict() == study.REFERENCE
+    md = study.training_sampling_builder(codes, s).md.get_dict()
+    assert (md['production_steps'], md['sampling_interval']) == (expected['production_steps'],
+                                                                 expected['sampling_interval'])
