@@ -370,3 +370,30 @@ def test_active_learning_study_is_the_protocol_with_the_studys_overrides(size, c
     md = study.training_sampling_builder(codes, s).md.get_dict()
     assert (md['production_steps'], md['sampling_interval']) == (expected['production_steps'],
                                                                  expected['sampling_interval'])
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_dft_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
+    """workflows/nacl_dft_active_learning.py: the learner from the protocol with the study's overrides keeps the
+    study's settings (CP2K labels of a temporal selection of BMHTF NVT frames of the nacl preset)."""
+    study = _study('nacl_dft_active_learning')
+    s = study.SIZES[size]
+    builder = study.active_learning_builder(codes, s, molten_nacl(s['n_ions'], volume=s['training_volume'], seed=1))
+    assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    assert builder.label.cp2k.protocol.value == 'moderate' and builder.sampling.potential.get_dict() == study.BMHTF
+    (point,) = builder.sampling.state_points.get_list()
+    assert (point['volume'], point['temperature'], point['ensemble']) == (s['training_volume'], 1400.0, 'NVT')
+    assert len(builder.sampling.structure.sites) == s['n_ions']
+    assert builder.selection.get_dict() == {'method': 'temporal', 'n': {'small': 12, 'large': 24}[size], 'seed': 0}
+    explore = builder.explore.job.parameters.get_dict()
+    assert (explore['max_steps'], explore['critical_similarity'], explore['soap']['r_cut']) == {
+        'small': (3000, 0.995, 5.0), 'large': (20000, 0.999, 6.0)}[size]
+    two_body, soap = builder.gap.fit.job.parameters['descriptors']
+    assert (two_body['n_sparse'], soap['n_sparse'], soap['cutoff']) == {'small': (15, 20, 5.0),
+                                                                        'large': (15, 400, 6.0)}[size]
+    md = builder.sampling.md.get_dict()
+    assert (md['equilibration_steps'], md['production_steps'], md['sampling_interval']) == {
+        'small': (1000, 2400, 100), 'large': (2000, 12000, 250)}[size]
+    loop = builder.parameters.get_dict()
+    assert (loop['max_iterations'], loop['max_new_configurations'], loop['max_failed_labels'],
+            loop['max_concurrent_labels']) == {'small': (12, 16, 6, 2), 'large': (30, 40, 20, 16)}[size]
