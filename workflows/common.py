@@ -75,17 +75,19 @@ def nacl_descriptors(cutoff: float = 6.0, soap_sparse: int = 400) -> list[dict]:
 
 def gap_inputs(codes, pool, *, n_select, descriptors, train_on=('energy', 'forces', 'virial'), seed=7,
                sigma=None):
-    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit, validation."""
+    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit (``fit`` restart wrapper:
+    ``job.code``, ``job.parameters``), validation (``predict``: ``job.code``). New scripts use
+    ``GapWorkChain.get_builder_from_protocol`` with their overrides (``workflows/nacl_gap.py``)."""
     from aiida import orm
 
     return {
         'pool': pool,
         'selection': orm.Dict({'method': 'uniform_force', 'n': min(n_select, pool.n_configurations), 'seed': seed}),
         'split': orm.Dict({'train_fraction': 0.5, 'seed': seed}),
-        'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
+        'fit': {'job': {'code': codes['gap_fit'], 'parameters': orm.Dict({
             'descriptors': descriptors, 'train_on': list(train_on),
-            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
-        'validation': {'code': codes['quip']},
+            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})}},
+        'predict': {'job': {'code': codes['quip']}},
     }
 
 

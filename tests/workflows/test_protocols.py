@@ -397,3 +397,26 @@ def test_dft_active_learning_study_is_the_protocol_with_the_studys_overrides(siz
     loop = builder.parameters.get_dict()
     assert (loop['max_iterations'], loop['max_new_configurations'], loop['max_failed_labels'],
             loop['max_concurrent_labels']) == {'small': (12, 16, 6, 2), 'large': (30, 40, 20, 16)}[size]
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_gap_study_is_the_protocol_with_the_studys_overrides(size, codes):
+    """workflows/nacl_gap.py: sampling and GAP builders from the protocols with the study's overrides keep the
+    settings the study had before it used the builders (numbers below)."""
+    study = _study('nacl_gap')
+    expected = {'small': {'md': (2000, 6000, 50), 'n': 300, 'cutoff': 6.0, 'sparse': (40, 400)},
+                'large': {'md': (5000, 50000, 100), 'n': 500, 'cutoff': 8.0, 'sparse': (40, 1000)}}[size]
+    sampling = study.sampling_builder(size, codes)
+    assert ClassicalSamplingWorkChain.spec().inputs.validate(sampling._inputs(prune=True)) is None
+    md = sampling.md.get_dict()
+    assert (md['equilibration_steps'], md['production_steps'], md['sampling_interval']) == expected['md']
+    assert [p['volume'] for p in sampling.state_points.get_list()] == study.SIZES[size]['volumes']
+    assert sampling.potential['parameters']['cutoff'] == expected['cutoff']
+    pool = TrainingSetData.from_atoms(nacl_configurations(64), reference=lammps_reference(
+        sampling.potential.get_dict()))
+    builder = study.gap_builder(size, codes, pool)
+    assert GapWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    assert builder.selection.get_dict() == {'method': 'uniform_force', 'n': min(expected['n'], 64), 'seed': 7}
+    two_body, soap = builder.fit.job.parameters['descriptors']
+    assert (two_body['cutoff'], soap['cutoff']) == (expected['cutoff'], expected['cutoff'])
+    assert (two_body['n_sparse'], soap['n_sparse']) == expected['sparse']
