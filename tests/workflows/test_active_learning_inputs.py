@@ -276,4 +276,5 @@ def test_wrapper_inputs_by_role_are_accepted(inputs):
                                                         'resources': {'num_machines': 1}}}
     inputs['gap']['fit']['clean_workdir'] = orm.Bool(True)
     assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
-    assert 'quip' not in ActiveLearningWorkChain.spec().inputs and 'restart' not in ActiveLearningWorkChain.spec().inputs
+    ports = ActiveLearningWorkChain.spec().inputs
+    assert 'quip' not in ports and 'restart' not in ports  # by role now: predict, explore.restart ...

@@ -238,7 +238,8 @@ def test_active_learning_builds_its_parts_from_the_inner_protocols(codes, data):
     gap = GapWorkChain.get_protocol_inputs('moderate')
     fit = builder.gap.fit.job.parameters.get_dict()
     assert fit['sigma']['energy'] == 0.01
-    assert fit['descriptors'][1]['n_sparse'] == gap['fit']['job']['parameters']['descriptors']['soap']['n_sparse'] == 100
+    soap = gap['fit']['job']['parameters']['descriptors']['soap']
+    assert fit['descriptors'][1]['n_sparse'] == soap['n_sparse'] == 100
     sampling = ClassicalSamplingWorkChain.get_protocol_inputs('moderate')
     md = builder.sampling.md.get_dict()
     assert md['production_steps'] == 1000 and md['equilibration_steps'] == sampling['md']['equilibration_steps']
@@ -420,3 +421,18 @@ def test_gap_study_is_the_protocol_with_the_studys_overrides(size, codes):
     two_body, soap = builder.fit.job.parameters['descriptors']
     assert (two_body['cutoff'], soap['cutoff']) == (expected['cutoff'], expected['cutoff'])
     assert (two_body['n_sparse'], soap['n_sparse']) == expected['sparse']
+
+
+@pytest.mark.parametrize('overrides, match', [
+    ({'explore': {'parameters': {'max_steps': 99}}}, r"ActiveLearningWorkChain explore: unknown key\(s\) "
+                                                     r"\['parameters'\]"),
+    ({'predict': {'options': {'max_wallclock_seconds': 9}}}, r"ActiveLearningWorkChain predict: unknown key\(s\) "
+                                                             r"\['options'\]"),
+    ({'gap': {'fit': {'parameters': {'sigma': {'energy': 0.01}}}}}, r"GapWorkChain fit: unknown key\(s\) "
+                                                                   r"\['parameters'\]"),
+])
+def test_active_learning_overrides_outside_the_port_layout_are_named(codes, data, overrides, match):
+    """An override written for ports that do not exist (here the layout before the restart wrappers were exposed:
+    ``explore.parameters`` instead of ``explore.job.parameters``) is refused, naming the key, not ignored."""
+    with pytest.raises(ValueError, match=match):
+        make_builder('active_learning', codes, data, overrides=overrides)
