@@ -56,3 +56,45 @@ def test_examples_bind_to_the_builder_signature(page):
         if 'protocol' in keywords:
             assert keywords['protocol'] in cls.get_available_protocols(), (page.name, keywords['protocol'])
         assert f'{cls.__name__}.get_builder_from_protocol{signature}' in page.read_text(), page.name
+
+
+def _assigned_paths(page: pathlib.Path):
+    """``(class, ['fit', 'job', 'metadata', 'options', 'max_wallclock_seconds'])`` for every ``builder.a.b = ...``
+    of the page's examples, the class being the one whose ``get_builder_from_protocol`` made ``builder``."""
+    found = []
+    for block in _blocks(page.read_text()):
+        tree = ast.parse(block)
+        classes = _imported_classes(tree)
+        owner = None
+        for node in tree.body:
+            if not isinstance(node, ast.Assign):
+                continue
+            value = node.value
+            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == 'get_builder_from_protocol' and isinstance(value.func.value, ast.Name)):
+                owner = classes[value.func.value.id]
+                continue
+            for target in node.targets:
+                path = []
+                while isinstance(target, ast.Attribute):
+                    path.insert(0, target.attr)
+                    target = target.value
+                if isinstance(target, ast.Name) and target.id == 'builder' and path:
+                    found.append((owner, path))
+    return found
+
+
+@pytest.mark.parametrize('page', PAGES, ids=[p.stem for p in PAGES])
+def test_builder_paths_of_the_examples_are_ports(page):
+    """Every ``builder.<path> = ...`` of an example names an input port of the WorkChain (e.g. the restart wrapper
+    paths ``fit.max_iterations``, ``explore.job.metadata.options.max_wallclock_seconds``)."""
+    from aiida.engine.processes.ports import PortNamespace
+
+    for cls, path in _assigned_paths(page):
+        assert cls is not None, f'{page.name}: builder.{".".join(path)} before any get_builder_from_protocol'
+        port = cls.spec().inputs
+        for i, name in enumerate(path):
+            assert isinstance(port, PortNamespace) and name in port, \
+                f'{page.name}: {cls.__name__} has no input {".".join(path[:i + 1])}'
+            port = port[name]
+        assert not isinstance(port, PortNamespace), f'{page.name}: {".".join(path)} is a namespace, not a port'

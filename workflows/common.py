@@ -36,13 +36,14 @@ def wait(nodes: dict, allowed=(0,)) -> None:
 
 
 def submit_all(jobs: dict, allowed=(0,)) -> dict:
-    """Submit ``{name: (ProcessClass, inputs)}`` together to the daemon and wait for all of them."""
+    """Submit ``{name: builder}`` (a ``ProcessBuilder``, e.g. of ``get_builder_from_protocol``) or
+    ``{name: (ProcessClass, inputs)}`` together to the daemon and wait for all of them."""
     from aiida.engine import submit
 
     nodes = {}
-    for name, (cls, inputs) in jobs.items():
-        nodes[name] = submit(cls, **inputs)
-        print(f'submitted {cls.__name__} <{nodes[name].pk}>: {name}')
+    for name, job in jobs.items():
+        nodes[name] = submit(job[0], **job[1]) if isinstance(job, tuple) else submit(job)
+        print(f'submitted {nodes[name].process_label} <{nodes[name].pk}>: {name}')
     wait(nodes, allowed)
     return nodes
 
@@ -74,17 +75,19 @@ def nacl_descriptors(cutoff: float = 6.0, soap_sparse: int = 400) -> list[dict]:
 
 def gap_inputs(codes, pool, *, n_select, descriptors, train_on=('energy', 'forces', 'virial'), seed=7,
                sigma=None):
-    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit, validation."""
+    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit (``fit`` restart wrapper:
+    ``job.code``, ``job.parameters``), validation (``predict``: ``job.code``). New scripts use
+    ``GapWorkChain.get_builder_from_protocol`` with their overrides (``workflows/nacl_gap.py``)."""
     from aiida import orm
 
     return {
         'pool': pool,
         'selection': orm.Dict({'method': 'uniform_force', 'n': min(n_select, pool.n_configurations), 'seed': seed}),
         'split': orm.Dict({'train_fraction': 0.5, 'seed': seed}),
-        'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
+        'fit': {'job': {'code': codes['gap_fit'], 'parameters': orm.Dict({
             'descriptors': descriptors, 'train_on': list(train_on),
-            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
-        'validation': {'code': codes['quip']},
+            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})}},
+        'predict': {'job': {'code': codes['quip']}},
     }
 
 

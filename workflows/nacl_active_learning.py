@@ -28,78 +28,73 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: The study by size: the protocol of every builder (``moderate``: the demo; ``precise``: the 200-ion setting,
+#: protocols/*.yaml), the study's own runs (the sampling at one density, the classical NPT reference, the
+#: verification MD) and the study's ``overrides`` of the ActiveLearningWorkChain protocol.
 SIZES = {
-    'small': {'n_ions': 64, 'training_volume': 2350.0, 'production_steps': 4000, 'sampling_interval': 50,
-              'npt_steps': 10000, 'cutoff': 5.0, 'soap_sparse': 100, 'comparison_step': 25, 'max_steps': 2000,
-              'critical_similarity': 0.999, 'max_iterations': 12, 'max_new_configurations': 15,
-              'verification_steps': 2500},
-    'large': {'n_ions': 200, 'training_volume': 7500.0, 'production_steps': 50000, 'sampling_interval': 100,
-              'npt_steps': 100000, 'cutoff': 8.0, 'soap_sparse': 1000, 'comparison_step': 50, 'max_steps': 50000,
-              'critical_similarity': 0.999, 'max_iterations': 30, 'max_new_configurations': 60,
-              'verification_steps': 100000},
+    'small': {'protocol': 'moderate', 'n_ions': 64, 'training_volume': 2350.0, 'npt_steps': 10000,
+              'verification_steps': 2500, 'overrides': {}},
+    'large': {'protocol': 'precise', 'n_ions': 200, 'training_volume': 7500.0, 'npt_steps': 100000,
+              'verification_steps': 100000,
+              # the studies' 2-body descriptor: 20 sparse points (the precise protocol has 40)
+              'overrides': {'gap': {'fit': {'job': {'parameters': {
+                  'descriptors': {'distance_2b': {'n_sparse': 20}}}}}}}},
 }
 TEMPERATURE, PRESSURE = 1400.0, 1.0
+#: The classical reference of the data, of the labeller and of the NPT reference run.
+REFERENCE = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1.0e-5}}
 
 
-def sampling_inputs(codes: dict, s: dict) -> dict:
+def study_overrides(s: dict) -> dict:
+    """The overrides of the ``ActiveLearningWorkChain`` protocol for a size dict ``s``: the state point (1400 K,
+    1 bar) and the size's own ``overrides``."""
+    from aiida_mlfail.workflows.protocols import recursive_merge
+
+    return recursive_merge({'temperature': TEMPERATURE, 'pressure': PRESSURE}, s['overrides'])
+
+
+def sampling_builder(codes: dict, s: dict, state_points: list, md: dict | None = None):
+    """A ``ClassicalSamplingWorkChain`` builder of ``s['n_ions']`` ions of molten NaCl (the ``nacl`` preset) with
+    :data:`REFERENCE` at ``state_points``, from the size's protocol with the ``md`` overrides."""
+    from aiida_mlfail.science.structures import from_spec
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
+    return ClassicalSamplingWorkChain.get_builder_from_protocol(
+        codes, from_spec({'system': 'nacl', 'n_ions': s['n_ions']}), protocol=s['protocol'],
+        overrides={'md': md or {}}, reference=REFERENCE, state_points=state_points)
+
+
+def training_sampling_builder(codes: dict, s: dict):
     """The single-density NVT sampling that gives the initial training and validation data."""
-    point = [{'temperature': TEMPERATURE, 'ensemble': 'NVT', 'volume': s['training_volume'],
-              'label': f"nvt_1400K_V{s['training_volume']:.0f}"}]
-    return common.sampling_inputs(codes, point, n_ions=s['n_ions'], production_steps=s['production_steps'],
-                                  sampling_interval=s['sampling_interval'])
+    return sampling_builder(codes, s, [{'temperature': TEMPERATURE, 'ensemble': 'NVT', 'volume': s['training_volume'],
+                                        'label': f"nvt_1400K_V{s['training_volume']:.0f}"}])
 
 
-def loop_inputs(codes: dict, s: dict, start, soap_r_cut: float = 5.0, n_sparse_2b: int = 20) -> dict:
-    """The ``gap``, ``explore`` and ``quip`` inputs of the ``ActiveLearningWorkChain`` for a size dict ``s``:
-    2-body + SOAP GAP (``s['cutoff']``, ``s['soap_sparse']``), NPT explorer at 1400 K and 1 bar from ``start``
-    (``ase.Atoms``) with the REMatch check of ``s`` (SOAP cutoff ``soap_r_cut`` Å)."""
-    from aiida import orm
+def active_learning_builder(codes: dict, s: dict, training_set, validation_set, start):
+    """``ActiveLearningWorkChain.get_builder_from_protocol`` for a size of :data:`SIZES` with the study's overrides,
+    initial data ``training_set`` + ``validation_set`` (instead of the builder's own sampling) and the classical
+    labeller :data:`REFERENCE`.
 
-    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
-    descriptors[0]['n_sparse'] = n_sparse_2b
-    return {
-        'gap': {'fit': {'code': codes['gap_fit'], 'parameters': orm.Dict({
-                    'descriptors': descriptors, 'train_on': ['energy', 'forces', 'virial'],
-                    'sigma': {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})},
-                'validation': {'code': codes['quip']}},
-        'explore': {
-            'code': codes['explore'], 'structure': orm.StructureData(ase=start),
-            'parameters': orm.Dict({
-                'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE, 'timestep': 2.0, 'seed': 11,
-                'max_steps': s['max_steps'], 'comparison_step': s['comparison_step'],
-                'critical_similarity': s['critical_similarity'], 'alpha': 0.1,
-                'soap': {'r_cut': soap_r_cut, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}),
-        },
-        'quip': {'code': codes['quip']},
-    }
-
-
-def active_learning_inputs(codes: dict, s: dict, training_set, validation_set, start) -> dict:
-    """Inputs of the ``ActiveLearningWorkChain`` for a size of :data:`SIZES`.
-
-    :param start: ``ase.Atoms``, the start of every exploration (the last frame of the NVT run:
-        an equilibrated melt at the training density).
+    :param start: ``ase.Atoms`` or ``StructureData``, the start of every exploration (the last frame of the NVT
+        run: an equilibrated melt at the training density).
     """
-    from aiida import orm
+    from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 
-    return {
-        'training_set': training_set,
-        'validation_set': validation_set,
-        **loop_inputs(codes, s, start),
-        'label': {'lammps': {'potential': sampling_inputs(codes, s)['potential'], 'code': codes['lammps']}},
-        'parameters': orm.Dict({'max_iterations': s['max_iterations'],
-                                'max_new_configurations': s['max_new_configurations'], 'restart_from': 'stop'}),
-    }
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(codes, start, protocol=s['protocol'],
+                                                                overrides=study_overrides(s), reference=REFERENCE)
+    del builder['sampling']  # the initial data are given
+    builder.training_set = training_set
+    builder.validation_set = validation_set
+    return builder
 
 
-def verification_inputs(codes: dict, potential, structure, s: dict) -> dict:
+def verification_builder(codes: dict, potential, structure, s: dict):
     """An NPT ``MLMDWorkChain`` run of a GAP from the start structure (loose guards: watch, do not stop early)."""
-    from aiida import orm
+    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 
-    return {'potential': potential, 'structure': structure, 'code': codes['lammps'],
-            'parameters': orm.Dict({'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE,
-                                    'timestep': 2.0, 'steps': s['verification_steps'], 'dump_interval': 50,
-                                    'thermo_interval': 25, 'seed': 77})}
+    return MLMDWorkChain.get_builder_from_protocol(codes, potential, structure, overrides={'parameters': {
+        'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE, 'timestep': 2.0,
+        'steps': s['verification_steps'], 'dump_interval': 50, 'thermo_interval': 25, 'seed': 77}})
 
 
 def mean_volume(thermo, skip_fraction: float = 0.4) -> tuple[float, float]:
@@ -136,9 +131,6 @@ def main(argv=None) -> int:
     from aiida.engine import submit
 
     from aiida_mlfail.calculations.functions import split_training_set
-    from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
-    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -150,18 +142,16 @@ def main(argv=None) -> int:
           f"V = {s['training_volume']:.0f} Å^3 only, next to the classical NPT reference")
     npt_point = [{'temperature': TEMPERATURE, 'ensemble': 'NPT', 'pressure': PRESSURE,
                   'volume': s['training_volume'], 'label': 'npt_1bar'}]
-    reference = submit(ClassicalSamplingWorkChain, **common.sampling_inputs(
-        codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99))
+    reference = submit(sampling_builder(codes, s, npt_point, md={'production_steps': s['npt_steps'], 'seed': 99}))
     print(f'submitted ClassicalSamplingWorkChain <{reference.pk}>: classical NPT reference')
-    sampled = common.submit_all({'single-density NVT sampling': (ClassicalSamplingWorkChain, sampling_inputs(codes,
-                                                                                                             s))})
+    sampled = common.submit_all({'single-density NVT sampling': training_sampling_builder(codes, s)})
     pool = next(iter(sampled.values())).outputs.pool
     parts = split_training_set(pool, orm.Dict({'train_fraction': 0.5, 'seed': 3}))
     start_structure = pool.get_atoms()[-1]
     print(f"initial data: {parts['train'].n_configurations} training, {parts['validation'].n_configurations} "
           f'validation configurations at V = {s["training_volume"]:.0f} Å^3')
-    nodes = common.submit_all({'active learning': (ActiveLearningWorkChain, active_learning_inputs(
-        codes, s, parts['train'], parts['validation'], start_structure))}, allowed=(0, 701, 702))
+    nodes = common.submit_all({'active learning': active_learning_builder(
+        codes, s, parts['train'], parts['validation'], start_structure)}, allowed=(0, 701, 702))
     common.wait({'classical NPT reference': reference})
     run = nodes['active learning']
     summary = run.outputs.summary.get_dict()
@@ -171,12 +161,12 @@ def main(argv=None) -> int:
 
     fits = sorted((n for n in run.called if n.process_label == 'GapWorkChain'), key=lambda n: n.pk)
     initial = fits[0].outputs.potential
-    structure = run.inputs.explore.structure
+    structure = run.inputs.explore.job.structure
     print()
     print('== verification: initial and final GAP in NPT from the same start')
     verification = common.submit_all({
-        'initial GAP, NPT': (MLMDWorkChain, verification_inputs(codes, initial, structure, s)),
-        'final GAP, NPT': (MLMDWorkChain, verification_inputs(codes, run.outputs.potential, structure, s)),
+        'initial GAP, NPT': verification_builder(codes, initial, structure, s),
+        'final GAP, NPT': verification_builder(codes, run.outputs.potential, structure, s),
     }, allowed=(0, 410))
     v_ref, e_ref = mean_volume(reference.outputs.sampled.npt_1bar.thermo)
     rows = [('classical BMHTF reference', f'{v_ref:.0f} ± {e_ref:.0f}', '', 'completed')]

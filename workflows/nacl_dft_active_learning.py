@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
-from nacl_active_learning import loop_inputs, mean_volume, print_figures, verification_inputs  # noqa: E402
+from nacl_active_learning import mean_volume, print_figures, verification_builder  # noqa: E402
 
 #: Molten NaCl density at 1400 K (g/cm^3) from the critically evaluated correlation
 #: rho = 2.1389 - 5.430e-4 T (g/cm^3, T in K; fitted for 1076-1303 K, here extrapolated by 97 K):
@@ -43,20 +43,40 @@ from nacl_active_learning import loop_inputs, mean_volume, print_figures, verifi
 #: for molten salts". The thesis's 64-ion box (13.1 Å, 0.02841 ions/Å^3) has this density.
 EXPERIMENTAL_DENSITY_1400K = 2.1389 - 5.430e-4 * 1400.0
 
+#: The study by size: the CP2K physics of the labels (``protocol``, protocols/cp2k.yaml), the protocol of the
+#: builders (``builder_protocol``: the sampling and the learner's other defaults, protocols/*.yaml), the size of
+#: the system and of its runs, and the study's overrides of the ActiveLearningWorkChain protocol.
 SIZES = {
-    'small': {'n_ions': 8, 'protocol': 'moderate', 'training_volume': 280.0, 'equilibration_steps': 1000,
-              'production_steps': 2400, 'sampling_interval': 100, 'n_initial': 12, 'cutoff': 5.0,
-              'soap_sparse': 20, 'comparison_step': 25, 'max_steps': 3000, 'critical_similarity': 0.995,
-              'max_iterations': 12, 'max_new_configurations': 16, 'max_failed_labels': 6,
-              'max_concurrent_labels': 2, 'verification_steps': 6000},
-    'large': {'n_ions': 64, 'protocol': 'moderate', 'training_volume': 2250.0, 'equilibration_steps': 2000,
-              'production_steps': 12000, 'sampling_interval': 250, 'n_initial': 24, 'cutoff': 6.0,
-              'soap_sparse': 400, 'comparison_step': 50, 'max_steps': 20000, 'critical_similarity': 0.999,
-              'max_iterations': 30, 'max_new_configurations': 40, 'max_failed_labels': 20,
-              'max_concurrent_labels': 16, 'verification_steps': 50000},
+    'small': {'n_ions': 8, 'protocol': 'moderate', 'builder_protocol': 'moderate', 'training_volume': 280.0,
+              'verification_steps': 6000,
+              'overrides': {
+                  'sampling': {'md': {'equilibration_steps': 1000, 'production_steps': 2400, 'sampling_interval': 100}},
+                  'selection': {'cp2k': {'n': 12}},
+                  # a tiny GAP for 8-ion cells: 15 2-body and 20 SOAP sparse points, 5 Å cutoffs
+                  'gap': {'fit': {'job': {'parameters': {'descriptors': {
+                      'distance_2b': {'cutoff': 5.0, 'n_sparse': 15}, 'soap': {'cutoff': 5.0, 'n_sparse': 20}}}}}},
+                  'explore': {'job': {'parameters': {
+                      'max_steps': 3000, 'comparison_step': 25, 'critical_similarity': 0.995,
+                      'soap': {'r_cut': 5.0, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}}},
+                  'parameters': {'max_iterations': 12, 'max_new_configurations': 16, 'max_failed_labels': 6,
+                                 'max_concurrent_labels': 2}}},
+    'large': {'n_ions': 64, 'protocol': 'moderate', 'builder_protocol': 'precise', 'training_volume': 2250.0,
+              'verification_steps': 50000,
+              'overrides': {
+                  'sampling': {'md': {'equilibration_steps': 2000, 'production_steps': 12000,
+                                      'sampling_interval': 250}},
+                  'selection': {'cp2k': {'n': 24}},
+                  'gap': {'fit': {'job': {'parameters': {'descriptors': {
+                      'distance_2b': {'cutoff': 6.0, 'n_sparse': 15}, 'soap': {'cutoff': 6.0, 'n_sparse': 400}}}}}},
+                  'explore': {'job': {'parameters': {
+                      'max_steps': 20000, 'comparison_step': 50, 'critical_similarity': 0.999,
+                      'soap': {'r_cut': 6.0, 'n_max': 4, 'l_max': 3}, 'thermo_interval': 25}}},
+                  'parameters': {'max_iterations': 30, 'max_new_configurations': 40, 'max_failed_labels': 20,
+                                 'max_concurrent_labels': 16}}},
 }
 TEMPERATURE, PRESSURE = 1400.0, 1.0
-BMHTF = ('bmhtf_coul_long', {'kspace_accuracy': 1.0e-5})
+#: The classical potential of the sampled configurations (their labels come from CP2K).
+BMHTF = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1.0e-5}}
 
 
 def density(volume: float, n_ions: int) -> float:
@@ -68,28 +88,27 @@ def density(volume: float, n_ions: int) -> float:
     return mass_g / (volume * 1e-24)
 
 
-def active_learning_inputs(codes: dict, s: dict, start) -> dict:
-    """Inputs of the ``ActiveLearningWorkChain``: sampling (labelled by CP2K), GAP, NPT explorer, CP2K labeller."""
+def active_learning_builder(codes: dict, s: dict, start):
+    """``ActiveLearningWorkChain.get_builder_from_protocol`` for a size dict ``s``: the initial data are the
+    learner's own sampling (NVT at the training volume, :data:`BMHTF`) of ``s['n_ions']`` ions of the ``nacl``
+    preset, a temporal selection of its frames labelled by CP2K (protocol ``s['protocol']``); explorations in
+    NPT from ``start`` (``ase.Atoms``)."""
     from aiida import orm
 
-    name, parameters = BMHTF
-    point = [{'temperature': TEMPERATURE, 'ensemble': 'NVT', 'volume': s['training_volume'],
-              'label': f"nvt_1400K_V{s['training_volume']:.0f}"}]
-    return {
-        'sampling': common.sampling_inputs(codes, point, n_ions=s['n_ions'],
-                                           equilibration_steps=s['equilibration_steps'],
-                                           production_steps=s['production_steps'],
-                                           sampling_interval=s['sampling_interval'], reference=name,
-                                           reference_parameters=parameters),
-        'selection': orm.Dict({'method': 'temporal', 'n': s['n_initial'], 'seed': 0}),
-        'split': orm.Dict({'train_fraction': 0.5, 'seed': 3}),
-        **loop_inputs(codes, s, start, soap_r_cut=s['cutoff'], n_sparse_2b=15),
-        'label': {'cp2k': {'code': codes['cp2k'], 'protocol': orm.Str(s['protocol'])}},
-        'parameters': orm.Dict({'max_iterations': s['max_iterations'],
-                                'max_new_configurations': s['max_new_configurations'],
-                                'max_failed_labels': s['max_failed_labels'],
-                                'max_concurrent_labels': s['max_concurrent_labels'], 'restart_from': 'stop'}),
-    }
+    from aiida_mlfail.science.structures import from_spec
+    from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
+    from aiida_mlfail.workflows.protocols import recursive_merge
+
+    overrides = recursive_merge({'temperature': TEMPERATURE, 'pressure': PRESSURE}, s['overrides'])
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        codes, start, protocol=s['builder_protocol'], overrides=overrides,
+        reference={'cp2k': {'protocol': s['protocol']}}, sampling_reference=BMHTF)
+    # the sampling starts from the preset melt (not from the explorations' start), NVT at the training volume
+    builder.sampling.structure = orm.StructureData(ase=from_spec({'system': 'nacl', 'n_ions': s['n_ions']}))
+    builder.sampling.state_points = orm.List([{'temperature': TEMPERATURE, 'ensemble': 'NVT',
+                                               'volume': s['training_volume'],
+                                               'label': f"nvt_1400K_V{s['training_volume']:.0f}"}])
+    return builder
 
 
 def main(argv=None) -> int:
@@ -106,15 +125,15 @@ def main(argv=None) -> int:
     from aiida import load_profile
 
     from aiida_mlfail.science.structures import molten_nacl
-    from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
-    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
+    from aiida_mlfail.workflows.protocols import recursive_merge
 
     load_profile()
     s = dict(SIZES[args.size])
     if args.protocol:
         s['protocol'] = args.protocol
     if args.max_concurrent_labels:
-        s['max_concurrent_labels'] = args.max_concurrent_labels
+        s['overrides'] = recursive_merge(s['overrides'],
+                                         {'parameters': {'max_concurrent_labels': args.max_concurrent_labels}})
     codes = common.load_codes(args.computer, extra=('explore', 'cp2k'))
     out = pathlib.Path(args.output).resolve()
     start = time.time()
@@ -123,10 +142,11 @@ def main(argv=None) -> int:
     start_structure.rattle(0.1, seed=5)
 
     print(f"== active learning with CP2K labels ({s['protocol']}): molten NaCl, {s['n_ions']} ions, NPT "
-          f"{TEMPERATURE:.0f} K, {PRESSURE:.0f} bar; initial data: {s['n_initial']} BMHTF NVT frames at "
+          f"{TEMPERATURE:.0f} K, {PRESSURE:.0f} bar; initial data: {s['overrides']['selection']['cp2k']['n']} BMHTF "
+          f"NVT frames at "
           f"V = {s['training_volume']:.0f} Å^3 labelled by CP2K")
-    nodes = common.submit_all({'active learning (CP2K labels)': (ActiveLearningWorkChain, active_learning_inputs(
-        codes, s, start_structure))}, allowed=(0, 701, 702, 406))
+    nodes = common.submit_all({'active learning (CP2K labels)': active_learning_builder(codes, s, start_structure)},
+                              allowed=(0, 701, 702, 406))
     run = nodes['active learning (CP2K labels)']
     summary = run.outputs.summary.get_dict()
     print()
@@ -146,12 +166,12 @@ def main(argv=None) -> int:
               f"{item['reason']}")
 
     fits = sorted((n for n in run.called if n.process_label == 'GapWorkChain'), key=lambda n: n.pk)
-    structure = run.inputs.explore.structure
+    structure = run.inputs.explore.job.structure
     print()
     print('== verification: initial and final GAP in NPT from the same start')
     verification = common.submit_all({
-        'initial GAP, NPT': (MLMDWorkChain, verification_inputs(codes, fits[0].outputs.potential, structure, s)),
-        'final GAP, NPT': (MLMDWorkChain, verification_inputs(codes, run.outputs.potential, structure, s)),
+        'initial GAP, NPT': verification_builder(codes, fits[0].outputs.potential, structure, s),
+        'final GAP, NPT': verification_builder(codes, run.outputs.potential, structure, s),
     }, allowed=(0, 410))
     rho_exp = EXPERIMENTAL_DENSITY_1400K
     rows = [('experiment (Janz 1988, 1400 K)', '', f'{rho_exp:.3f}', '', '')]

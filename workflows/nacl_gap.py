@@ -21,28 +21,47 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: The study by size: the protocol of the builders (protocols/sample.yaml, protocols/gap.yaml), the system
+#: (ions, the five NVT volumes in Å^3, the BMHTF real-space cutoff in Å) and the study's overrides of the
+#: sampling (``md``) and GAP protocols.
 SIZES = {
     # finishes in a few minutes on 2 cores
-    'small': {'n_ions': 64, 'volumes': [1950, 2150, 2350, 2550, 2750], 'equilibration_steps': 2000,
-              'production_steps': 6000, 'sampling_interval': 50, 'n_select': 300, 'soap_sparse': 400,
-              'cutoff': 6.0, 'reference_cutoff': 6.0},
+    'small': {'protocol': 'moderate', 'n_ions': 64, 'volumes': [1950, 2150, 2350, 2550, 2750],
+              'reference_cutoff': 6.0,
+              'sampling': {'md': {'production_steps': 6000}},
+              # 6 Å cutoffs (the BMHTF cutoff), 40 2-body and 400 SOAP sparse points
+              'gap': {'fit': {'job': {'parameters': {'descriptors': {
+                  'distance_2b': {'cutoff': 6.0, 'n_sparse': 40}, 'soap': {'cutoff': 6.0, 'n_sparse': 400}}}}}}},
     # closer to the thesis (200 ions, 6000-9000 Å^3); hours on a workstation
-    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'equilibration_steps': 5000,
-              'production_steps': 50000, 'sampling_interval': 100, 'n_select': 500, 'soap_sparse': 1000,
-              'cutoff': 8.0, 'reference_cutoff': 8.0},
+    'large': {'protocol': 'precise', 'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000],
+              'reference_cutoff': 8.0,
+              'sampling': {'md': {'equilibration_steps': 5000}},
+              'gap': {}},
 }
 
 
-def build_inputs(size: str, codes: dict):
-    """Inputs of the sampling and the GAP WorkChains for a ``size`` of :data:`SIZES` (GAP inputs without the pool)."""
+def sampling_builder(size: str, codes: dict):
+    """The ``ClassicalSamplingWorkChain`` builder of a ``size`` of :data:`SIZES`: five NVT state points at 1400 K
+    of the ``nacl`` preset, BMHTF + PPPM (the size's real-space cutoff)."""
+    from aiida_mlfail.science.structures import from_spec
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
     s = SIZES[size]
     points = [{'temperature': 1400.0, 'ensemble': 'NVT', 'volume': float(v), 'label': f'nvt_1400K_V{v}'}
               for v in s['volumes']]
-    sampling = common.sampling_inputs(
-        codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
-        production_steps=s['production_steps'], sampling_interval=s['sampling_interval'],
-        reference_parameters={'cutoff': s['reference_cutoff'], 'kspace_accuracy': 1.0e-5})
-    return sampling, {'n_select': s['n_select'], 'descriptors': common.nacl_descriptors(s['cutoff'], s['soap_sparse'])}
+    reference = {'name': 'bmhtf_coul_long', 'parameters': {'cutoff': s['reference_cutoff'], 'kspace_accuracy': 1.0e-5}}
+    return ClassicalSamplingWorkChain.get_builder_from_protocol(
+        codes, from_spec({'system': 'nacl', 'n_ions': s['n_ions']}), protocol=s['protocol'], overrides=s['sampling'],
+        reference=reference, state_points=points)
+
+
+def gap_builder(size: str, codes: dict, pool):
+    """The ``GapWorkChain`` builder of a ``size`` of :data:`SIZES` for the sampled ``pool`` (selection uniform in
+    force, 50/50 split, 2-body + SOAP fit, validation)."""
+    from aiida_mlfail.workflows.gap import GapWorkChain
+
+    s = SIZES[size]
+    return GapWorkChain.get_builder_from_protocol(codes, pool, protocol=s['protocol'], overrides=s['gap'])
 
 
 def main(argv=None) -> int:
@@ -54,21 +73,16 @@ def main(argv=None) -> int:
 
     from aiida import load_profile
 
-    from aiida_mlfail.workflows.gap import GapWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-
     load_profile(args.profile)
     codes = common.load_codes()
-    sampling_inputs, gap_settings = build_inputs(args.size, codes)
     start = time.time()
 
-    sampling = common.submit_all({'5 NVT state points, BMHTF + PPPM': (ClassicalSamplingWorkChain, sampling_inputs)})
+    sampling = common.submit_all({'5 NVT state points, BMHTF + PPPM': sampling_builder(args.size, codes)})
     sampling = next(iter(sampling.values()))
     pool = sampling.outputs.pool
     print(f'pool: {pool.n_configurations} configurations, labels {pool.labels}')
 
-    gap = common.submit_all({'select, split, gap_fit, validate': (
-        GapWorkChain, common.gap_inputs(codes, pool, **gap_settings))})
+    gap = common.submit_all({'select, split, gap_fit, validate': gap_builder(args.size, codes, pool)})
     gap = next(iter(gap.values()))
 
     metrics = gap.outputs.metrics.get_dict()

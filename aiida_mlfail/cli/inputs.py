@@ -9,8 +9,9 @@ import re
 
 import click
 
-#: Default code label of a missing ``code`` port, by the namespace that holds it ...
-NAMESPACE_CODES = {'fit': 'gap_fit', 'validation': 'quip', 'quip': 'quip', 'explore': 'explore', 'lammps': 'lammps',
+#: Default code label of a missing ``code`` port, by the namespace that holds it (for the ``job.code`` of a
+#: restart wrapper exposed by role, the role: ``fit.job.code`` -> ``fit``) ...
+NAMESPACE_CODES = {'fit': 'gap_fit', 'predict': 'quip', 'explore': 'explore', 'lammps': 'lammps',
                    'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k'}
 #: ... or, for a top-level ``code`` port, by the entry point being launched.
 ENTRY_POINT_CODES = {'mlfail.sample': 'lammps', 'mlfail.mlmd': 'lammps', 'mlfail.lammps': 'lammps',
@@ -357,7 +358,10 @@ def fill_default_codes(inputs: dict, namespace, entry_point: str, computer: str,
         if key != 'code' or key in inputs or not any(t is not None and issubclass(t, orm.AbstractCode)
                                                      for t in valid if t is not type(None)):
             continue
-        owner = path.rstrip('.').rsplit('.', 1)[-1] if path else None
+        parts = path.rstrip('.').split('.') if path else []
+        if parts and parts[-1] == 'job':  # a restart wrapper's job: the role names the code
+            parts = parts[:-1]
+        owner = parts[-1] if parts else None
         label = NAMESPACE_CODES.get(owner) if owner else ENTRY_POINT_CODES.get(entry_point)
         if label is None:
             continue

@@ -27,7 +27,6 @@ import functools
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_, while_
 
-from aiida_mlfail.calculations.explore import ExploreCalculation
 from aiida_mlfail.calculations.functions import (  # noqa: F401 (calcfunctions, importable from here too)
     active_learning_summary,
     first_configurations,
@@ -40,20 +39,20 @@ from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.science.selection import normalise_selection, normalise_split
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, restart_inputs, structure_message
+from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_message, wrapper_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.protocols import (
     ProtocolMixin,
     as_structure,
     classical_reference,
-    job_options,
     recursive_merge,
     resolve_codes,
     split_reference,
+    wrapper_inputs_from_protocol,
 )
 from aiida_mlfail.workflows.references import active_learning_reference_error
-from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome, normalise_restart
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 #: The inputs that give the initial data; exactly one of them.
@@ -76,7 +75,7 @@ def _validate_inputs(value, ctx=None):
         return '`selection` applies to a `sampling` or `pool` source, not to `training_set`'
     if message := active_learning_reference_error(value):  # one reference for all data and the labeller
         return message
-    structure = value.get('explore', {}).get('structure')
+    structure = (value.get('explore') or {}).get('job', {}).get('structure')
     if structure is None:
         return None
     symbols = set(structure.get_ase().get_chemical_symbols())
@@ -84,7 +83,7 @@ def _validate_inputs(value, ctx=None):
     if data is not None:
         missing = sorted(symbols - set(data.species))
         if missing:
-            return f'explore.structure has species {missing} that the initial data lack'
+            return f'explore.job.structure has species {missing} that the initial data lack'
     # exactly one labeller, a known CP2K protocol, a valid classical potential: LabelWorkChain's validator
     label = value.get('label', {})
     if 'code' in label.get('cp2k', {}):
@@ -111,12 +110,19 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     Inputs: the initial data from one source (see the module doc): ``training_set`` + ``validation_set``,
     or ``sampling`` (the inputs of :class:`ClassicalSamplingWorkChain`; its pool is labelled by
     ``label``), or ``pool`` (labelled, same reference as ``label``), with ``selection`` (optional:
-    ``method``, ``n``, ``seed`` of ``science.selection``) and ``split``; ``gap`` (the GAP fit and
-    validation inputs of :class:`GapWorkChain`), ``explore`` (the :class:`ExploreCalculation` inputs:
-    start ``structure``, ``parameters``, ``code``, ``metadata``), ``label`` (the labeller: the inputs of
-    :class:`LabelWorkChain` without the configurations), ``quip`` (code for the GAP prediction of the
-    flagged configurations) and ``parameters`` (see
-    :data:`~aiida_mlfail.science.active_learning.ACTIVE_LEARNING_DEFAULTS`).
+    ``method``, ``n``, ``seed`` of ``science.selection``) and ``split``; ``gap`` (the ``fit`` and
+    ``predict`` roles of :class:`GapWorkChain`), ``explore`` (the :class:`ExploreRestartWorkChain` exposed by
+    role: ``max_iterations``, ``restart``, ... and of its job ``job.code``, the start ``job.structure``,
+    ``job.parameters``, ``job.metadata.options``), ``label`` (the labeller: the inputs of
+    :class:`LabelWorkChain` without the configurations), ``predict`` (the :class:`QuipRestartWorkChain` of
+    the GAP prediction of the flagged configurations: ``job.code``, ``job.metadata.options``, wrapper
+    inputs) and ``parameters`` (see :data:`~aiida_mlfail.science.active_learning.ACTIVE_LEARNING_DEFAULTS`).
+
+    Steps: ``setup`` -> ``run_sampling`` / ``inspect_sampling`` and ``run_label_initial`` /
+    ``inspect_label_initial`` (with ``sampling``) -> ``run_fit`` / ``inspect_fit`` (a :class:`GapWorkChain`)
+    -> per iteration ``run_explore`` / ``inspect_explore``, ``run_label`` / ``inspect_label``,
+    ``run_predict`` / ``inspect_predict``, ``screen``, ``run_fit`` / ``inspect_fit``, ``close_iteration``
+    -> ``results``.
 
     Outputs: final ``potential`` and ``training_set``, ``metrics`` (validation of the final GAP),
     ``summary`` (iteration table), ``failed_labels`` (the ledger) and ``convergence_plot``. Exit 0 when
@@ -147,17 +153,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                    validator=dict_validator(normalise_split),
                    help='Train/validation split of the initial pool (with `sampling` or `pool`).')
         spec.expose_inputs(GapWorkChain, namespace='gap', exclude=('pool', 'validation_set', 'split', 'selection'))
-        spec.expose_inputs(ExploreCalculation, namespace='explore', exclude=('potential', 'training_set'))
+        expose_job(spec, ExploreRestartWorkChain, 'explore', keep=('code', 'structure', 'parameters'),
+                   help='The explorations (GAP-MD with a novelty check) and their restart wrapper: job.code, '
+                        'job.structure (start of every exploration), job.parameters, job.metadata.options, '
+                        'max_iterations, restart, handler_overrides.')
         spec.expose_inputs(LabelWorkChain, namespace='label', exclude=('configurations', 'structures',
                                                                        'max_concurrent_jobs'))
-        spec.input_namespace('quip', help='The GAP prediction job on the flagged configurations.')
-        spec.input('quip.code', valid_type=orm.AbstractCode,
-                   help='quip / mlfail-quip for the GAP on flagged configurations.')
-        spec.input('quip.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
-        spec.input('restart', valid_type=orm.Dict, required=False,
-                   validator=dict_validator(normalise_restart, 'restart'),
-                   help='Restart settings of the explorer and prediction jobs (workflows.restart.RESTART_DEFAULTS); '
-                        'the GAP fits take theirs from gap.restart.')
+        expose_job(spec, QuipRestartWorkChain, 'predict',
+                   help='The GAP prediction (quip) of the flagged configurations and its restart wrapper: job.code, '
+                        'job.metadata.options, max_iterations, restart, handler_overrides.')
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(al.normalise_active_learning, 'parameters'),
                    help='max_iterations, max_new_configurations, restart_from (stop|start), reseed, '
@@ -167,16 +171,17 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.inputs.validator = _validate_inputs
         spec.outline(
             cls.setup,
-            if_(cls.should_sample)(cls.sample, cls.inspect_sample),
-            if_(cls.needs_initial_labels)(cls.label_initial, cls.inspect_label_initial),
-            cls.fit, cls.inspect_fit,
+            if_(cls.should_sample)(cls.run_sampling, cls.inspect_sampling),
+            if_(cls.needs_initial_labels)(cls.run_label_initial, cls.inspect_label_initial),
+            cls.run_fit, cls.inspect_fit,
             while_(cls.should_explore)(
-                cls.explore, cls.inspect_explore,
-                if_(cls.flagged)(cls.label, cls.inspect_label, if_(cls.labelled)(cls.predict, cls.screen)),
-                if_(cls.training_set_changed)(cls.fit, cls.inspect_fit),
+                cls.run_explore, cls.inspect_explore,
+                if_(cls.flagged)(cls.run_label, cls.inspect_label,
+                                 if_(cls.labelled)(cls.run_predict, cls.inspect_predict, cls.screen)),
+                if_(cls.training_set_changed)(cls.run_fit, cls.inspect_fit),
                 cls.close_iteration,
             ),
-            cls.finalize,
+            cls.results,
         )
         spec.output('potential', valid_type=GapPotentialData, help='The GAP after the last refit.')
         spec.output('training_set', valid_type=TrainingSetData, help='The final training set.')
@@ -224,8 +229,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``temperature`` (K),
             ``pressure`` (bar), ``sampling`` / ``gap`` / ``label`` (overrides of the inner protocols),
-            ``selection`` (``{lammps: ..., cp2k: ...}`` by labeller kind), ``split``, ``explore``
-            (``parameters``, ``options``), ``quip.options``, ``parameters`` (loop limits).
+            ``selection`` (``{lammps: ..., cp2k: ...}`` by labeller kind), ``split``, ``explore`` and
+            ``predict`` (restart wrappers: ``max_iterations``, ``restart``, ``clean_workdir``,
+            ``handler_overrides``, ``job.parameters`` (explore), ``job.metadata.options``), ``parameters``
+            (loop limits).
         :param options: scheduler options of every job (sampling, gap_fit, quip, explorer, labelling).
         :param reference: the labeller: classical preset ``{'name': ..., 'parameters': ...}`` or
             ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
@@ -264,15 +271,17 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             builder.selection = orm.Dict(selection)
         builder.split = orm.Dict(inputs['split'])
         builder.gap = GapWorkChain.fit_inputs_from_protocol(gap_inputs, found, options)
-        parameters = {**inputs['explore']['parameters'], 'temperature': inputs['temperature']}
+        explore = inputs.get('explore') or {}
+        parameters = {**((explore.get('job') or {}).get('parameters') or {}), 'temperature': inputs['temperature']}
         if parameters.get('ensemble', 'NVT').upper() == 'NPT':
             parameters['pressure'] = inputs['pressure']
-        builder.explore = {'code': found['explore'], 'structure': structure, 'parameters': orm.Dict(parameters),
-                           'metadata': {'options': job_options(inputs['explore'].get('options'), options, owner)}}
+        builder.explore = wrapper_inputs_from_protocol(
+            explore, found['explore'], options, f'{owner} explore',
+            job={'structure': structure, 'parameters': orm.Dict(parameters)})
         builder.label = LabelWorkChain.reference_inputs_from_protocol(label_inputs, found, reference,
                                                                       protocol=protocol, options=options)
-        builder.quip = {'code': found['quip'],
-                        'options': orm.Dict(job_options(inputs['quip'].get('options'), options, owner))}
+        builder.predict = wrapper_inputs_from_protocol(inputs.get('predict'), found['quip'], options,
+                                                       f'{owner} predict')
         builder.parameters = orm.Dict(inputs['parameters'])
         return builder
 
@@ -287,8 +296,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.labelled_uuids = []  # StructureData sent to the labeller (each configuration is labelled once)
         self.ctx.converged = False
         self.ctx.initial_labels = None
-        self.ctx.structure = self.inputs.explore.structure
-        self.ctx.explore_parameters = self.inputs.explore.parameters.get_dict()
+        self.ctx.structure = self.inputs.explore.job.structure
+        self.ctx.explore_parameters = self.inputs.explore.job.parameters.get_dict()
         self.ctx.explore_parameters.setdefault('reference_volume', float(self.ctx.structure.get_ase().get_volume()))
         if 'training_set' in self.inputs:
             self.ctx.training_set = self.inputs.training_set
@@ -315,14 +324,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     def should_sample(self):
         return 'sampling' in self.inputs and bool(self.inputs.sampling)
 
-    def sample(self):
+    def run_sampling(self):
         inputs = self.exposed_inputs(ClassicalSamplingWorkChain, namespace='sampling')
         inputs.setdefault('metadata', {})['call_link_label'] = 'sampling'
         node = self.submit(ClassicalSamplingWorkChain, **inputs)
         self.report(f'submitted the initial classical sampling <{node.pk}>')
         return ToContext(sampling=node)
 
-    def inspect_sample(self):
+    def inspect_sampling(self):
         node = self.ctx.sampling
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(status=node.exit_status, message=node.exit_message)
@@ -337,7 +346,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         inputs['max_concurrent_jobs'] = orm.Int(self.ctx.p['max_concurrent_labels'])
         return inputs
 
-    def label_initial(self):
+    def run_label_initial(self):
         """The sampled (selected) frames labelled by the learner's own labeller."""
         inputs = self._label_inputs()
         inputs['configurations'] = self.ctx.initial_pool
@@ -373,7 +382,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def fit(self):
+    def run_fit(self):
         inputs = self.exposed_inputs(GapWorkChain, namespace='gap')
         inputs.update(pool=self.ctx.training_set, validation_set=self.ctx.validation_set)
         inputs.setdefault('metadata', {})['call_link_label'] = f'fit_iteration_{self.ctx.iteration}'
@@ -407,7 +416,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return (not self.ctx.converged and self.ctx.iteration < p['max_iterations']
                 and self.ctx.added < p['max_new_configurations'] and not self._budget_exceeded())
 
-    def explore(self):
+    def run_explore(self):
         self.ctx.iteration += 1
         it = self.ctx.iteration
         metrics = self.ctx.metrics.get_dict()
@@ -418,17 +427,20 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         parameters = dict(self.ctx.explore_parameters)
         if self.ctx.p['reseed']:
             parameters['seed'] = int(parameters.get('seed', 4242)) + it - 1
-        inputs = self.exposed_inputs(ExploreCalculation, namespace='explore')
-        inputs.update(potential=self.ctx.potential, training_set=self.ctx.training_set, structure=self.ctx.structure,
-                      parameters=orm.Dict(parameters))
-        restart = restart_inputs(self.inputs)
-        node = self.submit(ExploreRestartWorkChain, job=inputs, **restart,
-                           metadata={'call_link_label': f'explore_iteration_{it}'})
-        start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.structure.uuid else \
+        inputs = wrapper_inputs(self, ExploreRestartWorkChain, 'explore', potential=self.ctx.potential,
+                                training_set=self.ctx.training_set, structure=self.ctx.structure,
+                                parameters=orm.Dict(parameters))
+        node = self.submit(ExploreRestartWorkChain, **self._link(inputs, f'explore_iteration_{it}'))
+        start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.job.structure.uuid else \
             f'configuration <{self.ctx.structure.pk}>'
         self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} '
                     f'from {start}')
         return ToContext(explore=node)
+
+    @staticmethod
+    def _link(inputs: dict, label: str) -> dict:
+        """``inputs`` of a restart wrapper with ``metadata.call_link_label`` set to ``label``."""
+        return {**inputs, 'metadata': {**dict(inputs.get('metadata') or {}), 'call_link_label': label}}
 
     def _labelled_before(self, structure) -> bool:
         """Whether ``structure`` is (within 1e-3 Å) a configuration already sent to the labeller."""
@@ -467,7 +479,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     def flagged(self):
         return bool(self.ctx.candidates)
 
-    def label(self):
+    def run_label(self):
         inputs = self._label_inputs()
         inputs['structures'] = self.ctx.candidates
         inputs.setdefault('metadata', {})['call_link_label'] = f'label_iteration_{self.ctx.iteration}'
@@ -503,19 +515,23 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         node = self.ctx.labelling
         return node.is_finished_ok and 'training_set' in node.outputs
 
-    def predict(self):
-        restart = restart_inputs(self.inputs)
-        node = self.submit(QuipRestartWorkChain, job={
-            'code': self.inputs.quip.code, 'potential': self.ctx.potential,
-            'configurations': self.ctx.labelling.outputs.training_set,
-            'metadata': {'options': self.inputs.quip.options.get_dict()}},
-            **restart, metadata={'call_link_label': f'predict_iteration_{self.ctx.iteration}'})
+    def run_predict(self):
+        inputs = wrapper_inputs(self, QuipRestartWorkChain, 'predict', potential=self.ctx.potential,
+                                configurations=self.ctx.labelling.outputs.training_set)
+        node = self.submit(QuipRestartWorkChain, **self._link(inputs, f'predict_iteration_{self.ctx.iteration}'))
+        self.report(f'iteration {self.ctx.iteration}: submitted GAP prediction <{node.pk}> of the labelled '
+                    'configuration(s)')
         return ToContext(predict=node)
 
-    def screen(self):
-        node, it = self.ctx.predict, self.ctx.iteration
+    def inspect_predict(self):
+        node = self.ctx.predict
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_PREDICT_FAILED.format(status=node.exit_status, message=node.exit_message)
+        return None
+
+    def screen(self):
+        """Outlier check of the labelled configurations against the GAP prediction; merge the accepted ones."""
+        node, it = self.ctx.predict, self.ctx.iteration
         result = screen_configurations(self.ctx.labelling.outputs.training_set, node.outputs.predictions,
                                        self.ctx.training_set, self.inputs.parameters,
                                        metadata={'call_link_label': f'screen_iteration_{it}'})
@@ -564,7 +580,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if where == 'stop':
             self.ctx.structure = self.ctx.explore.outputs.configuration
         else:
-            self.ctx.structure = self.inputs.explore.structure
+            self.ctx.structure = self.inputs.explore.job.structure
         self.ctx.rows.append(self.ctx.row)
         self.node.base.extras.set('mlfail_iterations', self.ctx.rows)  # for `status` while it runs (not provenance)
         row = self.ctx.row
@@ -573,7 +589,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                     f'training set now {self.ctx.training_set.n_configurations}; the next exploration starts from '
                     + ('the accepted trigger' if where == 'stop' else 'the start structure'))
 
-    def finalize(self):
+    def results(self):
         p = self.ctx.p
         failed = len(self.ctx.ledger)
         outcome = al.loop_outcome(self.ctx.converged, self.ctx.iteration, self.ctx.added, p, failed)

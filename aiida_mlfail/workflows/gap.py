@@ -1,4 +1,13 @@
-"""``GapWorkChain`` (``mlfail.gap``): select -> split -> fit (gap_fit) -> validate (quip) -> metrics + parity plot."""
+"""``GapWorkChain`` (``mlfail.gap``): select -> split -> fit (gap_fit) -> predict the validation set (quip) ->
+metrics + parity plot.
+
+The two jobs run through their restart wrappers, exposed by role (:func:`~aiida_mlfail.workflows.common.expose_job`):
+``fit`` (:class:`~aiida_mlfail.workflows.restart.GapFitRestartWorkChain`: ``fit.max_iterations``,
+``fit.restart``, ``fit.handler_overrides``, ``fit.clean_workdir``, and of the job ``fit.job.code``,
+``fit.job.parameters``, ``fit.job.metadata.options``) and ``predict``
+(:class:`~aiida_mlfail.workflows.restart.QuipRestartWorkChain`: the same wrapper inputs, ``predict.job.code``
+and ``predict.job.metadata.options``). The training set, the potential and the configurations are made here.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +15,18 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_
 
 from aiida_mlfail.calculations.functions import select_configurations, split_training_set, validation_metrics
-from aiida_mlfail.calculations.gap_fit import GapFitCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import gap as gap_science
 from aiida_mlfail.science import selection as selection_science
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, port_excluded, restart_inputs
-from aiida_mlfail.workflows.protocols import ProtocolMixin, descriptor_list, job_options, resolve_codes
-from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain, normalise_restart
+from aiida_mlfail.workflows.common import expose_job, port_excluded, wrapper_inputs
+from aiida_mlfail.workflows.protocols import (
+    ProtocolMixin,
+    descriptor_list,
+    resolve_codes,
+    wrapper_inputs_from_protocol,
+)
+from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, QuipRestartWorkChain
 
 
 def _validate_inputs(value, ctx=None):
@@ -22,8 +35,9 @@ def _validate_inputs(value, ctx=None):
 
     A check that needs a port absent from the namespace ``ctx`` (excluded by a wrapping process, as the
     active learner excludes ``pool``, ``validation_set``, ``split`` and ``selection``) is skipped, the others
-    run (:func:`~aiida_mlfail.calculations.common.port_excluded`): without ``pool`` only ``fit.parameters``
-    is checked."""
+    run (:func:`~aiida_mlfail.calculations.common.port_excluded`): without ``pool`` only ``fit.job.parameters``
+    is checked. The jobs' own validators (``GapFitCalculation``'s under ``fit.job``, ``QuipPredictCalculation``'s
+    under ``predict.job``) run too, skipping the ports this WorkChain makes (training set, potential ...)."""
     pool = None if port_excluded(ctx, 'pool') else value.get('pool')
     if pool is None:
         return _fit_parameters_error(value, ctx)
@@ -64,10 +78,10 @@ def _validate_inputs(value, ctx=None):
                         'or validation set')
     if message := _fit_parameters_error(value, ctx):
         return message
-    fit = value.get('fit', {})
-    if 'parameters' not in fit or port_excluded(ctx, 'fit'):
+    given = _fit_parameters(value, ctx)
+    if given is None:
         return None
-    parameters = gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
+    parameters = gap_science.normalise_fit_parameters(given.get_dict())
     missing = [label for label in parameters['train_on'] if label not in pool.labels]
     if missing:
         return (f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on '
@@ -85,28 +99,39 @@ def _validate_inputs(value, ctx=None):
     return None
 
 
+def _fit_parameters(value, ctx):
+    """The ``fit.job.parameters`` Dict of the namespace ``value``, or ``None`` (not given, or ``fit`` excluded
+    by a wrapping process)."""
+    if port_excluded(ctx, 'fit'):
+        return None
+    return (value.get('fit') or {}).get('job', {}).get('parameters')
+
+
 def _fit_parameters_error(value, ctx) -> str | None:
-    """``'fit.parameters: <error>'`` when ``fit.parameters`` is given and ``normalise_fit_parameters`` refuses
-    it, else ``None`` (also when a wrapper excluded ``fit``)."""
-    fit = value.get('fit', {})
-    if 'parameters' not in fit or port_excluded(ctx, 'fit'):
+    """``'fit.job.parameters: <error>'`` when ``fit.job.parameters`` is given and ``normalise_fit_parameters``
+    refuses it, else ``None`` (also when a wrapper excluded ``fit``)."""
+    parameters = _fit_parameters(value, ctx)
+    if parameters is None:
         return None
     try:
-        gap_science.normalise_fit_parameters(fit['parameters'].get_dict())
+        gap_science.normalise_fit_parameters(parameters.get_dict())
     except ValueError as exc:
-        return f'fit.parameters: {exc}'
+        return f'fit.job.parameters: {exc}'
     return None
 
 
 class GapWorkChain(ProtocolMixin, WorkChain):
     """Fit a GAP to a pool of labelled configurations and validate it on held-out configurations.
 
-    Steps: ``select_configurations`` (optional) -> ``split_training_set`` -> ``mlfail.gap_fit`` ->
-    ``mlfail.quip`` on the validation set -> ``validation_metrics`` (RMSE/MAE/max of energy per atom,
-    force components, virial per atom; parity plot PNG). With a ``validation_set`` input there is no
-    split: the (selected) pool is the training set and the given set is the validation set (the
-    active learner validates every refit on one fixed set this way); it must have the pool's reference
-    (refused at submit time otherwise, naming both). Every output set keeps the pool's reference.
+    Steps: ``setup`` -> ``select`` (optional, ``select_configurations``) -> ``split``
+    (``split_training_set``) -> ``run_fit`` / ``inspect_fit`` (``mlfail.gap_fit`` through
+    :class:`GapFitRestartWorkChain`, inputs ``fit``) -> ``run_predict`` / ``inspect_predict`` (``mlfail.quip`` on
+    the validation set through :class:`QuipRestartWorkChain`, inputs ``predict``) -> ``results``
+    (``validation_metrics``: RMSE/MAE/max of energy per atom, force components, virial per atom; parity plot
+    PNG). With a ``validation_set`` input there is no split: the (selected) pool is the training set and the
+    given set is the validation set (the active learner validates every refit on one fixed set this way); it
+    must have the pool's reference (refused at submit time otherwise, naming both). Every output set keeps the
+    pool's reference.
     """
 
     @classmethod
@@ -120,23 +145,21 @@ class GapWorkChain(ProtocolMixin, WorkChain):
                    help="{'train_fraction': float in (0, 1), 'seed': int}; ignored with a validation_set.")
         spec.input('validation_set', valid_type=TrainingSetData, required=False,
                    help='Fixed validation set: no split, the (selected) pool is trained on.')
-        spec.expose_inputs(GapFitCalculation, namespace='fit', exclude=('training_set',))
-        spec.input('restart', valid_type=orm.Dict, required=False,
-                   validator=dict_validator(normalise_restart, 'restart'),
-                   help='Restart settings of the gap_fit and quip jobs '
-                        '(aiida_mlfail.workflows.restart.RESTART_DEFAULTS): '
-                        "e.g. {'on_out_of_memory': 'more_memory'}.")
-        spec.input_namespace('validation', help='The GAP prediction job on the validation set.')
-        spec.input('validation.code', valid_type=orm.AbstractCode, help='quip (or mlfail-quip) code.')
-        spec.input('validation.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        expose_job(spec, GapFitRestartWorkChain, 'fit', keep=('code', 'parameters'),
+                   help='The gap_fit job and its restart wrapper: job.code, job.parameters (descriptors, sigma, '
+                        'train_on ...), job.metadata.options, max_iterations, restart, handler_overrides.')
+        expose_job(spec, QuipRestartWorkChain, 'predict',
+                   help='The GAP prediction (quip) of the validation set and its restart wrapper: job.code, '
+                        'job.metadata.options, max_iterations, restart, handler_overrides.')
         spec.inputs.validator = _validate_inputs
         spec.outline(
+            cls.setup,
             if_(cls.should_select)(cls.select),
             cls.split,
-            cls.fit,
+            cls.run_fit,
             cls.inspect_fit,
-            cls.validate,
-            cls.inspect_validation,
+            cls.run_predict,
+            cls.inspect_predict,
             cls.results,
         )
         spec.output('training_set', valid_type=TrainingSetData)
@@ -154,25 +177,29 @@ class GapWorkChain(ProtocolMixin, WorkChain):
 
     @classmethod
     def fit_inputs_from_protocol(cls, inputs: dict, codes, options=None) -> dict:
-        """The ``fit`` and ``validation`` inputs (and ``restart``, when the protocol inputs have one) of the
-        protocol inputs ``inputs`` (:meth:`get_protocol_inputs`); shared with the builder of the active learner.
+        """The ``fit`` and ``predict`` inputs of the protocol inputs ``inputs`` (:meth:`get_protocol_inputs`);
+        shared with the builder of the active learner.
 
+        :param inputs: protocol inputs with the sections ``fit`` (``job.parameters`` with ``descriptors`` as a
+            ``{type: keys}`` mapping, ``job.metadata.options``, wrapper keys) and ``predict`` (``job.metadata``,
+            wrapper keys).
         :param codes: a mapping with the roles ``gap_fit`` and ``quip``.
-        :param options: scheduler options merged over the protocol's, for the gap_fit and the quip job.
-        :raises ValueError: naming a missing code role, a bad descriptor mapping or an unknown option.
+        :param options: scheduler options merged over the protocol's ``job.metadata.options``, for both jobs.
+        :returns: ``{'fit': {'job': {'code', 'parameters', 'metadata'}, ...}, 'predict': {'job': {...}, ...}}``.
+        :raises ValueError: naming a missing code role, a bad descriptor mapping, an unknown key of a section or
+            an unknown scheduler option.
         """
-        found = resolve_codes(codes, ('gap_fit', 'quip'), cls.__name__)
-        parameters = dict(inputs['fit']['parameters'])
+        owner = cls.__name__
+        found = resolve_codes(codes, ('gap_fit', 'quip'), owner)
+        fit = inputs.get('fit') or {}
+        parameters = dict((fit.get('job') or {}).get('parameters') or {})
         parameters['descriptors'] = descriptor_list(parameters.get('descriptors'))
-        result = {
-            'fit': {'code': found['gap_fit'], 'parameters': orm.Dict(parameters),
-                    'metadata': {'options': job_options(inputs['fit'].get('options'), options, cls.__name__)}},
-            'validation': {'code': found['quip'], 'options': orm.Dict(
-                job_options(inputs['validation'].get('options'), options, cls.__name__))},
+        return {
+            'fit': wrapper_inputs_from_protocol(fit, found['gap_fit'], options, f'{owner} fit',
+                                                job={'parameters': orm.Dict(parameters)}),
+            'predict': wrapper_inputs_from_protocol(inputs.get('predict'), found['quip'], options,
+                                                    f'{owner} predict'),
         }
-        if inputs.get('restart'):
-            result['restart'] = orm.Dict(inputs['restart'])
-        return result
 
     @classmethod
     def get_builder_from_protocol(cls, codes, pool, *, protocol=None, overrides=None, options=None,
@@ -184,8 +211,9 @@ class GapWorkChain(ProtocolMixin, WorkChain):
             its size (no selection when the protocol's ``selection`` is null).
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``selection``, ``split``,
-            ``fit.parameters`` (``descriptors`` as ``{type: keys}``, ``sigma``, ``train_on`` ...),
-            ``fit.options``, ``validation.options``, ``restart``.
+            ``fit.job.parameters`` (``descriptors`` as ``{type: keys}``, ``sigma``, ``train_on`` ...),
+            ``fit.job.metadata.options``, ``predict.job.metadata.options``, and the wrappers' ``max_iterations``,
+            ``restart``, ``clean_workdir``, ``handler_overrides`` under ``fit`` / ``predict``.
         :param options: scheduler options of the gap_fit and quip jobs (merged over the protocol's).
         :param validation_set: a fixed validation set (then no split; optional).
         :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
@@ -204,6 +232,17 @@ class GapWorkChain(ProtocolMixin, WorkChain):
         for key, value in cls.fit_inputs_from_protocol(inputs, codes, options).items():
             setattr(builder, key, value)
         return builder
+
+    def setup(self):
+        """Report what will run: the pool, the selection and the split or fixed validation set."""
+        pool = self.inputs.pool
+        selection = self.inputs.selection.get_dict() if 'selection' in self.inputs else None
+        validation = ('the fixed validation set of '
+                      f'{self.inputs.validation_set.n_configurations}' if 'validation_set' in self.inputs else
+                      f"a split with train_fraction {self.inputs.split.get_dict().get('train_fraction', 0.5)}")
+        self.report(f'fit on the pool <{pool.pk}> of {pool.n_configurations} configurations '
+                    + (f"(selection {selection['method']}, n={selection['n']})" if selection else '(all)')
+                    + f', validated on {validation}')
 
     def should_select(self):
         return 'selection' in self.inputs
@@ -226,11 +265,13 @@ class GapWorkChain(ProtocolMixin, WorkChain):
         self.report(f'training set {self.ctx.train.n_configurations}, '
                     f'validation set {self.ctx.validation.n_configurations}')
 
-    def fit(self):
-        inputs = self.exposed_inputs(GapFitCalculation, namespace='fit')
-        inputs['training_set'] = self.ctx.train
-        restart = restart_inputs(self.inputs)
-        node = self.submit(GapFitRestartWorkChain, job=inputs, **restart, metadata={'call_link_label': 'gap_fit'})
+    def _submit(self, wrapper, role: str, link: str, **job):
+        inputs = wrapper_inputs(self, wrapper, role, **job)
+        inputs['metadata'] = {**dict(inputs.get('metadata') or {}), 'call_link_label': link}
+        return self.submit(wrapper, **inputs)
+
+    def run_fit(self):
+        node = self._submit(GapFitRestartWorkChain, 'fit', 'gap_fit', training_set=self.ctx.train)
         self.report(f'submitted gap_fit <{node.pk}> (restartable)')
         return ToContext(fit=node)
 
@@ -245,16 +286,13 @@ class GapWorkChain(ProtocolMixin, WorkChain):
         self.out('fit_parameters', node.outputs.output_parameters)
         return None
 
-    def validate(self):
-        restart = restart_inputs(self.inputs)
-        node = self.submit(QuipRestartWorkChain, job={
-            'code': self.inputs.validation.code, 'potential': self.ctx.fit.outputs.potential,
-            'configurations': self.ctx.validation, 'metadata': {'options': self.inputs.validation.options.get_dict()}},
-            **restart, metadata={'call_link_label': 'predict_validation'})
+    def run_predict(self):
+        node = self._submit(QuipRestartWorkChain, 'predict', 'predict_validation',
+                            potential=self.ctx.fit.outputs.potential, configurations=self.ctx.validation)
         self.report(f'submitted GAP prediction of the validation set <{node.pk}>')
         return ToContext(predict=node)
 
-    def inspect_validation(self):
+    def inspect_predict(self):
         node = self.ctx.predict
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_VALIDATION_FAILED.format(status=node.exit_status, message=node.exit_message)

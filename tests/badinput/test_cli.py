@@ -95,7 +95,7 @@ CASES = [
     _c('launch-unknown-entry-point', 'cli', launch('mlfail.no_such_workflow'), 'mlfail.no_such_workflow',
        'neither a study'),
     _c('launch-unknown-port', 'cli', launch('mlfail.sample', 'bogus=1'), 'bogus', 'no such input'),
-    _c('launch-unknown-nested-port', 'cli', launch('mlfail.active_learning', 'quip.bogus=1'), 'quip.bogus',
+    _c('launch-unknown-nested-port', 'cli', launch('mlfail.active_learning', 'predict.bogus=1'), 'predict.bogus',
        'no such input'),
     _c('launch-namespace-given-a-scalar', 'cli', launch('mlfail.active_learning', 'gap=5'), 'gap', 'namespace'),
     # -- conversion of values --------------------------------------------------------------------------

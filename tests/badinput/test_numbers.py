@@ -107,10 +107,10 @@ CASES = [
     ('mlfail.gap', 'selection:n', True, ['selection.n', 'True']),
     ('mlfail.gap', 'selection:seed', -1, ['selection.seed', '-1']),
     ('mlfail.gap', 'split:train_fraction', NAN, ['train_fraction', 'nan']),
-    ('mlfail.gap', 'restart:walltime_factor', INF, ['walltime_factor', 'inf']),
-    ('mlfail.gap', 'restart:sparse_factor', 1.0, ['sparse_factor', '< 1', '1.0']),
-    ('mlfail.gap', 'restart:max_walltime_s', 2.5, ['max_walltime_s', '2.5']),
-    ('mlfail.gap', 'restart:max_memory_kb_limit', NAN, ['max_memory_kb_limit', 'nan']),
+    ('mlfail.gap', 'fit.restart:walltime_factor', INF, ['walltime_factor', 'inf']),
+    ('mlfail.gap', 'fit.restart:sparse_factor', 1.0, ['sparse_factor', '< 1', '1.0']),
+    ('mlfail.gap', 'predict.restart:max_walltime_s', 2.5, ['max_walltime_s', '2.5']),
+    ('mlfail.gap', 'fit.restart:max_memory_kb_limit', NAN, ['max_memory_kb_limit', 'nan']),
     # active learning (mlfail.active_learning)
     ('mlfail.active_learning', 'parameters:max_iterations', INF, ['max_iterations', 'inf']),
     ('mlfail.active_learning', 'parameters:max_iterations', 0, ['max_iterations', '>= 1', 'got 0']),
@@ -121,9 +121,9 @@ CASES = [
     ('mlfail.active_learning', 'parameters:max_new_configurations', None, ['max_new_configurations', 'None']),
     ('mlfail.active_learning', 'parameters:outliers.max_force', NAN, ['outliers.max_force', 'nan']),
     ('mlfail.active_learning', 'parameters:reseed', 'no', ['reseed', "'no'"]),
-    ('mlfail.active_learning', 'restart:memory_factor', -INF, ['memory_factor', '-inf']),
-    ('mlfail.active_learning', 'explore.parameters:critical_similarity', INF, ['critical_similarity', 'inf']),
-    ('mlfail.active_learning', 'explore.parameters:seed', '42', ['seed', "'42'"]),
+    ('mlfail.active_learning', 'explore.restart:memory_factor', -INF, ['memory_factor', '-inf']),
+    ('mlfail.active_learning', 'explore.job.parameters:critical_similarity', INF, ['critical_similarity', 'inf']),
+    ('mlfail.active_learning', 'explore.job.parameters:seed', '42', ['seed', "'42'"]),
     # labelling (mlfail.label)
     ('mlfail.label', 'max_concurrent_jobs', 0, ['max_concurrent_jobs', 'got 0']),
     # REMatch (mlfail.rematch) and the configuration-space comparison (mlfail.config_space)
@@ -192,20 +192,25 @@ def entries(request, lammps_code, gap_fit_code, quip_code, explore_code, rematch
     def gap():
         return {'pool': TrainingSetData.from_atoms(nacl_configurations(6), reference=reference),
                 'selection': orm.Dict({'method': 'random', 'n': 4, 'seed': 0}),
-                'split': orm.Dict({'train_fraction': 0.5, 'seed': 0}), 'restart': orm.Dict({}),
-                'fit': {'code': gap_fit_code, 'parameters': orm.Dict(copy.deepcopy(TWO_BODY))},
-                'validation': {'code': quip_code}}
+                'split': orm.Dict({'train_fraction': 0.5, 'seed': 0}),
+                'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict(copy.deepcopy(TWO_BODY))},
+                        'restart': orm.Dict({})},
+                'predict': {'job': {'code': quip_code}, 'restart': orm.Dict({})}}
 
     def active_learning():
         return {
             'training_set': TrainingSetData.from_atoms(nacl_configurations(4), reference=reference),
             'validation_set': TrainingSetData.from_atoms(nacl_configurations(2), reference=reference),
-            'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict(copy.deepcopy(TWO_BODY))},
-                    'validation': {'code': quip_code}},
-            'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
-                        'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})},
-            'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
-            'quip': {'code': quip_code}, 'parameters': orm.Dict({}), 'restart': orm.Dict({}),
+            'gap': {'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict(copy.deepcopy(TWO_BODY))}},
+                    'predict': {'job': {'code': quip_code}}},
+            'explore': {'job': {'code': explore_code,
+                                'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
+                                'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100,
+                                                        'comparison_step': 10})},
+                        'restart': orm.Dict({})},
+            # LabelWorkChain's layout (roles14): the classical labeller's job under lammps.job
+            'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
+            'predict': {'job': {'code': quip_code}}, 'parameters': orm.Dict({}),
         }
 
     def label():

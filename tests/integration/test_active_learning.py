@@ -24,7 +24,7 @@ BMHTF = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}
 def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
     return {
         'sampling': {
-            'code': lammps_code,
+            'lammps': {'job': {'code': lammps_code}},  # ClassicalSamplingWorkChain's layout (roles14)
             'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 32}),
             'potential': orm.Dict(BMHTF),
             'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0, 'label': 'nvt'}]),
@@ -32,19 +32,19 @@ def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
                             'thermo_interval': 20, 'seed': 5}),
         },
         'split': orm.Dict({'train_fraction': 0.5, 'seed': 1}),
-        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({
+        'gap': {'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict({
                     'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 15,
                                      'sparse_method': 'uniform'}],
-                    'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})},
-                'validation': {'code': quip_code}},
-        'explore': {'code': explore_code,
-                    'structure': orm.StructureData(ase=molten_nacl(32, volume=1550.0, seed=3)),
-                    'parameters': orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0,
-                                            'timestep': 2.0, 'max_steps': 60, 'comparison_step': 20,
-                                            'critical_similarity': 0.998, 'thermo_interval': 10,
-                                            'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
-        'quip': {'code': quip_code},
+                    'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})}},
+                'predict': {'job': {'code': quip_code}}},
+        'explore': {'job': {'code': explore_code,
+                            'structure': orm.StructureData(ase=molten_nacl(32, volume=1550.0, seed=3)),
+                            'parameters': orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0,
+                                                    'timestep': 2.0, 'max_steps': 60, 'comparison_step': 20,
+                                                    'critical_similarity': 0.998, 'thermo_interval': 10,
+                                                    'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})}},
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},  # LabelWorkChain's layout
+        'predict': {'job': {'code': quip_code}},
         'parameters': orm.Dict({'max_iterations': 2, 'max_new_configurations': 5, **parameters}),
     }
 

@@ -38,7 +38,7 @@ def test_dft_labelled_active_learning_two_iterations(submit_and_await, lammps_co
                                                      explore_code, cp2k_code):
     inputs = {
         'sampling': {
-            'code': lammps_code,
+            'lammps': {'job': {'code': lammps_code}},  # ClassicalSamplingWorkChain's layout (roles14)
             'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 8}),
             'potential': orm.Dict(BMHTF),
             'state_points': orm.List([{'temperature': 1400.0, 'volume': 290.0, 'label': 'nvt'}]),
@@ -47,18 +47,19 @@ def test_dft_labelled_active_learning_two_iterations(submit_and_await, lammps_co
         },
         'selection': orm.Dict({'method': 'random', 'n': 6, 'seed': 1}),
         'split': orm.Dict({'train_fraction': 0.5, 'seed': 1}),
-        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({
+        'gap': {'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict({
                     'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10,
                                      'sparse_method': 'uniform'}],
-                    'sigma': {'energy': 0.005, 'forces': 0.2, 'virial': 0.2}})},
-                'validation': {'code': quip_code}},
-        'explore': {'code': explore_code,
-                    'structure': orm.StructureData(ase=expanded_crystal()),
-                    'parameters': orm.Dict({'ensemble': 'NVT', 'temperature': 1400.0, 'timestep': 2.0,
-                                            'max_steps': 40, 'comparison_step': 20, 'critical_similarity': 0.998,
-                                            'thermo_interval': 10, 'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})},
+                    'sigma': {'energy': 0.005, 'forces': 0.2, 'virial': 0.2}})}},
+                'predict': {'job': {'code': quip_code}}},
+        'explore': {'job': {'code': explore_code,
+                            'structure': orm.StructureData(ase=expanded_crystal()),
+                            'parameters': orm.Dict({'ensemble': 'NVT', 'temperature': 1400.0, 'timestep': 2.0,
+                                                    'max_steps': 40, 'comparison_step': 20,
+                                                    'critical_similarity': 0.998, 'thermo_interval': 10,
+                                                    'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})}},
         'label': {'cp2k': {'code': cp2k_code}},
-        'quip': {'code': quip_code},
+        'predict': {'job': {'code': quip_code}},
         'parameters': orm.Dict({'max_iterations': 2, 'max_new_configurations': 4, 'max_concurrent_labels': 2}),
     }
     node = submit_and_await(ActiveLearningWorkChain, timeout=1200, **inputs)

@@ -32,17 +32,18 @@ def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
     return {
         'training_set': TrainingSetData.from_atoms(nacl_configurations(3), reference=lammps_reference(BMHTF)),
         'validation_set': TrainingSetData.from_atoms(nacl_configurations(3)[1:], reference=lammps_reference(BMHTF)),
-        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({
+        'gap': {'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict({
                     'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 15,
                                      'sparse_method': 'uniform'}],
-                    'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})},
-                'validation': {'code': quip_code}},
-        'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=3100.0, seed=4)),
-                    'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 40, 'comparison_step': 20,
-                                            'critical_similarity': 0.998, 'soap': {'r_cut': 4.0, 'n_max': 3,
-                                                                                   'l_max': 2}})},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
-        'quip': {'code': quip_code},
+                    'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})}},
+                'predict': {'job': {'code': quip_code}}},
+        'explore': {'job': {'code': explore_code,
+                            'structure': orm.StructureData(ase=molten_nacl(64, volume=3100.0, seed=4)),
+                            'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 40, 'comparison_step': 20,
+                                                    'critical_similarity': 0.998, 'soap': {'r_cut': 4.0, 'n_max': 3,
+                                                                                           'l_max': 2}})}},
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},  # LabelWorkChain's layout
+        'predict': {'job': {'code': quip_code}},
         'parameters': orm.Dict({'max_iterations': 3, 'max_new_configurations': 1}),
     }
 
@@ -59,9 +60,9 @@ def test_max_new_configurations_ends_the_loop_with_702(submit_and_await, inputs)
 
 
 @pytest.mark.parametrize('broken, port, status', [
-    ('mlfail.gap_fit', ('gap', 'fit', 'code'), 402),
-    ('mlfail.explore', ('explore', 'code'), 403),
-    ('mlfail.quip', ('quip', 'code'), 405),
+    ('mlfail.gap_fit', ('gap', 'fit', 'job', 'code'), 402),
+    ('mlfail.explore', ('explore', 'job', 'code'), 403),
+    ('mlfail.quip', ('predict', 'job', 'code'), 405),
 ])
 def test_a_failing_step_is_named_by_its_exit_code(submit_and_await, inputs, failing_code, broken, port, status):
     target = inputs
@@ -75,7 +76,7 @@ def test_a_failing_step_is_named_by_its_exit_code(submit_and_await, inputs, fail
 
 def test_a_failing_initial_sampling_is_401(submit_and_await, inputs, failing_code):
     del inputs['training_set'], inputs['validation_set']
-    inputs['sampling'] = {'code': failing_code('mlfail.lammps'),
+    inputs['sampling'] = {'lammps': {'job': {'code': failing_code('mlfail.lammps')}},
                           'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 32}), 'potential': orm.Dict(BMHTF),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0}])}
     node = submit_and_await(ActiveLearningWorkChain, timeout=300, **inputs)
@@ -100,7 +101,7 @@ def test_a_labeller_that_fails_fills_the_ledger_and_the_budget_ends_the_run_with
         submit_and_await, inputs, failing_code):
     """Every label fails (a broken LAMMPS): the trigger goes to the ledger of failed labels, the loop would go on,
     but max_failed_labels=0 ends the run with 406, outputs attached."""
-    inputs['label']['lammps']['code'] = failing_code('mlfail.lammps')
+    inputs['label']['lammps']['job']['code'] = failing_code('mlfail.lammps')
     inputs['parameters'] = orm.Dict({'max_iterations': 3, 'max_new_configurations': 5, 'max_failed_labels': 0})
     node = submit_and_await(ActiveLearningWorkChain, timeout=600, **inputs)
     assert node.exit_status == 406, f'[{node.exit_status}] {node.exit_message}'
@@ -128,7 +129,7 @@ def test_a_rejected_trigger_is_not_the_next_start_nor_labelled_again(submit_and_
     assert [r['stop_reason'] for r in rows] == ['novel', 'novel'] and [r['steps'] for r in rows] == [0, 0]
     assert rows[0]['rejected'] == 1 and rows[0]['added'] == 0 and rows[1]['added'] == 0
     explorations = sorted((n for n in node.called if n.process_label == 'ExploreRestartWorkChain'), key=lambda n: n.pk)
-    start = inputs['explore']['structure']
+    start = inputs['explore']['job']['structure']
     assert [e.inputs.job.structure.uuid for e in explorations] == [start.uuid, start.uuid]
     labellings = [n for n in node.called if n.process_label == 'LabelWorkChain']
     assert len(labellings) == 1  # iteration 2 flagged the same configuration: not labelled again

@@ -58,11 +58,11 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
         pool=pool,
         selection=orm.Dict({'method': 'uniform_force', 'n': 20, 'seed': 1}),
         split=orm.Dict({'train_fraction': 0.5, 'seed': 1}),
-        fit={'code': gap_fit_code, 'parameters': orm.Dict({
+        fit={'job': {'code': gap_fit_code, 'parameters': orm.Dict({
             'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 20,
                              'sparse_method': 'uniform'}],
-            'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})},
-        validation={'code': quip_code},
+            'sigma': {'energy': 0.005, 'forces': 0.1, 'virial': 0.1}})}},
+        predict={'job': {'code': quip_code}},
     )
     assert gap.is_finished_ok, gap.exit_message
     metrics = gap.outputs.metrics.get_dict()

@@ -20,13 +20,14 @@ def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
     return {
         'training_set': TrainingSetData.from_atoms(nacl_configurations(4), reference=lammps_reference(BMHTF)),
         'validation_set': TrainingSetData.from_atoms(nacl_configurations(2), reference=lammps_reference(BMHTF)),
-        'gap': {'fit': {'code': gap_fit_code, 'parameters': orm.Dict({'descriptors': [
-            {'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}]})},
-                'validation': {'code': quip_code}},
-        'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
-                    'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
-        'quip': {'code': quip_code},
+        'gap': {'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict({'descriptors': [
+            {'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}]})}},
+                'predict': {'job': {'code': quip_code}}},
+        'explore': {'job': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
+                            'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})}},
+        # LabelWorkChain's layout (roles14): the LAMMPS job of the classical labeller under lammps.job
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
+        'predict': {'job': {'code': quip_code}},
     }
 
 
@@ -47,7 +48,8 @@ def test_training_set_needs_a_validation_set(inputs):
 
 
 def test_exactly_one_source_of_initial_data(inputs, lammps_code):
-    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+    inputs['sampling'] = {'lammps': {'job': {'code': lammps_code}},
+                          'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                           'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
     _submit_fails(inputs, r"exactly one source: .* got \['training_set', 'sampling'\]")
@@ -93,7 +95,7 @@ def test_bad_loop_parameters_are_named(inputs):
 
 
 def test_bad_explorer_parameters_are_named(inputs):
-    inputs['explore']['parameters'] = orm.Dict({'critical_similarity': 1.5})
+    inputs['explore']['job']['parameters'] = orm.Dict({'critical_similarity': 1.5})
     _submit_fails(inputs, 'critical_similarity')
 
 
@@ -104,24 +106,26 @@ def test_labeller_must_describe_the_species(inputs):
 
 def test_exactly_one_labeller(inputs, aiida_code_installed):
     del inputs['label']['lammps']
-    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential` and `lammps\.code`")
+    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential`")
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
     inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
 
 
 @pytest.mark.parametrize('namespace, port, value, match', [
-    ('gap', ('fit', 'parameters'),
+    ('gap', ('fit', 'job', 'parameters'),
      {'descriptors': [{'type': 'distance_2b', 'cutoff': -5.0, 'delta': 0.5, 'n_sparse': 10}]},
-     r"'inputs\.gap\.fit': parameters: distance_2b descriptor: cutoff must be a finite number > 0, got -5\.0"),
-    ('explore', ('parameters',), {'ensemble': 'NPT', 'max_steps': 100, 'soap': {'species': ['Na']}},
-     r"'inputs\.explore': parameters\.soap\.species \['Na'\] do not cover the species \['Cl'\] of the structure"),
+     r"'inputs\.gap\.fit\.job': parameters: distance_2b descriptor: cutoff must be a finite number > 0, got -5\.0"),
+    ('explore', ('job', 'parameters'), {'ensemble': 'NPT', 'max_steps': 100, 'soap': {'species': ['Na']}},
+     r"'inputs\.explore\.job': parameters\.soap\.species \['Na'\] do not cover the species \['Cl'\] of the "
+     r"structure"),
     ('label', ('lammps', 'potential'), {'name': 'no_such_potential'},
      r"'inputs\.label': lammps\.potential: unknown reference potential 'no_such_potential'"),
 ])
 def test_child_validators_refuse_bad_values_at_submit(inputs, namespace, port, value, match):
-    """The validators of the exposed GapWorkChain (its gap_fit namespace), ExploreCalculation and LabelWorkChain
-    run at the learner's submit; the message names the child namespace and the value."""
+    """The validators of the exposed GapWorkChain (the gap_fit job of its ``fit`` wrapper), the explorer job of the
+    ``explore`` wrapper and LabelWorkChain run at the learner's submit; the message names the child namespace and
+    the value."""
     target = inputs[namespace]
     for key in port[:-1]:
         target = target[key]
@@ -139,11 +143,11 @@ def test_child_validators_skip_only_the_ports_the_learner_excluded(inputs):
 
     spec = ActiveLearningWorkChain.spec().inputs
     assert not {'pool', 'split', 'selection', 'validation_set'} & set(spec['gap'])
-    assert not {'potential', 'training_set'} & set(spec['explore'])
+    assert not {'potential', 'training_set'} & set(spec['explore']['job'])
     assert not {'configurations', 'structures', 'max_concurrent_jobs'} & set(spec['label'])
     # valid learner inputs: no complaint about the excluded ports
     assert validate_gap(inputs['gap'], spec['gap']) is None
-    assert validate_explore_inputs(inputs['explore'], spec['explore']) is None
+    assert validate_explore_inputs(inputs['explore']['job'], spec['explore']['job']) is None
     assert validate_label(inputs['label'], spec['label']) is None
     # without ctx (nothing excluded) the label validator asks for the configurations the learner supplies later
     assert 'give either `configurations`' in validate_label(inputs['label'])
@@ -152,11 +156,12 @@ def test_child_validators_skip_only_the_ports_the_learner_excluded(inputs):
     assert 'split: train_fraction 0.9 of 4 configurations' in validate_gap(gap)
     assert validate_gap(gap, spec['gap']) is None
     # the checks that need no excluded port still run
-    gap['fit'] = {**gap['fit'], 'parameters': orm.Dict({'descriptors': []})}
-    assert validate_gap(gap, spec['gap']).startswith('fit.parameters: ')
-    explore = {**inputs['explore'], 'parameters': orm.Dict({'soap': {'species': ['Cl']}})}
-    assert "do not cover the species ['Na'] of the structure" in validate_explore_inputs(explore, spec['explore'])
-    label = {'lammps': inputs['label']['lammps'], 'cp2k': {'code': inputs['quip']['code']}}
+    gap['fit'] = {'job': {**gap['fit']['job'], 'parameters': orm.Dict({'descriptors': []})}}
+    assert validate_gap(gap, spec['gap']).startswith('fit.job.parameters: ')
+    explore = {**inputs['explore']['job'], 'parameters': orm.Dict({'soap': {'species': ['Cl']}})}
+    assert "do not cover the species ['Na'] of the structure" in validate_explore_inputs(explore,
+                                                                                        spec['explore']['job'])
+    label = {'lammps': inputs['label']['lammps'], 'cp2k': {'code': inputs['predict']['job']['code']}}
     assert validate_label(label, spec['label']).startswith('give exactly one reference')
 
 
@@ -179,7 +184,7 @@ def test_labeller_of_another_reference_than_the_initial_data_is_refused(inputs, 
     _submit_fails(inputs, r'label: the labeller must use the reference of the initial data: mixed references: '
                           r'label: cp2k fast: PBE .*; training_set: lammps bmhtf_coul_long')
     inputs['label'] = {'lammps': {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': 8.0}}),
-                                  'code': inputs['explore']['code']}}
+                                  'job': {'code': inputs['explore']['job']['code']}}}
     _submit_fails(inputs, r'mixed references: label: lammps bmhtf_coul_long \(cutoff=8.0.*training_set: lammps '
                           r'bmhtf_coul_long \(cutoff=6.0')
     # DFT initial data and the same DFT labeller pass the reference check
@@ -195,7 +200,8 @@ def test_sampled_frames_take_the_labellers_reference_a_pool_must_have_it(inputs,
     """A sampling source is labelled by the learner's labeller (classical frames, DFT labels: accepted); a labelled
     pool (e.g. a CP2K AIMD trajectory) is split as it is, so its reference must be the labeller's."""
     del inputs['training_set'], inputs['validation_set']
-    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+    inputs['sampling'] = {'lammps': {'job': {'code': lammps_code}},
+                          'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                           'potential': orm.Dict(BMHTF),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
@@ -244,3 +250,31 @@ def test_two_accepted_and_room_for_one_adds_the_trigger():
     (added,) = _first_configurations(result['accepted'], orm.Int(1)).get_atoms()
     assert added.info['candidate'] == 'trigger'
     assert added.info['energy'] == pytest.approx(trigger.info['energy'])
+
+
+@pytest.mark.parametrize('role, value, match', [
+    (('explore', 'job', 'metadata'), {'options': {'max_walclock_seconds': 60}}, 'max_walclock_seconds'),
+    (('predict', 'job', 'metadata'), {'options': {'max_walclock_seconds': 60}}, 'max_walclock_seconds'),
+    (('gap', 'fit', 'job', 'metadata'), {'options': {'max_walclock_seconds': 60}}, 'max_walclock_seconds'),
+    (('explore', 'restart'), {'walltime_factor': 0.5}, 'walltime_factor'),
+    (('predict', 'max_iterations'), 0, 'max_iterations'),
+])
+def test_wrapper_and_scheduler_option_typos_fail_at_submit(inputs, role, value, match):
+    """The restart wrappers are exposed by role: a misspelt scheduler option under ``<role>.job.metadata.options``
+    (checked by the CalcJob's own ports) and a bad wrapper input are refused at the learner's submit, named."""
+    target = inputs
+    for key in role[:-1]:
+        target = target[key]
+    target[role[-1]] = value if role[-1] == 'metadata' else orm.to_aiida_type(value)
+    _submit_fails(inputs, match)
+
+
+def test_wrapper_inputs_by_role_are_accepted(inputs):
+    inputs['explore']['max_iterations'] = orm.Int(2)
+    inputs['explore']['restart'] = orm.Dict({'walltime_factor': 3.0})
+    inputs['predict']['job']['metadata'] = {'options': {'max_wallclock_seconds': 600,
+                                                        'resources': {'num_machines': 1}}}
+    inputs['gap']['fit']['clean_workdir'] = orm.Bool(True)
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    ports = ActiveLearningWorkChain.spec().inputs
+    assert 'quip' not in ports and 'restart' not in ports  # by role now: predict, explore.restart ...

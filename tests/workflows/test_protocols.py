@@ -180,16 +180,38 @@ def test_sampling_overrides_and_options_reach_their_ports(codes, data):
 
 def test_gap_overrides_from_a_yaml_file_and_options(codes, data, tmp_path):
     path = tmp_path / 'overrides.yaml'
-    path.write_text('fit:\n  parameters:\n    descriptors:\n      soap: null\n    sigma: {energy: 0.01}\n'
+    path.write_text('fit:\n  max_iterations: 2\n  restart: {on_out_of_memory: reduce_sparse_points}\n'
+                    '  job:\n    parameters:\n      descriptors:\n        soap: null\n      sigma: {energy: 0.01}\n'
+                    'predict:\n  clean_workdir: true\n'
                     'selection: {n: 100}\n')
     builder = make_builder('gap', codes, data, overrides=str(path), options={'max_wallclock_seconds': 120})
-    parameters = builder.fit.parameters.get_dict()
+    parameters = builder.fit.job.parameters.get_dict()
     assert [d['type'] for d in parameters['descriptors']] == ['distance_2b']
     assert parameters['sigma'] == {'energy': 0.01, 'forces': 0.05, 'virial': 0.05}
     assert builder.selection['n'] == 64  # capped at the pool size
-    assert builder.fit.metadata.options['max_wallclock_seconds'] == 120
-    assert builder.validation.options['max_wallclock_seconds'] == 120
+    assert builder.fit.job.metadata.options['max_wallclock_seconds'] == 120
+    assert builder.predict.job.metadata.options['max_wallclock_seconds'] == 120
+    # the restart wrappers' own inputs, by role
+    assert builder.fit.max_iterations.value == 2
+    assert builder.fit.restart.get_dict() == {'on_out_of_memory': 'reduce_sparse_points'}
+    assert builder.predict.clean_workdir.value is True
     assert GapWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+
+
+@pytest.mark.parametrize('role', ['fit', 'predict'])
+def test_gap_option_typo_fails_at_submit_time_naming_it(codes, data, role):
+    """A misspelt scheduler option under ``<role>.job.metadata.options`` is refused by the CalcJob's own
+    ``metadata.options`` ports at submit time (not hours later), and by the builder's ``options=``."""
+    inputs = make_builder('gap', codes, data)._inputs(prune=True)
+    inputs[role]['job']['metadata']['options']['max_walclock_seconds'] = 5
+    assert 'max_walclock_seconds' in str(GapWorkChain.spec().inputs.validate(inputs))
+    with pytest.raises(ValueError, match=r"unknown scheduler option\(s\) \['max_walclock_seconds'\]"):
+        make_builder('gap', codes, data, options={'max_walclock_seconds': 5})
+
+
+def test_gap_unknown_wrapper_key_is_named(codes, data):
+    with pytest.raises(ValueError, match=r"GapWorkChain predict: unknown key\(s\) \['max_iteration'\]"):
+        make_builder('gap', codes, data, overrides={'predict': {'max_iteration': 3}})
 
 
 def test_label_cp2k_reference_protocol_and_overrides_reach_the_single_points(codes, data):
@@ -209,28 +231,32 @@ def test_label_cp2k_reference_protocol_and_overrides_reach_the_single_points(cod
 def test_active_learning_builds_its_parts_from_the_inner_protocols(codes, data):
     options = {'max_wallclock_seconds': 4321}
     builder = make_builder('active_learning', codes, data, protocol='moderate', options=options, overrides={
-        'temperature': 1400.0, 'gap': {'fit': {'parameters': {'sigma': {'energy': 0.01}}}},
-        'explore': {'parameters': {'max_steps': 99}}, 'sampling': {'md': {'production_steps': 1000}}})
+        'temperature': 1400.0, 'gap': {'fit': {'job': {'parameters': {'sigma': {'energy': 0.01}}}}},
+        'explore': {'max_iterations': 2, 'job': {'parameters': {'max_steps': 99}}},
+        'predict': {'restart': {'walltime_factor': 3.0}}, 'sampling': {'md': {'production_steps': 1000}}})
     # inner protocols of the same name, with the outer overrides on top
     gap = GapWorkChain.get_protocol_inputs('moderate')
-    fit = builder.gap.fit.parameters.get_dict()
+    fit = builder.gap.fit.job.parameters.get_dict()
     assert fit['sigma']['energy'] == 0.01
-    assert fit['descriptors'][1]['n_sparse'] == gap['fit']['parameters']['descriptors']['soap']['n_sparse'] == 100
+    soap = gap['fit']['job']['parameters']['descriptors']['soap']
+    assert fit['descriptors'][1]['n_sparse'] == soap['n_sparse'] == 100
     sampling = ClassicalSamplingWorkChain.get_protocol_inputs('moderate')
     md = builder.sampling.md.get_dict()
     assert md['production_steps'] == 1000 and md['equilibration_steps'] == sampling['md']['equilibration_steps']
     (point,) = builder.sampling.state_points.get_list()
     assert point['temperature'] == 1400.0 and point['ensemble'] == 'NVT'
-    explore = builder.explore.parameters.get_dict()
+    explore = builder.explore.job.parameters.get_dict()
     assert explore['max_steps'] == 99 and explore['temperature'] == 1400.0 and explore['pressure'] == 1.0
+    assert builder.explore.max_iterations.value == 2  # the explorer's restart wrapper
+    assert builder.predict.restart.get_dict() == {'walltime_factor': 3.0}
     assert 'selection' not in builder._inputs(prune=True)  # classical labels: every sampled frame
     # the options reach every job
     assert builder.sampling.options['max_wallclock_seconds'] == 4321
-    assert builder.gap.fit.metadata.options['max_wallclock_seconds'] == 4321
-    assert builder.gap.validation.options['max_wallclock_seconds'] == 4321
-    assert builder.explore.metadata.options['max_wallclock_seconds'] == 4321
-    assert builder.label.lammps.options['max_wallclock_seconds'] == 4321
-    assert builder.quip.options['max_wallclock_seconds'] == 4321
+    assert builder.gap.fit.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.gap.predict.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.explore.job.metadata.options['max_wallclock_seconds'] == 4321
+    assert builder.label.lammps.job.metadata.options['max_wallclock_seconds'] == 4321  # (layout of LabelWorkChain)
+    assert builder.predict.job.metadata.options['max_wallclock_seconds'] == 4321
     assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
 
 
@@ -292,26 +318,121 @@ def test_protocol_files_name_no_system(cls):
     assert not any(f"'{symbol}'" in text or f' {symbol}\n' in text for symbol in ('Na', 'Cl', 'Ar')), text
 
 
-@pytest.mark.parametrize('protocol, size', [('moderate', 'small'), ('precise', 'large')])
-def test_active_learning_protocols_are_the_studies_settings(protocol, size, codes, data):
-    """moderate is the demo (workflows/nacl_active_learning.py --size small), precise its --size large."""
-    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / 'nacl_active_learning.py'
-    spec = importlib.util.spec_from_file_location('study_nacl_active_learning', path)
+def _study(name: str):
+    """The study script ``workflows/<name>.py`` as a module."""
+    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'study_{name}', path)
     sys.path.insert(0, str(path.parent))
     try:
         study = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(study)
     finally:
         sys.path.remove(str(path.parent))
-    s = study.SIZES[size]
-    builder = make_builder('active_learning', codes, data, protocol=protocol)
-    explore = builder.explore.parameters.get_dict()
+    return study
+
+
+#: The settings of workflows/nacl_active_learning.py before it used the builders (its SIZES then): the
+#: builders with the study's overrides must reproduce them.
+STUDY_SETTINGS = {
+    'small': {'production_steps': 4000, 'sampling_interval': 50, 'cutoff': 5.0, 'soap_sparse': 100, 'n_sparse_2b': 20,
+              'comparison_step': 25, 'max_steps': 2000, 'critical_similarity': 0.999, 'max_iterations': 12,
+              'max_new_configurations': 15},
+    'large': {'production_steps': 50000, 'sampling_interval': 100, 'cutoff': 8.0, 'soap_sparse': 1000,
+              'n_sparse_2b': 20, 'comparison_step': 50, 'max_steps': 50000, 'critical_similarity': 0.999,
+              'max_iterations': 30, 'max_new_configurations': 60},
+}
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
+    """workflows/nacl_active_learning.py builds its learner and sampling from the protocols (moderate: the demo,
+    --size small; precise: --size large) with its overrides, and so keeps its settings."""
+    study = _study('nacl_active_learning')
+    s, expected = study.SIZES[size], STUDY_SETTINGS[size]
+    # the study's initial data: sampled with its reference, which is the labeller's
+    training_set, validation_set = (TrainingSetData.from_atoms(nacl_configurations(n),
+                                                               reference=lammps_reference(study.REFERENCE))
+                                    for n in (4, 2))
+    builder = study.active_learning_builder(codes, s, training_set, validation_set, data['structure'])
+    inputs = builder._inputs(prune=True)
+    assert 'sampling' not in inputs and inputs['training_set'].uuid == training_set.uuid
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    explore = builder.explore.job.parameters.get_dict()
     assert (explore['max_steps'], explore['comparison_step'], explore['critical_similarity']) == (
-        s['max_steps'], s['comparison_step'], s['critical_similarity'])
+        expected['max_steps'], expected['comparison_step'], expected['critical_similarity'])
+    assert (explore['temperature'], explore['pressure'], explore['ensemble']) == (1400.0, 1.0, 'NPT')
     loop = builder.parameters.get_dict()
     assert (loop['max_iterations'], loop['max_new_configurations']) == \
-        (s['max_iterations'], s['max_new_configurations'])
+        (expected['max_iterations'], expected['max_new_configurations'])
+    two_body, soap = builder.gap.fit.job.parameters['descriptors']
+    assert (soap['cutoff'], soap['n_sparse']) == (expected['cutoff'], expected['soap_sparse'])
+    assert (two_body['cutoff'], two_body['n_sparse']) == (expected['cutoff'], expected['n_sparse_2b'])
+    assert builder.label.lammps.potential.get_dict() == study.REFERENCE
+    md = study.training_sampling_builder(codes, s).md.get_dict()
+    assert (md['production_steps'], md['sampling_interval']) == (expected['production_steps'],
+                                                                 expected['sampling_interval'])
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_dft_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
+    """workflows/nacl_dft_active_learning.py: the learner from the protocol with the study's overrides keeps the
+    study's settings (CP2K labels of a temporal selection of BMHTF NVT frames of the nacl preset)."""
+    study = _study('nacl_dft_active_learning')
+    s = study.SIZES[size]
+    builder = study.active_learning_builder(codes, s, molten_nacl(s['n_ions'], volume=s['training_volume'], seed=1))
+    assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    assert builder.label.cp2k.protocol.value == 'moderate' and builder.sampling.potential.get_dict() == study.BMHTF
+    (point,) = builder.sampling.state_points.get_list()
+    assert (point['volume'], point['temperature'], point['ensemble']) == (s['training_volume'], 1400.0, 'NVT')
+    assert len(builder.sampling.structure.sites) == s['n_ions']
+    assert builder.selection.get_dict() == {'method': 'temporal', 'n': {'small': 12, 'large': 24}[size], 'seed': 0}
+    explore = builder.explore.job.parameters.get_dict()
+    assert (explore['max_steps'], explore['critical_similarity'], explore['soap']['r_cut']) == {
+        'small': (3000, 0.995, 5.0), 'large': (20000, 0.999, 6.0)}[size]
+    two_body, soap = builder.gap.fit.job.parameters['descriptors']
+    assert (two_body['n_sparse'], soap['n_sparse'], soap['cutoff']) == {'small': (15, 20, 5.0),
+                                                                        'large': (15, 400, 6.0)}[size]
     md = builder.sampling.md.get_dict()
-    assert (md['production_steps'], md['sampling_interval']) == (s['production_steps'], s['sampling_interval'])
-    soap = builder.gap.fit.parameters['descriptors'][1]
-    assert (soap['cutoff'], soap['n_sparse']) == (s['cutoff'], s['soap_sparse'])
+    assert (md['equilibration_steps'], md['production_steps'], md['sampling_interval']) == {
+        'small': (1000, 2400, 100), 'large': (2000, 12000, 250)}[size]
+    loop = builder.parameters.get_dict()
+    assert (loop['max_iterations'], loop['max_new_configurations'], loop['max_failed_labels'],
+            loop['max_concurrent_labels']) == {'small': (12, 16, 6, 2), 'large': (30, 40, 20, 16)}[size]
+
+
+@pytest.mark.parametrize('size', ['small', 'large'])
+def test_gap_study_is_the_protocol_with_the_studys_overrides(size, codes):
+    """workflows/nacl_gap.py: sampling and GAP builders from the protocols with the study's overrides keep the
+    settings the study had before it used the builders (numbers below)."""
+    study = _study('nacl_gap')
+    expected = {'small': {'md': (2000, 6000, 50), 'n': 300, 'cutoff': 6.0, 'sparse': (40, 400)},
+                'large': {'md': (5000, 50000, 100), 'n': 500, 'cutoff': 8.0, 'sparse': (40, 1000)}}[size]
+    sampling = study.sampling_builder(size, codes)
+    assert ClassicalSamplingWorkChain.spec().inputs.validate(sampling._inputs(prune=True)) is None
+    md = sampling.md.get_dict()
+    assert (md['equilibration_steps'], md['production_steps'], md['sampling_interval']) == expected['md']
+    assert [p['volume'] for p in sampling.state_points.get_list()] == study.SIZES[size]['volumes']
+    assert sampling.potential['parameters']['cutoff'] == expected['cutoff']
+    pool = TrainingSetData.from_atoms(nacl_configurations(64), reference=lammps_reference(
+        sampling.potential.get_dict()))
+    builder = study.gap_builder(size, codes, pool)
+    assert GapWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
+    assert builder.selection.get_dict() == {'method': 'uniform_force', 'n': min(expected['n'], 64), 'seed': 7}
+    two_body, soap = builder.fit.job.parameters['descriptors']
+    assert (two_body['cutoff'], soap['cutoff']) == (expected['cutoff'], expected['cutoff'])
+    assert (two_body['n_sparse'], soap['n_sparse']) == expected['sparse']
+
+
+@pytest.mark.parametrize('overrides, match', [
+    ({'explore': {'parameters': {'max_steps': 99}}}, r"ActiveLearningWorkChain explore: unknown key\(s\) "
+                                                     r"\['parameters'\]"),
+    ({'predict': {'options': {'max_wallclock_seconds': 9}}}, r"ActiveLearningWorkChain predict: unknown key\(s\) "
+                                                             r"\['options'\]"),
+    ({'gap': {'fit': {'parameters': {'sigma': {'energy': 0.01}}}}}, r"GapWorkChain fit: unknown key\(s\) "
+                                                                   r"\['parameters'\]"),
+])
+def test_active_learning_overrides_outside_the_port_layout_are_named(codes, data, overrides, match):
+    """An override written for ports that do not exist (here the layout before the restart wrappers were exposed:
+    ``explore.parameters`` instead of ``explore.job.parameters``) is refused, naming the key, not ignored."""
+    with pytest.raises(ValueError, match=match):
+        make_builder('active_learning', codes, data, overrides=overrides)

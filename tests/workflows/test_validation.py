@@ -59,7 +59,8 @@ def test_sampling_rejects_bad_potential_and_md(lammps_code):
 def _gap_inputs(gap_fit_code, quip_code, pool, **fit):
     parameters = {'descriptors': [{'type': 'distance_2b', 'cutoff': 5.0, 'delta': 0.5, 'n_sparse': 10}], **fit}
     return {'pool': pool, 'split': orm.Dict({'train_fraction': 0.5}),
-            'fit': {'code': gap_fit_code, 'parameters': orm.Dict(parameters)}, 'validation': {'code': quip_code}}
+            'fit': {'job': {'code': gap_fit_code, 'parameters': orm.Dict(parameters)}},
+            'predict': {'job': {'code': quip_code}}}
 
 
 def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_code, quip_code):
@@ -70,9 +71,10 @@ def test_gap_workchain_rejects_missing_label_and_too_many_sparse_points(gap_fit_
     with pytest.raises(ValueError, match=r"lacks the label\(s\) \['virial'\]"):
         _instantiate(GapWorkChain, **_gap_inputs(gap_fit_code, quip_code, pool, train_on=['energy', 'virial']))
     huge = _gap_inputs(gap_fit_code, quip_code, pool)
-    huge['fit']['parameters'] = orm.Dict({'descriptors': [{'type': 'soap', 'n_max': 2, 'l_max': 2, 'atom_sigma': 0.5,
-                                                           'cutoff': 4.0, 'delta': 0.1, 'n_sparse': 500}],
-                                           'train_on': ['energy', 'forces']})
+    huge['fit']['job']['parameters'] = orm.Dict({
+        'descriptors': [{'type': 'soap', 'n_max': 2, 'l_max': 2, 'atom_sigma': 0.5, 'cutoff': 4.0, 'delta': 0.1,
+                         'n_sparse': 500}],
+        'train_on': ['energy', 'forces']})
     with pytest.raises(ValueError, match='n_sparse=500 is larger than the about 96 environments'):
         _instantiate(GapWorkChain, **huge)
     bad_selection = _gap_inputs(gap_fit_code, quip_code, pool)
