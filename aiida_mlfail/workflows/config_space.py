@@ -166,7 +166,8 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
             if with_y:
                 job['y'] = self.inputs.y
             inputs = wrapper_inputs(self, RematchRestartWorkChain, 'rematch', label=label, **job)
-            jobs[label] = self.submit(RematchRestartWorkChain, **inputs, metadata={'call_link_label': label})
+            inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': label}
+            jobs[label] = self.submit(RematchRestartWorkChain, **inputs)
             n_y = f" against {self.inputs.y.n_configurations} of {p['y_label']}" if with_y else ''
             self.report(f"submitted REMatch {mode} <{jobs[label].pk}>: {self.inputs[first].n_configurations} "
                         f"configurations of {p[first + '_label']}{n_y}")

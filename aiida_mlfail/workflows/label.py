@@ -206,7 +206,8 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', script=prepared['script'],
                                 files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
                                 settings=prepared['settings'])
-        node = self.submit(LammpsRestartWorkChain, **inputs, metadata={'call_link_label': 'single_points'})
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'single_points'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted LAMMPS single points <{node.pk}> of {self.ctx.configurations.n_configurations} '
                     f"configuration(s) with {self.inputs.lammps.potential['name']}")
         return ToContext(single_points=node)

@@ -149,7 +149,8 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'md', script=prepared['script'],
                                 files={'structure': prepared['structure_file']}, settings=prepared['settings'],
                                 potential=self.inputs.potential)
-        node = self.submit(LammpsRestartWorkChain, **inputs, metadata={'call_link_label': 'gap_md'})
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'gap_md'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted GAP MD <{node.pk}> with {self.inputs.potential.label}')
         return ToContext(md=node)
 
@@ -175,7 +176,8 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'reference', script=prepared['script'],
                                 files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
                                 settings=prepared['settings'])
-        node = self.submit(LammpsRestartWorkChain, **inputs, metadata={'call_link_label': 'reference_rerun'})
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'reference_rerun'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted reference rerun <{node.pk}>')
         return ToContext(rerun=node)
 

@@ -182,8 +182,8 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
             prepared = prepare_sampling(self.ctx.structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
             inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', label=label, script=prepared['script'],
                                     files={'structure': prepared['structure_file']}, settings=prepared['settings'])
-            jobs[label] = self.submit(LammpsRestartWorkChain, **inputs,
-                                      metadata={'label': label, 'call_link_label': f'sample_{label}'})
+            inputs['metadata'] = {**inputs.get('metadata', {}), 'label': label, 'call_link_label': f'sample_{label}'}
+            jobs[label] = self.submit(LammpsRestartWorkChain, **inputs)
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
 
