@@ -25,7 +25,7 @@ def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
                 'validation': {'code': quip_code}},
         'explore': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
                     'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}},
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
         'quip': {'code': quip_code},
     }
 
@@ -47,7 +47,8 @@ def test_training_set_needs_a_validation_set(inputs):
 
 
 def test_exactly_one_source_of_initial_data(inputs, lammps_code):
-    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+    inputs['sampling'] = {'lammps': {'job': {'code': lammps_code}},
+                          'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                           'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
     _submit_fails(inputs, r"exactly one source: .* got \['training_set', 'sampling'\]")
@@ -104,7 +105,7 @@ def test_labeller_must_describe_the_species(inputs):
 
 def test_exactly_one_labeller(inputs, aiida_code_installed):
     del inputs['label']['lammps']
-    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential` and `lammps\.code`")
+    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential` and `lammps\.job\.code`")
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
     inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")
@@ -179,7 +180,7 @@ def test_labeller_of_another_reference_than_the_initial_data_is_refused(inputs, 
     _submit_fails(inputs, r'label: the labeller must use the reference of the initial data: mixed references: '
                           r'label: cp2k fast: PBE .*; training_set: lammps bmhtf_coul_long')
     inputs['label'] = {'lammps': {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'cutoff': 8.0}}),
-                                  'code': inputs['explore']['code']}}
+                                  'job': {'code': inputs['explore']['code']}}}
     _submit_fails(inputs, r'mixed references: label: lammps bmhtf_coul_long \(cutoff=8.0.*training_set: lammps '
                           r'bmhtf_coul_long \(cutoff=6.0')
     # DFT initial data and the same DFT labeller pass the reference check
@@ -195,7 +196,8 @@ def test_sampled_frames_take_the_labellers_reference_a_pool_must_have_it(inputs,
     """A sampling source is labelled by the learner's labeller (classical frames, DFT labels: accepted); a labelled
     pool (e.g. a CP2K AIMD trajectory) is split as it is, so its reference must be the labeller's."""
     del inputs['training_set'], inputs['validation_set']
-    inputs['sampling'] = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+    inputs['sampling'] = {'lammps': {'job': {'code': lammps_code}},
+                          'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                           'potential': orm.Dict(BMHTF),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0}])}
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
