@@ -11,7 +11,7 @@ import click
 
 #: Default code label of a missing ``code`` port, by the namespace that holds it ...
 NAMESPACE_CODES = {'fit': 'gap_fit', 'validation': 'quip', 'quip': 'quip', 'explore': 'explore', 'lammps': 'lammps',
-                   'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k'}
+                   'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k', 'md': 'lammps', 'rematch': 'rematch'}
 #: ... or, for a top-level ``code`` port, by the entry point being launched.
 ENTRY_POINT_CODES = {'mlfail.sample': 'lammps', 'mlfail.mlmd': 'lammps', 'mlfail.lammps': 'lammps',
                      'mlfail.gap_fit': 'gap_fit', 'mlfail.quip': 'quip', 'mlfail.explore': 'explore',
@@ -357,7 +357,11 @@ def fill_default_codes(inputs: dict, namespace, entry_point: str, computer: str,
         if key != 'code' or key in inputs or not any(t is not None and issubclass(t, orm.AbstractCode)
                                                      for t in valid if t is not type(None)):
             continue
-        owner = path.rstrip('.').rsplit('.', 1)[-1] if path else None
+        # the role of the code: its namespace, or for a restart wrapper's ``<role>.job.code`` the role
+        parts = path.rstrip('.').split('.') if path else []
+        if len(parts) > 1 and parts[-1] == 'job':
+            parts = parts[:-1]
+        owner = parts[-1] if parts else None
         label = NAMESPACE_CODES.get(owner) if owner else ENTRY_POINT_CODES.get(entry_point)
         if label is None:
             continue
