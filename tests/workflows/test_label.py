@@ -169,7 +169,8 @@ def test_label_reference_of_the_labeller_inputs(lammps_code, cp2k_code):
     from aiida_mlfail.workflows.references import label_reference
 
     wolf = {'name': 'bmhtf_wolf', 'parameters': {'alpha': 0.2}}
-    assert label_reference({'lammps': {'potential': orm.Dict(wolf), 'code': lammps_code}}) == lammps_reference(wolf)
+    wolf_inputs = {'lammps': {'potential': orm.Dict(wolf), 'job': {'code': lammps_code}}}
+    assert label_reference(wolf_inputs) == lammps_reference(wolf)
     assert label_reference({'cp2k': {'code': cp2k_code}}) == cp2k_reference('fast')
     overrides = {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 600}}}}
     assert label_reference({'cp2k': {'code': cp2k_code, 'protocol': orm.Str('moderate'),
