@@ -56,3 +56,34 @@ def test_examples_bind_to_the_builder_signature(page):
         if 'protocol' in keywords:
             assert keywords['protocol'] in cls.get_available_protocols(), (page.name, keywords['protocol'])
         assert f'{cls.__name__}.get_builder_from_protocol{signature}' in page.read_text(), page.name
+
+
+def _attribute_path(node) -> list[str] | None:
+    """``builder.a.b.c`` -> ``['a', 'b', 'c']`` (``None`` for anything not rooted at the name ``builder``)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return parts[::-1] if isinstance(node, ast.Name) and node.id == 'builder' else None
+
+
+@pytest.mark.parametrize('page', PAGES, ids=[p.stem for p in PAGES])
+def test_builder_assignments_name_real_ports(page):
+    """``builder.lammps.job.metadata.options.queue_name = ...`` in an example is a port of the WorkChain (e.g. the
+    ports of an exposed restart wrapper), so a renamed port cannot stay in the docs."""
+    for block in _blocks(page.read_text()):
+        tree = ast.parse(block)
+        classes = _imported_classes(tree)
+        owners = {classes[node.func.value.id] for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == 'get_builder_from_protocol' and isinstance(node.func.value, ast.Name)}
+        paths = [path for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 for target in node.targets if (path := _attribute_path(target))]
+        if not paths:
+            continue
+        (cls,) = owners
+        for path in paths:
+            port = cls.spec().inputs
+            for part in path:
+                assert part in port, f'{page.name}: builder.{".".join(path)}: no port {part!r} of {cls.__name__}'
+                port = port[part]
