@@ -177,3 +177,21 @@ def test_label_reference_of_the_labeller_inputs(lammps_code, cp2k_code):
                                      'overrides': orm.Dict(overrides)}}) == cp2k_reference('moderate', overrides)
     with pytest.raises(ValueError, match='exactly one reference'):
         label_reference({})
+
+
+def test_cp2k_namespace_keeps_the_single_point_validator(monkeypatch, tmp_path):
+    """The exposed single point keeps its own namespace validator; it skips the species check of the excluded
+    ``structure`` (``port_excluded``) instead of being switched off."""
+    from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+
+    (tmp_path / 'BASIS_MOLOPT').write_text(' Na SZV-MOLOPT-SR-GTH SZV-MOLOPT-SR-GTH-q9\n')
+    (tmp_path / 'GTH_POTENTIALS').write_text('Na GTH-PBE-q9 GTH-PBE\nCl GTH-PBE-q7 GTH-PBE\n')
+    monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
+    namespace = LabelWorkChain.spec().inputs['cp2k']
+    validator = Cp2kSinglePointWorkChain.spec().inputs.validator
+    assert namespace.validator is validator and 'structure' not in namespace
+    value = {'structure': orm.StructureData(ase=nacl_configurations(1)[0]), 'protocol': orm.Str('fast')}
+    # on the single point itself the species check runs (no Cl basis in this data directory) ...
+    assert 'no basis set for Cl' in str(validator(value, Cp2kSinglePointWorkChain.spec().inputs))
+    # ... inside the labeller, where `structure` is excluded, it is skipped (the labeller checks the species)
+    assert validator(value, namespace) is None
