@@ -49,7 +49,8 @@ def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code'
 
     The namespace and its ``job`` are closed (``dynamic`` ``False``): plumpy's ``absorb`` copies the wrapper's
     ``valid_type`` (``Data``), which makes a namespace dynamic, so a misspelt key (``max_iteration``,
-    ``job.metdata``) would be accepted silently; closed, it fails at submit time naming the key.
+    ``job.metdata``) would be accepted silently; closed, it fails at submit time naming the key. The job's
+    ``code`` (when kept) is required: a role without a code fails at submit time, not when its job starts.
 
     :param required: ``False`` for an optional role (then no defaults are populated when it is absent).
     :raises KeyError: when a name in ``keep`` is not a port of the job.
@@ -64,7 +65,10 @@ def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code'
     if help:
         options['help'] = help
     spec.expose_inputs(wrapper, namespace=namespace, exclude=exclude, namespace_options=options)
-    spec.inputs[namespace]['job'].dynamic = False
+    exposed = spec.inputs[namespace]['job']
+    exposed.dynamic = False
+    if 'code' in exposed:  # aiida-core's CalcJob code is optional (a job may run from a remote folder): not here
+        exposed['code'].required = True
 
 
 def wrapper_inputs(process, wrapper, namespace: str, *, label: str | None = None, **job) -> dict:

@@ -197,6 +197,22 @@ def test_restart_wrapper_settings_of_a_role_reach_its_ports(name, role, codes, d
     assert builder.process_class.spec().inputs.validate(builder._inputs(prune=True)) is None
 
 
+@pytest.mark.parametrize('name, role', [('sample', 'lammps'), ('mlmd', 'md'), ('mlmd', 'reference'),
+                                        ('label', 'lammps'), ('config_space', 'rematch')])
+def test_a_role_without_code_or_with_a_misspelt_key_is_refused_at_submit(name, role, codes, data):
+    """The exposed wrapper namespaces are closed and need their job's code: the mistake is named at submit time."""
+    spec = make_builder(name, codes, data).process_class.spec().inputs
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    del inputs[role]['job']['code']
+    assert f"'inputs.{role}.job.code': required value was not provided" in str(spec.validate(inputs))
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    inputs[role]['max_iteration'] = orm.Int(2)
+    assert "Unexpected ports {'max_iteration'" in str(spec.validate(inputs))
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    inputs[role]['job']['metdata'] = {}
+    assert "Unexpected ports {'metdata'" in str(spec.validate(inputs))
+
+
 def test_gap_overrides_from_a_yaml_file_and_options(codes, data, tmp_path):
     path = tmp_path / 'overrides.yaml'
     path.write_text('fit:\n  parameters:\n    descriptors:\n      soap: null\n    sigma: {energy: 0.01}\n'
