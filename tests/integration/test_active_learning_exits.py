@@ -75,7 +75,7 @@ def test_a_failing_step_is_named_by_its_exit_code(submit_and_await, inputs, fail
 
 def test_a_failing_initial_sampling_is_401(submit_and_await, inputs, failing_code):
     del inputs['training_set'], inputs['validation_set']
-    inputs['sampling'] = {'code': failing_code('mlfail.lammps'),
+    inputs['sampling'] = {'lammps': {'job': {'code': failing_code('mlfail.lammps')}},
                           'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 32}), 'potential': orm.Dict(BMHTF),
                           'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0}])}
     node = submit_and_await(ActiveLearningWorkChain, timeout=300, **inputs)
@@ -100,7 +100,7 @@ def test_a_labeller_that_fails_fills_the_ledger_and_the_budget_ends_the_run_with
         submit_and_await, inputs, failing_code):
     """Every label fails (a broken LAMMPS): the trigger goes to the ledger of failed labels, the loop would go on,
     but max_failed_labels=0 ends the run with 406, outputs attached."""
-    inputs['label']['lammps']['code'] = failing_code('mlfail.lammps')
+    inputs['label']['lammps']['job']['code'] = failing_code('mlfail.lammps')
     inputs['parameters'] = orm.Dict({'max_iterations': 3, 'max_new_configurations': 5, 'max_failed_labels': 0})
     node = submit_and_await(ActiveLearningWorkChain, timeout=600, **inputs)
     assert node.exit_status == 406, f'[{node.exit_status}] {node.exit_message}'
