@@ -199,8 +199,8 @@ def failed_md_runs(run=None, nested: bool = False) -> list[dict]:
     :param run: when given, only the failed runs that belong to it: the processes it called (at any
         depth, e.g. the explorations of an active-learning run) and the processes that took as
         ``potential`` a GAP made inside it (e.g. the verification ``MLMDWorkChain`` s of its GAPs).
-    :param nested: also list the ``mlfail.lammps`` job inside a failed ``MLMDWorkChain`` (by default
-        only the workflow is listed, as it reports the same stop).
+    :param nested: also list the ``mlfail.lammps`` job inside a failed ``MLMDWorkChain`` (called through its
+        ``LammpsRestartWorkChain``; by default only the workflow is listed, as it reports the same stop).
     :returns: list ordered by pk of dicts: ``process`` (node), ``process_label``, ``exit_status``,
         ``exit_message``, ``stop_reason``, ``stop_step``, ``value`` (the guard's value, e.g. the
         volume in Å^3), ``message``, ``potential`` (the ``GapPotentialData`` input) and ``caller``
@@ -233,10 +233,16 @@ def failed_md_runs(run=None, nested: bool = False) -> list[dict]:
             'potential': potential, 'caller': md.caller,
         }
     if not nested:
-        failed = {pk: r for pk, r in failed.items()
-                  if not (r['caller'] is not None and r['caller'].pk in failed
-                          and r['caller'].process_type == 'aiida.workflows:mlfail.mlmd')}
+        failed = {pk: r for pk, r in failed.items() if not _inside_failed_mlmd(r['caller'], failed)}
     return [failed[pk] for pk in sorted(failed)]
+
+
+def _inside_failed_mlmd(caller, failed: dict) -> bool:
+    """Whether ``caller`` (the caller of a job) is, or is a restart wrapper called by, an ``MLMDWorkChain`` in
+    ``failed`` (the MLMD WorkChain runs its LAMMPS job in a ``LammpsRestartWorkChain``)."""
+    while caller is not None and caller.process_type == 'aiida.workflows:mlfail.lammps.base':
+        caller = caller.caller
+    return caller is not None and caller.process_type == 'aiida.workflows:mlfail.mlmd' and caller.pk in failed
 
 
 def active_learning_run_of(training_set):

@@ -47,11 +47,13 @@ def test_failed_md_runs_finds_the_guard_stop_and_the_gap_responsible(runs):
     assert record['potential'].uuid == runs.fits[0].outputs.potential.uuid
     assert all(r['exit_status'] in (410, 411, 412) or r['stop_reason'] in FAILURE_STOP_REASONS for r in everything)
     # the LAMMPS job inside is listed only on request
-    job = next(n for n in runs.mlmd.called if n.process_label == 'LammpsCalculation')
+    (wrapper,) = [n for n in runs.mlmd.called if n.process_label == 'LammpsRestartWorkChain']
+    job = next(n for n in wrapper.called if n.process_label == 'LammpsCalculation')
     assert job.pk not in {r['process'].pk for r in everything}
     nested = failed_md_runs(nested=True)
     inner = next(r for r in nested if r['process'].pk == job.pk)
-    assert inner['caller'].pk == runs.mlmd.pk and inner['stop_reason'] == 'too_close_atoms'
+    assert inner['caller'].pk == wrapper.pk and inner['stop_reason'] == 'too_close_atoms'
+    assert wrapper.caller.pk == runs.mlmd.pk
 
     # restricted to a run: the MLMD run ran a GAP of the AL run, so it belongs to it, not to its sampling
     assert runs.mlmd.pk in {r['process'].pk for r in failed_md_runs(runs.run)}

@@ -48,9 +48,60 @@ def submit_all(jobs: dict, allowed=(0,)) -> dict:
     return nodes
 
 
+#: The studies' classical reference: BMHTF + PPPM (long-range Coulomb to a relative force accuracy of 1e-5).
+BMHTF_PPPM = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1.0e-5}}
+
+#: Builder protocol of each study size: ``small`` runs on a 2-core workstation (``moderate``), ``large`` is
+#: the 200-ion cluster run (``precise``: day-long walltimes).
+PROTOCOL_OF_SIZE = {'small': 'moderate', 'large': 'precise'}
+
+
+def nacl_structure(n_ions: int, **spec):
+    """Start structure of ``n_ions`` of NaCl (the ``nacl`` preset of ``science.structures``, e.g. ``density``
+    g/cm^3), built by the ``build_structure`` calcfunction so it has provenance."""
+    from aiida import orm
+
+    from aiida_mlfail.calculations.functions import build_structure
+
+    return build_structure(orm.Dict({'system': 'nacl', 'n_ions': n_ions, **spec}))
+
+
+def sampling_builder(codes, state_points, *, size: str, n_ions: int, md: dict | None = None, reference=None):
+    """``ClassicalSamplingWorkChain.get_builder_from_protocol`` of molten NaCl: the protocol of ``size``
+    (:data:`PROTOCOL_OF_SIZE`), the study's ``state_points`` and ``md`` overrides (e.g. ``production_steps``),
+    from the NaCl preset of ``n_ions`` (each state point sets its own volume or density), with ``reference``
+    (default :data:`BMHTF_PPPM`)."""
+    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+
+    return ClassicalSamplingWorkChain.get_builder_from_protocol(
+        codes, nacl_structure(n_ions), protocol=PROTOCOL_OF_SIZE[size], overrides={'md': md or {}},
+        reference=reference or BMHTF_PPPM, state_points=state_points)
+
+
+#: Seed of the GAP MD runs of the studies (``science.mlmd.MLMD_DEFAULTS``, the seed of the runs the docs report).
+MLMD_SEED = 4242
+
+
+def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, reference=None, training_thermo=None):
+    """``MLMDWorkChain.get_builder_from_protocol``: the protocol of ``size`` with the study's MD ``parameters``
+    (ensemble, temperature, steps, intervals, guards ...; seed :data:`MLMD_SEED` unless given), the optional
+    classical ``reference`` of the rerun and the ``training_thermo`` of the pressure table."""
+    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
+
+    builder = MLMDWorkChain.get_builder_from_protocol(
+        codes, potential, structure, protocol=PROTOCOL_OF_SIZE[size],
+        overrides={'parameters': {'seed': MLMD_SEED, **parameters}}, reference=reference)
+    if training_thermo is not None:
+        builder.training_thermo = training_thermo
+    return builder
+
+
 def sampling_inputs(codes, state_points, *, n_ions=64, equilibration_steps=2000, production_steps=6000,
                     sampling_interval=50, reference='bmhtf_coul_long', reference_parameters=None, seed=2026):
-    """Inputs of a ``ClassicalSamplingWorkChain`` of molten NaCl with the BMHTF reference."""
+    """Inputs of a ``ClassicalSamplingWorkChain`` of molten NaCl with the BMHTF reference, made by hand.
+
+    Only ``nacl_active_learning.py`` still uses it; the other studies use :func:`sampling_builder` (the
+    protocol builder). Remove it when that script is builder-based too."""
     from aiida import orm
 
     return {
@@ -60,7 +111,7 @@ def sampling_inputs(codes, state_points, *, n_ions=64, equilibration_steps=2000,
         'md': orm.Dict({'timestep': 2.0, 'equilibration_steps': equilibration_steps,
                         'production_steps': production_steps, 'sampling_interval': sampling_interval,
                         'thermo_interval': 20, 'seed': seed}),
-        'code': codes['lammps'],
+        'lammps': {'job': {'code': codes['lammps']}},
     }
 
 

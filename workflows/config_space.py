@@ -18,6 +18,9 @@ density and is far too short to melt: it shows AIMD frames used as X, not a liqu
     AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/config_space.py [--size small|large] [--x classical|aimd]
         [--foreground]
 
+The WorkChains are builders from their protocols (``--size small``: ``moderate``, ``large``: ``precise``;
+``common.PROTOCOL_OF_SIZE``; the AIMD run: ``AIMD``) with the study's overrides below.
+
 ``--foreground`` runs the WorkChains in this process instead of submitting them to the daemon.
 Needs the ``lammps`` and ``rematch`` codes of ``scripts/setup-aiida.sh``.
 """
@@ -35,20 +38,25 @@ import common  # noqa: E402
 #: (label, temperature K): X first, then Y.
 TEMPERATURES = {'x': ('T1600K', 1600.0), 'y': ('T1200K', 1200.0)}
 
+#: Per size: ions, and the overrides of the sampling (``sampling``: md) and configuration-space protocols
+#: (``config_space``: soap, parameters).
 SIZES = {
     # a few minutes on 2 cores: 64 ions, 4 ps equilibration, 12 ps sampled every 100 fs (121 frames per set)
-    'small': {'n_ions': 64, 'equilibration_steps': 2000, 'production_steps': 6000, 'sampling_interval': 50,
-              'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'bins': 20},
+    'small': {'n_ions': 64,
+              'sampling': {'equilibration_steps': 2000, 'production_steps': 6000, 'sampling_interval': 50},
+              'config_space': {'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'parameters': {'bins': 20}}},
     # closer to the thesis: 200 ions, 100 ps sampled every 200 fs (501 frames per set)
-    'large': {'n_ions': 200, 'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 100,
-              'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'bins': 40},
+    'large': {'n_ions': 200,
+              'sampling': {'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 100},
+              'config_space': {'soap': {'r_cut': 5.0, 'n_max': 6, 'l_max': 4}, 'parameters': {'bins': 40}}},
 }
 
 
-#: ``--x aimd``: the CP2K AIMD run that replaces X (ions, steps, time step fs, protocol, thermostat time constant fs).
+#: ``--x aimd``: the CP2K AIMD run that replaces X: ions and the Cp2kAimdWorkChain protocol (``fast``: 30
+#: steps of 2 fs, 20 fs thermostat; ``moderate``: 2000 steps of 2 fs, 100 fs thermostat; cp2k_aimd.yaml).
 AIMD = {
-    'small': {'n_ions': 8, 'steps': 30, 'timestep': 2.0, 'protocol': 'fast', 'thermostat_timecon': 20.0},
-    'large': {'n_ions': 64, 'steps': 2000, 'timestep': 2.0, 'protocol': 'moderate', 'thermostat_timecon': 100.0},
+    'small': {'n_ions': 8, 'protocol': 'fast'},
+    'large': {'n_ions': 64, 'protocol': 'moderate'},
 }
 
 
@@ -58,14 +66,14 @@ def janz_density(temperature: float) -> float:
     return 2.1389 - 5.43e-4 * temperature
 
 
-def launch(name, cls, inputs, foreground: bool):
-    """Run ``cls`` with ``inputs`` (in this process with ``foreground``, else through the daemon); exit 1 on failure."""
+def launch(name, builder, foreground: bool):
+    """Run ``builder`` (in this process with ``foreground``, else through the daemon); exit 1 on failure."""
     if not foreground:
-        return next(iter(common.submit_all({name: (cls, inputs)}).values()))
+        return next(iter(common.submit_all({name: builder}).values()))
     from aiida.engine import run_get_node
 
-    print(f'running {cls.__name__} in this process: {name}')
-    node = run_get_node(cls, **inputs).node
+    print(f'running {builder.process_class.__name__} in this process: {name}')
+    node = run_get_node(builder).node
     print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
     if not node.is_finished_ok:
         print(f'  see: verdi process report {node.pk}', file=sys.stderr)
@@ -96,10 +104,10 @@ def main(argv=None) -> int:
                         help='X set: the classical 1600 K trajectory, or a CP2K AIMD run at 1600 K (cp2k code)')
     args = parser.parse_args(argv)
 
-    from aiida import load_profile, orm
+    from aiida import load_profile
 
     from aiida_mlfail.workflows.config_space import ConfigSpaceWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+    from aiida_mlfail.workflows.protocols import recursive_merge
 
     load_profile(args.profile)
     s = SIZES[args.size]
@@ -113,40 +121,36 @@ def main(argv=None) -> int:
     points = [{'temperature': t, 'density': round(janz_density(t), 4), 'label': label}
               for label, t in sampled.values()]
     sampling = launch(' and '.join(f'NVT {t:.0f} K' for _, t in sampled.values()) + ', BMHTF + PPPM',
-                      ClassicalSamplingWorkChain, common.sampling_inputs(
-                          codes, points, n_ions=s['n_ions'], equilibration_steps=s['equilibration_steps'],
-                          production_steps=s['production_steps'], sampling_interval=s['sampling_interval']),
+                      common.sampling_builder(codes, points, size=args.size, n_ions=s['n_ions'], md=s['sampling']),
                       args.foreground)
     sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in sampled.items()}
     if args.x == 'aimd':
-        from aiida_mlfail.calculations.functions import build_structure
         from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain
 
         a = AIMD[args.size]
         t_x = TEMPERATURES['x'][1]
         temperatures['x'] = (f'AIMD{t_x:.0f}K', t_x)
-        timesteps['x'] = a['timestep']
-        durations['x'] = a['steps'] * a['timestep']
-        structure = build_structure(orm.Dict({'system': 'nacl', 'n_ions': a['n_ions'],
-                                              'density': round(janz_density(t_x), 4)}))
-        aimd = launch(f"CP2K NVT AIMD {t_x:.0f} K, {a['n_ions']} ions, {a['steps']} x {a['timestep']} fs, "
-                      f"protocol {a['protocol']}", Cp2kAimdWorkChain, {
-                          'structure': structure, 'code': codes['cp2k'], 'protocol': orm.Str(a['protocol']),
-                          'temperature': orm.Float(t_x), 'steps': orm.Int(a['steps']),
-                          'timestep': orm.Float(a['timestep']),
-                          'thermostat_timecon': orm.Float(a['thermostat_timecon'])}, args.foreground)
+        structure = common.nacl_structure(a['n_ions'], density=round(janz_density(t_x), 4))
+        builder = Cp2kAimdWorkChain.get_builder_from_protocol(codes, structure, protocol=a['protocol'],
+                                                              overrides={'temperature': t_x})
+        steps, timestep = builder.steps.value, builder.timestep.value
+        timesteps['x'] = timestep
+        durations['x'] = steps * timestep
+        aimd = launch(f"CP2K NVT AIMD {t_x:.0f} K, {a['n_ions']} ions, {steps} x {timestep} fs, "
+                      f"protocol {a['protocol']}", builder, args.foreground)
         sets['x'] = aimd.outputs.trajectory
 
     (x_label, _), (y_label, _) = temperatures['x'], temperatures['y']
-    work = launch(f'REMatch: {x_label} (X) against {y_label} (Y)', ConfigSpaceWorkChain, {
-        'x': sets['x'], 'y': sets['y'], 'soap': orm.Dict(s['soap']), 'code': codes['rematch'],
-        'parameters': orm.Dict({'alpha': 0.1, 'threshold': 1e-6, 'bins': s['bins'], 'x_label': x_label,
-                                'y_label': y_label})}, args.foreground)
+    overrides = recursive_merge(s['config_space'], {'parameters': {'x_label': x_label, 'y_label': y_label}})
+    work = launch(f'REMatch: {x_label} (X) against {y_label} (Y)', ConfigSpaceWorkChain.get_builder_from_protocol(
+        codes, sets['x'], sets['y'], protocol=common.PROTOCOL_OF_SIZE[args.size], overrides=overrides),
+        args.foreground)
 
     summary = work.outputs.summary.get_dict()
     first, nn = summary['distance_to_first'], summary['nearest_neighbour']
     print()
-    print(f"SOAP {s['soap']}, REMatch alpha {summary['alpha']}; distances are dimensionless, D = sqrt(2 - 2K)")
+    print(f"SOAP {work.inputs.soap.get_dict()}, REMatch alpha {summary['alpha']}; distances are dimensionless, "
+          'D = sqrt(2 - 2K)')
     common.print_table(
         ['set', 'T (K)', 'frames', 'D_Na (1e-9 m^2/s)', 'dist. to first: plateau', 'max'],
         [[f'{key.upper()} = {label}', f'{t:.0f}', first[key]['n'],

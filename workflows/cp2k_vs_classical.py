@@ -33,16 +33,18 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: Per size: ions, the CP2K physics protocol (cp2k.yaml) of the DFT labels, and ``sampling``: the overrides of
+#: the sampling protocol (``common.PROTOCOL_OF_SIZE``, also the protocol of the LabelWorkChains).
 SIZES = {
     # 8 ions (6.55 Å edge), 7 configurations 0.5 ps apart after 4 ps of equilibration; about 2 minutes on 2 cores
-    'small': {'n_ions': 8, 'equilibration_steps': 2000, 'production_steps': 1500, 'sampling_interval': 250,
-              'protocol': 'fast'},
+    'small': {'n_ions': 8, 'protocol': 'fast',
+              'sampling': {'equilibration_steps': 2000, 'production_steps': 1500, 'sampling_interval': 250}},
     # 64 ions, 11 configurations 1 ps apart, DZVP + D3(BJ): hours
-    'large': {'n_ions': 64, 'equilibration_steps': 5000, 'production_steps': 5000, 'sampling_interval': 500,
-              'protocol': 'moderate'},
+    'large': {'n_ions': 64, 'protocol': 'moderate',
+              'sampling': {'equilibration_steps': 5000, 'production_steps': 5000, 'sampling_interval': 500}},
 }
 TEMPERATURE = 1400.0
-REFERENCE = ('bmhtf_coul_long', {'kspace_accuracy': 1.0e-5})
+REFERENCE = common.BMHTF_PPPM
 
 
 def main(argv=None) -> int:
@@ -58,26 +60,24 @@ def main(argv=None) -> int:
 
     from aiida_mlfail.calculations.cp2k import compare_references
     from aiida_mlfail.workflows.label import LabelWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile(args.profile)
     s = dict(SIZES[args.size], **({'protocol': args.protocol} if args.protocol else {}))
     codes = common.load_codes(extra=('cp2k',))
     start = time.time()
-    name, parameters = REFERENCE
     volume = 13.1**3 * s['n_ions'] / 64
     print(f"== BMHTF + PPPM sampling: {s['n_ions']} ions, NVT {TEMPERATURE:.0f} K, V = {volume:.0f} Å^3")
-    sampling = common.submit_all({'sampling': (ClassicalSamplingWorkChain, common.sampling_inputs(
-        codes, [{'temperature': TEMPERATURE, 'volume': volume, 'label': 'nvt_1400K'}], n_ions=s['n_ions'],
-        equilibration_steps=s['equilibration_steps'], production_steps=s['production_steps'],
-        sampling_interval=s['sampling_interval'], reference=name, reference_parameters=parameters))})['sampling']
+    sampling = common.submit_all({'sampling': common.sampling_builder(
+        codes, [{'temperature': TEMPERATURE, 'volume': volume, 'label': 'nvt_1400K'}], size=args.size,
+        n_ions=s['n_ions'], md=s['sampling'], reference=REFERENCE)})['sampling']
     configurations = sampling.outputs.pool
     print(f'== labelling {configurations.n_configurations} configurations with both references')
+    protocol = common.PROTOCOL_OF_SIZE[args.size]
     labels = common.submit_all({
-        'BMHTF (LAMMPS)': (LabelWorkChain, {'configurations': configurations, 'lammps': {
-            'potential': orm.Dict({'name': name, 'parameters': parameters}), 'code': codes['lammps']}}),
-        f"PBE (CP2K {s['protocol']})": (LabelWorkChain, {'configurations': configurations, 'cp2k': {
-            'code': codes['cp2k'], 'protocol': orm.Str(s['protocol'])}}),
+        'BMHTF (LAMMPS)': LabelWorkChain.get_builder_from_protocol(codes, configurations, protocol=protocol,
+                                                                   reference=REFERENCE),
+        f"PBE (CP2K {s['protocol']})": LabelWorkChain.get_builder_from_protocol(
+            codes, configurations, protocol=protocol, reference={'cp2k': {'protocol': s['protocol']}}),
     })
     (classical_name, classical), (dft_name, dft) = labels.items()
     excluded = dft.outputs.excluded['excluded']

@@ -19,11 +19,13 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: Per size: the system, the GAP settings, the Wolf damping, and ``sampling``: the overrides of the sampling
+#: protocol (``common.PROTOCOL_OF_SIZE``).
 SIZES = {
-    'small': {'n_ions': 64, 'volumes': [2150, 2350, 2550], 'production_steps': 6000, 'n_select': 160,
-              'soap_sparse': 200, 'cutoff': 6.0, 'wolf_alpha': 0.25},
-    'large': {'n_ions': 200, 'volumes': [6750, 7500, 8250], 'production_steps': 50000, 'n_select': 500,
-              'soap_sparse': 1000, 'cutoff': 9.0, 'wolf_alpha': 0.2},
+    'small': {'n_ions': 64, 'volumes': [2150, 2350, 2550], 'n_select': 160, 'soap_sparse': 200, 'cutoff': 6.0,
+              'wolf_alpha': 0.25, 'sampling': {'production_steps': 6000, 'sampling_interval': 50}},
+    'large': {'n_ions': 200, 'volumes': [6750, 7500, 8250], 'n_select': 500, 'soap_sparse': 1000, 'cutoff': 9.0,
+              'wolf_alpha': 0.2, 'sampling': {'production_steps': 50000, 'sampling_interval': 50}},
 }
 
 
@@ -36,7 +38,6 @@ def main(argv=None) -> int:
     from aiida import load_profile
 
     from aiida_mlfail.workflows.gap import GapWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -44,15 +45,14 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.output).resolve()
     points = [{'temperature': 1400.0, 'volume': float(v), 'label': f'nvt_V{v}'} for v in s['volumes']]
     references = {
-        'Coulomb (PPPM)': ('bmhtf_coul_long', {'cutoff': s['cutoff'], 'kspace_accuracy': 1e-5}),
-        'Wolf': ('bmhtf_wolf', {'cutoff': s['cutoff'], 'alpha': s['wolf_alpha']}),
+        'Coulomb (PPPM)': {'name': 'bmhtf_coul_long', 'parameters': {'cutoff': s['cutoff'], 'kspace_accuracy': 1e-5}},
+        'Wolf': {'name': 'bmhtf_wolf', 'parameters': {'cutoff': s['cutoff'], 'alpha': s['wolf_alpha']}},
     }
     print('== classical sampling with both references')
     sampled = common.submit_all({
-        name: (ClassicalSamplingWorkChain, common.sampling_inputs(
-            codes, points, n_ions=s['n_ions'], production_steps=s['production_steps'], reference=ref,
-            reference_parameters=parameters))
-        for name, (ref, parameters) in references.items()
+        name: common.sampling_builder(codes, points, size=args.size, n_ions=s['n_ions'], md=s['sampling'],
+                                      reference=reference)
+        for name, reference in references.items()
     })
     print(f"== GAPs with descriptor cutoff {s['cutoff']} Å = Wolf cutoff")
     descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])

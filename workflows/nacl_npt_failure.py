@@ -8,6 +8,9 @@ reference; the volume traces, the equilibrium volumes and their deviation from t
 and the breaking step (first V > 1.5 V_ref) are reported. The five-density GAP also runs NVT at
 the liquid density, and its RDFs and diffusion coefficients are compared with the classical run.
 
+The sampling and GAP MD runs are builders from the protocols (``--size small``: ``moderate``, ``large``:
+``precise``; ``common.PROTOCOL_OF_SIZE``) with the study's overrides below (``SIZES``).
+
     AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/nacl_npt_failure.py [--size small|large]
 """
 
@@ -22,12 +25,18 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: Per size: the system, the GAP settings, and the overrides of the sampling protocol (``sampling``: 12 ps
+#: sampled every 100 fs for small; ``npt_sampling``: the classical NPT reference) and of the GAP MD
+#: (``md_steps``, 2 fs each).
 SIZES = {
-    'small': {'n_ions': 64, 'volumes': common.NACL_VOLUMES, 'liquid_volume': 2350, 'production_steps': 6000,
-              'n_select': 120, 'soap_sparse': 200, 'cutoff': 6.0, 'md_steps': 1500, 'npt_steps': 10000},
-    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'liquid_volume': 7500,
-              'production_steps': 50000, 'n_select': 500, 'soap_sparse': 1000, 'cutoff': 8.0, 'md_steps': 150000,
-              'npt_steps': 100000},
+    'small': {'n_ions': 64, 'volumes': common.NACL_VOLUMES, 'liquid_volume': 2350, 'n_select': 120,
+              'soap_sparse': 200, 'cutoff': 6.0, 'md_steps': 1500,
+              'sampling': {'production_steps': 6000, 'sampling_interval': 50},
+              'npt_sampling': {'production_steps': 10000, 'sampling_interval': 50, 'seed': 99}},
+    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'liquid_volume': 7500, 'n_select': 500,
+              'soap_sparse': 1000, 'cutoff': 8.0, 'md_steps': 150000,
+              'sampling': {'production_steps': 50000, 'sampling_interval': 50},
+              'npt_sampling': {'production_steps': 100000, 'sampling_interval': 50, 'seed': 99}},
 }
 
 
@@ -40,12 +49,11 @@ def main(argv=None) -> int:
     from aiida import load_profile, orm
 
     from aiida_mlfail.workflows.gap import GapWorkChain
-    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile()
     s = SIZES[args.size]
     codes = common.load_codes()
+    size = args.size
     out = pathlib.Path(args.output).resolve()
     liquid = f"nvt_V{s['liquid_volume']}"
     nvt_points = [{'temperature': 1400.0, 'volume': float(v), 'label': f'nvt_V{v}'} for v in s['volumes']]
@@ -54,10 +62,9 @@ def main(argv=None) -> int:
 
     print('== classical BMHTF + PPPM sampling (NVT, five densities) and the classical NPT reference')
     sampled = common.submit_all({
-        'NVT sampling': (ClassicalSamplingWorkChain, common.sampling_inputs(
-            codes, nvt_points, n_ions=s['n_ions'], production_steps=s['production_steps'])),
-        'NPT reference': (ClassicalSamplingWorkChain, common.sampling_inputs(
-            codes, npt_point, n_ions=s['n_ions'], production_steps=s['npt_steps'], seed=99)),
+        'NVT sampling': common.sampling_builder(codes, nvt_points, size=size, n_ions=s['n_ions'], md=s['sampling']),
+        'NPT reference': common.sampling_builder(codes, npt_point, size=size, n_ions=s['n_ions'],
+                                                 md=s['npt_sampling']),
     })
     nvt, npt = sampled['NVT sampling'], sampled['NPT reference']
     npt_thermo = npt.outputs.sampled.npt_1bar.thermo
@@ -76,20 +83,18 @@ def main(argv=None) -> int:
 
     print('== GAP MD: NPT for both GAPs, NVT at the liquid density for the five-density GAP')
     start = orm.StructureData(ase=nvt.outputs.sampled[liquid].training_set.get_atoms()[-1])
-    reference = {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}})}
-    npt_parameters = orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': s['md_steps'],
-                               'dump_interval': 10, 'thermo_interval': 10, 'reference_volume': v_ref,
-                               'guards': {'volume_factor': 1.5, 'min_distance': 1.2}})
+    npt_parameters = {'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': s['md_steps'],
+                      'dump_interval': 10, 'thermo_interval': 10, 'reference_volume': v_ref,
+                      'guards': {'volume_factor': 1.5, 'min_distance': 1.2}}
     jobs = {
-        f'NPT {name}': (MLMDWorkChain, {'potential': gaps[name].outputs.potential, 'structure': start,
-                                        'parameters': npt_parameters, 'code': codes['lammps'],
-                                        'reference': reference, 'training_thermo': npt_thermo})
+        f'NPT {name}': common.mlmd_builder(codes, gaps[name].outputs.potential, start, npt_parameters, size=size,
+                                           reference=common.BMHTF_PPPM, training_thermo=npt_thermo)
         for name in gaps
     }
-    jobs['NVT five densities'] = (MLMDWorkChain, {
-        'potential': gaps['five densities'].outputs.potential, 'structure': start, 'code': codes['lammps'],
-        'parameters': orm.Dict({'ensemble': 'NVT', 'temperature': 1400.0, 'steps': s['md_steps'],
-                                'dump_interval': 25, 'thermo_interval': 25})})
+    jobs['NVT five densities'] = common.mlmd_builder(
+        codes, gaps['five densities'].outputs.potential, start, size=size,
+        parameters={'ensemble': 'NVT', 'temperature': 1400.0, 'steps': s['md_steps'], 'dump_interval': 25,
+                    'thermo_interval': 25})
     md = common.submit_all(jobs, allowed=(0, 410))
 
     print('== structure and dynamics, ML NVT vs classical NVT at the liquid density')

@@ -19,11 +19,14 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: Per size: the system, the GAP settings, the GAP MD steps, and ``sampling``: the overrides of the sampling
+#: protocol (``common.PROTOCOL_OF_SIZE``).
 SIZES = {
-    'small': {'n_ions': 64, 'volumes': common.NACL_VOLUMES, 'liquid': 2350, 'production_steps': 6000,
-              'n_select': 120, 'soap_sparse': 200, 'cutoff': 6.0, 'md_steps': 1000},
-    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'liquid': 7500, 'production_steps': 50000,
-              'n_select': 500, 'soap_sparse': 1000, 'cutoff': 8.0, 'md_steps': 50000},
+    'small': {'n_ions': 64, 'volumes': common.NACL_VOLUMES, 'liquid': 2350, 'n_select': 120, 'soap_sparse': 200,
+              'cutoff': 6.0, 'md_steps': 1000, 'sampling': {'production_steps': 6000, 'sampling_interval': 50}},
+    'large': {'n_ions': 200, 'volumes': [6000, 6750, 7500, 8250, 9000], 'liquid': 7500, 'n_select': 500,
+              'soap_sparse': 1000, 'cutoff': 8.0, 'md_steps': 50000,
+              'sampling': {'production_steps': 50000, 'sampling_interval': 50}},
 }
 
 #: name -> labels trained on
@@ -40,8 +43,6 @@ def main(argv=None) -> int:
     from aiida import load_profile, orm
 
     from aiida_mlfail.workflows.gap import GapWorkChain
-    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
-    from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -50,8 +51,8 @@ def main(argv=None) -> int:
     liquid = f"nvt_V{s['liquid']}"
     points = [{'temperature': 1400.0, 'volume': float(v), 'label': f'nvt_V{v}'} for v in s['volumes']]
     print('== classical BMHTF + PPPM sampling')
-    sampling = common.submit_all({'NVT sampling': (ClassicalSamplingWorkChain, common.sampling_inputs(
-        codes, points, n_ions=s['n_ions'], production_steps=s['production_steps']))})['NVT sampling']
+    sampling = common.submit_all({'NVT sampling': common.sampling_builder(
+        codes, points, size=args.size, n_ions=s['n_ions'], md=s['sampling'])})['NVT sampling']
     print('== GAPs trained on E, F, V, E+F, E+F+V (same selection and descriptors)')
     descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
     gaps = common.submit_all({
@@ -61,13 +62,12 @@ def main(argv=None) -> int:
     })
     print('== NVT GAP MD at the liquid density with a classical rerun of the frames')
     start = orm.StructureData(ase=sampling.outputs.sampled[liquid].training_set.get_atoms()[-1])
-    reference = {'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-5}})}
     md = common.submit_all({
-        name: (MLMDWorkChain, {
-            'potential': gaps[name].outputs.potential, 'structure': start, 'code': codes['lammps'],
-            'parameters': orm.Dict({'ensemble': 'NVT', 'temperature': 1400.0, 'steps': s['md_steps'],
-                                    'dump_interval': 20, 'thermo_interval': 20}),
-            'reference': reference, 'training_thermo': sampling.outputs.sampled[liquid].thermo})
+        name: common.mlmd_builder(
+            codes, gaps[name].outputs.potential, start, size=args.size,
+            parameters={'ensemble': 'NVT', 'temperature': 1400.0, 'steps': s['md_steps'], 'dump_interval': 20,
+                        'thermo_interval': 20},
+            reference=common.BMHTF_PPPM, training_thermo=sampling.outputs.sampled[liquid].thermo)
         for name in VARIANTS
     }, allowed=(0, 410))
     print()

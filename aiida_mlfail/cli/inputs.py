@@ -12,7 +12,7 @@ import click
 #: Default code label of a missing ``code`` port, by the namespace that holds it (for the ``job.code`` of a
 #: restart wrapper exposed by role, the role: ``fit.job.code`` -> ``fit``) ...
 NAMESPACE_CODES = {'fit': 'gap_fit', 'predict': 'quip', 'explore': 'explore', 'lammps': 'lammps',
-                   'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k'}
+                   'sampling': 'lammps', 'reference': 'lammps', 'cp2k': 'cp2k', 'md': 'lammps', 'rematch': 'rematch'}
 #: ... or, for a top-level ``code`` port, by the entry point being launched.
 ENTRY_POINT_CODES = {'mlfail.sample': 'lammps', 'mlfail.mlmd': 'lammps', 'mlfail.lammps': 'lammps',
                      'mlfail.gap_fit': 'gap_fit', 'mlfail.quip': 'quip', 'mlfail.explore': 'explore',

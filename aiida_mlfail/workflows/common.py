@@ -47,6 +47,11 @@ def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code'
     submit time) and the ports named in ``keep`` (default the code). The outer WorkChain makes the other job
     inputs (script, structure, training set ...) and adds them with :func:`wrapper_inputs`.
 
+    The namespace and its ``job`` are closed (``dynamic`` ``False``): plumpy's ``absorb`` copies the wrapper's
+    ``valid_type`` (``Data``), which makes a namespace dynamic, so a misspelt key (``max_iteration``,
+    ``job.metdata``) would be accepted silently; closed, it fails at submit time naming the key. The job's
+    ``code`` (when kept) is required: a role without a code fails at submit time, not when its job starts.
+
     :param required: ``False`` for an optional role (then no defaults are populated when it is absent).
     :raises KeyError: when a name in ``keep`` is not a port of the job.
     """
@@ -54,10 +59,16 @@ def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code'
     for name in keep:
         job[name]  # noqa: B018 (KeyError for a port the job does not have)
     exclude = tuple(f'job.{name}' for name in job if name not in (*keep, 'metadata'))
-    options = {} if required else {'required': False, 'populate_defaults': False}
+    options = {'valid_type': None, 'dynamic': False}
+    if not required:
+        options.update(required=False, populate_defaults=False)
     if help:
         options['help'] = help
     spec.expose_inputs(wrapper, namespace=namespace, exclude=exclude, namespace_options=options)
+    exposed = spec.inputs[namespace]['job']
+    exposed.dynamic = False
+    if 'code' in exposed:  # aiida-core's CalcJob code is optional (a job may run from a remote folder): not here
+        exposed['code'].required = True
 
 
 def wrapper_inputs(process, wrapper, namespace: str, *, label: str | None = None, **job) -> dict:

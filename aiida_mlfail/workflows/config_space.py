@@ -1,8 +1,8 @@
 """``ConfigSpaceWorkChain`` (``mlfail.config_space``): does the configuration space of Y cover that of X?
 
-Three concurrent ``mlfail.rematch`` jobs (distance to first of X, of Y, nearest neighbour of X in Y),
-then a calcfunction with the summary and the two figures (DOMAIN.md section 6; REMatch: De, Bartók,
-Csányi, Ceriotti, PCCP 18, 13754 (2016)).
+Three concurrent ``mlfail.rematch`` jobs (distance to first of X, of Y, nearest neighbour of X in Y), each
+in a ``RematchRestartWorkChain`` exposed as ``rematch``, then a calcfunction with the summary and the two
+figures (DOMAIN.md section 6; REMatch: De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016)).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction
 
-from aiida_mlfail.calculations.rematch import RematchCalculation, check_soap
+from aiida_mlfail.calculations.rematch import check_soap
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.engines import rematch as engine
 from aiida_mlfail.science import checks, config_space
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator
-from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes
+from aiida_mlfail.workflows.common import dict_validator, expose_job, wrapper_inputs
+from aiida_mlfail.workflows.protocols import ProtocolMixin, resolve_codes, wrapper_inputs_from_protocol
+from aiida_mlfail.workflows.restart import RematchRestartWorkChain
 
 #: Defaults of ``parameters``: REMatch alpha and threshold, histogram bins, names of the sets in figures.
 PARAMETER_DEFAULTS = {**engine.PARAMETER_DEFAULTS, 'bins': 30, 'x_label': 'X', 'y_label': 'Y'}
@@ -96,6 +97,10 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
     nearest neighbour of every X configuration in Y. Outputs their ``arrays``, a ``summary`` and
     two PNG figures (distance to first vs MD step or frame; histogram of the nearest-neighbour
     distances of X in Y).
+
+    The jobs run in :class:`~aiida_mlfail.workflows.restart.RematchRestartWorkChain` s exposed as ``rematch``
+    (``rematch.job.code``: mlfail-rematch, ``rematch.job.metadata.options``, ``rematch.max_iterations`` ...).
+    Steps: ``setup`` (parameters), ``run_rematch`` / ``inspect_rematch``, ``results`` (the analysis).
     """
 
     @classmethod
@@ -108,11 +113,11 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(normalise_config_space_parameters, 'parameters'),
                    help="{'alpha': 0.1, 'threshold': 1e-6, 'bins': 30, 'x_label': 'X', 'y_label': 'Y'}")
-        spec.input('code', valid_type=orm.AbstractCode, help='The mlfail-rematch code.')
-        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS),
-                   help='metadata.options of the REMatch jobs.')
+        expose_job(spec, RematchRestartWorkChain, 'rematch',
+                   help='The three REMatch jobs with restarts: `job.code` (mlfail-rematch), '
+                        '`job.metadata.options`, `max_iterations`, `restart` ...')
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.run_rematch, cls.inspect_rematch, cls.analyse)
+        spec.outline(cls.setup, cls.run_rematch, cls.inspect_rematch, cls.results)
         for label in JOBS:
             spec.output(label, valid_type=orm.ArrayData, help=f'arrays of the {label} job')
         spec.output('summary', valid_type=orm.Dict)
@@ -132,8 +137,8 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``soap`` (r_cut Å, n_max,
             l_max, sigma ...; species default: those of x and y), ``parameters`` (alpha, threshold, bins,
-            x_label, y_label), ``options``.
-        :param options: scheduler options of the REMatch jobs (merged over the protocol's).
+            x_label, y_label), ``rematch`` (the restart wrapper: ``max_iterations``, ``job.metadata.options`` ...).
+        :param options: scheduler options of the REMatch jobs (merged over ``rematch.job.metadata.options``).
         :raises ValueError: naming the unknown protocol, the missing code role or the bad set.
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
@@ -145,21 +150,24 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
         builder.x, builder.y = x, y
         builder.soap = orm.Dict(inputs['soap'])
         builder.parameters = orm.Dict(inputs['parameters'])
-        builder.code = code
-        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        builder.rematch = wrapper_inputs_from_protocol(inputs['rematch'], code, options, cls.__name__)
         return builder
 
+    def setup(self):
+        """The normalised parameters (:func:`normalise_config_space_parameters`)."""
+        self.ctx.parameters = normalise_config_space_parameters(self.inputs.parameters.get_dict())
+
     def run_rematch(self):
-        p = normalise_config_space_parameters(self.inputs.parameters.get_dict())
-        self.ctx.parameters = p
+        p = self.ctx.parameters
         jobs = {}
         for label, (mode, first, with_y) in JOBS.items():
-            inputs = {'code': self.inputs.code, 'x': self.inputs[first], 'soap': self.inputs.soap,
-                      'parameters': orm.Dict({'mode': mode, 'alpha': p['alpha'], 'threshold': p['threshold']}),
-                      'metadata': {'options': self.inputs.options.get_dict(), 'call_link_label': label}}
+            job = {'x': self.inputs[first], 'soap': self.inputs.soap,
+                   'parameters': orm.Dict({'mode': mode, 'alpha': p['alpha'], 'threshold': p['threshold']})}
             if with_y:
-                inputs['y'] = self.inputs.y
-            jobs[label] = self.submit(RematchCalculation, **inputs)
+                job['y'] = self.inputs.y
+            inputs = wrapper_inputs(self, RematchRestartWorkChain, 'rematch', label=label, **job)
+            inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': label}
+            jobs[label] = self.submit(RematchRestartWorkChain, **inputs)
             n_y = f" against {self.inputs.y.n_configurations} of {p['y_label']}" if with_y else ''
             self.report(f"submitted REMatch {mode} <{jobs[label].pk}>: {self.inputs[first].n_configurations} "
                         f"configurations of {p[first + '_label']}{n_y}")
@@ -178,7 +186,7 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
                         f"(SOAP {results['soap_time_s']:.1f} s, total {results['wall_time_s']:.1f} s)")
         return None
 
-    def analyse(self):
+    def results(self):
         result = analyse_config_space(*(self.ctx[label].outputs.arrays for label in JOBS),
                                       orm.Dict(self.ctx.parameters))
         for key in ('summary', 'distance_to_first_plot', 'nearest_neighbour_plot'):

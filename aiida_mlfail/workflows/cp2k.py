@@ -30,7 +30,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import checks
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.workflows.common import forbid_cache_source, node_validator, structure_validator
+from aiida_mlfail.workflows.common import forbid_cache_source, node_validator, port_excluded, structure_validator
 from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure, resolve_codes
 from aiida_mlfail.workflows.protocols import job_options as protocol_job_options
 from aiida_mlfail.workflows.restart import ReportErrorHandledMixin
@@ -117,7 +117,13 @@ def check_symbols(symbols, protocol: str) -> str | None:
 
 
 def _validate_single_point(value, ctx=None):
-    """Species of the structure known to the protocol (when both are given)."""
+    """Species of the structure known to the protocol (when both are given).
+
+    Skipped when a wrapping process excluded ``structure`` (:func:`~aiida_mlfail.calculations.common.port_excluded`:
+    ``LabelWorkChain`` exposes the single point without it and gives one structure per job), so the
+    wrapper keeps this validator instead of switching it off."""
+    if port_excluded(ctx, 'structure'):
+        return None
     protocol = value.get('protocol', orm.Str(DEFAULT_PROTOCOL))
     if 'structure' not in value or check_protocol(protocol):
         return None
@@ -380,6 +386,9 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
     ``protocol``, ``config_type`` ``cp2k_aimd``; reference ``cp2k_reference(protocol, overrides)``). Exit 310 when the
     CP2K job failed, 330 when its files
     cannot be read, 420 when an SCF of the run did not converge.
+
+    Steps: ``setup`` (the CP2K parameters), ``run_md`` / ``inspect_md`` (the job, then its files parsed by
+    the calcfunction ``parse_aimd``), ``results``.
     """
 
     @classmethod
@@ -401,7 +410,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
         spec.input('seed', valid_type=orm.Int, default=lambda: orm.Int(AIMD_DEFAULTS['seed']),
                    validator=node_validator(checks.integer, 'seed', ge=0), help='GLOBAL/SEED (velocities, noise).')
         spec.inputs.validator = _validate_aimd
-        spec.outline(cls.run_md, cls.inspect_md)
+        spec.outline(cls.setup, cls.run_md, cls.inspect_md, cls.results)
         spec.output('trajectory', valid_type=TrainingSetData, help='The MD frames with DFT labels.')
         spec.exit_code(310, 'ERROR_JOB_FAILED', message='the CP2K job failed: {message}')
         spec.exit_code(330, 'ERROR_TRAJECTORY', message='the trajectory could not be read: {message}')
@@ -435,7 +444,8 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
         builder.seed = orm.Int(inputs['seed'])
         return builder
 
-    def run_md(self):
+    def setup(self):
+        """The CP2K parameters of the run: ``science.cp2k.aimd_parameters`` with ``overrides`` merged in."""
         protocol = self.inputs.protocol.value
         parameters = cp2k_science.aimd_parameters(
             protocol, self.inputs.structure.get_ase().get_chemical_symbols(), self.inputs.temperature.value,
@@ -443,9 +453,14 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
             thermostat_timecon_fs=self.inputs.thermostat_timecon.value, seed=self.inputs.seed.value)
         if 'overrides' in self.inputs:
             parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
+        self.ctx.parameters = parameters
+
+    def run_md(self):
+        protocol = self.inputs.protocol.value
         retrieve = [cp2k_science.AIMD_FILES['energies'], cp2k_science.AIMD_STRESS_FILE]
         node = self.submit(Cp2kCalculation, code=self.inputs.code, structure=self.inputs.structure,
-                           parameters=orm.Dict(parameters), settings=orm.Dict({'additional_retrieve_list': retrieve}),
+                           parameters=orm.Dict(self.ctx.parameters),
+                           settings=orm.Dict({'additional_retrieve_list': retrieve}),
                            metadata={'call_link_label': 'aimd', 'options': job_options(
                                protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)})
         self.report(f'submitted CP2K NVT AIMD <{node.pk}>: {self.inputs.steps.value} steps of '
@@ -471,7 +486,11 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(message=parse.exit_message)
         if not parse.is_finished_ok:
             return self.exit_codes.ERROR_TRAJECTORY.format(message=f'[{parse.exit_status}] {parse.exit_message}')
-        trajectory = result['trajectory']
+        self.ctx.trajectory = result['trajectory']
+        return None
+
+    def results(self):
+        trajectory = self.ctx.trajectory
         self.out('trajectory', trajectory)
         energies = [a.info['energy'] for a in trajectory.get_atoms()]
         self.report(f'{trajectory.n_configurations} frames; potential energy {energies[0]:.4f} -> '

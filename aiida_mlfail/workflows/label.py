@@ -3,7 +3,9 @@
 The labeller of the active learner (DOMAIN.md section 7, role 3). References:
 
 * ``lammps``: classical single points of all configurations in one LAMMPS job (``rerun`` of a dump
-  with one frame per configuration, ``science.mlmd.rerun_script``);
+  with one frame per configuration, ``science.mlmd.rerun_script``) in a ``LammpsRestartWorkChain``
+  exposed as ``lammps`` (``lammps.potential``, ``lammps.job.code``, ``lammps.job.metadata.options``,
+  ``lammps.max_iterations`` ...);
 * ``cp2k``: DFT single points, one ``Cp2kSinglePointWorkChain`` (aiida-cp2k ``Cp2kCalculation`` with
   SCF and walltime restarts) per configuration, at most ``max_concurrent_jobs`` of them running at
   once (submitted in batches of that size); a configuration that still fails is excluded with its
@@ -20,9 +22,15 @@ from aiida_mlfail.calculations.functions import attach_labels, collect_structure
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, node_validator, port_excluded, structure_message
+from aiida_mlfail.workflows.common import (
+    expose_job,
+    node_validator,
+    port_excluded,
+    structure_message,
+    wrapper_inputs,
+)
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
-from aiida_mlfail.workflows.protocols import ProtocolMixin, job_options, resolve_codes, split_reference
+from aiida_mlfail.workflows.protocols import ProtocolMixin, resolve_codes, split_reference, wrapper_inputs_from_protocol
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
@@ -44,7 +52,7 @@ def _validate_inputs(value, ctx=None):
     if is_lammps and is_cp2k:
         return 'give exactly one reference: `lammps` (classical single points) or `cp2k` (DFT), not both'
     if not is_lammps and not is_cp2k:
-        return ('no reference given: set `lammps.potential` and `lammps.code` (classical single points) or '
+        return ('no reference given: set `lammps.potential` and `lammps.job.code` (classical single points) or '
                 '`cp2k.code` (DFT single points)')
     if has_set:
         atoms_list = value['configurations'].get_atoms()
@@ -79,14 +87,18 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
     Inputs: ``configurations`` (TrainingSetData) or ``structures`` (namespace of StructureData; their
     attributes ``md_step``, ``similarity``, ``stop_reason`` and their keys travel with the labelled
     configurations as ``md_step``, ``similarity``, ``stop_reason``, ``candidate``, ``structure_uuid``),
-    and exactly one reference namespace: ``lammps`` (``potential`` Dict as for ``ReferencePotential``,
-    ``code``, ``options``: all configurations in one LAMMPS job) or ``cp2k`` (the inputs of
+    and exactly one reference namespace: ``lammps`` (``potential`` Dict as for ``ReferencePotential``, and
+    the inputs of a ``LammpsRestartWorkChain``: ``job.code``, ``job.metadata.options``, ``max_iterations``,
+    ``restart`` ...: all configurations in one LAMMPS job) or ``cp2k`` (the inputs of
     :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain` without ``structure``: ``code``,
     ``protocol`` (default ``fast``), ``options``, ``overrides``, ``max_iterations`` ...: one DFT single
     point per configuration, at most ``max_concurrent_jobs`` (default 4) at once). Outputs: ``training_set`` and
     ``excluded`` (Dict:
     ``{'excluded': [{'index', 'candidate', 'reason'}]}``, the configurations that could not be labelled).
     Exit 402 if none could be labelled.
+
+    Steps: ``setup`` (the configurations), then ``run_lammps`` / ``inspect_lammps`` or ``run_cp2k`` (in
+    batches) / ``inspect_cp2k``, ``results``.
     """
 
     @classmethod
@@ -94,20 +106,21 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         super().define(spec)
         spec.input('configurations', valid_type=TrainingSetData, required=False)
         spec.input_namespace('structures', valid_type=orm.StructureData, dynamic=True, required=False)
-        spec.input_namespace('lammps', required=False, help='Classical reference: LAMMPS single points.')
+        expose_job(spec, LammpsRestartWorkChain, 'lammps', required=False,
+                   help='Classical reference: LAMMPS single points of all configurations in one job, with '
+                        'restarts (`potential`, `job.code`, `job.metadata.options`, `max_iterations` ...).')
         spec.input('lammps.potential', valid_type=orm.Dict, required=False,
                    help="ReferencePotential dict, e.g. {'name': 'bmhtf_coul_long'}.")
-        spec.input('lammps.code', valid_type=orm.AbstractCode, required=False)
-        spec.input('lammps.options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
+        # the single point's own validator is kept: it skips the checks of the excluded `structure`
         spec.expose_inputs(Cp2kSinglePointWorkChain, namespace='cp2k', exclude=('structure',),
-                           namespace_options={'required': False, 'populate_defaults': False, 'validator': None,
+                           namespace_options={'required': False, 'populate_defaults': False,
                                               'help': 'DFT reference: one CP2K single point per configuration.'})
         spec.input('max_concurrent_jobs', valid_type=orm.Int, default=lambda: orm.Int(4),
                    validator=_check_max_concurrent,
                    help='At most this many CP2K single points run at once (batches of this size).')
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.collect, if_(cls.is_lammps)(cls.run_lammps, cls.inspect_lammps).else_(
-            cls.prepare_cp2k, while_(cls.cp2k_pending)(cls.run_cp2k), cls.inspect_cp2k), cls.results)
+        spec.outline(cls.setup, if_(cls.is_lammps)(cls.run_lammps, cls.inspect_lammps).else_(
+            while_(cls.cp2k_pending)(cls.run_cp2k), cls.inspect_cp2k), cls.results)
         spec.output('training_set', valid_type=TrainingSetData)
         spec.output('excluded', valid_type=orm.Dict)
         spec.exit_code(402, 'ERROR_ALL_FAILED', message='no configuration could be labelled: {message}')
@@ -117,7 +130,8 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def reference_inputs_from_protocol(cls, inputs: dict, codes, reference, *, protocol=None, options=None) -> dict:
         """The reference namespace of protocol inputs ``inputs`` (:meth:`get_protocol_inputs`):
-        ``{'lammps': {potential, code, options}}`` or ``{'cp2k': {...}}``, the latter built from the
+        ``{'lammps': {potential, job: {code, metadata: {options}}, max_iterations, ...}}`` (the restart
+        wrapper's inputs from the ``lammps`` section) or ``{'cp2k': {...}}``, the latter built from the
         :class:`Cp2kSinglePointWorkChain` protocol named ``protocol`` with ``inputs['cp2k']`` as its overrides
         and the reference's ``protocol`` / ``overrides`` on top. Shared with the active learner's builder.
 
@@ -128,8 +142,8 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         kind, content = split_reference(reference, cls.__name__)
         if kind == 'lammps':
             code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
-            return {'lammps': {'potential': orm.Dict(content), 'code': code, 'options': orm.Dict(
-                job_options(inputs['lammps'].get('options'), options, cls.__name__))}}
+            return {'lammps': {**wrapper_inputs_from_protocol(inputs.get('lammps'), code, options, cls.__name__),
+                               'potential': orm.Dict(content)}}
         cp2k_overrides = dict(inputs.get('cp2k') or {})
         if content.get('protocol') is not None:
             cp2k_overrides['protocol'] = content['protocol']
@@ -148,7 +162,8 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         :param protocol: ``fast`` (default), ``moderate`` or ``precise`` (for CP2K also the
             ``cp2k_single_point.yaml`` protocol, hence the CP2K physics, unless the reference names one).
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``max_concurrent_jobs``,
-            ``lammps.options``, ``cp2k`` (overrides of the CP2K single point protocol).
+            ``lammps`` (the restart wrapper: ``max_iterations``, ``job.metadata.options`` ...), ``cp2k``
+            (overrides of the CP2K single point protocol).
         :param options: scheduler options of the labelling jobs (merged over the protocol's).
         :param reference: classical preset ``{'name': ..., 'parameters': ...}`` or
             ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
@@ -173,22 +188,26 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
             setattr(builder, key, value)
         return builder
 
-    def collect(self):
+    def setup(self):
+        """The configurations as one ``TrainingSetData`` (``collect_structures`` of a ``structures`` namespace)
+        and, for CP2K, one structure per configuration and the batch counters."""
         if 'configurations' in self.inputs:
             self.ctx.configurations = self.inputs.configurations
         else:
             self.ctx.configurations = collect_structures(**self.inputs.structures)
+        if not self.is_lammps():
+            self.prepare_cp2k()
 
     def is_lammps(self):
         return 'lammps' in self.inputs and 'potential' in self.inputs.lammps
 
     def run_lammps(self):
         prepared = prepare_single_points(self.ctx.configurations, self.inputs.lammps.potential)
-        node = self.submit(LammpsRestartWorkChain, job={
-            'code': self.inputs.lammps.code, 'script': prepared['script'],
-            'files': {'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
-            'settings': prepared['settings'], 'metadata': {'options': self.inputs.lammps.options.get_dict()}},
-            metadata={'call_link_label': 'single_points'})
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', script=prepared['script'],
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
+                                settings=prepared['settings'])
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'single_points'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted LAMMPS single points <{node.pk}> of {self.ctx.configurations.n_configurations} '
                     f"configuration(s) with {self.inputs.lammps.potential['name']}")
         return ToContext(single_points=node)
@@ -203,6 +222,7 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def prepare_cp2k(self):
+        """One structure per configuration, in order; nothing submitted yet."""
         if 'structures' in self.inputs:
             self.ctx.structures = [self.inputs.structures[key] for key in sorted(self.inputs.structures)]
         else:

@@ -11,18 +11,19 @@ from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
+from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_validator, wrapper_inputs
 from aiida_mlfail.workflows.protocols import (
     ProtocolMixin,
     as_structure,
     classical_reference,
-    job_options,
     resolve_codes,
+    wrapper_inputs_from_protocol,
 )
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
-#: Exit statuses of the MD job after which its outputs are still meaningful: finished OK, or stopped by a
-#: guard / lost atoms (``LammpsRestartWorkChain.STOP_LABELS`` of ``LammpsCalculation``).
+#: Exit statuses of the MD job (and of its ``LammpsRestartWorkChain``, which ends with the job's status for
+#: these) after which its outputs are still meaningful: finished OK, or stopped by a guard / lost atoms
+#: (``LammpsRestartWorkChain.STOP_LABELS`` of ``LammpsCalculation``).
 MD_STOPPED = (0, *(LammpsCalculation.exit_codes[label].status for label in LammpsRestartWorkChain.STOP_LABELS))
 
 
@@ -51,6 +52,14 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
     V > volume_factor x V_ref) when there is one, the reference rerun of the frames (optional), a
     summary (pressure table, GAP-vs-reference errors) and the forensics figure. Exit code 410 when
     the run was stopped by a guard or lost atoms (all outputs are still attached).
+
+    The MD job runs in a :class:`~aiida_mlfail.workflows.restart.LammpsRestartWorkChain` exposed as ``md``
+    (``md.job.code``: LAMMPS with ML-QUIP, ``md.job.metadata.options``, ``md.max_iterations`` ...); the
+    optional rerun of the frames with a classical reference in another one, ``reference`` (its
+    ``reference.potential`` says what to rerun with; ``reference.job.code`` is any LAMMPS).
+
+    Steps: ``setup``, ``run_md`` / ``inspect_md``, ``run_reference`` / ``inspect_reference`` (when a
+    reference is given), ``results`` (the analysis).
     """
 
     @classmethod
@@ -64,20 +73,24 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                         'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '
                         'min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest change of '
                         'the potential energy per atom from the start of the run).')
-        spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS with ML-QUIP, or mlfail-lmp.')
-        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS))
-        spec.input_namespace('reference', required=False, help='Classical reference for the rerun of the frames.')
-        spec.input('reference.potential', valid_type=orm.Dict, required=False)
-        spec.input('reference.code', valid_type=orm.AbstractCode, required=False,
-                   help='LAMMPS code for the rerun (default: `code`).')
+        expose_job(spec, LammpsRestartWorkChain, 'md',
+                   help='The GAP MD job with restarts: `job.code` (LAMMPS with ML-QUIP, or mlfail-lmp), '
+                        '`job.metadata.options`, `max_iterations`, `restart` ...')
+        expose_job(spec, LammpsRestartWorkChain, 'reference', required=False,
+                   help='Optional rerun of the MD frames with a classical reference: `potential`, `job.code` '
+                        '(any LAMMPS), `job.metadata.options`, `max_iterations` ...')
+        spec.input('reference.potential', valid_type=orm.Dict, required=False,
+                   validator=dict_validator(ReferencePotential.from_dict, 'reference.potential'),
+                   help="Classical reference of the rerun, e.g. {'name': 'bmhtf_coul_long'}.")
         spec.input('training_thermo', valid_type=orm.ArrayData, required=False,
                    help='Thermo of the run that made the training data, for the pressure table.')
         spec.inputs.validator = _validate_inputs
         spec.outline(
+            cls.setup,
             cls.run_md,
             cls.inspect_md,
-            if_(cls.should_rerun)(cls.run_rerun, cls.inspect_rerun),
-            cls.analyse,
+            if_(cls.should_run_reference)(cls.run_reference, cls.inspect_reference),
+            cls.results,
         )
         spec.output('trajectory', valid_type=TrainingSetData)
         spec.output('thermo', valid_type=orm.ArrayData)
@@ -98,13 +111,15 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         """A builder with every input set from ``protocols/mlmd.yaml``.
 
         :param codes: the LAMMPS code (with ML-QUIP, or mlfail-lmp), or a mapping with the role ``lammps``;
-            it also runs the reference rerun.
+            it also runs the reference rerun (``reference.job.code``).
         :param potential: the GAP (``GapPotentialData``).
         :param structure: start structure (``StructureData`` or ``ase.Atoms``).
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``parameters`` (ensemble,
-            temperature K, pressure bar, timestep fs, steps, intervals, seed, guards ...), ``options``.
-        :param options: scheduler options of the MD (and rerun) job, merged over the protocol's.
+            temperature K, pressure bar, timestep fs, steps, intervals, seed, guards ...), ``md`` and
+            ``reference`` (the restart wrappers: ``max_iterations``, ``restart``, ``job.metadata.options`` ...).
+        :param options: scheduler options of the MD (and rerun) job, merged over ``md.job.metadata.options``
+            (and ``reference.job.metadata.options``).
         :param reference: classical reference ``{'name': ..., 'parameters': ...}`` for the rerun of the frames
             (optional: no rerun without it).
         :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
@@ -117,19 +132,25 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         builder.potential = potential
         builder.structure = as_structure(structure, cls.__name__)
         builder.parameters = orm.Dict(inputs['parameters'])
-        builder.code = code
-        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        builder.md = wrapper_inputs_from_protocol(inputs['md'], code, options, cls.__name__)
         if reference is not None:
-            builder.reference = {'potential': orm.Dict(classical_reference(reference, cls.__name__)), 'code': code}
+            builder.reference = {
+                **wrapper_inputs_from_protocol(inputs['reference'], code, options, cls.__name__),
+                'potential': orm.Dict(classical_reference(reference, cls.__name__))}
         return builder
 
+    def setup(self):
+        """The MD script, structure file and settings (``prepare_mlmd``, a calcfunction)."""
+        self.ctx.prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters)
+        self.ctx.settings = self.ctx.prepared['settings']
+
     def run_md(self):
-        prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters)
-        self.ctx.settings = prepared['settings']
-        node = self.submit(LammpsCalculation, code=self.inputs.code, script=prepared['script'],
-                           files={'structure': prepared['structure_file']}, settings=prepared['settings'],
-                           potential=self.inputs.potential,
-                           metadata={'options': self.inputs.options.get_dict(), 'call_link_label': 'gap_md'})
+        prepared = self.ctx.prepared
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'md', script=prepared['script'],
+                                files={'structure': prepared['structure_file']}, settings=prepared['settings'],
+                                potential=self.inputs.potential)
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'gap_md'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted GAP MD <{node.pk}> with {self.inputs.potential.label}')
         return ToContext(md=node)
 
@@ -147,27 +168,28 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                     f"({node.outputs.training_set.n_configurations} frames)")
         return None
 
-    def should_rerun(self):
+    def should_run_reference(self):
         return 'reference' in self.inputs and 'potential' in self.inputs.reference
 
-    def run_rerun(self):
+    def run_reference(self):
         prepared = prepare_rerun(self.ctx.md.outputs.training_set, self.inputs.reference.potential)
-        code = self.inputs.reference.get('code', self.inputs.code)
-        node = self.submit(LammpsCalculation, code=code, script=prepared['script'],
-                           files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
-                           settings=prepared['settings'],
-                           metadata={'options': self.inputs.options.get_dict(), 'call_link_label': 'reference_rerun'})
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'reference', script=prepared['script'],
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
+                                settings=prepared['settings'])
+        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'reference_rerun'}
+        node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted reference rerun <{node.pk}>')
         return ToContext(rerun=node)
 
-    def inspect_rerun(self):
+    def inspect_reference(self):
         node = self.ctx.rerun
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_RERUN_FAILED.format(status=node.exit_status, message=node.exit_message)
         self.out('rerun', node.outputs.training_set)
         return None
 
-    def analyse(self):
+    def results(self):
+        """The forensics (``analyse_mlmd``: summary, breaking step, figure); exit 410 when a guard stopped the MD."""
         p = mlmd.normalise_mlmd(self.inputs.parameters.get_dict())
         settings = self.ctx.settings.get_dict()
         parameters = orm.Dict({'timestep': p['timestep'], 'reference_volume': settings['reference_volume'],

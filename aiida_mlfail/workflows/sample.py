@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain
 
 from aiida_mlfail.calculations.functions import (
     build_structure,
@@ -14,13 +14,13 @@ from aiida_mlfail.calculations.functions import (
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import DEFAULT_OPTIONS, dict_validator, structure_validator
+from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_validator, wrapper_inputs
 from aiida_mlfail.workflows.protocols import (
     ProtocolMixin,
     as_structure,
     classical_reference,
-    job_options,
     resolve_codes,
+    wrapper_inputs_from_protocol,
 )
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
@@ -88,8 +88,14 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
     """Sample labelled configurations with a classical reference potential at several state points.
 
     One LAMMPS job (``mlfail.lammps``, i.e. aiida-lammps ``lammps.raw`` with a generated script) per
-    state point, all running concurrently. Outputs per state point a ``TrainingSetData`` (energy eV,
-    forces eV/Å, virial eV, per-atom energies eV) and the thermo ``ArrayData``, plus the merged pool.
+    state point, all running concurrently, each in a :class:`~aiida_mlfail.workflows.restart.LammpsRestartWorkChain`
+    exposed as ``lammps`` (its ``max_iterations``, ``restart``, ``handler_overrides``, ``clean_workdir``, and
+    of the job ``lammps.job.code`` and ``lammps.job.metadata.options``; the script, structure file and
+    settings are made here). Outputs per state point a ``TrainingSetData`` (energy eV, forces eV/Å,
+    virial eV, per-atom energies eV) and the thermo ``ArrayData``, plus the merged pool.
+
+    Steps: ``setup`` (the structure, built from ``structure_spec`` when given), ``run_lammps`` /
+    ``inspect_lammps``, ``results``.
     """
 
     @classmethod
@@ -111,15 +117,15 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
                    validator=dict_validator(lammps_md.normalise_md, 'md'),
                    help='timestep (fs), equilibration_steps, production_steps, sampling_interval, thermo_interval, '
                         'seed, thermostat_damping (fs), barostat_damping (fs).')
-        spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS code (lmp or mlfail-lmp).')
-        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict(DEFAULT_OPTIONS),
-                   help='metadata.options of the LAMMPS jobs.')
+        expose_job(spec, LammpsRestartWorkChain, 'lammps',
+                   help='The LAMMPS jobs (one per state point) with restarts: `job.code` (lmp or mlfail-lmp), '
+                        '`job.metadata.options`, `max_iterations`, `restart` ...')
         spec.inputs.validator = _validate_inputs
         spec.outline(
-            if_(cls.needs_structure)(cls.build),
-            cls.run_sampling,
-            cls.inspect_sampling,
-            cls.collect,
+            cls.setup,
+            cls.run_lammps,
+            cls.inspect_lammps,
+            cls.results,
         )
         spec.output_namespace('sampled', dynamic=True, help='Per state point: training_set and thermo.')
         spec.output('pool', valid_type=TrainingSetData, help='All sampled frames of all state points.')
@@ -136,8 +142,9 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
         :param structure: start structure (``StructureData`` or ``ase.Atoms``; 8-64 atoms for ``fast``).
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``temperatures``,
-            ``pressure``, ``md``, ``options``.
-        :param options: scheduler options of the LAMMPS jobs (merged over the protocol's).
+            ``pressure``, ``md``, ``lammps`` (the restart wrapper: ``max_iterations``, ``restart``,
+            ``job.metadata.options`` ...).
+        :param options: scheduler options of the LAMMPS jobs (merged over ``lammps.job.metadata.options``).
         :param reference: the classical reference potential ``{'name': ..., 'parameters': {...}}`` (required).
         :param state_points: list of state point dicts (as the ``state_points`` port); default: one per
             protocol temperature at the structure's volume (:func:`default_state_points`).
@@ -153,36 +160,34 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
         builder.state_points = orm.List(list(state_points) if state_points is not None
                                         else default_state_points(inputs, structure))
         builder.md = orm.Dict(inputs['md'])
-        builder.code = code
-        builder.options = orm.Dict(job_options(inputs['options'], options, cls.__name__))
+        builder.lammps = wrapper_inputs_from_protocol(inputs['lammps'], code, options, cls.__name__)
         return builder
 
-    def needs_structure(self):
-        return 'structure_spec' in self.inputs
+    def setup(self):
+        """The start structure (built from ``structure_spec`` by a calcfunction when given) and the state
+        point labels."""
+        if 'structure_spec' in self.inputs:
+            self.ctx.structure = build_structure(self.inputs.structure_spec)
+        else:
+            self.ctx.structure = self.inputs.structure
+        symbols = self.ctx.structure.get_ase().get_chemical_symbols()
+        self.ctx.points = {lammps_md.normalise_state_point(point, symbols)['label']: point
+                           for point in self.inputs.state_points.get_list()}
+        self.report(f'{len(self.ctx.points)} state point(s) of {self.ctx.structure.get_formula()}: '
+                    f"{', '.join(self.ctx.points)}")
 
-    def build(self):
-        self.ctx.structure = build_structure(self.inputs.structure_spec)
-
-    def run_sampling(self):
-        structure = self.ctx.get('structure') or self.inputs.structure
-        symbols = structure.get_ase().get_chemical_symbols()
+    def run_lammps(self):
         jobs = {}
-        for point in self.inputs.state_points.get_list():
-            label = lammps_md.normalise_state_point(point, symbols)['label']
-            prepared = prepare_sampling(structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
-            inputs = {
-                'code': self.inputs.code,
-                'script': prepared['script'],
-                'files': {'structure': prepared['structure_file']},
-                'settings': prepared['settings'],
-                'metadata': {'label': label, 'options': self.inputs.options.get_dict()},
-            }
-            jobs[label] = self.submit(LammpsRestartWorkChain, job=inputs,
-                                      metadata={'label': label, 'call_link_label': f'sample_{label}'})
+        for label, point in self.ctx.points.items():
+            prepared = prepare_sampling(self.ctx.structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
+            inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', label=label, script=prepared['script'],
+                                    files={'structure': prepared['structure_file']}, settings=prepared['settings'])
+            inputs['metadata'] = {**inputs.get('metadata', {}), 'label': label, 'call_link_label': f'sample_{label}'}
+            jobs[label] = self.submit(LammpsRestartWorkChain, **inputs)
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
 
-    def inspect_sampling(self):
+    def inspect_lammps(self):
         failed = []
         for key, node in self.ctx.items():
             if not key.startswith('job_'):
@@ -201,7 +206,7 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_SAMPLING_FAILED.format(labels=', '.join(failed))
         return None
 
-    def collect(self):
+    def results(self):
         sets = {}
         for key, node in self.ctx.items():
             if key.startswith('job_'):

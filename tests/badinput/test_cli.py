@@ -107,7 +107,8 @@ CASES = [
     _c('launch-structure-huge-pk', 'cli', launch('mlfail.mlmd', 'structure=' + '9' * 30), 'structure', '9' * 30),
     _c('launch-structure-node-of-wrong-type', 'cli', launch('mlfail.mlmd', pk('training_set', 'structure')),
        'structure', 'TrainingSetData'),
-    _c('launch-missing-code', 'cli', launch('mlfail.sample', 'code=no_such_code'), 'code', 'no_such_code'),
+    _c('launch-missing-code', 'cli', launch('mlfail.sample', 'lammps.job.code=no_such_code'), 'lammps.job.code',
+       'no_such_code'),
     _c('launch-training-set-unreadable', 'cli', launch('mlfail.gap', kv('pool', 'junk.bin')), 'pool', 'junk.bin',
        'extxyz'),
     _c('launch-training-set-not-extxyz', 'cli', launch('mlfail.gap_fit', kv('training_set', 'text.xyz')),
@@ -432,7 +433,7 @@ def test_converted_inputs_are_not_stored(ctx):
     n_nodes = node_count()
     inputs = launch_module.convert_inputs({'structure': str(ctx.inp / 'nacl.xyz'),
                                            'potential': str(FIXTURES / 'gap_fit_ok'),
-                                           'parameters': {'steps': 10}, 'code': 'lammps'},
+                                           'parameters': {'steps': 10}, 'md': {'job': {'code': 'lammps'}}},
                                           MLMDWorkChain.spec().inputs, 'localhost')
     assert [k for k in ('structure', 'potential', 'parameters') if inputs[k].is_stored] == []
     inputs = launch_module.convert_inputs({'pool': str(ctx.inp / 'train.xyz'), 'validation_set': ctx.training_set.pk},

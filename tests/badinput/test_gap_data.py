@@ -140,7 +140,7 @@ def _process_inputs(use: str, node, codes) -> tuple[type, dict]:
         return QuipPredictCalculation, {'code': codes['quip'], 'potential': node,
                                         'configurations': TrainingSetData.from_atoms(nacl_configurations(2))}
     if use == 'mlmd':
-        return MLMDWorkChain, {'code': codes['lammps'], 'potential': node, 'structure': _structure(),
+        return MLMDWorkChain, {'md': {'job': {'code': codes['lammps']}}, 'potential': node, 'structure': _structure(),
                                'parameters': orm.Dict({})}
     raise AssertionError(use)
 

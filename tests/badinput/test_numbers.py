@@ -168,14 +168,14 @@ def entries(request, lammps_code, gap_fit_code, quip_code, explore_code, rematch
     reference = lammps_reference(BMHTF)
 
     def sample():
-        return {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+        return {'lammps': {'job': {'code': lammps_code}}, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
                 'potential': orm.Dict(BMHTF), 'md': orm.Dict({}),
                 'state_points': orm.List([{'temperature': 1400.0, 'volume': 2300.0},
                                           {'temperature': 1400.0, 'density': 1.5},
                                           {'temperature': 1400.0, 'ensemble': 'NPT', 'pressure': 1.0}])}
 
     def mlmd():
-        return {'code': lammps_code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
+        return {'md': {'job': {'code': lammps_code}}, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
                 'structure': orm.StructureData(ase=_crystal()), 'parameters': orm.Dict({'steps': 100})}
 
     def explore():
@@ -208,21 +208,21 @@ def entries(request, lammps_code, gap_fit_code, quip_code, explore_code, rematch
                                 'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100,
                                                         'comparison_step': 10})},
                         'restart': orm.Dict({})},
-            # LabelWorkChain's layout (roles14): the classical labeller's job under lammps.job
             'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
             'predict': {'job': {'code': quip_code}}, 'parameters': orm.Dict({}),
         }
 
     def label():
         return {'configurations': TrainingSetData.from_atoms(nacl_configurations(2)),
-                'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}, 'max_concurrent_jobs': orm.Int(2)}
+                'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}},
+                'max_concurrent_jobs': orm.Int(2)}
 
     def rematch():
         return {'code': rematch_code, 'x': TrainingSetData.from_atoms(nacl_configurations(2)),
                 'soap': orm.Dict(dict(SOAP)), 'parameters': orm.Dict({'mode': 'matrix'})}
 
     def config_space():
-        return {'code': rematch_code, 'x': TrainingSetData.from_atoms(nacl_configurations(2)),
+        return {'rematch': {'job': {'code': rematch_code}}, 'x': TrainingSetData.from_atoms(nacl_configurations(2)),
                 'y': TrainingSetData.from_atoms(nacl_configurations(3)), 'soap': orm.Dict(dict(SOAP)),
                 'parameters': orm.Dict({})}
 

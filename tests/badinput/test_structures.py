@@ -71,12 +71,12 @@ STATE_POINTS = [{'temperature': 1400.0, 'volume': 2248.0}]
 def _sampling(codes, atoms):
     return ClassicalSamplingWorkChain, {
         'structure': orm.StructureData(ase=atoms), 'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
-        'state_points': orm.List(STATE_POINTS), 'code': codes['lammps']}
+        'state_points': orm.List(STATE_POINTS), 'lammps': {'job': {'code': codes['lammps']}}}
 
 
 def _mlmd(codes, atoms):
     return MLMDWorkChain, {'potential': codes['gap'], 'structure': orm.StructureData(ase=atoms),
-                           'parameters': orm.Dict({'steps': 10}), 'code': codes['lammps']}
+                           'parameters': orm.Dict({'steps': 10}), 'md': {'job': {'code': codes['lammps']}}}
 
 
 def _explore(codes, atoms):
@@ -138,7 +138,7 @@ def _build(codes, entry, bad):
         return ClassicalSamplingWorkChain, {
             'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64, 'volume': 10.0}),
             'potential': orm.Dict({'name': 'bmhtf_coul_long'}), 'state_points': orm.List(STATE_POINTS),
-            'code': codes['lammps']}
+            'lammps': {'job': {'code': codes['lammps']}}}
     return ENTRIES[entry](codes, BAD[bad][0]())
 
 

@@ -60,7 +60,7 @@ def real_runs(profile, lammps_code, gap_fit_code, quip_code, explore_code):
     sampling = next(n for n in run.called if n.process_label == 'ClassicalSamplingWorkChain')
     start = sampling.outputs.pool.get_atoms()[-1]
     mlmd = submit(MLMDWorkChain, potential=fits[0].outputs.potential, structure=orm.StructureData(ase=start),
-                  code=lammps_code,
+                  md={'job': {'code': lammps_code}},
                   parameters=orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': 400,
                                        'dump_interval': 5, 'thermo_interval': 5, 'guards': {'min_distance': 2.6}}))
     wait(mlmd, timeout=600)

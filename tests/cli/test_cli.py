@@ -72,13 +72,14 @@ def test_inputs_are_converted_against_the_ports(lammps_code, tmp_path):
     ase.io.write(structure_file, nacl_configurations(1)[0])
     spec = ClassicalSamplingWorkChain.spec().inputs
     inputs = launch_module.convert_inputs({'structure': str(structure_file), 'potential': {'name': 'bmhtf_coul_long'},
-                                           'state_points': [{'temperature': 1400.0}], 'code': 'lammps',
+                                           'state_points': [{'temperature': 1400.0}],
+                                           'lammps': {'job': {'code': 'lammps'}},
                                            'metadata': {'label': 'x'}}, spec, 'localhost')
     assert isinstance(inputs['structure'], orm.StructureData) and len(inputs['structure'].sites) == 64
     assert isinstance(inputs['potential'], orm.Dict) and isinstance(inputs['state_points'], orm.List)
-    assert inputs['code'].uuid == lammps_code.uuid and inputs['metadata'] == {'label': 'x'}
+    assert inputs['lammps']['job']['code'].uuid == lammps_code.uuid and inputs['metadata'] == {'label': 'x'}
     filled = launch_module.fill_default_codes({}, spec, 'mlfail.sample', 'localhost')
-    assert filled == ['code: lammps@localhost']
+    assert filled == ['lammps.job.code: lammps@localhost']  # the code of the restart wrapper's job, by its role
 
 
 def test_launch_rejects_bad_names_inputs_and_protocols(tmp_path, lammps_code):
@@ -91,7 +92,7 @@ def test_launch_rejects_bad_names_inputs_and_protocols(tmp_path, lammps_code):
     assert result.exit_code == 2 and 'bogus: no such input' in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, '--protocol', 'fast'])
     assert result.exit_code == 2 and "get_builder_from_protocol needs ['structure']" in result.output
-    result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'code=no_such_code'])
+    result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'lammps.job.code=no_such_code'])
     assert result.exit_code == 2 and "no code 'no_such_code@localhost'" in result.output
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'state_points=[{temperature: -5}]'])
     assert result.exit_code == 1
@@ -200,13 +201,13 @@ def test_launch_sample_from_yaml_in_the_foreground_and_submitted(tmp_path, lammp
     path.write_text(SAMPLE_YAML)
     result = invoke(cli, ['launch', 'mlfail.sample', '--inputs', path, 'md.seed=3', 'metadata.label=cli foreground'])
     assert result.exit_code == 0, result.output
-    assert 'default code code: lammps@localhost' in result.output
-    assert re.search(r'\[\s+\d+\.\d s\] \[\d+\|ClassicalSamplingWorkChain\|collect\]: pool of 5 configurations',
+    assert 'default code lammps.job.code: lammps@localhost' in result.output
+    assert re.search(r'\[\s+\d+\.\d s\] \[\d+\|ClassicalSamplingWorkChain\|results\]: pool of 5 configurations',
                      result.output), result.output  # the progress display: reports with elapsed time
     pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
     node = orm.load_node(pk)
     assert node.label == 'cli foreground' and node.outputs.pool.n_configurations == 5
-    assert node.inputs.md['seed'] == 3 and node.inputs.code.uuid == lammps_code.uuid
+    assert node.inputs.md['seed'] == 3 and node.inputs.lammps.job.code.uuid == lammps_code.uuid
     assert len(orm.Log.collection.get_logs_for(node)) >= 3  # reports still reach the database
 
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', path, 'md.seed=4', '--submit'])
@@ -231,7 +232,7 @@ def test_launch_entry_point_with_a_protocol_runs_its_builder(tmp_path, lammps_co
 
     md = ClassicalSamplingWorkChain.get_protocol_inputs('fast')['md']
     assert node.inputs.md['seed'] == 11 and node.inputs.md['production_steps'] == md['production_steps']
-    assert node.inputs.code.uuid == lammps_code.uuid and len(node.inputs.structure.sites) == 64
+    assert node.inputs.lammps.job.code.uuid == lammps_code.uuid and len(node.inputs.structure.sites) == 64
     assert node.outputs.pool.n_configurations == md['production_steps'] // md['sampling_interval'] + 1
 
 

@@ -24,7 +24,7 @@ BMHTF = {'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}
 def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
     return {
         'sampling': {
-            'lammps': {'job': {'code': lammps_code}},  # ClassicalSamplingWorkChain's layout (roles14)
+            'lammps': {'job': {'code': lammps_code}},
             'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 32}),
             'potential': orm.Dict(BMHTF),
             'state_points': orm.List([{'temperature': 1400.0, 'volume': 1175.0, 'label': 'nvt'}]),
@@ -43,7 +43,7 @@ def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
                                                     'timestep': 2.0, 'max_steps': 60, 'comparison_step': 20,
                                                     'critical_similarity': 0.998, 'thermo_interval': 10,
                                                     'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}})}},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},  # LabelWorkChain's layout
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
         'predict': {'job': {'code': quip_code}},
         'parameters': orm.Dict({'max_iterations': 2, 'max_new_configurations': 5, **parameters}),
     }

@@ -38,7 +38,7 @@ def test_dft_labelled_active_learning_two_iterations(submit_and_await, lammps_co
                                                      explore_code, cp2k_code):
     inputs = {
         'sampling': {
-            'lammps': {'job': {'code': lammps_code}},  # ClassicalSamplingWorkChain's layout (roles14)
+            'lammps': {'job': {'code': lammps_code}},
             'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 8}),
             'potential': orm.Dict(BMHTF),
             'state_points': orm.List([{'temperature': 1400.0, 'volume': 290.0, 'label': 'nvt'}]),

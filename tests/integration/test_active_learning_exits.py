@@ -42,7 +42,7 @@ def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
                             'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 40, 'comparison_step': 20,
                                                     'critical_similarity': 0.998, 'soap': {'r_cut': 4.0, 'n_max': 3,
                                                                                            'l_max': 2}})}},
-        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},  # LabelWorkChain's layout
+        'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
         'predict': {'job': {'code': quip_code}},
         'parameters': orm.Dict({'max_iterations': 3, 'max_new_configurations': 1}),
     }

@@ -57,7 +57,8 @@ def test_lammps_single_points_are_reused(caching, lammps_code):
     runs = []
     for _ in range(2):
         _, node = run_get_node(LabelWorkChain, configurations=TrainingSetData.from_atoms(frames),
-                               lammps={'potential': orm.Dict({'name': 'bmhtf_coul_long'}), 'code': lammps_code})
+                               lammps={'potential': orm.Dict({'name': 'bmhtf_coul_long'}),
+                                       'job': {'code': lammps_code}})
         assert node.is_finished_ok, node.exit_message
         runs.append(node)
     (first,), (second,) = _jobs(runs[0]), _jobs(runs[1])

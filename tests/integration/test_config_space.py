@@ -4,6 +4,7 @@ numbers checked against ``science.rematch`` computed directly."""
 import numpy as np
 import pytest
 from aiida import orm
+from aiida.common.links import LinkType
 
 from aiida_mlfail.calculations.rematch import RematchCalculation
 from aiida_mlfail.data.training_set import TrainingSetData
@@ -55,7 +56,8 @@ def test_rematch_calculation_and_config_space_through_daemon(submit_and_await, r
     stdout = node.outputs.retrieved.base.repository.get_object_content('rematch.out', mode='r')
     assert '[mlfail-rematch] SOAP 8/8 configurations of Y' in stdout
 
-    work = submit_and_await(ConfigSpaceWorkChain, timeout=180, code=rematch_code, x=x_node, y=y_node,
+    work = submit_and_await(ConfigSpaceWorkChain, timeout=180, rematch={'job': {'code': rematch_code}}, x=x_node,
+                            y=y_node,
                             soap=orm.Dict(SOAP),
                             parameters=orm.Dict({'bins': 5, 'x_label': 'hot', 'y_label': 'cold'}))
     assert work.is_finished_ok, work.exit_message
@@ -76,9 +78,14 @@ def test_rematch_calculation_and_config_space_through_daemon(submit_and_await, r
     assert summary['nearest_neighbour']['min'] > 1e-3
     for key in ('distance_to_first_plot', 'nearest_neighbour_plot'):
         assert work.outputs[key].get_content(mode='rb')[:8] == PNG
-    jobs = orm.QueryBuilder().append(orm.WorkChainNode, filters={'id': work.pk}, tag='wc').append(
-        orm.CalcJobNode, with_incoming='wc', project='attributes.exit_status').all(flat=True)
-    assert sorted(jobs) == [0, 0, 0]
+    # three REMatch jobs, each the one attempt of its restart wrapper (call link label = the job's role)
+    wrappers = {link.link_label: link.node
+                for link in work.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
+    assert sorted(wrappers) == ['distance_to_first_x', 'distance_to_first_y', 'nearest_neighbour']
+    assert all(node.process_label == 'RematchRestartWorkChain' and node.is_finished_ok for node in wrappers.values())
+    jobs = {label: node.called for label, node in wrappers.items()}
+    assert all(len(called) == 1 and called[0].exit_status == 0 for called in jobs.values())
+    assert {label: called[0].label for label, called in jobs.items()} == {label: label for label in jobs}
 
 
 @pytest.mark.parametrize('parameters, soap, message', [
@@ -93,5 +100,6 @@ def test_config_space_rejects_bad_input_at_submit(rematch_code, sets, parameters
 
     x, y = (TrainingSetData.from_atoms(frames[:2]).store() for frames in sets[:2])
     with pytest.raises(ValueError, match=message):
-        instantiate_process(get_manager().get_runner(), ConfigSpaceWorkChain, code=rematch_code, x=x, y=y,
+        instantiate_process(get_manager().get_runner(), ConfigSpaceWorkChain, rematch={'job': {'code': rematch_code}},
+                            x=x, y=y,
                             soap=orm.Dict(soap), parameters=orm.Dict(parameters))

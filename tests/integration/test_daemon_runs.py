@@ -18,7 +18,7 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
     sampling = submit_and_await(
         ClassicalSamplingWorkChain,
         timeout=600,
-        code=lammps_code,
+        lammps={'job': {'code': lammps_code}},
         structure_spec=orm.Dict({'system': 'nacl', 'n_ions': 64}),
         potential=orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}),
         state_points=orm.List([
@@ -88,8 +88,9 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
         structure=orm.StructureData(ase=start),
         parameters=orm.Dict({'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': 400,
                              'dump_interval': 5, 'thermo_interval': 5, 'guards': {'min_distance': 2.45}}),
-        code=lammps_code,
-        reference={'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}})},
+        md={'job': {'code': lammps_code}},
+        reference={'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}),
+                   'job': {'code': lammps_code}},
         training_thermo=sampling.outputs.sampled.npt.thermo,
     )
     assert md.exit_status == 410, md.exit_message

@@ -72,4 +72,9 @@ def test_fast_sampling_builder_runs_to_completion(lammps_code, data, submit_and_
     assert pool.n_configurations == md['production_steps'] // md['sampling_interval'] + 1
     assert pool.species == ['Cl', 'Na'] and pool.n_atoms == {'min': 64, 'max': 64}
     assert pool.reference['kind'] == 'lammps'
+    # the state point's job ran in the exposed restart wrapper, with the protocol's scheduler options
+    (wrapper,) = [n for n in node.called if n.process_label == 'LammpsRestartWorkChain']
+    assert wrapper.inputs.max_iterations.value == 5
+    (job,) = wrapper.called
+    assert job.get_option('max_wallclock_seconds') == builder.lammps.job.metadata.options['max_wallclock_seconds']
     print(f'fast sampling of 64 ions: {pool.n_configurations} frames in {elapsed:.0f} s (submit to finished)')

@@ -25,7 +25,6 @@ def inputs(lammps_code, gap_fit_code, quip_code, explore_code):
                 'predict': {'job': {'code': quip_code}}},
         'explore': {'job': {'code': explore_code, 'structure': orm.StructureData(ase=molten_nacl(64, volume=2300.0)),
                             'parameters': orm.Dict({'ensemble': 'NPT', 'max_steps': 100, 'comparison_step': 10})}},
-        # LabelWorkChain's layout (roles14): the LAMMPS job of the classical labeller under lammps.job
         'label': {'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}},
         'predict': {'job': {'code': quip_code}},
     }
@@ -106,7 +105,7 @@ def test_labeller_must_describe_the_species(inputs):
 
 def test_exactly_one_labeller(inputs, aiida_code_installed):
     del inputs['label']['lammps']
-    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential`")
+    _submit_fails(inputs, r"'inputs\.label': no reference given: set `lammps\.potential` and `lammps\.job\.code`")
     cp2k = aiida_code_installed(label='cp2k_check', default_calc_job_plugin='cp2k', filepath_executable='/bin/true')
     inputs['label'] = {'cp2k': {'code': cp2k, 'protocol': orm.Str('ultrafast')}}
     _submit_fails(inputs, "unknown CP2K protocol 'ultrafast'")

@@ -22,12 +22,19 @@ def _validate(inputs):
 def test_needs_exactly_one_source_and_a_reference(lammps_code):
     structures = {'a': orm.StructureData(ase=nacl_configurations(1)[0])}
     training_set = TrainingSetData.from_atoms(nacl_configurations(2))
-    lammps = {'potential': orm.Dict(BMHTF), 'code': lammps_code}
+    lammps = {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}
     assert 'not both or none' in str(_validate({'lammps': lammps}))
     assert 'not both or none' in str(_validate({'lammps': lammps, 'structures': structures,
                                                 'configurations': training_set}))
     assert 'no reference given' in str(_validate({'structures': structures}))
     assert _validate({'lammps': lammps, 'structures': structures}) is None
+    # the code of the single points is the restart wrapper's job.code; the old `lammps.code` is refused
+    old = _validate({'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}, 'structures': structures})
+    assert old is not None and 'code' in str(old), old
+    options = {'resources': {'num_machines': 1}, 'max_wallclock_secs': 60}
+    typo = _validate({'lammps': {**lammps, 'job': {'code': lammps_code, 'metadata': {'options': options}}},
+                      'structures': structures})
+    assert 'max_wallclock_secs' in str(typo), typo  # a typo in the scheduler options fails at submit time
 
 
 @pytest.fixture
@@ -38,7 +45,7 @@ def cp2k_code(aiida_code_installed):
 
 def test_exactly_one_reference(lammps_code, cp2k_code):
     structures = {'a': orm.StructureData(ase=nacl_configurations(1)[0])}
-    lammps = {'potential': orm.Dict(BMHTF), 'code': lammps_code}
+    lammps = {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}
     assert 'not both' in str(_validate({'structures': structures, 'lammps': lammps, 'cp2k': {'code': cp2k_code}}))
     assert _validate({'structures': structures, 'cp2k': {'code': cp2k_code}}) is None
     error = _validate({'structures': structures, 'cp2k': {'code': cp2k_code, 'protocol': orm.Str('ultra')}})
@@ -88,7 +95,7 @@ def test_attach_cp2k_labels_keeps_metadata_and_names_failures():
 def test_reference_must_describe_the_species(lammps_code):
     structures = {'a': orm.StructureData(ase=nacl_configurations(1)[0])}
     error = _validate({'structures': structures, 'lammps': {'potential': orm.Dict({'name': 'lj_argon'}),
-                                                            'code': lammps_code}})
+                                                            'job': {'code': lammps_code}}})
     assert 'lammps.potential' in str(error) and 'Na' in str(error)
 
 
@@ -96,7 +103,7 @@ def test_one_atom_sequence_per_lammps_job(lammps_code):
     a, b = nacl_configurations(2)
     del b[0]
     error = _validate({'structures': {'a': orm.StructureData(ase=a), 'b': orm.StructureData(ase=b)},
-                       'lammps': {'potential': orm.Dict(BMHTF), 'code': lammps_code}})
+                       'lammps': {'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}}})
     assert 'one atom sequence per job' in str(error)
 
 
@@ -110,7 +117,7 @@ def test_lammps_single_points_reproduce_the_sampling_labels(submit_and_await, la
         node.base.attributes.set('md_step', 100 * i)
         structures[f'c{i}'] = node
     node = submit_and_await(LabelWorkChain, timeout=300, structures=structures,
-                            lammps={'potential': orm.Dict(BMHTF), 'code': lammps_code})
+                            lammps={'potential': orm.Dict(BMHTF), 'job': {'code': lammps_code}})
     assert node.is_finished_ok, node.exit_message
     labelled = node.outputs.training_set.get_atoms()
     assert node.outputs.excluded['excluded'] == []
@@ -162,10 +169,29 @@ def test_label_reference_of_the_labeller_inputs(lammps_code, cp2k_code):
     from aiida_mlfail.workflows.references import label_reference
 
     wolf = {'name': 'bmhtf_wolf', 'parameters': {'alpha': 0.2}}
-    assert label_reference({'lammps': {'potential': orm.Dict(wolf), 'code': lammps_code}}) == lammps_reference(wolf)
+    wolf_inputs = {'lammps': {'potential': orm.Dict(wolf), 'job': {'code': lammps_code}}}
+    assert label_reference(wolf_inputs) == lammps_reference(wolf)
     assert label_reference({'cp2k': {'code': cp2k_code}}) == cp2k_reference('fast')
     overrides = {'FORCE_EVAL': {'DFT': {'MGRID': {'CUTOFF': 600}}}}
     assert label_reference({'cp2k': {'code': cp2k_code, 'protocol': orm.Str('moderate'),
                                      'overrides': orm.Dict(overrides)}}) == cp2k_reference('moderate', overrides)
     with pytest.raises(ValueError, match='exactly one reference'):
         label_reference({})
+
+
+def test_cp2k_namespace_keeps_the_single_point_validator(monkeypatch, tmp_path):
+    """The exposed single point keeps its own namespace validator; it skips the species check of the excluded
+    ``structure`` (``port_excluded``) instead of being switched off."""
+    from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+
+    (tmp_path / 'BASIS_MOLOPT').write_text(' Na SZV-MOLOPT-SR-GTH SZV-MOLOPT-SR-GTH-q9\n')
+    (tmp_path / 'GTH_POTENTIALS').write_text('Na GTH-PBE-q9 GTH-PBE\nCl GTH-PBE-q7 GTH-PBE\n')
+    monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
+    namespace = LabelWorkChain.spec().inputs['cp2k']
+    validator = Cp2kSinglePointWorkChain.spec().inputs.validator
+    assert namespace.validator is validator and 'structure' not in namespace
+    value = {'structure': orm.StructureData(ase=nacl_configurations(1)[0]), 'protocol': orm.Str('fast')}
+    # on the single point itself the species check runs (no Cl basis in this data directory) ...
+    assert 'no basis set for Cl' in str(validator(value, Cp2kSinglePointWorkChain.spec().inputs))
+    # ... inside the labeller, where `structure` is excluded, it is skipped (the labeller checks the species)
+    assert validator(value, namespace) is None

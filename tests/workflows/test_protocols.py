@@ -171,11 +171,46 @@ def test_sampling_overrides_and_options_reach_their_ports(codes, data):
     assert all(p['volume'] == pytest.approx(volume) for p in points)
     md = builder.md.get_dict()
     assert md['seed'] == 9 and md['production_steps'] == 4000  # the override, and the moderate value kept
-    assert builder.options.get_dict() == {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2},
-                                          'max_wallclock_seconds': 77}
+    assert builder._inputs(prune=True)['lammps']['job']['metadata']['options'] == {
+        'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2}, 'max_wallclock_seconds': 77}
+    assert builder.lammps.max_iterations.value == 5  # the wrapper's protocol value, untouched by `options`
     explicit = [{'temperature': 1400.0, 'density': 1.4, 'label': 'melt'}]
     builder = make_builder('sample', codes, data, state_points=explicit)
     assert builder.state_points.get_list() == explicit
+
+
+@pytest.mark.parametrize('name, role', [('sample', 'lammps'), ('mlmd', 'md'), ('mlmd', 'reference'),
+                                        ('label', 'lammps'), ('config_space', 'rematch')])
+def test_restart_wrapper_settings_of_a_role_reach_its_ports(name, role, codes, data):
+    """The role's restart wrapper (max_iterations, restart, job options) is set from the overrides; the
+    builder's `options` merge into its job's metadata.options."""
+    overrides = {role: {'max_iterations': 7, 'restart': {'walltime_factor': 3.0},
+                        'job': {'metadata': {'options': {'queue_name': 'short'}}}}}
+    builder = make_builder(name, codes, data, overrides=overrides, options={'max_wallclock_seconds': 55})
+    wrapper = builder._inputs(prune=True)[role]
+    assert wrapper['max_iterations'].value == 7
+    assert wrapper['restart'].get_dict() == {'walltime_factor': 3.0}
+    assert wrapper['job']['code'].label == ('rematch' if role == 'rematch' else 'lammps')
+    options = wrapper['job']['metadata']['options']
+    assert (options['queue_name'], options['max_wallclock_seconds']) == ('short', 55)
+    assert options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    assert builder.process_class.spec().inputs.validate(builder._inputs(prune=True)) is None
+
+
+@pytest.mark.parametrize('name, role', [('sample', 'lammps'), ('mlmd', 'md'), ('mlmd', 'reference'),
+                                        ('label', 'lammps'), ('config_space', 'rematch')])
+def test_a_role_without_code_or_with_a_misspelt_key_is_refused_at_submit(name, role, codes, data):
+    """The exposed wrapper namespaces are closed and need their job's code: the mistake is named at submit time."""
+    spec = make_builder(name, codes, data).process_class.spec().inputs
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    del inputs[role]['job']['code']
+    assert f"'inputs.{role}.job.code': required value was not provided" in str(spec.validate(inputs))
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    inputs[role]['max_iteration'] = orm.Int(2)
+    assert "Unexpected ports {'max_iteration'" in str(spec.validate(inputs))
+    inputs = make_builder(name, codes, data)._inputs(prune=True)
+    inputs[role]['job']['metdata'] = {}
+    assert "Unexpected ports {'metdata'" in str(spec.validate(inputs))
 
 
 def test_gap_overrides_from_a_yaml_file_and_options(codes, data, tmp_path):
@@ -251,11 +286,11 @@ def test_active_learning_builds_its_parts_from_the_inner_protocols(codes, data):
     assert builder.predict.restart.get_dict() == {'walltime_factor': 3.0}
     assert 'selection' not in builder._inputs(prune=True)  # classical labels: every sampled frame
     # the options reach every job
-    assert builder.sampling.options['max_wallclock_seconds'] == 4321
+    assert builder.sampling.lammps.job.metadata.options['max_wallclock_seconds'] == 4321
     assert builder.gap.fit.job.metadata.options['max_wallclock_seconds'] == 4321
     assert builder.gap.predict.job.metadata.options['max_wallclock_seconds'] == 4321
     assert builder.explore.job.metadata.options['max_wallclock_seconds'] == 4321
-    assert builder.label.lammps.job.metadata.options['max_wallclock_seconds'] == 4321  # (layout of LabelWorkChain)
+    assert builder.label.lammps.job.metadata.options['max_wallclock_seconds'] == 4321
     assert builder.predict.job.metadata.options['max_wallclock_seconds'] == 4321
     assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
 
@@ -294,10 +329,10 @@ def test_bad_references_and_options_are_named(codes, data):
 
 def test_a_single_code_serves_a_one_role_workchain(lammps_code, data):
     builder = ClassicalSamplingWorkChain.get_builder_from_protocol(lammps_code, data['structure'], reference=BMHTF)
-    assert builder.code.uuid == lammps_code.uuid
+    assert builder.lammps.job.code.uuid == lammps_code.uuid
     builder = ClassicalSamplingWorkChain.get_builder_from_protocol(lammps_code.full_label, data['structure'],
                                                                    reference=BMHTF)
-    assert builder.code.uuid == lammps_code.uuid
+    assert builder.lammps.job.code.uuid == lammps_code.uuid
 
 
 def _walk_keys(value, path=''):

@@ -31,8 +31,8 @@ def _no_new_processes(before):
 def test_sampling_rejects_bad_state_points(lammps_code, point, match):
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError, match=match):
-        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure_spec=orm.Dict({'system': 'nacl',
-                                                                                            'n_ions': 64}),
+        _instantiate(ClassicalSamplingWorkChain, lammps={'job': {'code': lammps_code}},
+                     structure_spec=orm.Dict({'system': 'nacl', 'n_ions': 64}),
                      potential=orm.Dict(POTENTIAL), state_points=orm.List([point]))
     assert _no_new_processes(before)
 
@@ -40,12 +40,13 @@ def test_sampling_rejects_bad_state_points(lammps_code, point, match):
 def test_sampling_rejects_species_missing_from_potential(lammps_code):
     structure = orm.StructureData(ase=bulk('KCl', 'rocksalt', a=6.3, cubic=True))
     with pytest.raises(ValueError, match=r"species \['K'\] are not described by the bmhtf_coul_long potential"):
-        _instantiate(ClassicalSamplingWorkChain, code=lammps_code, structure=structure, potential=orm.Dict(POTENTIAL),
+        _instantiate(ClassicalSamplingWorkChain, lammps={'job': {'code': lammps_code}}, structure=structure,
+                     potential=orm.Dict(POTENTIAL),
                      state_points=orm.List([{'temperature': 1400, 'volume': 300.0}]))
 
 
 def test_sampling_rejects_bad_potential_and_md(lammps_code):
-    common = {'code': lammps_code, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
+    common = {'lammps': {'job': {'code': lammps_code}}, 'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': 64}),
               'state_points': orm.List([{'temperature': 1400, 'volume': 2300.0}])}
     with pytest.raises(ValueError, match='potential: bmhtf_wolf cutoff must be a finite number > 0 Å, got 0'):
         _instantiate(ClassicalSamplingWorkChain, potential=orm.Dict({'name': 'bmhtf_wolf',
