@@ -96,50 +96,23 @@ def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, re
     return builder
 
 
-def sampling_inputs(codes, state_points, *, n_ions=64, equilibration_steps=2000, production_steps=6000,
-                    sampling_interval=50, reference='bmhtf_coul_long', reference_parameters=None, seed=2026):
-    """Inputs of a ``ClassicalSamplingWorkChain`` of molten NaCl with the BMHTF reference, made by hand.
+def gap_builder(codes, pool, *, size: str, n_select: int, cutoff: float, soap_sparse: int,
+                train_on=('energy', 'forces', 'virial'), seed: int = 7):
+    """``GapWorkChain`` builder of the NaCl studies: the protocol of ``size`` (:data:`PROTOCOL_OF_SIZE`) with the
+    studies' overrides: ``n_select`` configurations uniform in force, a 50/50 split, 2-body (40 sparse points)
+    + SOAP (``soap_sparse`` sparse points) descriptors with the cutoff ``cutoff`` (Å), trained on ``train_on``.
+    """
+    from aiida_mlfail.workflows.gap import GapWorkChain
 
-    Only ``nacl_active_learning.py`` still uses it; the other studies use :func:`sampling_builder` (the
-    protocol builder). Remove it when that script is builder-based too."""
-    from aiida import orm
-
-    return {
-        'structure_spec': orm.Dict({'system': 'nacl', 'n_ions': n_ions}),
-        'potential': orm.Dict({'name': reference, 'parameters': reference_parameters or {'kspace_accuracy': 1.0e-5}}),
-        'state_points': orm.List(state_points),
-        'md': orm.Dict({'timestep': 2.0, 'equilibration_steps': equilibration_steps,
-                        'production_steps': production_steps, 'sampling_interval': sampling_interval,
-                        'thermo_interval': 20, 'seed': seed}),
-        'lammps': {'job': {'code': codes['lammps']}},
+    overrides = {
+        'selection': {'method': 'uniform_force', 'n': n_select, 'seed': seed},
+        'split': {'train_fraction': 0.5, 'seed': seed},
+        'fit': {'job': {'parameters': {
+            'descriptors': {'distance_2b': {'cutoff': cutoff, 'n_sparse': 40},
+                            'soap': {'cutoff': cutoff, 'n_sparse': soap_sparse}},
+            'train_on': list(train_on)}}},
     }
-
-
-def nacl_descriptors(cutoff: float = 6.0, soap_sparse: int = 400) -> list[dict]:
-    """2-body + SOAP descriptors for molten NaCl (DOMAIN.md section 4, scaled to a 64-ion box)."""
-    return [
-        {'type': 'distance_2b', 'cutoff': cutoff, 'delta': 1.0, 'n_sparse': 40, 'sparse_method': 'uniform'},
-        {'type': 'soap', 'n_max': 4, 'l_max': 3, 'atom_sigma': 0.7, 'cutoff': cutoff, 'zeta': 4, 'delta': 0.5,
-         'n_sparse': soap_sparse},
-    ]
-
-
-def gap_inputs(codes, pool, *, n_select, descriptors, train_on=('energy', 'forces', 'virial'), seed=7,
-               sigma=None):
-    """Inputs of a ``GapWorkChain``: uniform-in-force selection, 50/50 split, fit (``fit`` restart wrapper:
-    ``job.code``, ``job.parameters``), validation (``predict``: ``job.code``). New scripts use
-    ``GapWorkChain.get_builder_from_protocol`` with their overrides (``workflows/nacl_gap.py``)."""
-    from aiida import orm
-
-    return {
-        'pool': pool,
-        'selection': orm.Dict({'method': 'uniform_force', 'n': min(n_select, pool.n_configurations), 'seed': seed}),
-        'split': orm.Dict({'train_fraction': 0.5, 'seed': seed}),
-        'fit': {'job': {'code': codes['gap_fit'], 'parameters': orm.Dict({
-            'descriptors': descriptors, 'train_on': list(train_on),
-            'sigma': sigma or {'energy': 0.002, 'forces': 0.05, 'virial': 0.05}})}},
-        'predict': {'job': {'code': codes['quip']}},
-    }
+    return GapWorkChain.get_builder_from_protocol(codes, pool, protocol=PROTOCOL_OF_SIZE[size], overrides=overrides)
 
 
 def export(node, folder: pathlib.Path, name: str) -> pathlib.Path:

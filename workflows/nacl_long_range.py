@@ -37,7 +37,6 @@ def main(argv=None) -> int:
 
     from aiida import load_profile
 
-    from aiida_mlfail.workflows.gap import GapWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -55,10 +54,9 @@ def main(argv=None) -> int:
         for name, reference in references.items()
     })
     print(f"== GAPs with descriptor cutoff {s['cutoff']} Å = Wolf cutoff")
-    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
     gaps = common.submit_all({
-        name: (GapWorkChain, common.gap_inputs(codes, sampled[name].outputs.pool, n_select=s['n_select'],
-                                               descriptors=descriptors))
+        name: common.gap_builder(codes, sampled[name].outputs.pool, size=args.size, n_select=s['n_select'],
+                                 cutoff=s['cutoff'], soap_sparse=s['soap_sparse'])
         for name in references
     })
     print()

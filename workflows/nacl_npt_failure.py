@@ -48,7 +48,6 @@ def main(argv=None) -> int:
 
     from aiida import load_profile, orm
 
-    from aiida_mlfail.workflows.gap import GapWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -73,12 +72,10 @@ def main(argv=None) -> int:
     print(f'classical NPT equilibrium volume: {v_ref:.0f} Å^3')
 
     print('== GAPs: single density vs five densities (same training-set size)')
-    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
+    fit = {'size': args.size, 'n_select': s['n_select'], 'cutoff': s['cutoff'], 'soap_sparse': s['soap_sparse']}
     gaps = common.submit_all({
-        'single density': (GapWorkChain, common.gap_inputs(
-            codes, nvt.outputs.sampled[liquid].training_set, n_select=s['n_select'], descriptors=descriptors)),
-        'five densities': (GapWorkChain, common.gap_inputs(
-            codes, nvt.outputs.pool, n_select=s['n_select'], descriptors=descriptors)),
+        'single density': common.gap_builder(codes, nvt.outputs.sampled[liquid].training_set, **fit),
+        'five densities': common.gap_builder(codes, nvt.outputs.pool, **fit),
     })
 
     print('== GAP MD: NPT for both GAPs, NVT at the liquid density for the five-density GAP')

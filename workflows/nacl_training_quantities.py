@@ -42,7 +42,6 @@ def main(argv=None) -> int:
 
     from aiida import load_profile, orm
 
-    from aiida_mlfail.workflows.gap import GapWorkChain
 
     load_profile()
     s = SIZES[args.size]
@@ -54,10 +53,9 @@ def main(argv=None) -> int:
     sampling = common.submit_all({'NVT sampling': common.sampling_builder(
         codes, points, size=args.size, n_ions=s['n_ions'], md=s['sampling'])})['NVT sampling']
     print('== GAPs trained on E, F, V, E+F, E+F+V (same selection and descriptors)')
-    descriptors = common.nacl_descriptors(s['cutoff'], s['soap_sparse'])
     gaps = common.submit_all({
-        name: (GapWorkChain, common.gap_inputs(codes, sampling.outputs.pool, n_select=s['n_select'],
-                                               descriptors=descriptors, train_on=labels))
+        name: common.gap_builder(codes, sampling.outputs.pool, size=args.size, n_select=s['n_select'],
+                                 cutoff=s['cutoff'], soap_sparse=s['soap_sparse'], train_on=labels)
         for name, labels in VARIANTS.items()
     })
     print('== NVT GAP MD at the liquid density with a classical rerun of the frames')

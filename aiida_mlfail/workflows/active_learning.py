@@ -427,20 +427,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         parameters = dict(self.ctx.explore_parameters)
         if self.ctx.p['reseed']:
             parameters['seed'] = int(parameters.get('seed', 4242)) + it - 1
-        inputs = wrapper_inputs(self, ExploreRestartWorkChain, 'explore', potential=self.ctx.potential,
-                                training_set=self.ctx.training_set, structure=self.ctx.structure,
-                                parameters=orm.Dict(parameters))
-        node = self.submit(ExploreRestartWorkChain, **self._link(inputs, f'explore_iteration_{it}'))
+        inputs = wrapper_inputs(self, ExploreRestartWorkChain, 'explore', call_link_label=f'explore_iteration_{it}',
+                                potential=self.ctx.potential, training_set=self.ctx.training_set,
+                                structure=self.ctx.structure, parameters=orm.Dict(parameters))
+        node = self.submit(ExploreRestartWorkChain, **inputs)
         start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.job.structure.uuid else \
             f'configuration <{self.ctx.structure.pk}>'
         self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} '
                     f'from {start}')
         return ToContext(explore=node)
-
-    @staticmethod
-    def _link(inputs: dict, label: str) -> dict:
-        """``inputs`` of a restart wrapper with ``metadata.call_link_label`` set to ``label``."""
-        return {**inputs, 'metadata': {**dict(inputs.get('metadata') or {}), 'call_link_label': label}}
 
     def _labelled_before(self, structure) -> bool:
         """Whether ``structure`` is (within 1e-3 Å) a configuration already sent to the labeller."""
@@ -516,9 +511,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return node.is_finished_ok and 'training_set' in node.outputs
 
     def run_predict(self):
-        inputs = wrapper_inputs(self, QuipRestartWorkChain, 'predict', potential=self.ctx.potential,
-                                configurations=self.ctx.labelling.outputs.training_set)
-        node = self.submit(QuipRestartWorkChain, **self._link(inputs, f'predict_iteration_{self.ctx.iteration}'))
+        inputs = wrapper_inputs(self, QuipRestartWorkChain, 'predict',
+                                call_link_label=f'predict_iteration_{self.ctx.iteration}',
+                                potential=self.ctx.potential, configurations=self.ctx.labelling.outputs.training_set)
+        node = self.submit(QuipRestartWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: submitted GAP prediction <{node.pk}> of the labelled '
                     'configuration(s)')
         return ToContext(predict=node)

@@ -1,4 +1,5 @@
-"""Pieces shared by the WorkChains: default job options and port validators built from science checks."""
+"""Pieces shared by the WorkChains: port validators built from science checks, restart wrappers exposed by role
+(:func:`expose_job`, :func:`wrapper_inputs`) and caching of failed jobs."""
 
 from __future__ import annotations
 
@@ -9,14 +10,6 @@ from aiida_mlfail.calculations.common import (  # noqa: F401 (re-exported for th
     structure_message,
     structure_validator,
 )
-
-#: ``metadata.options`` of the jobs a WorkChain submits when the user gives none.
-DEFAULT_OPTIONS = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'max_wallclock_seconds': 3600}
-
-
-def restart_inputs(inputs) -> dict:
-    """``{'restart': inputs.restart}`` when a WorkChain was given restart settings, else ``{}`` (for its jobs)."""
-    return {'restart': inputs.restart} if 'restart' in inputs else {}
 
 
 def forbid_cache_source(node) -> bool:
@@ -71,16 +64,24 @@ def expose_job(spec, wrapper, namespace: str, *, keep: tuple[str, ...] = ('code'
         exposed['code'].required = True
 
 
-def wrapper_inputs(process, wrapper, namespace: str, *, label: str | None = None, **job) -> dict:
+def wrapper_inputs(process, wrapper, namespace: str, *, call_link_label: str | None = None, label: str | None = None,
+                   **job) -> dict:
     """The inputs of ``wrapper`` exposed under ``namespace`` of ``process`` (see :func:`expose_job`), with the
-    job inputs ``job`` the outer WorkChain made merged into its ``job`` namespace, and ``label`` (optional)
-    as the label of the job (``job.metadata.label``).
+    job inputs ``job`` the outer WorkChain made merged into its ``job`` namespace.
 
+    :param call_link_label: the link label of the wrapper from ``process`` (its ``metadata.call_link_label``).
+    :param label: the label of the wrapper and of its job (``metadata.label``, ``job.metadata.label``).
     :returns: a dict to pass to ``process.submit(wrapper, **inputs)``.
     """
     inputs = dict(process.exposed_inputs(wrapper, namespace=namespace))
     merged = {**dict(inputs.get('job', {})), **job}
+    metadata = dict(inputs.get('metadata') or {})
     if label is not None:
         merged['metadata'] = {**dict(merged.get('metadata', {})), 'label': label}
+        metadata['label'] = label
+    if call_link_label is not None:
+        metadata['call_link_label'] = call_link_label
+    if metadata:
+        inputs['metadata'] = metadata
     inputs['job'] = merged
     return inputs

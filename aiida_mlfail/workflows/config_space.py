@@ -165,8 +165,7 @@ class ConfigSpaceWorkChain(ProtocolMixin, WorkChain):
                    'parameters': orm.Dict({'mode': mode, 'alpha': p['alpha'], 'threshold': p['threshold']})}
             if with_y:
                 job['y'] = self.inputs.y
-            inputs = wrapper_inputs(self, RematchRestartWorkChain, 'rematch', label=label, **job)
-            inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': label}
+            inputs = wrapper_inputs(self, RematchRestartWorkChain, 'rematch', call_link_label=label, label=label, **job)
             jobs[label] = self.submit(RematchRestartWorkChain, **inputs)
             n_y = f" against {self.inputs.y.n_configurations} of {p['y_label']}" if with_y else ''
             self.report(f"submitted REMatch {mode} <{jobs[label].pk}>: {self.inputs[first].n_configurations} "

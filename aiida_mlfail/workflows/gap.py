@@ -266,9 +266,7 @@ class GapWorkChain(ProtocolMixin, WorkChain):
                     f'validation set {self.ctx.validation.n_configurations}')
 
     def _submit(self, wrapper, role: str, link: str, **job):
-        inputs = wrapper_inputs(self, wrapper, role, **job)
-        inputs['metadata'] = {**dict(inputs.get('metadata') or {}), 'call_link_label': link}
-        return self.submit(wrapper, **inputs)
+        return self.submit(wrapper, **wrapper_inputs(self, wrapper, role, call_link_label=link, **job))
 
     def run_fit(self):
         node = self._submit(GapFitRestartWorkChain, 'fit', 'gap_fit', training_set=self.ctx.train)

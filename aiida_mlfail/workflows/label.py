@@ -203,10 +203,9 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
 
     def run_lammps(self):
         prepared = prepare_single_points(self.ctx.configurations, self.inputs.lammps.potential)
-        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', script=prepared['script'],
-                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
-                                settings=prepared['settings'])
-        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'single_points'}
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', call_link_label='single_points',
+                                script=prepared['script'], settings=prepared['settings'],
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']})
         node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted LAMMPS single points <{node.pk}> of {self.ctx.configurations.n_configurations} '
                     f"configuration(s) with {self.inputs.lammps.potential['name']}")

@@ -146,10 +146,9 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
 
     def run_md(self):
         prepared = self.ctx.prepared
-        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'md', script=prepared['script'],
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'md', call_link_label='gap_md', script=prepared['script'],
                                 files={'structure': prepared['structure_file']}, settings=prepared['settings'],
                                 potential=self.inputs.potential)
-        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'gap_md'}
         node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted GAP MD <{node.pk}> with {self.inputs.potential.label}')
         return ToContext(md=node)
@@ -173,10 +172,9 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
 
     def run_reference(self):
         prepared = prepare_rerun(self.ctx.md.outputs.training_set, self.inputs.reference.potential)
-        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'reference', script=prepared['script'],
-                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']},
-                                settings=prepared['settings'])
-        inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': 'reference_rerun'}
+        inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'reference', call_link_label='reference_rerun',
+                                script=prepared['script'], settings=prepared['settings'],
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']})
         node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted reference rerun <{node.pk}>')
         return ToContext(rerun=node)

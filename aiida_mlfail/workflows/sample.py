@@ -180,9 +180,9 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
         jobs = {}
         for label, point in self.ctx.points.items():
             prepared = prepare_sampling(self.ctx.structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
-            inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', label=label, script=prepared['script'],
-                                    files={'structure': prepared['structure_file']}, settings=prepared['settings'])
-            inputs['metadata'] = {**inputs.get('metadata', {}), 'label': label, 'call_link_label': f'sample_{label}'}
+            inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', call_link_label=f'sample_{label}',
+                                    label=label, script=prepared['script'], settings=prepared['settings'],
+                                    files={'structure': prepared['structure_file']})
             jobs[label] = self.submit(LammpsRestartWorkChain, **inputs)
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})
