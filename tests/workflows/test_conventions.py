@@ -1,8 +1,8 @@
 """AiiDA plugin conventions every WorkChain of the package keeps (aiida-quantumespresso's):
 
 * the outline starts with ``setup`` and ends with ``results``;
-* every step that submits a process is named ``run_<what>`` and is followed, in the same block, by
-  ``inspect_<what>``;
+* every step that submits a process is named ``run_<what>`` and is followed by ``inspect_<what>``, in the
+  same block or, when it ends a block (a ``while`` loop submitting batches), right after that block;
 * an outer WorkChain submits its jobs through restart wrappers only (never a bare ``CalcJob``), and exposes
   each wrapper by role with the wrapper's own ``max_iterations``, ``handler_overrides`` and ``clean_workdir``.
 
@@ -23,18 +23,24 @@ WORKCHAINS = {ep.name: ep for ep in importlib.metadata.entry_points(group='aiida
               if ep.name.startswith('mlfail.')}
 
 
-def _blocks(description) -> list[list[str]]:
-    """The step sequences of an outline description (``spec().get_outline().get_description()``), one list
-    per block (the top level, each ``if``/``else``/``while`` body), step names without their docstring."""
-    blocks, steps = [], []
-    for item in description:
+def _name(item) -> str | None:
+    """The step name of an outline item (without its docstring), ``None`` for a construct (if/while)."""
+    return item.split('(', 1)[0] if isinstance(item, str) else None
+
+
+def _blocks(description, after=None) -> list[tuple[list[str], str | None]]:
+    """The step sequences of an outline description (``spec().get_outline().get_description()``), one per
+    block (the top level first, then each ``if``/``else``/``while`` body), each with the step that follows
+    its construct in the enclosing block (``None`` at the end), step names without their docstrings."""
+    steps, nested = [], []
+    for index, item in enumerate(description):
         if isinstance(item, str):
-            steps.append(item.split('(', 1)[0])
-        else:
-            for body in item.values():
-                blocks.extend(_blocks(body))
-    blocks.insert(0, steps)
-    return blocks
+            steps.append(_name(item))
+            continue
+        following = next((_name(i) for i in description[index + 1:] if isinstance(i, str)), after)
+        for body in item.values():
+            nested.extend(_blocks(body, following))
+    return [(steps, after), *nested]
 
 
 def _submitting_steps(cls) -> set[str]:
@@ -50,17 +56,18 @@ def _submitting_steps(cls) -> set[str]:
 def test_outline_steps_are_named_by_convention(entry_point):
     cls = WORKCHAINS[entry_point].load()
     blocks = _blocks(cls.spec().get_outline().get_description())
-    top = blocks[0]
+    top = blocks[0][0]
     assert top[0] == 'setup', f'{cls.__name__}: the outline starts with {top[0]!r}, not setup'
     assert top[-1] == 'results', f'{cls.__name__}: the outline ends with {top[-1]!r}, not results'
-    steps = {step for block in blocks for step in block}
+    steps = {step for block, _ in blocks for step in block}
     for name in _submitting_steps(cls) & steps:
         assert re.fullmatch(r'run_\w+', name), f'{cls.__name__}.{name} submits a process but is not named run_*'
-    for block in blocks:
+    for block, after in blocks:
         for index, step in enumerate(block):
             if step.startswith('run_'):
                 expected = 'inspect_' + step[len('run_'):]
-                following = block[index + 1] if index + 1 < len(block) else None
+                # the last step of a block (e.g. a while loop submitting batches) is inspected after the block
+                following = block[index + 1] if index + 1 < len(block) else after
                 assert following == expected, (f'{cls.__name__}: {step} is followed by {following!r}, '
                                                f'not {expected}')
 
