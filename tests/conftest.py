@@ -22,6 +22,21 @@ def aiida_profile(aiida_config, aiida_profile_factory):
         yield profile
 
 
+@pytest.fixture(autouse=True)
+def _restore_process_logging():
+    """Undo what an in-process click command (``CliRunner``) does to logging: aiida-core's ``--verbosity``
+    callback sets ``aiida.common.log.CLI_ACTIVE`` and reconfigures logging without the database handler, so
+    the reports of every later process in the test session would be lost (``verdi process report`` and
+    ``orm.Log`` empty). After such a test the flags are reset and the database handler is configured again."""
+    from aiida.common import log
+
+    yield
+    if log.CLI_ACTIVE or log.CLI_LOG_LEVEL is not None:
+        log.CLI_ACTIVE = None
+        log.CLI_LOG_LEVEL = None
+        log.configure_logging(with_orm=True)
+
+
 def executable(name: str) -> str:
     """Absolute path of a console script of the test interpreter's environment (fails loudly if missing)."""
     path = VENV_BIN / name
