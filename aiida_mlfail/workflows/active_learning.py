@@ -108,18 +108,22 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
     Inputs: the initial data from one source (see the module doc): ``training_set`` + ``validation_set``,
-    or ``sampling`` (the inputs of :class:`ClassicalSamplingWorkChain`; its pool is labelled by
+    or ``sampling`` (the inputs of :class:`~aiida_mlfail.workflows.sample.ClassicalSamplingWorkChain`; its pool is
+    labelled by
     ``label``), or ``pool`` (labelled, same reference as ``label``), with ``selection`` (optional:
     ``method``, ``n``, ``seed`` of ``science.selection``) and ``split``; ``gap`` (the ``fit`` and
-    ``predict`` roles of :class:`GapWorkChain`), ``explore`` (the :class:`ExploreRestartWorkChain` exposed by
+    ``predict`` roles of :class:`~aiida_mlfail.workflows.gap.GapWorkChain`), ``explore`` (the
+    :class:`~aiida_mlfail.workflows.restart.ExploreRestartWorkChain` exposed by
     role: ``max_iterations``, ``restart``, ... and of its job ``job.code``, the start ``job.structure``,
     ``job.parameters``, ``job.metadata.options``), ``label`` (the labeller: the inputs of
-    :class:`LabelWorkChain` without the configurations), ``predict`` (the :class:`QuipRestartWorkChain` of
+    :class:`~aiida_mlfail.workflows.label.LabelWorkChain` without the configurations), ``predict`` (the
+    :class:`~aiida_mlfail.workflows.restart.QuipRestartWorkChain` of
     the GAP prediction of the flagged configurations: ``job.code``, ``job.metadata.options``, wrapper
     inputs) and ``parameters`` (see :data:`~aiida_mlfail.science.active_learning.ACTIVE_LEARNING_DEFAULTS`).
 
     Steps: ``setup`` -> ``run_sampling`` / ``inspect_sampling`` and ``run_label_initial`` /
-    ``inspect_label_initial`` (with ``sampling``) -> ``run_fit`` / ``inspect_fit`` (a :class:`GapWorkChain`)
+    ``inspect_label_initial`` (with ``sampling``) -> ``run_fit`` / ``inspect_fit`` (a
+    :class:`~aiida_mlfail.workflows.gap.GapWorkChain`)
     -> per iteration ``run_explore`` / ``inspect_explore``, ``run_label`` / ``inspect_label``,
     ``run_predict`` / ``inspect_predict``, ``screen``, ``run_fit`` / ``inspect_fit``, ``close_iteration``
     -> ``results``.
@@ -219,7 +223,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         ``temperature`` and ``pressure``). The inner parts are built from the inner WorkChains' protocols of
         the same name with this protocol's sections as their overrides (as aiida-quantumespresso's
         ``PwRelaxWorkChain`` builds its ``PwBaseWorkChain``): ``sampling`` from
-        :meth:`ClassicalSamplingWorkChain.get_builder_from_protocol`, ``gap`` from
+        :meth:`~aiida_mlfail.workflows.sample.ClassicalSamplingWorkChain.get_builder_from_protocol`, ``gap`` from
         ``GapWorkChain.get_protocol_inputs(protocol, inputs['gap'])``, ``label`` from
         ``LabelWorkChain.get_protocol_inputs(protocol, inputs['label'])``.
 

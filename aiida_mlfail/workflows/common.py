@@ -1,5 +1,6 @@
 """Pieces shared by the WorkChains: port validators built from science checks, restart wrappers exposed by role
-(:func:`expose_job`, :func:`wrapper_inputs`) and caching of failed jobs."""
+(:func:`~aiida_mlfail.workflows.common.expose_job`,
+:func:`~aiida_mlfail.workflows.common.wrapper_inputs`) and caching of failed jobs."""
 
 from __future__ import annotations
 

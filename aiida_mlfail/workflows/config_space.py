@@ -64,7 +64,8 @@ def analyse_config_space(first_x: orm.ArrayData, first_y: orm.ArrayData, nearest
                          parameters: orm.Dict):
     """Summary and figures of a configuration-space comparison (``science.config_space``).
 
-    :param first_x, first_y: ``arrays`` of the distance-to-first jobs of X and Y.
+    :param first_x: ``arrays`` of the distance-to-first job of X.
+    :param first_y: the same of Y.
     :param nearest: ``arrays`` of the nearest-neighbour job of X in Y.
     :param parameters: normalised WorkChain parameters (``bins``, ``x_label``, ``y_label``, ``alpha``).
     :returns: ``summary`` (Dict: nearest-neighbour distance statistics, distance-to-first max/plateau/final

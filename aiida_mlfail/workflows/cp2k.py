@@ -211,7 +211,8 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
 
     @classmethod
     def ports_from_protocol(cls, inputs: dict, codes, options=None) -> dict:
-        """Every input but ``structure`` from protocol inputs ``inputs`` (:meth:`get_protocol_inputs`):
+        """Every input but ``structure`` from protocol inputs ``inputs``
+        (:meth:`~aiida_mlfail.workflows.protocols.ProtocolMixin.get_protocol_inputs`):
         ``code``, ``protocol``, ``options``, ``overrides`` (when given), ``max_iterations``, ``clean_workdir``.
         Shared with the builder of :class:`~aiida_mlfail.workflows.label.LabelWorkChain`.
 
@@ -378,7 +379,8 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
     """Born-Oppenheimer NVT MD with CP2K (aiida-cp2k ``Cp2kCalculation``); the frames as labelled training data.
 
     Inputs: ``structure``, ``protocol``, ``code``, ``options``, ``overrides`` (as
-    :class:`Cp2kSinglePointWorkChain`), ``temperature`` (K), ``steps``, ``timestep`` (fs), ``thermostat``
+    :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain`), ``temperature`` (K), ``steps``, ``timestep`` (fs),
+    ``thermostat``
     (CSVR | NOSE), ``thermostat_timecon`` (fs), ``seed``. Parameters from ``science.cp2k.aimd_parameters``.
 
     Output: ``trajectory`` (TrainingSetData, steps + 1 frames: ``energy`` eV, ``forces`` eV/Å, ``virial``

@@ -125,8 +125,10 @@ class GapWorkChain(ProtocolMixin, WorkChain):
 
     Steps: ``setup`` -> ``select`` (optional, ``select_configurations``) -> ``split``
     (``split_training_set``) -> ``run_fit`` / ``inspect_fit`` (``mlfail.gap_fit`` through
-    :class:`GapFitRestartWorkChain`, inputs ``fit``) -> ``run_predict`` / ``inspect_predict`` (``mlfail.quip`` on
-    the validation set through :class:`QuipRestartWorkChain`, inputs ``predict``) -> ``results``
+    :class:`~aiida_mlfail.workflows.restart.GapFitRestartWorkChain`, inputs ``fit``) -> ``run_predict`` /
+    ``inspect_predict`` (``mlfail.quip`` on
+    the validation set through :class:`~aiida_mlfail.workflows.restart.QuipRestartWorkChain`, inputs ``predict``) ->
+    ``results``
     (``validation_metrics``: RMSE/MAE/max of energy per atom, force components, virial per atom; parity plot
     PNG). With a ``validation_set`` input there is no split: the (selected) pool is the training set and the
     given set is the validation set (the active learner validates every refit on one fixed set this way); it
@@ -177,7 +179,8 @@ class GapWorkChain(ProtocolMixin, WorkChain):
 
     @classmethod
     def fit_inputs_from_protocol(cls, inputs: dict, codes, options=None) -> dict:
-        """The ``fit`` and ``predict`` inputs of the protocol inputs ``inputs`` (:meth:`get_protocol_inputs`);
+        """The ``fit`` and ``predict`` inputs of the protocol inputs ``inputs``
+        (:meth:`~aiida_mlfail.workflows.protocols.ProtocolMixin.get_protocol_inputs`);
         shared with the builder of the active learner.
 
         :param inputs: protocol inputs with the sections ``fit`` (``job.parameters`` with ``descriptors`` as a

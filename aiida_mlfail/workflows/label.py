@@ -129,10 +129,12 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
 
     @classmethod
     def reference_inputs_from_protocol(cls, inputs: dict, codes, reference, *, protocol=None, options=None) -> dict:
-        """The reference namespace of protocol inputs ``inputs`` (:meth:`get_protocol_inputs`):
+        """The reference namespace of protocol inputs ``inputs``
+        (:meth:`~aiida_mlfail.workflows.protocols.ProtocolMixin.get_protocol_inputs`):
         ``{'lammps': {potential, job: {code, metadata: {options}}, max_iterations, ...}}`` (the restart
         wrapper's inputs from the ``lammps`` section) or ``{'cp2k': {...}}``, the latter built from the
-        :class:`Cp2kSinglePointWorkChain` protocol named ``protocol`` with ``inputs['cp2k']`` as its overrides
+        :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain` protocol named ``protocol`` with
+        ``inputs['cp2k']`` as its overrides
         and the reference's ``protocol`` / ``overrides`` on top. Shared with the active learner's builder.
 
         :param reference: classical preset ``{'name': ..., 'parameters': ...}`` or
