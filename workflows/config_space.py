@@ -2,7 +2,7 @@
 """Configuration space of molten NaCl at two temperatures, compared with SOAP + REMatch.
 
 As the thesis compared a DFT (AIMD) trajectory X with the classical configurations Y a GAP was
-trained on (DOMAIN.md section 6): does Y cover the configurations of X? Here both are classical
+trained on (thesis chapter 12): does Y cover the configurations of X? Here both are classical
 BMHTF + PPPM NVT trajectories of molten NaCl (ClassicalSamplingWorkChain, both state points
 concurrently) at the experimental liquid densities (Janz: rho = 2.1389 - 5.43e-4 T g/cm^3):
 X = 1600 K, Y = 1200 K. ConfigSpaceWorkChain then runs, as three concurrent ``mlfail.rematch`` jobs,

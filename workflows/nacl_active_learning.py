@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The main job: active learning makes a single-density molten-NaCl GAP robust in NPT (DOMAIN.md section 7).
+"""The main job: active learning makes a single-density molten-NaCl GAP robust in NPT (thesis chapter 13).
 
 64 ions at 1400 K. The starting GAP is trained on BMHTF + PPPM NVT data at one density (the kind
 of potential that fails in NPT, study 1). ActiveLearningWorkChain then explores in NPT (1 bar) with

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Active learning with DFT labels: a CP2K-trained molten-NaCl GAP repaired in NPT (DOMAIN.md section 7).
+"""Active learning with DFT labels: a CP2K-trained molten-NaCl GAP repaired in NPT (thesis chapter 13).
 
 Molten NaCl at 1400 K. Classical BMHTF + PPPM NVT frames at one density are the configurations; the
 learner's own labeller, CP2K single points (the "single point calculator": classical configurations,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Study 2 (DOMAIN.md section 1a): long-range electrostatics beyond the descriptor cutoff.
+"""Study 2 (thesis chapter 9): long-range electrostatics beyond the descriptor cutoff.
 
 Two references for molten NaCl at 1400 K: BMHTF + Coulomb with PPPM, and BMHTF + Wolf-summed
 Coulomb (damping 0.25/Å, cutoff 6 Å). Each is sampled in NVT at three densities; a GAP whose

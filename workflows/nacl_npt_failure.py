@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Study 1 (DOMAIN.md section 1): a GAP trained at one density vs one trained at five, run in NPT.
+"""Study 1 (thesis sections 10.5, 10.6 and chapter 11): a GAP trained at one density vs one trained at five, run in NPT.
 
 Both GAPs get the same number of training configurations, selected uniformly in force magnitude
 from NVT BMHTF + PPPM sampling at 1400 K: from the one liquid density, or from five densities

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Study 3 (DOMAIN.md section 1b): which training quantities make the pressure right.
+"""Study 3 (thesis section 10.3): which training quantities make the pressure right.
 
 One pool of BMHTF + PPPM NVT frames (1400 K, five densities) and one selection; GAPs trained on
 energies only (E), forces only (F), virials only (V), E+F and E+F+V with the same descriptors.

@@ -1,4 +1,5 @@
-"""``ActiveLearningWorkChain`` (``mlfail.active_learning``): make a failing GAP robust (DOMAIN.md section 7).
+"""``ActiveLearningWorkChain`` (``mlfail.active_learning``): make a failing GAP robust (thesis chapter 13; docs:
+science/active_learner).
 
 Initial data, from exactly one source: (a) a labelled ``training_set`` + ``validation_set``; (b) a
 classical ``sampling`` spec whose frames (optionally ``selection``-ed) are labelled by the learner's own

@@ -2,7 +2,7 @@
 
 Three concurrent ``mlfail.rematch`` jobs (distance to first of X, of Y, nearest neighbour of X in Y), each
 in a ``RematchRestartWorkChain`` exposed as ``rematch``, then a calcfunction with the summary and the two
-figures (DOMAIN.md section 6; REMatch: De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016)).
+figures (thesis chapter 12; REMatch: De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016)).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``LabelWorkChain`` (``mlfail.label``): reference energy, forces and virial for a set of configurations.
 
-The labeller of the active learner (DOMAIN.md section 7, role 3). References:
+The labeller of the active learner (docs: science/active_learner). References:
 
 * ``lammps``: classical single points of all configurations in one LAMMPS job (``rerun`` of a dump
   with one frame per configuration, ``science.mlmd.rerun_script``) in a ``LammpsRestartWorkChain``

@@ -1,6 +1,6 @@
 """Restartable jobs: ``BaseRestartWorkChain`` wrappers with one process handler per failure family.
 
-Failure families (DESIGN.md, exit codes) and what the handlers do:
+Failure families (docs: reliability, exit codes) and what the handlers do:
 
 * an outcome, not a failure (``_accepted_failures``, exit-code labels of the job, e.g. the explorer's
   ``ERROR_MD_EXPLODED`` for a guard stop): no restart; the wrapper attaches the job's outputs and ends
