@@ -17,6 +17,7 @@ Protocols are documented in ``aiida_mlfail/workflows/protocols/cp2k.yaml``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pathlib
 import re
 
@@ -88,13 +89,10 @@ def deep_merge(base: dict, changes: dict) -> dict:
     return merged
 
 
-def _kinds(protocol: dict, symbols) -> list[dict]:
-    elements = sorted(set(symbols))
-    if not elements:
-        raise ValueError('no chemical symbols given')
-    overrides = protocol.get('basis_overrides') or {}
-    return [{'_': element, 'ELEMENT': element, 'BASIS_SET': overrides.get(element, protocol['basis_set']),
-             'POTENTIAL': protocol['potential']} for element in elements]
+def _kinds(protocol: dict, symbols, directory=None) -> list[dict]:
+    choices = resolve_kinds(protocol, symbols, directory)
+    return [{'_': element, 'ELEMENT': element, 'BASIS_SET': choice['basis_set'], 'POTENTIAL': choice['potential']}
+            for element, choice in choices.items()]
 
 
 def _scf(protocol: dict, ignore_convergence_failure: bool) -> dict:
@@ -115,30 +113,98 @@ def _scf(protocol: dict, ignore_convergence_failure: bool) -> dict:
     return scf
 
 
-def _xc(protocol: dict) -> dict:
-    xc = {'XC_FUNCTIONAL': {'_': protocol['xc']}}
-    vdw = protocol.get('vdw')
-    if vdw:
-        if vdw['type'] not in ('DFTD3', 'DFTD3(BJ)'):
-            raise ValueError(f"unsupported vdw type {vdw['type']!r}: use DFTD3 or DFTD3(BJ)")
-        xc['VDW_POTENTIAL'] = {
+#: Dispersion corrections :func:`vdw_potential` renders (``vdw['type']``).
+VDW_TYPES = ('DFTD3', 'DFTD3(BJ)', 'rVV10')
+
+#: rVV10 b and C of Sabatini, Gorni, de Gironcoli, PRB 87, 041108 (2013), fitted with rPW86 exchange and
+#: PBE correlation; CP2K's defaults of ``NON_LOCAL/PARAMETERS`` (manual of CP2K 2023.1).
+RVV10_PARAMETERS = (6.3, 0.0093)
+
+#: rVV10's kernel table in CP2K's data directory (``NON_LOCAL/KERNEL_FILE_NAME``; ``vdW_kernel_table.dat``
+#: is for DRSLL/LMKLL).
+RVV10_KERNEL_FILE = 'rVV10_kernel_table.dat'
+
+
+def vdw_potential(vdw: dict, xc) -> dict:
+    """The ``FORCE_EVAL/DFT/XC/VDW_POTENTIAL`` section of a protocol's ``vdw`` setting.
+
+    - ``{type: DFTD3 | DFTD3(BJ), r_cutoff: Å, three_body: bool}``: Grimme's pair potential
+      (``PAIR_POTENTIAL``, parameters of ``xc`` from ``dftd3.dat``; Grimme et al., J. Chem. Phys. 132,
+      154104 (2010); J. Comput. Chem. 32, 1456 (2011)).
+    - ``{type: rVV10, parameters: [b, C] (default :data:`RVV10_PARAMETERS`), cutoff: Ry (FFT grid of the
+      non-local term; default the MGRID cutoff, CP2K's default), kernel_file: name (default
+      :data:`RVV10_KERNEL_FILE`)}``: the non-local rVV10 correlation (``NON_LOCAL TYPE RVV10``; Vydrov &
+      Van Voorhis, J. Chem. Phys. 133, 244103 (2010); Sabatini et al., PRB 87, 041108 (2013)). Its b and C
+      belong to the semilocal functional they were fitted with: rVV10 proper is rPW86 exchange + PBE
+      correlation (``xc: {GGA_X_RPW86: {}, GGA_C_PBE: {}}``, libxc); with PBE exchange b must be refitted.
+
+    :param vdw: the setting (a dict with ``type`` of :data:`VDW_TYPES`, case-insensitive).
+    :param xc: the protocol's ``xc`` (the D3 reference functional when it is a name).
+    :raises ValueError: naming an unknown type or a bad value.
+    """
+    kind = str(vdw.get('type', ''))
+    if kind.upper() in ('DFTD3', 'DFTD3(BJ)'):
+        if not isinstance(xc, str):
+            raise ValueError(f'vdw {kind}: the D3 reference functional must be a name, the protocol xc is {xc!r}')
+        return {
             'POTENTIAL_TYPE': 'PAIR_POTENTIAL',
             'PAIR_POTENTIAL': {
-                'TYPE': vdw['type'],
+                'TYPE': kind.upper(),
                 'PARAMETER_FILE_NAME': 'dftd3.dat',
-                'REFERENCE_FUNCTIONAL': protocol['xc'],
-                'R_CUTOFF': f"[angstrom] {vdw['r_cutoff']}",
+                'REFERENCE_FUNCTIONAL': xc,
+                'R_CUTOFF': f"[angstrom] {checks.number(vdw['r_cutoff'], 'vdw.r_cutoff', gt=0, unit='Å')}",
                 'CALCULATE_C9_TERM': bool(vdw.get('three_body', False)),
             },
         }
-    return xc
+    if kind.upper() == 'RVV10':
+        parameters = vdw.get('parameters', RVV10_PARAMETERS)
+        if not isinstance(parameters, (list, tuple)) or len(parameters) != 2:
+            raise ValueError(f'vdw rVV10: parameters must be [b, C], got {parameters!r}')
+        b, c = (checks.number(v, f'vdw.parameters[{i}]', gt=0) for i, v in enumerate(parameters))
+        section = {'TYPE': 'RVV10', 'PARAMETERS': f'{b} {c}',
+                   'KERNEL_FILE_NAME': str(vdw.get('kernel_file', RVV10_KERNEL_FILE))}
+        if vdw.get('cutoff') is not None:
+            section['CUTOFF'] = checks.number(vdw['cutoff'], 'vdw.cutoff', gt=0, unit='Ry')
+        return {'POTENTIAL_TYPE': 'NON_LOCAL', 'NON_LOCAL': section}
+    raise ValueError(f"unsupported vdw type {vdw.get('type')!r}: use one of {', '.join(VDW_TYPES)}")
+
+
+def _xc(protocol: dict) -> dict:
+    xc = protocol['xc']
+    functional = {'_': xc} if isinstance(xc, str) else copy.deepcopy(dict(xc))
+    section = {'XC_FUNCTIONAL': functional}
+    if protocol.get('vdw'):
+        section['VDW_POTENTIAL'] = vdw_potential(protocol['vdw'], xc)
+    return section
+
+
+def vdw_overrides(vdw: dict | None, protocol, xc=None) -> dict:
+    """``overrides`` for the CP2K WorkChains that replace the protocol's dispersion by ``vdw`` (and, with
+    ``xc``, its functional): e.g. rVV10 on top of a D3 protocol,
+    ``vdw_overrides({'type': 'rVV10'}, 'moderate', xc={'GGA_X_RPW86': {}, 'GGA_C_PBE': {}})``. ``vdw`` None
+    removes the dispersion. Keys of the old section that the new one does not have are removed (``None``,
+    see :func:`deep_merge`).
+
+    :raises ValueError: as :func:`vdw_potential`, or for an unknown protocol.
+    """
+    protocol = _resolve(protocol)
+    old = _xc(protocol)
+    new = _xc({**protocol, 'vdw': vdw, 'xc': protocol['xc'] if xc is None else xc})
+    changes = {}
+    for name in set(old) | set(new):
+        if name not in new:
+            changes[name] = None
+        else:
+            changes[name] = {**dict.fromkeys(old.get(name, {})), **new[name]}
+    return {'FORCE_EVAL': {'DFT': {'XC': changes}}}
 
 
 def single_point_parameters(protocol, symbols, *, ignore_convergence_failure: bool = False) -> dict:
     """aiida-cp2k ``parameters`` for an energy, forces and analytical stress single point.
 
     :param protocol: a protocol name (see :func:`load_protocol`) or a protocol dict.
-    :param symbols: chemical symbols of the structure (one ``KIND`` per distinct element).
+    :param symbols: chemical symbols of the structure (one ``KIND`` per distinct element, its basis set
+        and pseudopotential chosen by :func:`resolve_kinds` from the files of :func:`data_dir`).
     :param ignore_convergence_failure: add ``SCF/IGNORE_CONVERGENCE_FAILURE`` (CP2K >= 2024.1 only;
         those versions abort on an unconverged SCF without it, 2023.1 ends normally and rejects
         the keyword as unknown).
@@ -146,7 +212,8 @@ def single_point_parameters(protocol, symbols, *, ignore_convergence_failure: bo
         STRESS_TENSOR ANALYTICAL, PRINT FORCES and STRESS_TENSOR on, DFT, SUBSYS with one KIND per
         element and the cell printed (for the volume)); the output is what
         :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_output` reads.
-    :raises ValueError: for an unknown protocol, no symbols or an unsupported dispersion type.
+    :raises ValueError: for an unknown protocol, no symbols, an element the protocol cannot describe
+        (:func:`resolve_kinds`) or an unsupported dispersion setting (:func:`vdw_potential`).
     """
     protocol = _resolve(protocol)
     return {
@@ -336,40 +403,175 @@ def data_dir() -> pathlib.Path | None:
     return None
 
 
-def _library_names(text: str) -> set[tuple[str, str]]:
-    """``(element, name)`` pairs of a CP2K basis-set or pseudopotential library (header lines
-    ``Element NAME [ALIAS ...]``; CP2K compares names case-insensitively, so they are upper-cased)."""
-    names = set()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].isalpha() and parts[0][0].isupper() and len(parts[0]) <= 2:
-            names.update((parts[0], name.upper()) for name in parts[1:])
+@dataclasses.dataclass(frozen=True)
+class LibraryEntry:
+    """One basis set or pseudopotential of a CP2K library file.
+
+    :ivar element: chemical symbol (as written in the file).
+    :ivar names: the name and its aliases as written (CP2K compares them case-insensitively).
+    :ivar valence: number of valence electrons it is made for, or ``None`` when the file does not say.
+        Pseudopotentials: the sum of the ``n_elec(s) n_elec(p) ...`` line that follows the header (GTH
+        format, header comment of ``GTH_POTENTIALS``); basis sets: the ``-qN`` suffix of a name ("the -qXX
+        documents the valence of the pseudo corresponding to the basis set", header of ``BASIS_MOLOPT``).
+    """
+
+    element: str
+    names: tuple[str, ...]
+    valence: int | None
+
+
+_VALENCE_SUFFIX = re.compile(r'-Q(\d+)\Z')
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _suffix_valence(names) -> int | None:
+    for name in names:
+        match = _VALENCE_SUFFIX.search(name.upper())
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def read_library(text: str, kind: str) -> list[LibraryEntry]:
+    """The entries of a CP2K basis-set (``kind='basis'``) or GTH pseudopotential (``kind='potential'``) library.
+
+    An entry starts with a header line ``Element NAME [ALIAS ...]`` (leading blanks allowed, ``#`` starts a
+    comment; the element must be a chemical symbol of :data:`ase.data.chemical_symbols`), the format of
+    CP2K's ``BASIS_MOLOPT``/``GTH_BASIS_SETS`` and ``GTH_POTENTIALS``/``POTENTIAL`` files (their header
+    comments describe it). Valences as documented in :class:`LibraryEntry`.
+
+    :raises ValueError: for an unknown ``kind``.
+    """
+    from ase.data import chemical_symbols
+
+    if kind not in ('basis', 'potential'):
+        raise ValueError(f"kind must be 'basis' or 'potential', got {kind!r}")
+    symbols = set(chemical_symbols[1:])
+    lines = [line.split('#', 1)[0].split() for line in text.splitlines()]
+    entries = []
+    for index, parts in enumerate(lines):
+        if len(parts) < 2 or parts[0] not in symbols or _is_number(parts[1]):
+            continue
+        names = tuple(parts[1:])
+        valence = _suffix_valence(names)
+        if kind == 'potential':
+            following = next((p for p in lines[index + 1:] if p), [])
+            if following and all(p.isdigit() for p in following):
+                valence = sum(int(p) for p in following)
+        entries.append(LibraryEntry(parts[0], names, valence))
+    return entries
+
+
+def _upper(names) -> tuple[str, ...]:
+    return tuple(n.upper() for n in names)
+
+
+def _preferences(value) -> list[str]:
+    names = [value] if isinstance(value, str) else list(value or [])
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f'a basis set must be a name or a list of names, got {value!r}')
     return names
 
 
-def check_species(protocol, symbols, directory=None) -> None:
-    """Check that the protocol's basis-set and pseudopotential files define every element of ``symbols``.
+def _protocol_label(protocol) -> str:
+    return repr(protocol) if isinstance(protocol, str) else repr(dict(protocol).get('name', 'custom'))
 
-    The files are looked up in ``directory`` (default :func:`data_dir`); when they are not there (e.g.
-    CP2K runs on another machine), nothing is checked.
 
-    :raises ValueError: naming the elements without a basis set or pseudopotential and the file.
+def resolve_kinds(protocol, symbols, directory=None) -> dict[str, dict]:
+    """Basis set and GTH pseudopotential of every element of ``symbols``, chosen from CP2K's data files.
+
+    For each element: the first name of the protocol's ``basis_set`` preference list (or of
+    ``basis_overrides[element]``) that ``basis_set_file`` defines for it, then the pseudopotential of
+    ``potential_file`` of the protocol's family (``potential``, e.g. ``GTH-PBE``: entries named
+    ``GTH-PBE`` or ``GTH-PBE-qN``) whose valence equals the basis set's (``-qN``; a mismatch makes CP2K
+    fail or compute nonsense, header of ``BASIS_MOLOPT``); when the basis does not state its valence,
+    the family's default entry (the one carrying the bare family name as alias). The pseudopotential is
+    written by its explicit name (``GTH-PBE-q9``), so the input states the valence.
+
+    When the files are not in ``directory`` (default :func:`data_dir`; e.g. CP2K runs on another
+    machine), nothing can be looked up: every element gets the first preferred basis set and the family
+    name, as CP2K itself would resolve them (``resolved`` False).
+
+    :param protocol: protocol name or dict (:func:`load_protocol`).
+    :param symbols: chemical symbols (any order, repeats allowed).
+    :returns: ``{element: {'basis_set', 'potential', 'valence' (int or None), 'resolved' (bool)}}``,
+        elements sorted.
+    :raises ValueError: naming the element, the protocol and the files searched, for an element without
+        a preferred basis set or without a pseudopotential of the family with the basis set's valence;
+        for no symbols.
     """
+    name = _protocol_label(protocol)
     protocol = _resolve(protocol)
-    directory = pathlib.Path(directory) if directory is not None else data_dir()
     elements = sorted(set(symbols))
+    if not elements:
+        raise ValueError('no chemical symbols given')
     overrides = protocol.get('basis_overrides') or {}
-    wanted = {'basis_set_file': {e: overrides.get(e, protocol['basis_set']) for e in elements},
-              'potential_file': dict.fromkeys(elements, protocol['potential'])}
-    for key, names in wanted.items():
-        path = directory / protocol[key] if directory is not None else None
-        if path is None or not path.is_file():
-            continue
-        known = _library_names(path.read_text(errors='replace'))
-        missing = [f'{e} ({n})' for e, n in names.items() if (e, n.upper()) not in known]
-        if missing:
-            what = 'basis set' if key == 'basis_set_file' else 'pseudopotential'
-            raise ValueError(f"no {what} for {', '.join(missing)} in {path}")
+    family = str(protocol['potential']).upper()
+    directory = pathlib.Path(directory) if directory is not None else data_dir()
+    basis_path = directory / protocol['basis_set_file'] if directory is not None else None
+    potential_path = directory / protocol['potential_file'] if directory is not None else None
+    choices = {}
+    if basis_path is None or not basis_path.is_file() or not potential_path.is_file():
+        for element in elements:
+            choices[element] = {'basis_set': _preferences(overrides.get(element, protocol['basis_set']))[0],
+                                'potential': protocol['potential'], 'valence': None, 'resolved': False}
+        return choices
+    bases = read_library(basis_path.read_text(errors='replace'), 'basis')
+    potentials = read_library(potential_path.read_text(errors='replace'), 'potential')
+    for element in elements:
+        preferred = _preferences(overrides.get(element, protocol['basis_set']))
+        basis = None
+        for wanted in preferred:
+            basis = next((e for e in bases if e.element == element and wanted.upper() in _upper(e.names)), None)
+            if basis is not None:
+                basis = (wanted, basis)
+                break
+        if basis is None:
+            raise ValueError(f"no basis set for {element} ({', '.join(preferred)}) in {basis_path} (protocol {name})")
+        wanted, entry = basis
+        family_entries = [e for e in potentials if e.element == element
+                          and any(n == family or n.startswith(family + '-Q') for n in _upper(e.names))]
+        if entry.valence is not None:
+            matching = [e for e in family_entries if e.valence == entry.valence]
+        else:
+            matching = [e for e in family_entries if family in _upper(e.names)]
+        if not matching:
+            valence = f' with {entry.valence} valence electrons (basis {wanted})' if entry.valence else ''
+            found = ', '.join(f'{e.names[0]} (q{e.valence})' for e in family_entries) or 'none'
+            raise ValueError(f'no pseudopotential for {element} ({protocol["potential"]}{valence}) in '
+                             f'{potential_path}; of that family: {found} (protocol {name})')
+        chosen = matching[0]
+        explicit = next((n for n in chosen.names if _VALENCE_SUFFIX.search(n.upper()) and n.upper().startswith(family)),
+                        chosen.names[0])
+        choices[element] = {'basis_set': wanted, 'potential': explicit,
+                            'valence': chosen.valence if chosen.valence is not None else entry.valence,
+                            'resolved': True}
+    return choices
+
+
+def describe_kinds(choices: dict) -> str:
+    """One line for reports: ``Na: DZVP-MOLOPT-SR-GTH / GTH-PBE-q9 (9 e), ...`` from :func:`resolve_kinds`."""
+    parts = []
+    for element, choice in choices.items():
+        valence = f" ({choice['valence']} e)" if choice.get('valence') else ''
+        parts.append(f"{element}: {choice['basis_set']} / {choice['potential']}{valence}")
+    return ', '.join(parts)
+
+
+def check_species(protocol, symbols, directory=None) -> None:
+    """Check that the protocol can describe every element of ``symbols`` (:func:`resolve_kinds` against
+    the files in ``directory``, default :func:`data_dir`; nothing is checked when they are not there).
+
+    :raises ValueError: naming the element, the protocol and the files searched.
+    """
+    resolve_kinds(protocol, symbols, directory)
 
 
 #: CP2K keywords whose value names a file the job WRITES (print keys' ``FILENAME``, the project name that

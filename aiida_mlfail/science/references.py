@@ -127,8 +127,11 @@ def cp2k_reference(protocol, overrides: dict | None = None) -> dict:
     physics = cp2k_physics(protocol, overrides)
     xc = physics['xc'] or {}
     functional = (xc.get('XC_FUNCTIONAL') or {}).get('_', '?') if isinstance(xc.get('XC_FUNCTIONAL'), dict) else '?'
-    vdw = ((xc.get('VDW_POTENTIAL') or {}).get('PAIR_POTENTIAL') or {}).get('TYPE')
-    label = (f"cp2k {name}: {functional}{'+' + vdw if vdw else ''} {physics['basis_set']}/{physics['potential']} "
+    vdw_section = xc.get('VDW_POTENTIAL') or {}
+    vdw = (vdw_section.get('PAIR_POTENTIAL') or vdw_section.get('NON_LOCAL') or {}).get('TYPE')
+    basis = physics['basis_set']
+    basis = basis if isinstance(basis, str) else '|'.join(basis or [])  # the preference list
+    label = (f"cp2k {name}: {functional}{'+' + vdw if vdw else ''} {basis}/{physics['potential']} "
              f"{physics['cutoff']} Ry{' + overrides' if overrides else ''}")
     return {'kind': CP2K, 'id': digest({'kind': CP2K, 'protocol': name, 'overrides': overrides, 'physics': physics}),
             'label': label}

@@ -112,7 +112,8 @@ def check_symbols(symbols, protocol: str) -> str | None:
     try:
         cp2k_science.check_species(protocol, symbols)
     except ValueError as exc:
-        return f'{exc} (protocol {protocol!r})'
+        message = str(exc)
+        return message if 'protocol' in message else f'{message} (protocol {protocol!r})'
     return None
 
 
@@ -249,6 +250,7 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
         protocol = self.inputs.protocol.value
         options = job_options(protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)
         symbols = self.inputs.structure.get_ase().get_chemical_symbols()
+        self.report(f'protocol {protocol}: {cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))}')
         parameters = cp2k_science.single_point_parameters(protocol, symbols)
         parameters = cp2k_science.job_parameters(parameters, options['max_wallclock_seconds'])
         if 'overrides' in self.inputs:
@@ -364,7 +366,7 @@ def _validate_aimd(value, ctx=None):
         return None
     md = {key: value[key].value if key in value else default for key, default in AIMD_DEFAULTS.items()}
     try:
-        cp2k_science.aimd_parameters(protocol.value, ['Na'], value['temperature'].value, value['steps'].value,
+        cp2k_science.aimd_parameters(protocol.value, ['H'], value['temperature'].value, value['steps'].value,
                                      md['timestep'], thermostat=md['thermostat'],
                                      thermostat_timecon_fs=md['thermostat_timecon'], seed=md['seed'])
     except ValueError as exc:
@@ -449,8 +451,10 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
     def setup(self):
         """The CP2K parameters of the run: ``science.cp2k.aimd_parameters`` with ``overrides`` merged in."""
         protocol = self.inputs.protocol.value
+        symbols = self.inputs.structure.get_ase().get_chemical_symbols()
+        self.report(f'protocol {protocol}: {cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))}')
         parameters = cp2k_science.aimd_parameters(
-            protocol, self.inputs.structure.get_ase().get_chemical_symbols(), self.inputs.temperature.value,
+            protocol, symbols, self.inputs.temperature.value,
             self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,
             thermostat_timecon_fs=self.inputs.thermostat_timecon.value, seed=self.inputs.seed.value)
         if 'overrides' in self.inputs:

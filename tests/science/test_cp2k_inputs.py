@@ -33,7 +33,8 @@ def test_protocols_get_finer_and_add_dispersion():
     assert fast['cutoff'] <= moderate['cutoff'] < precise['cutoff']
     assert fast['scf']['eps_scf'] >= moderate['scf']['eps_scf'] > precise['scf']['eps_scf']
     assert fast['vdw'] is None
-    assert moderate['basis_set'] == precise['basis_set'] == 'DZVP-MOLOPT-SR-GTH'
+    assert moderate['basis_set'] == precise['basis_set'] == ['DZVP-MOLOPT-SR-GTH', 'DZVP-MOLOPT-GTH']
+    assert fast['basis_set'] == ['SZV-MOLOPT-SR-GTH', 'SZV-MOLOPT-GTH']
     assert moderate['vdw']['type'] == precise['vdw']['type'] == 'DFTD3(BJ)'
     assert precise['vdw']['r_cutoff'] > moderate['vdw']['r_cutoff']
 
@@ -47,10 +48,18 @@ def test_basis_sets_and_potentials_exist_in_cp2k_data(name):
     protocol = cp2k.load_protocol(name)
     basis_text = (CP2K_DATA / protocol['basis_set_file']).read_text()
     potential_text = (CP2K_DATA / protocol['potential_file']).read_text()
-    for element in ELEMENTS:
-        basis = protocol['basis_overrides'].get(element, protocol['basis_set'])
-        assert re.search(rf'^\s*{element}\s+(\S+\s+)*{re.escape(basis)}(\s|$)', basis_text, re.M), (element, basis)
-        assert re.search(rf'^{element}\s+(\S+\s+)*{re.escape(protocol["potential"])}(\s|$)', potential_text, re.M)
+    choices = cp2k.resolve_kinds(name, ELEMENTS, CP2K_DATA)
+    assert list(choices) == sorted(ELEMENTS)
+    for element, choice in choices.items():
+        assert choice['resolved'] and choice['basis_set'] == protocol['basis_set'][0]
+        # the basis entry states the valence (-qN) and the pseudopotential's electron-count line sums to it
+        header = re.search(rf'^[ \t]*{element}[ \t]+(\S+[ \t]+)*{re.escape(choice["basis_set"])}([ \t]+\S+)*[ \t]+\S+-q(\d+)[ \t]*$',
+                           basis_text, re.M)
+        assert header, (element, choice)
+        valence = int(header.group(3))
+        assert choice['potential'] == f'GTH-PBE-q{valence}' and choice['valence'] == valence
+        counts = re.search(rf'^{element}\s+{re.escape(choice["potential"])}\b.*\n([\d ]+)\n', potential_text, re.M)
+        assert sum(map(int, counts.group(1).split())) == valence, (element, counts.group(1))
     if protocol['vdw']:
         assert (CP2K_DATA / 'dftd3.dat').is_file()
 
@@ -71,7 +80,7 @@ def test_single_point_parameters_render(name):
     assert 'IGNORE_CONVERGENCE_FAILURE' not in dft['SCF']
     text = Cp2kInput(parameters).render()
     for line in ('RUN_TYPE ENERGY_FORCE', 'STRESS_TENSOR ANALYTICAL', '&FORCES ON', '&STRESS_TENSOR ON',
-                 f'BASIS_SET {protocol["basis_set"]}', f'POTENTIAL {protocol["potential"]}', '&KIND Na',
+                 f'BASIS_SET {protocol["basis_set"][0]}', 'POTENTIAL GTH-PBE-q9', 'POTENTIAL GTH-PBE-q7', '&KIND Na',
                  f'&XC_FUNCTIONAL {protocol["xc"]}', f'CUTOFF {protocol["cutoff"]}'):
         assert line in text, line
     if protocol['vdw']:
@@ -86,8 +95,8 @@ def test_single_point_options_and_errors():
         cp2k.single_point_parameters('fast', [])
     with pytest.raises(ValueError, match="unknown CP2K protocol 'slow'"):
         cp2k.single_point_parameters('slow', ['Na'])
-    bad = cp2k.deep_merge(cp2k.load_protocol('moderate'), {'vdw': {'type': 'RVV10'}})
-    with pytest.raises(ValueError, match="unsupported vdw type 'RVV10'"):
+    bad = cp2k.deep_merge(cp2k.load_protocol('moderate'), {'vdw': {'type': 'XDM'}})
+    with pytest.raises(ValueError, match="unsupported vdw type 'XDM': use one of DFTD3, DFTD3\\(BJ\\), rVV10"):
         cp2k.single_point_parameters(bad, ['Na'])
 
 

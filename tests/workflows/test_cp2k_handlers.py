@@ -240,7 +240,7 @@ def test_validation_names_the_bad_value(cp2k_code, monkeypatch, tmp_path):
     (tmp_path / 'GTH_POTENTIALS').write_text('Na GTH-PBE-q9 GTH-PBE\nCl GTH-PBE-q7 GTH-PBE\n')
     monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
     message = error()
-    assert 'no basis set for Cl (SZV-MOLOPT-SR-GTH)' in message and "protocol 'fast'" in message
+    assert 'no basis set for Cl (SZV-MOLOPT-SR-GTH, SZV-MOLOPT-GTH)' in message and "protocol 'fast'" in message
 
 
 def test_parse_aimd_records_the_reference_of_protocol_and_overrides():

@@ -58,7 +58,7 @@ def test_cp2k_reference_needs_basis_sets_for_every_species(cp2k_code, monkeypatc
     monkeypatch.setenv('CP2K_DATA_DIR', str(tmp_path))
     error = _validate({'configurations': TrainingSetData.from_atoms(nacl_configurations(2)),
                        'cp2k': {'code': cp2k_code}})
-    assert 'cp2k: no basis set for Cl (SZV-MOLOPT-SR-GTH)' in str(error)
+    assert 'cp2k: no basis set for Cl (SZV-MOLOPT-SR-GTH, SZV-MOLOPT-GTH)' in str(error)
 
 
 def test_attach_cp2k_labels_keeps_metadata_and_names_failures():
