@@ -250,7 +250,8 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
         protocol = self.inputs.protocol.value
         options = job_options(protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)
         symbols = self.inputs.structure.get_ase().get_chemical_symbols()
-        self.report(f'protocol {protocol}: {cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))}')
+        kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
+        self.report(f'protocol {protocol}: {kinds}')
         parameters = cp2k_science.single_point_parameters(protocol, symbols)
         parameters = cp2k_science.job_parameters(parameters, options['max_wallclock_seconds'])
         if 'overrides' in self.inputs:
@@ -452,7 +453,8 @@ class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
         """The CP2K parameters of the run: ``science.cp2k.aimd_parameters`` with ``overrides`` merged in."""
         protocol = self.inputs.protocol.value
         symbols = self.inputs.structure.get_ase().get_chemical_symbols()
-        self.report(f'protocol {protocol}: {cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))}')
+        kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
+        self.report(f'protocol {protocol}: {kinds}')
         parameters = cp2k_science.aimd_parameters(
             protocol, symbols, self.inputs.temperature.value,
             self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,

@@ -53,7 +53,8 @@ def test_basis_sets_and_potentials_exist_in_cp2k_data(name):
     for element, choice in choices.items():
         assert choice['resolved'] and choice['basis_set'] == protocol['basis_set'][0]
         # the basis entry states the valence (-qN) and the pseudopotential's electron-count line sums to it
-        header = re.search(rf'^[ \t]*{element}[ \t]+(\S+[ \t]+)*{re.escape(choice["basis_set"])}([ \t]+\S+)*[ \t]+\S+-q(\d+)[ \t]*$',
+        basis = re.escape(choice['basis_set'])
+        header = re.search(rf'^[ \t]*{element}[ \t]+(\S+[ \t]+)*{basis}([ \t]+\S+)*[ \t]+\S+-q(\d+)[ \t]*$',
                            basis_text, re.M)
         assert header, (element, choice)
         valence = int(header.group(3))

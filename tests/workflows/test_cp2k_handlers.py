@@ -270,3 +270,24 @@ def test_a_nan_energy_is_parse_exit_323_and_the_loop_ends_with_310(workchain, cp
     assert process.ctx.parsed.exit_status == 323
     assert 'non-finite energy' in process.ctx.parsed.exit_message
     assert report.status == 310 and 'non-finite energy' in report.message
+
+
+def test_kinds_are_chosen_per_element_reported_and_refused_at_submit(workchain, cp2k_code):
+    """The setup writes the chosen basis set and pseudopotential into the KINDs and reports them; an element
+    the protocol's files cannot describe is refused by the port validator, naming it (real CP2K data files)."""
+    if cp2k_science.data_dir() is None:
+        pytest.skip('no CP2K data directory on this machine')
+    from ase.build import bulk
+
+    process = workchain(structure=orm.StructureData(ase=bulk('Si', 'diamond', a=5.43, cubic=True)))
+    kinds = process.ctx.inputs.parameters.get_dict()['FORCE_EVAL']['SUBSYS']['KIND']
+    assert kinds == [{'_': 'Si', 'ELEMENT': 'Si', 'BASIS_SET': 'SZV-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q4'}]
+    logs = [log.message for log in orm.Log.collection.get_logs_for(process.node)]
+    assert any(m.endswith('protocol fast: Si: SZV-MOLOPT-SR-GTH / GTH-PBE-q4 (4 e)') for m in logs), logs
+    cerium = orm.StructureData(ase=bulk('Ce', 'fcc', a=5.16))
+    for cls, extra in ((Cp2kSinglePointWorkChain, {}),
+                       (Cp2kAimdWorkChain, {'temperature': orm.Float(300), 'steps': orm.Int(2)})):
+        error = str(cls.spec().inputs.validate({'structure': cerium, 'code': cp2k_code,
+                                                'protocol': orm.Str('moderate'), **extra}))
+        assert 'no basis set for Ce (DZVP-MOLOPT-SR-GTH, DZVP-MOLOPT-GTH) in' in error, error
+        assert "BASIS_MOLOPT (protocol 'moderate')" in error and error.count('protocol') == 1
