@@ -130,7 +130,7 @@ def cp2k_reference(protocol, overrides: dict | None = None) -> dict:
     vdw_section = xc.get('VDW_POTENTIAL') or {}
     vdw = (vdw_section.get('PAIR_POTENTIAL') or vdw_section.get('NON_LOCAL') or {}).get('TYPE')
     basis = physics['basis_set']
-    basis = basis if isinstance(basis, str) else '|'.join(basis or [])  # the preference list
+    basis = basis if isinstance(basis, str) else (basis or ['?'])[0]  # first of the preference list (the id has all)
     label = (f"cp2k {name}: {functional}{'+' + vdw if vdw else ''} {basis}/{physics['potential']} "
              f"{physics['cutoff']} Ry{' + overrides' if overrides else ''}")
     return {'kind': CP2K, 'id': digest({'kind': CP2K, 'protocol': name, 'overrides': overrides, 'physics': physics}),
