@@ -126,7 +126,9 @@ def cp2k_reference(protocol, overrides: dict | None = None) -> dict:
     overrides = copy.deepcopy(dict(overrides)) if overrides else {}
     physics = cp2k_physics(protocol, overrides)
     xc = physics['xc'] or {}
-    functional = (xc.get('XC_FUNCTIONAL') or {}).get('_', '?') if isinstance(xc.get('XC_FUNCTIONAL'), dict) else '?'
+    sections = xc.get('XC_FUNCTIONAL') if isinstance(xc.get('XC_FUNCTIONAL'), dict) else {}
+    # a named functional, or its (libxc) subsections, e.g. GGA_C_PBE+GGA_X_RPW86 for rVV10's semilocal part
+    functional = sections.get('_') or '+'.join(sorted(k for k in sections if k != '_')) or '?'
     vdw_section = xc.get('VDW_POTENTIAL') or {}
     vdw = (vdw_section.get('PAIR_POTENTIAL') or vdw_section.get('NON_LOCAL') or {}).get('TYPE')
     basis = physics['basis_set']

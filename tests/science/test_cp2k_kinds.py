@@ -212,7 +212,8 @@ def test_vdw_overrides_replace_d3_by_rvv10():
                       'TYPE': 'RVV10', 'PARAMETERS': '6.3 0.0093', 'KERNEL_FILE_NAME': 'rVV10_kernel_table.dat'}}}
     # the reference of such labels says so, and differs from the D3 one
     reference = cp2k_reference('moderate', overrides)
-    assert '+RVV10 ' in reference['label'] and reference['id'] != cp2k_reference('moderate')['id']
+    assert reference['label'].startswith('cp2k moderate: GGA_C_PBE+GGA_X_RPW86+RVV10 DZVP-MOLOPT-SR-GTH/GTH-PBE')
+    assert reference['id'] != cp2k_reference('moderate')['id']
     # removing the dispersion
     none = cp2k.deep_merge(cp2k.single_point_parameters('moderate', ['Ar']), cp2k.vdw_overrides(None, 'moderate'))
     assert none['FORCE_EVAL']['DFT']['XC'] == {'XC_FUNCTIONAL': {'_': 'PBE'}}
