@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import pathlib
 import re
 
@@ -469,6 +470,12 @@ def read_library(text: str, kind: str) -> list[LibraryEntry]:
     return entries
 
 
+@functools.lru_cache(maxsize=16)
+def _read_library_file(path: str, mtime_ns: int, kind: str) -> tuple[LibraryEntry, ...]:
+    # cached per file version: the parameters are built often (every reference id), the files are large
+    return tuple(read_library(pathlib.Path(path).read_text(errors='replace'), kind))
+
+
 def _upper(names) -> tuple[str, ...]:
     return tuple(n.upper() for n in names)
 
@@ -523,8 +530,8 @@ def resolve_kinds(protocol, symbols, directory=None) -> dict[str, dict]:
             choices[element] = {'basis_set': _preferences(overrides.get(element, protocol['basis_set']))[0],
                                 'potential': protocol['potential'], 'valence': None, 'resolved': False}
         return choices
-    bases = read_library(basis_path.read_text(errors='replace'), 'basis')
-    potentials = read_library(potential_path.read_text(errors='replace'), 'potential')
+    bases = _read_library_file(str(basis_path), basis_path.stat().st_mtime_ns, 'basis')
+    potentials = _read_library_file(str(potential_path), potential_path.stat().st_mtime_ns, 'potential')
     for element in elements:
         preferred = _preferences(overrides.get(element, protocol['basis_set']))
         basis = None
