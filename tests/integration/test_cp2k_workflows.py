@@ -130,3 +130,22 @@ def test_cp2k_single_points_run_at_most_max_concurrent_jobs_at_once(submit_and_a
     assert len(batches) == 2
     assert 'submitted CP2K single point(s) 1-2 of 3' in batches[0] and 'at most 2 at once' in batches[0]
     assert 'submitted CP2K single point(s) 3-3 of 3' in batches[1]
+
+
+def test_single_point_of_silicon_chooses_its_kinds(submit_and_await, cp2k_code):
+    """Any element through the daemon: 8 silicon atoms, basis set and pseudopotential chosen from CP2K's files,
+    written into the job's KIND and reported."""
+    from ase.build import bulk
+
+    atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=3)
+    node = submit_and_await(Cp2kSinglePointWorkChain, timeout=300, structure=orm.StructureData(ase=atoms),
+                            code=cp2k_code)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    (job,) = _jobs(node)
+    kinds = job.inputs.parameters.get_dict()['FORCE_EVAL']['SUBSYS']['KIND']
+    assert kinds == [{'_': 'Si', 'ELEMENT': 'Si', 'BASIS_SET': 'SZV-MOLOPT-SR-GTH', 'POTENTIAL': 'GTH-PBE-q4'}]
+    assert any(m.endswith('protocol fast: Si: SZV-MOLOPT-SR-GTH / GTH-PBE-q4 (4 e)') for m in _report(node))
+    (labelled,) = node.outputs.training_set.get_atoms()
+    assert -115 < labelled.info['energy'] / 8 < -95  # GTH-PBE-q4 silicon, about -106 eV per atom
+    assert np.abs(labelled.arrays['forces'].sum(axis=0)).max() < 5e-3
