@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ase.data import atomic_masses, atomic_numbers
 
@@ -105,7 +105,7 @@ FILE_PAIR_STYLES = (
     'eam', 'eam/alloy', 'eam/fs', 'eam/cd', 'eam/he', 'adp', 'tersoff', 'tersoff/mod', 'tersoff/mod/c',
     'tersoff/zbl', 'tersoff/table', 'sw', 'sw/mod', 'meam', 'meam/c', 'meam/spline', 'meam/sw/spline', 'bop',
     'comb', 'comb3', 'reaxff', 'reax/c', 'airebo', 'airebo/morse', 'rebo', 'lcbop', 'polymorphic', 'snap', 'gw',
-    'gw/zbl', 'vashishta', 'extep', 'nb3b/harmonic', 'edip', 'edip/multi', 'table', 'bop',
+    'gw/zbl', 'vashishta', 'extep', 'nb3b/harmonic', 'edip', 'edip/multi', 'table',
 )
 
 _ACCELERATORS = ('/omp', '/gpu', '/opt', '/kk', '/intel')
@@ -193,7 +193,7 @@ def check_commands(commands, species, files=()) -> list[str]:
                     or not _is_number(args[3]):
                 raise ValueError(f'command {shown!r}: the only form of set allowed is "set type N charge Q"')
             _check_types(args[1], n_types, shown)
-        if command.endswith('_style') or command.endswith('_coeff'):
+        if command.endswith(('_style', '_coeff')):
             denied = sorted({_base_style(w) for w in args} & set(DENIED_STYLES))
             if denied:
                 raise ValueError(f'command {shown!r}: style {denied[0]!r} is not allowed in a reference potential')
