@@ -54,3 +54,44 @@ def test_copper_sampled_with_an_eam_file_and_labelled_with_morse(submit_and_awai
     morse_energies = np.array([a.info['energy'] for a in morse])
     assert np.all(np.isfinite(morse_energies)) and not np.allclose(morse_energies, energies)
     assert labelled.outputs.training_set.reference['label'] == 'lammps Cu (pair_style morse 6.0)'
+
+
+#: The input of docs/source/tutorials/own_system.md ("Your own classical reference"), verbatim.
+OWN_REFERENCE_YAML = """\
+structure: cu32.xyz
+reference:
+  name: lammps
+  species: [Cu]
+  atom_style: atomic
+  commands:
+    - pair_style eam
+    - pair_coeff 1 1 Cu_model.eam
+  files: {Cu_model.eam: Cu_model.eam}
+temperatures: [900.0]
+md: {equilibration_steps: 100, production_steps: 200, sampling_interval: 50}
+"""
+
+
+def test_the_documented_yaml_runs_from_the_command_line(tmp_path, monkeypatch, lammps_code):
+    """``aiida-mlfail launch mlfail.sample --protocol fast -i cu_eam.yaml`` in the foreground (as the tutorial)."""
+    import re
+    import shutil
+    import time
+
+    from aiida_mlfail.cli.main import cli
+    from tests.cli.shared import invoke
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(EAM_FILE, tmp_path / 'Cu_model.eam')
+    bulk('Cu', 'fcc', a=3.6147, cubic=True).repeat(2).write(tmp_path / 'cu32.xyz')
+    (tmp_path / 'cu_eam.yaml').write_text(OWN_REFERENCE_YAML)
+    start = time.perf_counter()
+    result = invoke(cli, ['launch', 'mlfail.sample', '--protocol', 'fast', '-i', 'cu_eam.yaml'])
+    print(f'launch mlfail.sample --protocol fast -i cu_eam.yaml: {time.perf_counter() - start:.1f} s')
+    assert result.exit_code == 0, result.output
+    pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
+    from aiida import orm
+
+    node = orm.load_node(pk)
+    assert node.outputs.pool.n_configurations == 5
+    assert node.inputs.potential_files.Cu_model_eam.get_content() == EAM_FILE.read_text()
