@@ -388,7 +388,7 @@ class ReferencePotential:
     def __init__(self, name: str, parameters: dict | None = None):
         parameters = {} if parameters is None else parameters
         if name == GENERIC:
-            self._generic = check_generic({'name': GENERIC, **checks_mapping(parameters)})
+            self._generic = check_generic({'name': GENERIC, **_mapping(parameters)})
             self.parameters = {k: self._generic[k] for k in GENERIC_KEYS}
         elif isinstance(name, str) and name in PRESETS:
             self.parameters = _preset_parameters(name, parameters)
@@ -477,7 +477,7 @@ class ReferencePotential:
         return cls(value['name'], dict(parameters))
 
 
-def checks_mapping(value) -> dict:
+def _mapping(value) -> dict:
     """``value`` if it is a dict, else ``ValueError`` naming it."""
     if not isinstance(value, dict):
         raise ValueError(f'a {GENERIC} reference potential must be a mapping, got {value!r}')
