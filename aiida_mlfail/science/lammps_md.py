@@ -142,10 +142,11 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
             f"variable scale equal ({state_point['volume']:.10g}/vol)^(1.0/3.0)",
             'change_box all x scale ${scale} y scale ${scale} z scale ${scale} remap',
         ]
-    lines += potential.lammps_commands()
+    # the default neighbour settings first, so that a reference's own neighbor/neigh_modify commands win
     lines += [
         'neighbor 2.0 bin',
         'neigh_modify every 1 delay 0 check yes',
+        *potential.lammps_commands(),
         f'timestep {dt_ps:.10g}',
         f"velocity all create {t:.10g} {int(md['seed'])} mom yes rot no dist gaussian",
         *label_computes(),

@@ -57,22 +57,36 @@ def digest(value) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:ID_LENGTH]
 
 
-def lammps_reference(potential_dict: dict) -> dict:
+def lammps_reference(potential_dict: dict, file_digests: dict | None = None) -> dict:
     """The reference of labels computed with a classical LAMMPS potential.
 
-    :param potential_dict: ``{'name': ..., 'parameters': {...}}`` as for
-        :class:`~aiida_mlfail.science.potentials.ReferencePotential`; the defaults are merged in first,
+    :param potential_dict: a preset ``{'name': ..., 'parameters': {...}}`` or a generic reference
+        ``{'name': 'lammps', 'species': ..., 'commands': ...}`` as for
+        :class:`~aiida_mlfail.science.potentials.ReferencePotential`; a preset's defaults are merged in first,
         so ``{'name': 'bmhtf_wolf'}`` and ``{'name': 'bmhtf_wolf', 'parameters': {'alpha': 0.25}}`` give
-        the same id.
-    :returns: ``{'kind': 'lammps', 'id': ..., 'label': 'lammps <name> (<parameters>)'}``.
-    :raises ValueError: for a potential ``ReferencePotential`` refuses (unknown name or parameter).
+        the same id (and a preset keeps the id it had before generic references existed).
+    :param file_digests: ``{file name: SHA-256 hex of its content}`` of a generic reference's ``files``, so
+        that two EAM tables of the same name give different ids.
+    :returns: ``{'kind': 'lammps', 'id': ..., 'label': 'lammps <name> (<parameters>)'}``; for a generic
+        reference the label is ``lammps <species> (<pair_style line>[; files ...])``.
+    :raises ValueError: for a potential ``ReferencePotential`` refuses (unknown name or parameter, bad command),
+        or digests of other files than the reference's ``files``.
     """
-    from aiida_mlfail.science.potentials import ReferencePotential
+    from aiida_mlfail.science.potentials import GENERIC, ReferencePotential
 
     potential = ReferencePotential.from_dict(dict(potential_dict)).to_dict()
-    parameters = ', '.join(f'{key}={_normalise(value)}' for key, value in sorted(potential['parameters'].items()))
-    return {'kind': LAMMPS, 'id': digest({'kind': LAMMPS, 'potential': potential}),
-            'label': f"lammps {potential['name']} ({parameters})"}
+    if potential['name'] != GENERIC:
+        parameters = ', '.join(f'{key}={_normalise(value)}' for key, value in sorted(potential['parameters'].items()))
+        return {'kind': LAMMPS, 'id': digest({'kind': LAMMPS, 'potential': potential}),
+                'label': f"lammps {potential['name']} ({parameters})"}
+    digests = dict(file_digests or {})
+    if set(digests) != set(potential['files']):
+        raise ValueError(f"file digests of {sorted(digests)} do not match the reference's files "
+                         f"{potential['files']}")
+    pair_style = next(line for line in potential['commands'] if line.startswith('pair_style'))
+    files = f"; files {' '.join(potential['files'])}" if potential['files'] else ''
+    return {'kind': LAMMPS, 'id': digest({'kind': LAMMPS, 'potential': potential, 'file_digests': digests}),
+            'label': f"lammps {'-'.join(potential['species'])} ({pair_style}{files})"}
 
 
 def cp2k_physics(protocol, overrides: dict | None = None) -> dict:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from aiida import orm
+
 from aiida_mlfail.calculations.common import (  # noqa: F401 (re-exported for the WorkChains)
     dict_validator,
     node_validator,
@@ -86,3 +88,39 @@ def wrapper_inputs(process, wrapper, namespace: str, *, call_link_label: str | N
         inputs['metadata'] = metadata
     inputs['job'] = merged
     return inputs
+
+
+#: Help of the ``potential_files`` namespaces next to a classical reference ``potential`` Dict.
+POTENTIAL_FILES_HELP = ('The files the reference potential names (its `files`: EAM, Tersoff, SW tables ...), one '
+                        'SinglefileData each whose `filename` is the name the commands use; written into every '
+                        'LAMMPS job of the reference.')
+
+
+def define_potential_files(spec, name: str) -> None:
+    """A dynamic namespace ``name`` of ``SinglefileData`` (the files of a generic reference potential)."""
+    spec.input_namespace(name, valid_type=orm.SinglefileData, dynamic=True, required=False,
+                         populate_defaults=False, help=POTENTIAL_FILES_HELP)
+
+
+def potential_files_message(potential, files, where: str) -> str | None:
+    """Why the file nodes ``files`` (mapping key -> ``SinglefileData``) do not match the ``files`` of the
+    reference ``potential`` (``Dict``): a named file without a node (by node ``filename``), a node the
+    reference does not name, two nodes with one file name. None when they match, or when the potential is
+    itself invalid (its own port validator names that).
+
+    :param where: the port name put in front of the message (e.g. ``'potential_files'``).
+    """
+    from aiida_mlfail.science.potentials import ReferencePotential, files_message
+
+    try:
+        names = ReferencePotential.from_dict(potential.get_dict()).files
+    except ValueError:
+        return None
+    message = files_message(names, [node.filename for node in dict(files or {}).values()])
+    return f'{where}: {message}' if message else None
+
+
+def job_potential_files(files) -> dict:
+    """The ``files`` entries of a LAMMPS job for the potential files ``files`` (key -> ``SinglefileData``):
+    keys prefixed ``potential_`` so they cannot clash with the structure or dump file of the job."""
+    return {f'potential_{key}': node for key, node in dict(files or {}).items()}

@@ -23,14 +23,23 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
+    define_potential_files,
     expose_job,
+    job_potential_files,
     node_validator,
     port_excluded,
+    potential_files_message,
     structure_message,
     wrapper_inputs,
 )
 from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, Cp2kSinglePointWorkChain, check_protocol, check_symbols
-from aiida_mlfail.workflows.protocols import ProtocolMixin, resolve_codes, split_reference, wrapper_inputs_from_protocol
+from aiida_mlfail.workflows.protocols import (
+    ProtocolMixin,
+    classical_reference_inputs,
+    resolve_codes,
+    split_reference,
+    wrapper_inputs_from_protocol,
+)
 from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 
 
@@ -71,6 +80,10 @@ def _validate_inputs(value, ctx=None):
         ReferencePotential.from_dict(value['lammps']['potential'].get_dict()).check_species(species)
     except ValueError as exc:
         return f'lammps.potential: {exc}'
+    message = potential_files_message(value['lammps']['potential'], value['lammps'].get('potential_files'),
+                                      'lammps.potential_files')
+    if message:
+        return message
     if atoms_list and len(symbols) != 1:
         return (f'the lammps reference labels configurations with one atom sequence per job; got {len(symbols)} '
                 'different compositions / atom orders')
@@ -110,7 +123,9 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
                    help='Classical reference: LAMMPS single points of all configurations in one job, with '
                         'restarts (`potential`, `job.code`, `job.metadata.options`, `max_iterations` ...).')
         spec.input('lammps.potential', valid_type=orm.Dict, required=False,
-                   help="ReferencePotential dict, e.g. {'name': 'bmhtf_coul_long'}.")
+                   help="ReferencePotential dict, e.g. {'name': 'bmhtf_coul_long'} or a generic "
+                        "{'name': 'lammps', 'species': [...], 'atom_style': ..., 'commands': [...], 'files': [...]}.")
+        define_potential_files(spec, 'lammps.potential_files')
         # the single point's own validator is kept: it skips the checks of the excluded `structure`
         spec.expose_inputs(Cp2kSinglePointWorkChain, namespace='cp2k', exclude=('structure',),
                            namespace_options={'required': False, 'populate_defaults': False,
@@ -144,8 +159,9 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         kind, content = split_reference(reference, cls.__name__)
         if kind == 'lammps':
             code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
+            potential, files = classical_reference_inputs(reference, cls.__name__)
             return {'lammps': {**wrapper_inputs_from_protocol(inputs.get('lammps'), code, options, cls.__name__),
-                               'potential': orm.Dict(content)}}
+                               'potential': orm.Dict(potential), **({'potential_files': files} if files else {})}}
         cp2k_overrides = dict(inputs.get('cp2k') or {})
         if content.get('protocol') is not None:
             cp2k_overrides['protocol'] = content['protocol']
@@ -204,10 +220,12 @@ class LabelWorkChain(ProtocolMixin, WorkChain):
         return 'lammps' in self.inputs and 'potential' in self.inputs.lammps
 
     def run_lammps(self):
-        prepared = prepare_single_points(self.ctx.configurations, self.inputs.lammps.potential)
+        potential_files = dict(self.inputs.lammps.get('potential_files', {}))
+        prepared = prepare_single_points(self.ctx.configurations, self.inputs.lammps.potential, **potential_files)
         inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', call_link_label='single_points',
                                 script=prepared['script'], settings=prepared['settings'],
-                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']})
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file'],
+                                       **job_potential_files(potential_files)})
         node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted LAMMPS single points <{node.pk}> of {self.ctx.configurations.n_configurations} '
                     f"configuration(s) with {self.inputs.lammps.potential['name']}")

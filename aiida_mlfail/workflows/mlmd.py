@@ -11,11 +11,19 @@ from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_validator, wrapper_inputs
+from aiida_mlfail.workflows.common import (
+    define_potential_files,
+    dict_validator,
+    expose_job,
+    job_potential_files,
+    potential_files_message,
+    structure_validator,
+    wrapper_inputs,
+)
 from aiida_mlfail.workflows.protocols import (
     ProtocolMixin,
     as_structure,
-    classical_reference,
+    classical_reference_inputs,
     resolve_codes,
     wrapper_inputs_from_protocol,
 )
@@ -41,6 +49,10 @@ def _validate_inputs(value, ctx=None):
             ReferencePotential.from_dict(reference.get_dict()).check_species(symbols)
         except ValueError as exc:
             return f'reference.potential: {exc}'
+        message = potential_files_message(reference, value['reference'].get('potential_files'),
+                                          'reference.potential_files')
+        if message:
+            return message
     return None
 
 
@@ -81,7 +93,9 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                         '(any LAMMPS), `job.metadata.options`, `max_iterations` ...')
         spec.input('reference.potential', valid_type=orm.Dict, required=False,
                    validator=dict_validator(ReferencePotential.from_dict, 'reference.potential'),
-                   help="Classical reference of the rerun, e.g. {'name': 'bmhtf_coul_long'}.")
+                   help="Classical reference of the rerun, e.g. {'name': 'bmhtf_coul_long'} or a generic "
+                        "{'name': 'lammps', ...}.")
+        define_potential_files(spec, 'reference.potential_files')
         spec.input('training_thermo', valid_type=orm.ArrayData, required=False,
                    help='Thermo of the run that made the training data, for the pressure table.')
         spec.inputs.validator = _validate_inputs
@@ -134,9 +148,10 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         builder.parameters = orm.Dict(inputs['parameters'])
         builder.md = wrapper_inputs_from_protocol(inputs['md'], code, options, cls.__name__)
         if reference is not None:
+            reference_dict, files = classical_reference_inputs(reference, cls.__name__)
             builder.reference = {
                 **wrapper_inputs_from_protocol(inputs['reference'], code, options, cls.__name__),
-                'potential': orm.Dict(classical_reference(reference, cls.__name__))}
+                'potential': orm.Dict(reference_dict), **({'potential_files': files} if files else {})}
         return builder
 
     def setup(self):
@@ -171,10 +186,12 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         return 'reference' in self.inputs and 'potential' in self.inputs.reference
 
     def run_reference(self):
-        prepared = prepare_rerun(self.ctx.md.outputs.training_set, self.inputs.reference.potential)
+        potential_files = dict(self.inputs.reference.get('potential_files', {}))
+        prepared = prepare_rerun(self.ctx.md.outputs.training_set, self.inputs.reference.potential, **potential_files)
         inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'reference', call_link_label='reference_rerun',
                                 script=prepared['script'], settings=prepared['settings'],
-                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file']})
+                                files={'structure': prepared['structure_file'], 'ml_frames': prepared['dump_file'],
+                                       **job_potential_files(potential_files)})
         node = self.submit(LammpsRestartWorkChain, **inputs)
         self.report(f'submitted reference rerun <{node.pk}>')
         return ToContext(rerun=node)

@@ -12,12 +12,14 @@ from aiida_mlfail.science.potentials import ReferencePotential
 def label_reference(label_inputs) -> dict:
     """The reference of a :class:`~aiida_mlfail.workflows.label.LabelWorkChain` input namespace.
 
-    :param label_inputs: mapping with ``lammps`` (``potential``: Dict of ``ReferencePotential``) or
+    :param label_inputs: mapping with ``lammps`` (``potential``: Dict of ``ReferencePotential``, and the
+        ``potential_files`` it names, whose contents enter the reference id) or
         ``cp2k`` (``code``; ``protocol``: Str, default ``workflows.cp2k.DEFAULT_PROTOCOL``;
         ``overrides``: Dict, optional), as ``LabelWorkChain`` takes them.
     :returns: ``science.references.lammps_reference`` of the potential or ``cp2k_reference`` of the
         protocol and overrides.
-    :raises ValueError: when neither (or both) references are given, or the potential / protocol is invalid.
+    :raises ValueError: when neither (or both) references are given, or the potential / protocol is invalid,
+        or the potential files do not match the potential's ``files``.
     """
     lammps = label_inputs.get('lammps') or {}
     cp2k = label_inputs.get('cp2k') or {}
@@ -25,7 +27,11 @@ def label_reference(label_inputs) -> dict:
     if has_lammps == has_cp2k:
         raise ValueError('give exactly one reference, `lammps.potential` or `cp2k.code`')
     if has_lammps:
-        return refs.lammps_reference(lammps['potential'].get_dict())
+        from aiida_mlfail.calculations.functions.lammps_inputs import file_digests
+
+        potential = lammps['potential'].get_dict()
+        digests = file_digests(ReferencePotential.from_dict(potential), dict(lammps.get('potential_files') or {}))
+        return refs.lammps_reference(potential, digests)
     from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL
 
     protocol = cp2k.get('protocol', orm.Str(DEFAULT_PROTOCOL)).value

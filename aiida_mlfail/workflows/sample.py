@@ -14,11 +14,19 @@ from aiida_mlfail.calculations.functions import (
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
-from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_validator, wrapper_inputs
+from aiida_mlfail.workflows.common import (
+    define_potential_files,
+    dict_validator,
+    expose_job,
+    job_potential_files,
+    potential_files_message,
+    structure_validator,
+    wrapper_inputs,
+)
 from aiida_mlfail.workflows.protocols import (
     ProtocolMixin,
     as_structure,
-    classical_reference,
+    classical_reference_inputs,
     resolve_codes,
     wrapper_inputs_from_protocol,
 )
@@ -48,6 +56,9 @@ def _validate_inputs(value, ctx=None):
             ReferencePotential.from_dict(value['potential'].get_dict()).check_species(symbols)
         except ValueError as exc:
             return f'potential: {exc}'
+        message = potential_files_message(value['potential'], value.get('potential_files'), 'potential_files')
+        if message:
+            return message
     points = value['state_points'].get_list() if 'state_points' in value else []
     if not points:
         return 'state_points: give at least one state point'
@@ -109,7 +120,9 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
         spec.input('potential', valid_type=orm.Dict,
                    validator=dict_validator(ReferencePotential.from_dict, 'potential'),
                    help="Reference potential, e.g. {'name': 'bmhtf_coul_long', "
-                        "'parameters': {'kspace_accuracy': 1e-5}}.")
+                        "'parameters': {'kspace_accuracy': 1e-5}} or {'name': 'lammps', 'species': [...], "
+                        "'atom_style': ..., 'commands': [...], 'files': [...], 'charges': {...}}.")
+        define_potential_files(spec, 'potential_files')
         spec.input('state_points', valid_type=orm.List,
                    help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "
                         "'pressure': bar, 'label': str}.")
@@ -145,18 +158,22 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
             ``pressure``, ``md``, ``lammps`` (the restart wrapper: ``max_iterations``, ``restart``,
             ``job.metadata.options`` ...).
         :param options: scheduler options of the LAMMPS jobs (merged over ``lammps.job.metadata.options``).
-        :param reference: the classical reference potential ``{'name': ..., 'parameters': {...}}`` (required).
+        :param reference: the classical reference potential: a preset ``{'name': ..., 'parameters': {...}}`` or
+            a generic ``{'name': 'lammps', 'species', 'atom_style', 'commands', 'files': {name: path or
+            SinglefileData}, 'charges'}`` (required; the files become the ``potential_files`` nodes).
         :param state_points: list of state point dicts (as the ``state_points`` port); default: one per
             protocol temperature at the structure's volume (:func:`default_state_points`).
         :raises ValueError: naming the unknown protocol, the missing code role or the bad reference.
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         code = resolve_codes(codes, ('lammps',), cls.__name__)['lammps']
-        potential = classical_reference(reference, cls.__name__)
+        potential, files = classical_reference_inputs(reference, cls.__name__)
         structure = as_structure(structure, cls.__name__)
         builder = cls.get_builder()
         builder.structure = structure
         builder.potential = orm.Dict(potential)
+        if files:
+            builder.potential_files = files
         builder.state_points = orm.List(list(state_points) if state_points is not None
                                         else default_state_points(inputs, structure))
         builder.md = orm.Dict(inputs['md'])
@@ -179,10 +196,13 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
     def run_lammps(self):
         jobs = {}
         for label, point in self.ctx.points.items():
-            prepared = prepare_sampling(self.ctx.structure, self.inputs.potential, orm.Dict(point), self.inputs.md)
+            potential_files = dict(self.inputs.get('potential_files', {}))
+            prepared = prepare_sampling(self.ctx.structure, self.inputs.potential, orm.Dict(point), self.inputs.md,
+                                        **potential_files)
             inputs = wrapper_inputs(self, LammpsRestartWorkChain, 'lammps', call_link_label=f'sample_{label}',
                                     label=label, script=prepared['script'], settings=prepared['settings'],
-                                    files={'structure': prepared['structure_file']})
+                                    files={'structure': prepared['structure_file'],
+                                           **job_potential_files(potential_files)})
             jobs[label] = self.submit(LammpsRestartWorkChain, **inputs)
             self.report(f'submitted LAMMPS sampling <{jobs[label].pk}> for state point {label}')
         return ToContext(**{f'job_{label}': job for label, job in jobs.items()})

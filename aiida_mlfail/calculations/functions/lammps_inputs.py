@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -12,25 +13,45 @@ from ase.io import write
 
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md
-from aiida_mlfail.science.potentials import CHARGES, ReferencePotential
+from aiida_mlfail.science.potentials import ReferencePotential, files_message
 from aiida_mlfail.science.references import lammps_reference
 
 
+def file_digests(reference: ReferencePotential, potential_files: dict) -> dict:
+    """``{file name: SHA-256 hex}`` of the potential files (``SinglefileData`` by any key, named by their
+    ``filename``), which must be exactly the reference's ``files``.
+
+    :raises ValueError: naming the files missing or not named by the reference.
+    """
+    digests = {}
+    for node in potential_files.values():
+        with node.open(mode='rb') as handle:
+            digests[node.filename] = hashlib.sha256(handle.read()).hexdigest()
+    message = files_message(reference.files, list(digests))
+    if message:
+        raise ValueError(message)
+    return digests
+
+
 @calcfunction
-def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict):
+def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict,
+                     **potential_files):
     """LAMMPS inputs of one sampling run: the script, the ``read_data`` file and the parser settings.
 
+    :param potential_files: the ``SinglefileData`` of the reference's ``files`` (inputs, for provenance and
+        the reference id: their content is hashed into it).
     :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map``,
         ``frame_info`` and ``reference``: the potential's ``science.references.lammps_reference``, which the
         parser records on the sampled ``training_set``).
     """
     reference = ReferencePotential.from_dict(potential.get_dict())
+    digests = file_digests(reference, potential_files)
     atoms = structure.get_ase()
     symbols = atoms.get_chemical_symbols()
     reference.check_species(symbols)
     point = lammps_md.normalise_state_point(state_point.get_dict(), symbols)
     settings = lammps_md.normalise_md(md.get_dict())
-    atoms.set_initial_charges([CHARGES[s] for s in symbols])
+    atoms.set_initial_charges(reference.atom_charges(symbols))
     buffer = io.StringIO()
     write(buffer, atoms, format='lammps-data', atom_style=reference.atom_style, specorder=list(reference.species),
           masses=True, units='metal')
@@ -41,7 +62,7 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
                                      filename='input.in'),
         'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
         'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info,
-                              'reference': lammps_reference(potential.get_dict())}),
+                              'reference': lammps_reference(potential.get_dict(), digests)}),
     }
 
 
@@ -70,14 +91,15 @@ def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
     }
 
 
-def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> dict:
+def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict, potential_files: dict) -> dict:
     """LAMMPS ``rerun`` inputs (script, data file, dump, settings) re-evaluating ``frames`` with ``reference``."""
     from aiida_mlfail.science import mlmd
 
     reference.check_species(set().union(*(a.get_chemical_symbols() for a in frames)))
+    digests = file_digests(reference, potential_files)
     type_map = list(reference.species)
     first = frames[0].copy()
-    first.set_initial_charges([CHARGES[s] for s in first.get_chemical_symbols()])
+    first.set_initial_charges(reference.atom_charges(first.get_chemical_symbols()))
     buffer = io.StringIO()
     write(buffer, first, format='lammps-data', atom_style=reference.atom_style, specorder=type_map, masses=True,
           units='metal')
@@ -89,29 +111,32 @@ def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict) -> d
         'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
                                         filename='ml_frames.dump'),
         'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name},
-                              'reference': lammps_reference(reference.to_dict())}),
+                              'reference': lammps_reference(reference.to_dict(), digests)}),
     }
 
 
 @calcfunction
-def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict):
-    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``)."""
+def prepare_rerun(trajectory: TrainingSetData, potential: orm.Dict, **potential_files):
+    """LAMMPS inputs re-evaluating every frame of an ML trajectory with a classical reference (``rerun``).
+
+    ``potential_files``: the ``SinglefileData`` of the reference's ``files``."""
     frames = trajectory.get_atoms()
     return _rerun_inputs(frames, [a.info['md_step'] for a in frames],
                          ReferencePotential.from_dict(potential.get_dict()),
-                         {'config_type': 'rerun'})
+                         {'config_type': 'rerun'}, potential_files)
 
 
 @calcfunction
-def prepare_single_points(configurations: TrainingSetData, potential: orm.Dict):
+def prepare_single_points(configurations: TrainingSetData, potential: orm.Dict, **potential_files):
     """LAMMPS inputs of classical single points of all ``configurations`` in one job (``rerun``, frame i = step i).
 
     All configurations must have the same atoms in the same order (one LAMMPS data file); positions
     are wrapped into the cell first. The labelled frames come back with ``md_step`` = their index, in a
     set whose ``reference`` is the potential's (``settings['reference']``, recorded by the parser).
+    ``potential_files``: the ``SinglefileData`` of the reference's ``files``.
     """
     frames = configurations.get_atoms()
     for atoms in frames:
         atoms.wrap()
     return _rerun_inputs(frames, list(range(len(frames))), ReferencePotential.from_dict(potential.get_dict()),
-                         {'config_type': 'single_point'})
+                         {'config_type': 'single_point'}, potential_files)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
 
 import yaml
 
@@ -180,22 +181,87 @@ def job_options(defaults: dict | None, options: dict | None, owner: str = '') ->
     return recursive_merge(defaults or {}, options)
 
 
-def classical_reference(reference, owner: str, what: str = 'reference') -> dict:
-    """A classical reference preset ``{'name': ..., 'parameters': {...}}`` checked by ``ReferencePotential``.
+def _reference_files(reference, owner: str, what: str) -> tuple[dict, dict]:
+    """``reference`` with ``files`` as the list of names, and the ``SinglefileData`` per port key.
 
-    :returns: the dict as given (a copy).
-    :raises ValueError: naming ``what`` and the value (missing, not a mapping, unknown name or parameter).
+    ``files`` may be a mapping ``{name: path or SinglefileData}`` (a node's ``filename`` must be ``name``);
+    a list of names is refused here (the builder needs the contents).
     """
-    from aiida_mlfail.science.potentials import ReferencePotential
+    import pathlib
 
+    from aiida import orm
+
+    from aiida_mlfail.science import checks
+
+    if not isinstance(reference, dict) or not reference.get('files'):
+        return reference, {}
+    files = reference['files']
+    if not isinstance(files, dict):
+        raise ValueError(f"{owner}: {what}.files must be a mapping {{file name: path}} in a builder (the contents "
+                         f'are stored as SinglefileData nodes), got {files!r}')
+    nodes, keys = {}, {}
+    for name, source in files.items():
+        try:
+            checks.basename(name, f'{what}.files')
+        except ValueError as exc:
+            raise ValueError(f'{owner}: {exc}') from None
+        if isinstance(source, orm.SinglefileData):
+            if source.filename != name:
+                raise ValueError(f'{owner}: {what}.files.{name}: the SinglefileData is named {source.filename!r}, '
+                                 f'not {name!r}')
+            node = source
+        elif isinstance(source, (str, pathlib.Path)) and pathlib.Path(source).expanduser().is_file():
+            node = orm.SinglefileData(pathlib.Path(source).expanduser().resolve(), filename=name)
+        else:
+            raise ValueError(f'{owner}: {what}.files.{name}: {source!r} is not a readable file (give a path or a '
+                             'SinglefileData)')
+        key = re.sub(r'[^A-Za-z0-9_]', '_', name)
+        key = key if key[0].isalpha() else f'f_{key}'
+        if key in keys:
+            raise ValueError(f'{owner}: {what}.files: {keys[key]!r} and {name!r} map to the same port key {key!r}')
+        keys[key] = name
+        nodes[key] = node
+    return {**reference, 'files': list(files)}, nodes
+
+
+def classical_reference_inputs(reference, owner: str, what: str = 'reference') -> tuple[dict, dict]:
+    """A classical reference (preset or generic) as the inputs of a WorkChain: the ``potential`` dict (with
+    ``files`` as the list of names) and the ``potential_files`` namespace (port key -> ``SinglefileData``).
+
+    :param reference: a preset ``{'name': ..., 'parameters': {...}}`` or a generic reference ``{'name': 'lammps',
+        'species', 'atom_style', 'commands', 'files': {file name: path or SinglefileData}, 'charges'}``.
+    :raises ValueError: naming ``what`` and the value (as :func:`classical_reference`, or a file that is not
+        readable, a node named otherwise).
+    """
     if reference is None:
         raise ValueError(f"{owner}: give `{what}`, a classical reference potential such as "
-                         "{'name': 'bmhtf_coul_long', 'parameters': {...}}")
+                         "{'name': 'bmhtf_coul_long', 'parameters': {...}} or {'name': 'lammps', 'species': [...], "
+                         "'atom_style': 'atomic', 'commands': [...]}")
+    potential, nodes = _reference_files(reference, owner, what)
+    from aiida_mlfail.science.potentials import ReferencePotential
+
     try:
-        ReferencePotential.from_dict(reference)
+        ReferencePotential.from_dict(potential)
     except ValueError as exc:
         raise ValueError(f'{owner}: {what} {reference!r}: {exc}') from None
-    return copy.deepcopy(dict(reference))
+    return copy.deepcopy(dict(potential)), nodes
+
+
+def classical_reference(reference, owner: str, what: str = 'reference') -> dict:
+    """A classical reference checked by ``ReferencePotential``: a preset ``{'name': ..., 'parameters': {...}}``
+    or a generic ``{'name': 'lammps', ...}`` whose ``files`` may map names to paths (see
+    :func:`classical_reference_inputs`, which makes the nodes).
+
+    :returns: the dict as given (a copy; a ``files`` mapping kept as given).
+    :raises ValueError: naming ``what`` and the value (missing, not a mapping, unknown name or parameter, a
+        refused command, a file that is not readable).
+    """
+    classical_reference_inputs(reference, owner, what)
+    result = copy.deepcopy({key: value for key, value in reference.items() if key != 'files'})
+    if 'files' in reference:
+        files = reference['files']
+        result['files'] = dict(files) if isinstance(files, dict) else copy.deepcopy(files)
+    return result
 
 
 #: Keys of a CP2K reference ``{'cp2k': {...}}``.
