@@ -27,10 +27,11 @@ from aiida_mlfail.science.structures import pair_min_distances
 #: Loop defaults: limits, where the next exploration starts ('stop': the flagged configuration
 #: when the stop was a novelty flag and the outlier check accepted it; 'start': always the start
 #: structure), outlier bounds (``min_distance``: ``None`` for per-pair defaults from the current training
-#: set (:func:`outlier_distances`), a number in Å for every pair, or ``{'A-B': Å}``; eV/atom, eV/Å), whether each exploration gets a new velocity seed
-#: (seed + iteration), the budget of configurations that could not be labelled or were rejected as
-#: outliers (the ledger; the run ends with its own exit code when it holds more), and how many
-#: labelling jobs (CP2K single points) may run at once (4: one workstation; raise it on a cluster).
+#: set (:func:`outlier_distances`), a number in Å for every pair, or ``{'A-B': Å}``; eV/atom, eV/Å),
+#: whether each exploration gets a new velocity seed (seed + iteration), the budget of configurations
+#: that could not be labelled or were rejected as outliers (the ledger; the run ends with its own exit
+#: code when it holds more), and how many labelling jobs (CP2K single points) may run at once (4: one
+#: workstation; raise it on a cluster).
 ACTIVE_LEARNING_DEFAULTS = {
     'max_iterations': 8,
     'max_new_configurations': 20,
