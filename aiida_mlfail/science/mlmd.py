@@ -373,14 +373,18 @@ def parse_stop(text: str) -> dict:
     """Why and where a GAP MD run stopped, from its LAMMPS screen/log output.
 
     :returns: ``stop_reason`` (one of :data:`~aiida_mlfail.science.mlmd.STOP_REASONS`), ``stop_step`` (int or ``None``),
-        ``value`` (the guard's value when one tripped) and ``message``.
+        ``value`` (the guard's value when one tripped: for ``too_close_atoms`` the distance in Å with a
+        uniform guard, the number of close contacts with the per-pair guard, which the message then says)
+        and ``message``.
     """
     match = _HALT.search(text)
     if match:
         fix_id, step, value = match.groups()
         reason = next((r for r, f in GUARD_FIX_IDS.items() if f == fix_id), 'lammps_error')
-        return {'stop_reason': reason, 'stop_step': int(step), 'value': float(value),
-                'message': match.group(0)}
+        message = match.group(0)
+        if reason == 'too_close_atoms' and 'variable close_contacts' in text:  # the per-pair guard (echoed input)
+            message += ' (the number of close contacts: atom pairs closer than their species pair\'s guard distance)'
+        return {'stop_reason': reason, 'stop_step': int(step), 'value': float(value), 'message': message}
     error = next((line for line in text.splitlines() if line.startswith('ERROR')), None)
     if error:
         step = None

@@ -56,6 +56,8 @@ def test_each_pair_is_held_to_its_own_threshold(tmp_path, monkeypatch, pairs, tr
     if tripped:
         assert stop['stop_reason'] == 'too_close_atoms' and stop['stop_step'] == step == 1, stop['message']
         assert stop['value'] == tripped  # the number of close contacts (a like pair counts twice)
+        assert stop['message'].endswith("(the number of close contacts: atom pairs closer than their species "
+                                        "pair's guard distance)")
     else:
         assert stop['stop_reason'] == 'completed' and step == 3, stop['message']
 
@@ -64,3 +66,4 @@ def test_a_uniform_number_keeps_the_single_minimum_distance_guard(tmp_path, monk
     step, stop = _run(tmp_path, monkeypatch, _atoms([(('Na', 'Cl'), 1.0), (('Na', 'Na'), 2.0)]), 1.2)
     assert stop['stop_reason'] == 'too_close_atoms' and step == 1
     assert stop['value'] == pytest.approx(1.0)  # the distance itself
+    assert stop['message'].endswith('with value 1')
