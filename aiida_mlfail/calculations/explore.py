@@ -119,7 +119,7 @@ class ExploreCalculation(CalcJob):
                    help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
-                        '(volume_factor, min_distance: none for 0.4 x the shortest distance of each species pair '
+                        '(volume_factor, min_distance: none for 0.35 x the shortest distance of each species pair '
                         "in the training set, a number in Å for every pair, or {'A-B': Å}; temperature_factor, "
                         'max_energy_change_per_atom eV/atom: '
                         'largest '

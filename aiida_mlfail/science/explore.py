@@ -191,7 +191,7 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
         ``structure`` and ``references`` (the training set); ``reference_volume`` defaults to the start
         volume (Å^3); ``guards.min_distance`` ``None`` (default) or a partial ``{'A-B': Å}`` mapping is
         resolved per species pair from ``references``
-        (:func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.4 x the shortest distance of each pair in
+        (:func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
         the training set) and written resolved to :data:`INPUT_FILE`.
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
     :returns: ``{file name: content}``.

@@ -55,7 +55,7 @@ MLMD_DEFAULTS = {
 #: temperature guards are meant to catch those.
 #:
 #: ``min_distance`` ``None`` resolves per species pair (:func:`guard_distances`):
-#: :data:`~aiida_mlfail.science.pair_distances.GUARD_DISTANCE_FRACTION` (0.4) x the shortest distance of
+#: :data:`~aiida_mlfail.science.pair_distances.GUARD_DISTANCE_FRACTION` (0.35) x the shortest distance of
 #: the pair in the training data when the caller has them (the explorer: its reference configurations),
 #: else x the covalent-radii estimate of :func:`~aiida_mlfail.science.structures.default_pair_distances`
 #: (GAP MD without training data). A mapping ``{'A-B': Å}`` sets the pairs it names, the others get

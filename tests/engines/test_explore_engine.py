@@ -190,7 +190,7 @@ def test_console_script_setup_failures(tmp_path):
 
 def test_per_pair_distance_guard_names_the_pair_and_reports_its_thresholds(tmp_path, monkeypatch):
     """A Na-Cl guard of 2.7 Å (the crystal's Na-Cl distance is 2.82 Å) with the other pairs at their defaults
-    from the reference (0.4 x the crystal's 3.99 Å): the stop names Na-Cl with its distance; the halt value is
+    from the reference (0.35 x the crystal's 3.99 Å): the stop names Na-Cl with its distance; the halt value is
     the number of close contacts; the thresholds used are in the results."""
     parameters = {'temperature': 300.0, 'max_steps': 200, 'comparison_step': 20, 'critical_similarity': 0.5,
                   'guards': {'min_distance': {'Cl-Na': 2.7}}}

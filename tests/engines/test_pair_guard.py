@@ -16,8 +16,8 @@ from ase.io import write
 from aiida_mlfail.engines.lammps_lib import new_lammps
 from aiida_mlfail.science import mlmd
 
-#: Per-pair thresholds as the NaCl training data give them (0.4 x the shortest distance of each pair).
-LIMITS = {'Na-Na': 1.18, 'Na-Cl': 0.84, 'Cl-Cl': 1.30}
+#: Per-pair thresholds as the 1400 K NaCl training data give them (0.35 x the shortest distance of each pair).
+LIMITS = {'Na-Na': 1.03, 'Na-Cl': 0.73, 'Cl-Cl': 1.13}
 
 
 def _run(tmp_path, monkeypatch, atoms, limits, steps=3):
@@ -45,11 +45,11 @@ def _atoms(pairs):
 
 
 @pytest.mark.parametrize('pairs, tripped', [
-    ([(('Na', 'Na'), 1.0), (('Cl', 'Cl'), 2.0)], 2),   # Na-Na below its 1.18 Å: both Na count the contact
-    ([(('Na', 'Cl'), 0.8), (('Cl', 'Cl'), 2.0)], 1),   # Na-Cl below its 0.84 Å
-    ([(('Cl', 'Cl'), 1.25), (('Na', 'Na'), 2.0)], 2),  # Cl-Cl below its 1.30 Å
-    ([(('Na', 'Cl'), 1.0), (('Na', 'Na'), 2.0)], 0),   # Na-Cl 1.0 Å: above its 0.84 Å, below Na-Na's 1.18 Å
-    ([(('Cl', 'Cl'), 1.4), (('Na', 'Cl'), 1.2)], 0),   # every pair above its own threshold
+    ([(('Na', 'Na'), 0.8), (('Cl', 'Cl'), 2.0)], 2),   # a collapsed Na-Na pair: both Na count the contact
+    ([(('Na', 'Cl'), 0.7), (('Cl', 'Cl'), 2.0)], 1),   # Na-Cl below its 0.73 Å
+    ([(('Cl', 'Cl'), 1.1), (('Na', 'Na'), 2.0)], 2),   # Cl-Cl below its 1.13 Å
+    ([(('Na', 'Cl'), 0.9), (('Na', 'Na'), 2.0)], 0),   # Na-Cl 0.9 Å: above its 0.73 Å, below Na-Na's 1.03 Å
+    ([(('Cl', 'Cl'), 1.2), (('Na', 'Cl'), 1.1)], 0),   # every pair above its own threshold
 ])
 def test_each_pair_is_held_to_its_own_threshold(tmp_path, monkeypatch, pairs, tripped):
     step, stop = _run(tmp_path, monkeypatch, _atoms(pairs), LIMITS)
@@ -63,7 +63,7 @@ def test_each_pair_is_held_to_its_own_threshold(tmp_path, monkeypatch, pairs, tr
 
 
 def test_a_uniform_number_keeps_the_single_minimum_distance_guard(tmp_path, monkeypatch):
-    step, stop = _run(tmp_path, monkeypatch, _atoms([(('Na', 'Cl'), 1.0), (('Na', 'Na'), 2.0)]), 1.2)
+    step, stop = _run(tmp_path, monkeypatch, _atoms([(('Na', 'Cl'), 0.9), (('Na', 'Na'), 2.0)]), 1.2)
     assert stop['stop_reason'] == 'too_close_atoms' and step == 1
-    assert stop['value'] == pytest.approx(1.0)  # the distance itself
+    assert stop['value'] == pytest.approx(0.9)  # the distance itself
     assert 'close contacts' not in stop['message']

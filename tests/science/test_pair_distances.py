@@ -67,7 +67,7 @@ def test_nacl_defaults_come_from_the_shortest_distance_of_each_pair_in_the_train
         assert outliers[pair] == pytest.approx(OUTLIER_DISTANCE_FRACTION * shortest)
         assert guards[pair] == pytest.approx(GUARD_DISTANCE_FRACTION * shortest)
         assert guards[pair] < outliers[pair] < shortest  # a guard stop is always an outlier
-    assert describe(guards) == 'Na-Na 1.181 Å, Na-Cl 0.835 Å, Cl-Cl 1.295 Å'
+    assert describe(guards) == 'Na-Na 1.033 Å, Na-Cl 0.731 Å, Cl-Cl 1.133 Å'
     assert describe(1.5) == '1.5 Å (every pair)'
 
 
@@ -75,7 +75,7 @@ def test_without_data_the_defaults_come_from_the_covalent_radii():
     guards = mlmd.guard_distances(None, ['H', 'C'])
     assert guards == pytest.approx({pair: GUARD_DISTANCE_FRACTION * _covalent(*pair.split('-'))
                                     for pair in ('H-H', 'H-C', 'C-C')})
-    assert guards['H-C'] == pytest.approx(0.32, abs=0.005)  # far below a C-H bond (1.09 Å)
+    assert guards['H-C'] == pytest.approx(0.28, abs=0.005)  # far below a C-H bond (1.09 Å)
 
 
 def test_a_c_h_bond_does_not_trip_the_defaults_but_tripped_the_former_uniform_ones():
