@@ -614,7 +614,7 @@ def explicit_descriptors(descriptors, species) -> list[dict]:
     :func:`default_descriptors` writes the same ones out, so the species are explicit in the inputs. Measured:
     gap_fit 0.10 on 6 BMHTF-labelled 64-ion NaCl frames (``tests.helpers.nacl_configurations(6)``) with the
     ``fast`` protocol's descriptors, written both ways, gives the same GAP: energies and forces of the 6
-    frames equal to the last digit (max |dE| = 0.0 eV, max |dF| = 0.0 eV/Å).
+    frames equal to the last digit (largest energy difference 0.0 eV, largest force difference 0.0 eV/Å).
 
     :param descriptors: list of descriptor dicts: exactly one ``distance_2b`` and at most one ``soap``, with the
         same ``cutoff`` (Å), no species keys (``Z``, ``Z1``, ``Z2``, ``n_species``, ``species_Z``) and
