@@ -112,7 +112,22 @@ def gap_builder(codes, pool, *, size: str, n_select: int, cutoff: float, soap_sp
                             'soap': {'cutoff': cutoff, 'n_sparse': soap_sparse}},
             'train_on': list(train_on)}}},
     }
-    return GapWorkChain.get_builder_from_protocol(codes, pool, protocol=PROTOCOL_OF_SIZE[size], overrides=overrides)
+    builder = GapWorkChain.get_builder_from_protocol(codes, pool, protocol=PROTOCOL_OF_SIZE[size], overrides=overrides)
+    return with_explicit_species(builder, pool)
+
+
+def with_explicit_species(builder, pool):
+    """A ``GapWorkChain`` builder whose descriptors name the species of ``pool``: the protocol's 2-body + SOAP
+    descriptors written out per species by ``science.gap.default_descriptors`` (same settings; gap_fit fits the
+    same GAP, see ``science.gap.explicit_descriptors``)."""
+    from aiida import orm
+
+    from aiida_mlfail.science.gap import explicit_descriptors
+
+    parameters = builder.fit.job.parameters.get_dict()
+    parameters['descriptors'] = explicit_descriptors(parameters['descriptors'], pool.species)
+    builder.fit.job.parameters = orm.Dict(parameters)
+    return builder
 
 
 def export(node, folder: pathlib.Path, name: str) -> pathlib.Path:

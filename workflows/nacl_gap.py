@@ -61,7 +61,8 @@ def gap_builder(size: str, codes: dict, pool):
     from aiida_mlfail.workflows.gap import GapWorkChain
 
     s = SIZES[size]
-    return GapWorkChain.get_builder_from_protocol(codes, pool, protocol=s['protocol'], overrides=s['gap'])
+    builder = GapWorkChain.get_builder_from_protocol(codes, pool, protocol=s['protocol'], overrides=s['gap'])
+    return common.with_explicit_species(builder, pool)  # the descriptors name the pool's species
 
 
 def main(argv=None) -> int:

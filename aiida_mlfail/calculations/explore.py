@@ -35,7 +35,8 @@ validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 
 def validate_explore_inputs(value, ctx=None):
     """Namespace validator: species of the structure described by the GAP, and SOAP species (when given)
-    covering the species of the structure and of the training set (messages name them). The structure
+    covering the species of the structure and of the training set, per-pair guard distances naming only
+    species of the structure (messages name them). The structure
     itself (3-D periodic, no overlapping atoms) is checked by its port validator.
 
     A check that needs a port absent from the namespace ``ctx`` (excluded by a wrapping process, as the
@@ -52,6 +53,17 @@ def validate_explore_inputs(value, ctx=None):
         missing = sorted(symbols - set(potential.species))
         if missing:
             return f'species {missing} of the structure are not described by the GAP (species {potential.species})'
+    guards = (parameters.get_dict().get('guards') or {}) if parameters is not None else {}
+    limits = guards.get('min_distance') if isinstance(guards, dict) else None
+    if isinstance(limits, dict):  # per-pair thresholds of species of the structure or the training set
+        known = set(symbols)      # (the keys themselves are checked by the parameters' port validator)
+        if training_set is not None and not port_excluded(ctx, 'training_set'):
+            known |= set(training_set.species)
+        for key in limits:
+            parts = set(key.split('-') if isinstance(key, str) else key)
+            if not parts <= known:
+                return (f'parameters.guards.min_distance names the pair {key!r}, but the structure and training set '
+                        f'have the species {sorted(known)} only')
     soap_species = ((parameters.get_dict().get('soap') or {}).get('species') if parameters is not None else None)
     if not soap_species:
         return None
@@ -107,7 +119,9 @@ class ExploreCalculation(CalcJob):
                    help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
-                        '(volume_factor, min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: '
+                        '(volume_factor, min_distance: none for 0.35 x the shortest distance of each species pair '
+                        "in the training set, a number in Å for every pair, or {'A-B': Å}; temperature_factor, "
+                        'max_energy_change_per_atom eV/atom: '
                         'largest '
                         'change of the potential energy per atom from the start of the run).')
         spec.inputs.validator = validate_explore_inputs

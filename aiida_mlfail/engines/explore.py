@@ -41,6 +41,7 @@ import numpy as np
 
 from aiida_mlfail.science import explore as sx
 from aiida_mlfail.science import mlmd
+from aiida_mlfail.science.pair_distances import close_pairs
 
 USAGE = 'usage: mlfail-explore [explore.json]'
 
@@ -90,6 +91,7 @@ class Explorer:
         self.similarity_rows: list[tuple] = []
         self.thermo_rows: list[list[float]] = []
         self.previous = None  # last configuration that passed the novelty check
+        self.close_pairs = None  # after a per-pair too_close_atoms stop: [{pair, distance, limit}]
         self.timings = {'setup': 0.0, 'md': 0.0, 'soap': 0.0, 'rematch': 0.0}
         self._log_offset = 0
         self.step = 0  # the MD step reached
@@ -291,8 +293,15 @@ class Explorer:
                 atoms = self.configuration()
                 value, index, _ = self.similarity(atoms)
                 self.similarity_rows.append((step, value, index))
-                print(f"step {step:>9d}  guard {halt['stop_reason']}: {halt['message']}", flush=True)
-                return self._stop(halt['stop_reason'], step, atoms, value, index, halt['message'], halt['value'])
+                message = halt['message']
+                limits = p['guards']['min_distance']
+                if halt['stop_reason'] == 'too_close_atoms' and isinstance(limits, dict):
+                    # the per-pair guard's halt value is a count of close contacts: name the pairs
+                    self.close_pairs = close_pairs(atoms, limits)
+                    message += ' (close contacts); ' + ', '.join(
+                        f"{c['pair']} {c['distance']:.3f} Å < {c['limit']:.3f} Å" for c in self.close_pairs)
+                print(f"step {step:>9d}  guard {halt['stop_reason']}: {message}", flush=True)
+                return self._stop(halt['stop_reason'], step, atoms, value, index, message, halt['value'])
             if step != target:
                 return self._error_stop(f'the run stopped at step {step} instead of {target} without a guard '
                                         'message', 'lammps_error')
@@ -355,6 +364,8 @@ class Explorer:
             'n_atoms': self.n_atoms,
             'n_references': len(self.index),
             'previous': previous,
+            'guard_distances': self.p['guards']['min_distance'],
+            'close_pairs': self.close_pairs,
             'timings': {k: round(v, 4) for k, v in {**self.timings, 'total': time.perf_counter() - started}.items()},
         }
         with open(sx.RESULTS_FILE, 'w', encoding='utf-8') as handle:

@@ -5,7 +5,9 @@ decided on plain numbers lives here, without AiiDA.
 
 Outlier check (the thesis's pitfall: a bad potential lets atoms overlap, the reference then returns
 huge energies and forces, and such configurations poison the next fit): a labelled configuration is
-not added when its minimum interatomic distance (minimum image) is below ``min_distance``, its
+not added when the shortest distance of a species pair (minimum image) is below that pair's
+``min_distance`` (per pair; by default half the shortest distance of the pair in the current training
+set, :func:`outlier_distances`), its
 reference energy per atom differs from the mean energy per atom of the training set by more than
 ``max_energy_deviation``, or its largest reference force exceeds ``max_force``.
 """
@@ -15,19 +17,27 @@ from __future__ import annotations
 import numpy as np
 
 from aiida_mlfail.science import checks
+from aiida_mlfail.science.pair_distances import (
+    OUTLIER_DISTANCE_FRACTION,
+    normalise_pair_distances,
+    resolve_pair_distances,
+)
+from aiida_mlfail.science.structures import pair_min_distances
 
 #: Loop defaults: limits, where the next exploration starts ('stop': the flagged configuration
 #: when the stop was a novelty flag and the outlier check accepted it; 'start': always the start
-#: structure), outlier bounds (Å, eV/atom, eV/Å), whether each exploration gets a new velocity seed
-#: (seed + iteration), the budget of configurations that could not be labelled or were rejected as
-#: outliers (the ledger; the run ends with its own exit code when it holds more), and how many
-#: labelling jobs (CP2K single points) may run at once (4: one workstation; raise it on a cluster).
+#: structure), outlier bounds (``min_distance``: ``None`` for per-pair defaults from the current training
+#: set (:func:`outlier_distances`), a number in Å for every pair, or ``{'A-B': Å}``; eV/atom, eV/Å),
+#: whether each exploration gets a new velocity seed (seed + iteration), the budget of configurations
+#: that could not be labelled or were rejected as outliers (the ledger; the run ends with its own exit
+#: code when it holds more), and how many labelling jobs (CP2K single points) may run at once (4: one
+#: workstation; raise it on a cluster).
 ACTIVE_LEARNING_DEFAULTS = {
     'max_iterations': 8,
     'max_new_configurations': 20,
     'restart_from': 'stop',
     'reseed': True,
-    'outliers': {'min_distance': 1.5, 'max_energy_deviation': 1.0, 'max_force': 20.0},
+    'outliers': {'min_distance': None, 'max_energy_deviation': 1.0, 'max_force': 20.0},
     'max_failed_labels': 10,
     'max_concurrent_labels': 4,
 }
@@ -41,8 +51,11 @@ CANDIDATE_PRIORITY = ('trigger', 'previous')
 def normalise_active_learning(parameters: dict) -> dict:
     """Merge with :data:`ACTIVE_LEARNING_DEFAULTS` (``outliers`` merged key by key) and check.
 
-    :raises ValueError: naming the offending key or value (unknown key, non-positive limit or bound,
-        ``restart_from`` not 'stop' / 'start').
+    ``outliers.min_distance`` stays ``None``, a float (Å) or becomes ``{'A-B': Å}``
+    (:func:`~aiida_mlfail.science.pair_distances.normalise_pair_distances`).
+
+    :raises ValueError: naming the offending key or value (unknown key, non-positive limit or bound, a
+        ``min_distance`` key that is not a species pair, ``restart_from`` not 'stop' / 'start').
     """
     given = parameters.get('outliers', {})
     if not isinstance(given, dict):
@@ -59,7 +72,8 @@ def normalise_active_learning(parameters: dict) -> dict:
         merged[key] = checks.integer(merged[key], key, ge=1)
     merged['max_failed_labels'] = checks.integer(merged['max_failed_labels'], 'max_failed_labels', ge=0)
     checks.choice(merged['restart_from'], 'restart_from', ('stop', 'start'))
-    for key, unit in (('min_distance', 'Å'), ('max_energy_deviation', 'eV/atom'), ('max_force', 'eV/Å')):
+    outliers['min_distance'] = normalise_pair_distances(outliers['min_distance'], 'outliers.min_distance')
+    for key, unit in (('max_energy_deviation', 'eV/atom'), ('max_force', 'eV/Å')):
         outliers[key] = checks.number(outliers[key], f'outliers.{key}', gt=0, unit=unit)
     merged['reseed'] = checks.boolean(merged['reseed'], 'reseed')
     return merged
@@ -149,30 +163,69 @@ def minimum_distance(atoms) -> float:
     return float(distances[np.triu_indices(len(atoms), k=1)].min())
 
 
+def outlier_distances(min_distance, training_configurations, species=()) -> float | dict[str, float]:
+    """The outlier screen's distance thresholds: a number (Å, every pair) as given, else ``{'A-B': Å}``.
+
+    ``None`` and the pairs a mapping does not name get
+    :data:`~aiida_mlfail.science.pair_distances.OUTLIER_DISTANCE_FRACTION` (0.5) x the shortest distance
+    of the pair in ``training_configurations``, or x the covalent-radii estimate for a pair they lack
+    (:func:`~aiida_mlfail.science.pair_distances.resolve_pair_distances`). E.g. 1400 K classical NaCl
+    frames give Na-Na 1.48 Å, Na-Cl 1.04 Å, Cl-Cl 1.62 Å.
+
+    :param min_distance: ``outliers.min_distance`` (``None``, float Å or ``{'A-B': Å}``).
+    :param training_configurations: ``ase.Atoms`` of the current training set.
+    :param species: further species to cover (e.g. those of the labelled candidates).
+    :raises ValueError: naming the value, for a mapping naming a species outside the data and ``species``.
+    """
+    min_distance = normalise_pair_distances(min_distance, 'outliers.min_distance')
+    if isinstance(min_distance, float):
+        return min_distance
+    return resolve_pair_distances(min_distance, list(species), training_configurations,
+                                  fraction=OUTLIER_DISTANCE_FRACTION, what='outliers.min_distance')
+
+
 def outlier_check(configurations, bounds: dict, reference_energy_per_atom: float) -> list[dict]:
     """The outlier verdict of each labelled configuration.
 
     :param configurations: ``ase.Atoms`` with reference ``info['energy']`` (eV) and ``arrays['forces']`` (eV/Å).
-    :param bounds: ``min_distance`` (Å), ``max_energy_deviation`` (eV/atom), ``max_force`` (eV/Å).
+    :param bounds: ``min_distance`` (Å for every pair, or ``{'A-B': Å}`` per species pair, e.g. from
+        :func:`outlier_distances`; a pair without an entry is not checked), ``max_energy_deviation``
+        (eV/atom), ``max_force`` (eV/Å).
     :param reference_energy_per_atom: eV/atom, the training set's mean.
     :returns: one dict per configuration: ``accepted`` (bool), ``reasons`` (list of str, empty when
-        accepted), ``min_distance`` (Å), ``energy_per_atom`` (eV), ``max_force`` (eV/Å).
+        accepted; a per-pair distance reason names the pair, its distance and its threshold),
+        ``min_distance`` (Å, over all pairs), ``pair_min_distances`` (``{'A-B': Å}``, per-pair bounds
+        only), ``energy_per_atom`` (eV), ``max_force`` (eV/Å).
+    :raises ValueError: for a ``min_distance`` that is neither a number nor a mapping.
     """
+    limits = bounds['min_distance']
+    if not isinstance(limits, (dict, int, float)) or isinstance(limits, bool):
+        raise ValueError(f'outliers.min_distance must be resolved to a number or a per-pair mapping, got {limits!r}')
     verdicts = []
     for atoms in configurations:
         d_min = minimum_distance(atoms)
         energy = float(atoms.info['energy']) / len(atoms)
         f_max = float(np.linalg.norm(atoms.arrays['forces'], axis=1).max())
         reasons = []
-        if not d_min >= bounds['min_distance']:
+        pairs = None
+        if isinstance(limits, dict):
+            pairs = {'-'.join(pair): d for pair, d in pair_min_distances([atoms]).items()}
+            for pair, distance in pairs.items():
+                if pair in limits and not distance >= limits[pair]:
+                    reasons.append(f'{pair} distance {distance:.3f} Å < {limits[pair]:.3f} Å (the {pair} outlier '
+                                   'distance)')
+        elif not d_min >= limits:
             reasons.append(f"minimum distance {d_min:.3f} Å < {bounds['min_distance']} Å")
         if not abs(energy - reference_energy_per_atom) <= bounds['max_energy_deviation']:
             reasons.append(f'energy {energy:.4f} eV/atom is {energy - reference_energy_per_atom:+.4f} eV/atom from the '
                            f"training mean (bound ±{bounds['max_energy_deviation']})")
         if not f_max <= bounds['max_force']:
             reasons.append(f"largest force {f_max:.3g} eV/Å > {bounds['max_force']} eV/Å")
-        verdicts.append({'accepted': not reasons, 'reasons': reasons, 'min_distance': d_min,
-                         'energy_per_atom': energy, 'max_force': f_max})
+        verdict = {'accepted': not reasons, 'reasons': reasons, 'min_distance': d_min,
+                   'energy_per_atom': energy, 'max_force': f_max}
+        if pairs is not None:
+            verdict['pair_min_distances'] = pairs
+        verdicts.append(verdict)
     return verdicts
 
 

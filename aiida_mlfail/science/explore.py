@@ -94,7 +94,9 @@ def normalise_explore(parameters: dict, species=None) -> dict:
 
     :param parameters: MD keys of :data:`MD_KEYS` (``ensemble`` NVT/NPT, ``temperature`` K,
         ``pressure`` bar, ``timestep`` fs, ``thermo_interval`` steps, ``seed``, dampings fs), ``guards``
-        (``volume_factor``, ``min_distance`` Å, ``temperature_factor``, ``max_energy_change_per_atom``
+        (``volume_factor``, ``min_distance`` (``None``: per species pair from the training set, see
+        :func:`job_files`; a number in Å for every pair; or ``{'A-B': Å}``), ``temperature_factor``,
+        ``max_energy_change_per_atom``
         eV/atom, relative to the start energy),
         optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
         :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
@@ -186,11 +188,16 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     :param type_map: chemical symbol of LAMMPS type 1, 2, ... (every species of ``structure``).
     :param pair_commands: the GAP ``pair_style quip`` / ``pair_coeff`` commands for ``type_map``.
     :param parameters: explorer parameters; SOAP species default to the union of the species of
-        ``structure`` and ``references``; ``reference_volume`` defaults to the start volume (Å^3).
+        ``structure`` and ``references`` (the training set); ``reference_volume`` defaults to the start
+        volume (Å^3); ``guards.min_distance`` ``None`` (default) or a partial ``{'A-B': Å}`` mapping is
+        resolved per species pair from ``references``
+        (:func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
+        the training set) and written resolved to :data:`INPUT_FILE`.
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
     :returns: ``{file name: content}``.
-    :raises ValueError: for bad parameters, SOAP species not covering a configuration, or an atom
-        with an empty SOAP spectrum in a reference (``science.soap.normalised_features``).
+    :raises ValueError: for bad parameters, SOAP species not covering a configuration, a guard pair
+        naming a species outside the type map and references, or an atom with an empty SOAP spectrum in
+        a reference (``science.soap.normalised_features``).
     """
     from ase.io import write  # noqa: PLC0415
 
@@ -202,6 +209,8 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     missing = sorted(set(structure.get_chemical_symbols()) - set(type_map))
     if missing:
         raise ValueError(f'species {missing} of the structure are not in the type map {list(type_map)}')
+    # the distance guard per species pair, from the training configurations (a number stays one number)
+    p['guards']['min_distance'] = mlmd.guard_distances(p['guards']['min_distance'], type_map, references)
     features = normalised_features(soap_descriptor(p['soap']), references)
     buffer = io.StringIO()
     write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
@@ -359,7 +368,10 @@ def parse_explore_results(text: str) -> dict:
         ``md``, ``soap``, ``rematch``, ``total``); the engine adds ``guard_value`` (the value of the
         guard variable that tripped), ``critical_similarity``, ``n_atoms``, ``n_references`` and
         ``previous`` (``step``, ``similarity``, ``reference_index`` of
-        :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``).
+        :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``) and ``guard_distances`` (the
+        distance guard's thresholds, ``{'A-B': Å}`` or one number in Å); after a per-pair
+        ``too_close_atoms`` stop ``guard_value`` is the number of close contacts and ``close_pairs``
+        lists ``{pair, distance, limit}`` (Å) of the stop configuration.
     :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
     """
     try:

@@ -600,3 +600,54 @@ def error_metrics(reference, predicted) -> dict:
         'max': float(np.max(np.abs(diff))),
         'n': int(ref.size),
     }
+
+
+#: Keys :func:`default_descriptors` adds per species (not settings of the descriptor).
+_SPECIES_KEYS = ('Z', 'Z1', 'Z2', 'n_species', 'species_Z', 'add_species')
+
+
+def explicit_descriptors(descriptors, species) -> list[dict]:
+    """The ``distance_2b`` + ``soap`` descriptors of a protocol (``add_species`` left to gap_fit) written out per
+    species with :func:`default_descriptors`, with the same settings.
+
+    gap_fit's ``add_species=T`` makes one descriptor per species pair / centre species of the training file;
+    :func:`default_descriptors` writes the same ones out, so the species are explicit in the inputs. Measured:
+    gap_fit 0.10 on 6 BMHTF-labelled 64-ion NaCl frames (``tests.helpers.nacl_configurations(6)``) with the
+    ``fast`` protocol's descriptors, written both ways, gives the same GAP: energies and forces of the 6
+    frames equal to the last digit (largest energy difference 0.0 eV, largest force difference 0.0 eV/Å).
+
+    :param descriptors: list of descriptor dicts: exactly one ``distance_2b`` and at most one ``soap``, with the
+        same ``cutoff`` (Å), no species keys (``Z``, ``Z1``, ``Z2``, ``n_species``, ``species_Z``) and
+        ``add_species`` absent or true.
+    :param species: chemical symbols of the training data.
+    :returns: the list of :func:`default_descriptors` (2-body only when no ``soap`` is given).
+    :raises ValueError: naming the value, for descriptors of another shape, or settings
+        :func:`default_descriptors` would not reproduce (e.g. a 2-body ``delta`` other than
+        :data:`DEFAULT_DELTA_2B`, a ``sparse_method`` other than ``uniform`` for the 2-body term).
+    """
+    if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
+        raise ValueError(f'descriptors must be a list of descriptor dicts, got {descriptors!r}')
+    kinds = [d.get('type') for d in descriptors]
+    if kinds not in (['distance_2b'], ['distance_2b', 'soap']):
+        raise ValueError(f'explicit_descriptors takes a distance_2b and an optional soap descriptor, got types {kinds}')
+    for d in descriptors:
+        named = sorted(k for k in _SPECIES_KEYS if k in d and not (k == 'add_species' and d[k] is True))
+        if named:
+            raise ValueError(f'{d["type"]} descriptor already names species or add_species=False: {named}')
+    two_body = descriptors[0]
+    soap = descriptors[1] if len(descriptors) == 2 else None
+    cutoff = two_body.get('cutoff')
+    if soap is not None and soap.get('cutoff') != cutoff:
+        raise ValueError(f"distance_2b cutoff {cutoff!r} and soap cutoff {soap.get('cutoff')!r} differ")
+    soap_settings = {k: v for k, v in (soap or {}).items() if k not in ('type', 'cutoff', 'n_sparse', 'add_species')}
+    explicit = default_descriptors(species, cutoff, n_sparse_2b=two_body.get('n_sparse', 15),
+                                   n_sparse_soap=(soap or {}).get('n_sparse', 20), soap=soap_settings)
+    if soap is None:
+        explicit = [d for d in explicit if d['type'] == 'distance_2b']
+    for d in explicit:
+        given = {k: v for k, v in descriptors[kinds.index(d['type'])].items() if k != 'add_species'}
+        made = {k: v for k, v in d.items() if k not in _SPECIES_KEYS}
+        if given != made:
+            differ = sorted(k for k in {*given, *made} if given.get(k) != made.get(k))
+            raise ValueError(f"{d['type']}: default_descriptors would change {differ}: given {given}, made {made}")
+    return explicit

@@ -14,6 +14,12 @@ import re
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md
+from aiida_mlfail.science.pair_distances import (
+    GUARD_DISTANCE_FRACTION,
+    normalise_pair_distances,
+    pair_label,
+    resolve_pair_distances,
+)
 from aiida_mlfail.science.potentials import mass_commands
 
 #: Default MLMD settings (times in fs, damping in fs, pressure in bar).
@@ -31,8 +37,9 @@ MLMD_DEFAULTS = {
     'atomic_energies': False,
 }
 
-#: Default failure guards: volume factor x reference volume, minimum interatomic distance (Å), temperature
-#: factor x target temperature, and the largest change of the potential energy per atom from its value at
+#: Default failure guards: volume factor x reference volume, minimum interatomic distance per species
+#: pair (``None``: per-pair defaults, see below; or a number in Å for every pair; or ``{'A-B': Å}``),
+#: temperature factor x target temperature, and the largest change of the potential energy per atom from its value at
 #: the start of the run (eV/atom, ``|pe(step) - pe(start)| / N``; the guard ``energy_runaway`` also trips
 #: on a NaN energy). The energy guard is relative because a GAP fitted to DFT labels predicts absolute
 #: energies on the DFT scale (about -850 eV/atom for GTH-PBE NaCl), so no absolute bound fits every
@@ -46,7 +53,14 @@ MLMD_DEFAULTS = {
 #: (``tests/engines/test_energy_guard.py``), the step at which the temperature (5930 K) also passes its
 #: default guard (4 x 1400 K). A local blow-up in a large cell is diluted per atom: the distance and
 #: temperature guards are meant to catch those.
-GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': 1.2, 'temperature_factor': 4.0,
+#:
+#: ``min_distance`` ``None`` resolves per species pair (:func:`guard_distances`):
+#: :data:`~aiida_mlfail.science.pair_distances.GUARD_DISTANCE_FRACTION` (0.35) x the shortest distance of
+#: the pair in the training data when the caller has them (the explorer: its reference configurations),
+#: else x the covalent-radii estimate of :func:`~aiida_mlfail.science.structures.default_pair_distances`
+#: (GAP MD without training data). A mapping ``{'A-B': Å}`` sets the pairs it names, the others get
+#: that default; a number is one threshold for every pair (the former behaviour).
+GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': None, 'temperature_factor': 4.0,
                   'max_energy_change_per_atom': 5.0}
 
 #: Guard keys that were renamed: old key -> (new key, what changed). Given by a user, they are refused
@@ -78,9 +92,14 @@ _UNITS = {'temperature': 'K', 'timestep': 'fs', 'thermostat_damping': 'fs', 'bar
 def normalise_mlmd(parameters: dict) -> dict:
     """Merge with :data:`MLMD_DEFAULTS` / :data:`GUARD_DEFAULTS` (under ``guards``) and check.
 
+    ``guards.min_distance`` stays ``None`` (per-pair defaults, resolved by :func:`guard_distances`), a
+    float (Å, every pair) or becomes ``{'A-B': Å}`` (keys in pair-key order,
+    :func:`~aiida_mlfail.science.pair_distances.normalise_pair_distances`).
+
     :raises ValueError: naming the offending value (unknown key, a renamed guard key of
         :data:`RENAMED_GUARDS` with its new name, non-positive temperature, timestep, steps,
-        intervals, dampings or guard thresholds, a volume factor <= 1, unknown ensemble).
+        intervals, dampings or guard thresholds, a ``guards.min_distance`` mapping key that is not a
+        species pair, a volume factor <= 1, unknown ensemble).
     """
     given_guards = parameters.get('guards', {})
     if not isinstance(given_guards, dict):
@@ -109,15 +128,85 @@ def normalise_mlmd(parameters: dict) -> dict:
     if 'reference_volume' in merged:
         merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
     guards['volume_factor'] = checks.number(guards['volume_factor'], 'guards.volume_factor', gt=1)
-    guards['min_distance'] = checks.number(guards['min_distance'], 'guards.min_distance', gt=0, unit='Å')
+    guards['min_distance'] = normalise_pair_distances(guards['min_distance'], 'guards.min_distance')
     guards['temperature_factor'] = checks.number(guards['temperature_factor'], 'guards.temperature_factor', gt=0)
     guards['max_energy_change_per_atom'] = checks.number(guards['max_energy_change_per_atom'],
                                                          'guards.max_energy_change_per_atom', gt=0, unit='eV/atom')
     return merged
 
 
-def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> list[str]:
+def guard_distances(min_distance, type_map, configurations=None) -> float | dict[str, float]:
+    """The distance guard's thresholds: a number (Å, every pair) as given, else ``{'A-B': Å}`` for every
+    species pair of ``type_map`` (and of ``configurations``).
+
+    ``None`` and the pairs a mapping does not name get
+    :data:`~aiida_mlfail.science.pair_distances.GUARD_DISTANCE_FRACTION` x the shortest distance of the
+    pair in ``configurations`` (the training data), or x the covalent-radii estimate when there are none
+    or they lack the pair (:func:`~aiida_mlfail.science.pair_distances.resolve_pair_distances`).
+
+    :param min_distance: ``guards.min_distance`` of :func:`normalise_mlmd` (``None``, float or mapping).
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ...
+    :param configurations: ``ase.Atoms`` of the training data, or ``None``.
+    :raises ValueError: naming the value, for a mapping naming a species outside the type map and data.
+    """
+    min_distance = normalise_pair_distances(min_distance, 'guards.min_distance')
+    if isinstance(min_distance, float):
+        return min_distance
+    return resolve_pair_distances(min_distance, list(type_map), configurations, fraction=GUARD_DISTANCE_FRACTION,
+                                  what='guards.min_distance')
+
+
+def distance_guard_commands(min_distance, type_map) -> list[str]:
+    """LAMMPS commands defining ``v_min_distance`` or ``v_close_contacts`` and the ``guard_distance`` halt.
+
+    A number (Å): one ``compute pair/local dist`` reduced to its minimum (``v_min_distance``, Å) and
+    ``fix halt`` when it is below the number; the halt value is that distance.
+
+    Per pair (a mapping, or ``None`` resolved by :func:`guard_distances` from the covalent radii):
+    ``compute reduce`` of ``compute pair/local`` cannot threshold each type pair (one reduce sees the
+    distances of every pair in its group, and a group of types A and B holds the A-A and B-B pairs
+    too), so each LAMMPS type pair (i, j) gets ``compute coord/atom cutoff d_ij j`` over the group of
+    type i (the number of type-j neighbours of each type-i atom closer than d_ij, periodic images
+    included; https://docs.lammps.org/compute_coord_atom.html) summed by ``compute reduce sum``;
+    ``v_close_contacts`` adds them up and ``fix halt`` trips when it is > 0. The halt value is then
+    the number of close contacts (a like pair counts twice), not a distance: the explorer names the
+    pairs and distances from the stop configuration
+    (:func:`~aiida_mlfail.science.pair_distances.close_pairs`). ``coord/atom`` needs d_ij at most the
+    pair style's cutoff (the GAP's, several Å).
+
+    :param min_distance: float (Å) or ``{'A-B': Å}``; ``None`` or missing pairs: covalent-radii defaults.
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ...
+    :returns: LAMMPS commands, one per list item.
+    """
+    limits = guard_distances(min_distance, type_map)
+    if isinstance(limits, float):
+        return ['compute pair_distances all pair/local dist',
+                'compute min_distance all reduce min c_pair_distances inputs local',
+                'variable min_distance equal c_min_distance',
+                f'fix guard_distance all halt 1 v_min_distance < {limits:.10g} error soft message yes']
+    types = range(1, len(type_map) + 1)
+    lines = [f'group guard_type_{i} type {i}' for i in types]
+    counts = []
+    for i in types:
+        for j in types:
+            if j < i:
+                continue
+            limit = limits[pair_label(type_map[i - 1], type_map[j - 1])]
+            lines += [f'compute guard_close_{i}_{j} guard_type_{i} coord/atom cutoff {limit:.10g} {j}',
+                      f'compute guard_contacts_{i}_{j} guard_type_{i} reduce sum c_guard_close_{i}_{j}']
+            counts.append(f'c_guard_contacts_{i}_{j}')
+    lines += [f"variable close_contacts equal {'+'.join(counts)}",
+              'fix guard_distance all halt 1 v_close_contacts > 0 error soft message yes']
+    return lines
+
+
+def guard_commands(parameters: dict, reference_volume: float, n_atoms: int, type_map=None) -> list[str]:
     """The ``fix halt`` guards (checked every step) of a normalised MLMD parameter dict.
+
+    The distance guard ``guard_distance`` (stop reason ``too_close_atoms``) is
+    :func:`distance_guard_commands`: one global minimum distance for a number, per species pair
+    otherwise (``None`` resolved here from the covalent radii of ``type_map``; callers with training
+    data resolve it first with :func:`guard_distances`).
 
     The energy guard ``guard_energy`` (stop reason ``energy_runaway``) watches the equal-style
     variable ``energy_change``, ``|pe - v_energy_start| / n_atoms`` (eV/atom), and trips when it
@@ -132,18 +221,21 @@ def guard_commands(parameters: dict, reference_volume: float, n_atoms: int) -> l
     :param parameters: output of :func:`normalise_mlmd` (``guards``, ``temperature`` K).
     :param reference_volume: Å^3, the volume the ``volume_factor`` guard refers to.
     :param n_atoms: number of atoms (the energy guard is per atom).
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ... (needed unless ``guards.min_distance`` is a number).
     :returns: LAMMPS commands, one per list item.
+    :raises ValueError: for a per-pair distance guard without a type map.
     """
     g = parameters['guards']
     start = ENERGY_START_VARIABLE
+    if type_map is None and not isinstance(g['min_distance'], (int, float)):
+        raise ValueError('a per-pair distance guard needs the type map (chemical symbol of each LAMMPS type)')
+    distance = distance_guard_commands(g['min_distance'], type_map or [])
     return [
-        'compute pair_distances all pair/local dist',
-        'compute min_distance all reduce min c_pair_distances inputs local',
-        'variable min_distance equal c_min_distance',
+        *[line for line in distance if not line.startswith('fix ')],
         f'variable energy_change equal ternary(pe==pe,abs(pe-v_{start})/{int(n_atoms)},1e300)',
         'variable temperature equal temp',
         f"fix guard_volume all halt 1 v_vol > {g['volume_factor'] * reference_volume:.10g} error soft message yes",
-        f"fix guard_distance all halt 1 v_min_distance < {g['min_distance']:.10g} error soft message yes",
+        *[line for line in distance if line.startswith('fix ')],
         f"fix guard_temperature all halt 1 v_temperature > {g['temperature_factor'] * parameters['temperature']:.10g} "
         'error soft message yes',
         f"fix guard_energy all halt 1 v_energy_change > {g['max_energy_change_per_atom']:.10g} error soft message yes",
@@ -199,7 +291,7 @@ def mlmd_setup_commands(pair_commands: list[str], type_map, parameters: dict, n_
                      f'{p_damp:.10g}')
     else:
         lines.append(f'fix ensemble all nvt temp {t:.10g} {t:.10g} {t_damp:.10g}')
-    lines += guard_commands(p, reference_volume, n_atoms)
+    lines += guard_commands(p, reference_volume, n_atoms, type_map)
     return lines
 
 
@@ -281,14 +373,18 @@ def parse_stop(text: str) -> dict:
     """Why and where a GAP MD run stopped, from its LAMMPS screen/log output.
 
     :returns: ``stop_reason`` (one of :data:`~aiida_mlfail.science.mlmd.STOP_REASONS`), ``stop_step`` (int or ``None``),
-        ``value`` (the guard's value when one tripped) and ``message``.
+        ``value`` (the guard's value when one tripped: for ``too_close_atoms`` the distance in Å with a
+        uniform guard, the number of close contacts with the per-pair guard, which the message then says)
+        and ``message``.
     """
     match = _HALT.search(text)
     if match:
         fix_id, step, value = match.groups()
         reason = next((r for r, f in GUARD_FIX_IDS.items() if f == fix_id), 'lammps_error')
-        return {'stop_reason': reason, 'stop_step': int(step), 'value': float(value),
-                'message': match.group(0)}
+        message = match.group(0)
+        if reason == 'too_close_atoms' and 'variable close_contacts' in text:  # the per-pair guard (echoed input)
+            message += ' (the number of close contacts: atom pairs closer than their species pair\'s guard distance)'
+        return {'stop_reason': reason, 'stop_step': int(step), 'value': float(value), 'message': message}
     error = next((line for line in text.splitlines() if line.startswith('ERROR')), None)
     if error:
         step = None

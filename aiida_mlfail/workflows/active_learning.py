@@ -39,6 +39,7 @@ from aiida_mlfail.calculations.functions import (  # noqa: F401 (calcfunctions, 
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
+from aiida_mlfail.science import pair_distances
 from aiida_mlfail.science.selection import normalise_selection, normalise_split
 from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_message, wrapper_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
@@ -80,6 +81,14 @@ def _validate_inputs(value, ctx=None):
     if structure is None:
         return None
     symbols = set(structure.get_ase().get_chemical_symbols())
+    parameters = value.get('parameters')
+    limits = ((parameters.get_dict().get('outliers') or {}).get('min_distance') if parameters is not None else None)
+    if isinstance(limits, dict):  # per-pair outlier distances of the species explored (keys checked by the port)
+        outside = sorted(str(key) for key in limits
+                         if not set(key.split('-') if isinstance(key, str) else key) <= symbols)
+        if outside:
+            return (f'parameters.outliers.min_distance names the pair(s) {outside}, but explore.job.structure has '
+                    f'the species {sorted(symbols)} only')
     data = value['training_set'] if has_set else value.get('pool')
     if data is not None:
         missing = sorted(symbols - set(data.species))
@@ -170,7 +179,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.input('parameters', valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    validator=dict_validator(al.normalise_active_learning, 'parameters'),
                    help='max_iterations, max_new_configurations, restart_from (stop|start), reseed, '
-                        'outliers {min_distance Å, max_energy_deviation eV/atom, max_force eV/Å}, '
+                        'outliers {min_distance (none: 0.5 x the shortest distance of each species pair in the '
+                        "current training set; a number in Å for every pair; or {'A-B': Å}), max_energy_deviation "
+                        'eV/atom, max_force eV/Å}, '
                         'max_failed_labels, max_concurrent_labels.')
         # the validators of gap, explore and label run: they skip the checks of the ports excluded above
         spec.inputs.validator = _validate_inputs
@@ -191,7 +202,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.output('potential', valid_type=GapPotentialData, help='The GAP after the last refit.')
         spec.output('training_set', valid_type=TrainingSetData, help='The final training set.')
         spec.output('metrics', valid_type=orm.Dict, help='Validation metrics of the final GAP.')
-        spec.output('summary', valid_type=orm.Dict, help='Per iteration: stop, steps, similarity, errors, sizes.')
+        spec.output('summary', valid_type=orm.Dict,
+                    help='Per iteration: stop, steps, similarity, errors, sizes, the distance guard and outlier '
+                         "distances (Å, {'A-B': Å} per species pair).")
         spec.output('failed_labels', valid_type=orm.Dict,
                     help='The ledger: configurations that could not be labelled or were rejected, with the reason.')
         spec.output('convergence_plot', valid_type=orm.SinglefileData)
@@ -468,6 +481,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                                 'before (flagged a second time): not labelled again')
                     continue
                 self.ctx.candidates[name] = node.outputs[port]
+        guards = results.get('guard_distances')
+        if guards is not None:
+            self.ctx.row['guard_distances'] = guards
+            self.report(f'iteration {it}: distance guard of exploration <{node.pk}>: '
+                        f'{pair_distances.describe(guards)}')
         similarity = results.get('similarity')
         similarity = f'{similarity:.6f}' if similarity is not None else 'n/a'
         self.report(f"iteration {it}: exploration <{node.pk}> stopped: {reason} after {results.get('steps_run')} "
@@ -537,6 +555,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                                        self.ctx.training_set, self.inputs.parameters,
                                        metadata={'call_link_label': f'screen_iteration_{it}'})
         verdicts = result['screening']['candidates']
+        limits = result['screening']['outlier_distances']
+        self.ctx.row['outlier_distances'] = limits
+        self.report(f'iteration {it}: outlier distances {pair_distances.describe(limits)} '
+                    f"({result['screening']['outlier_distances_source']})")
         trigger = next((v for v in verdicts if v['candidate'] == 'trigger'), verdicts[0])
         self.ctx.row.update(flagged_energy_error=trigger['energy_error'], flagged_forces_rmse=trigger['forces_rmse'])
         for v in verdicts:

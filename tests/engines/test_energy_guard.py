@@ -203,7 +203,7 @@ def test_guard_commands_in_lammps_with_an_external_energy(tmp_path, monkeypatch,
                         'velocity all create 300 1', 'fix ensemble all nve', *lammps_md.label_computes()]:
             lmp.command(command)
         lmp.set_fix_external_callback('ext', callback, None)
-        for command in mlmd.guard_commands(p, atoms.get_volume(), len(atoms)):
+        for command in mlmd.guard_commands(p, atoms.get_volume(), len(atoms), ['Na', 'Cl']):
             lmp.command(command)
         lmp.command('run 0 post no')
         for command in mlmd.energy_start_commands():

@@ -186,3 +186,22 @@ def test_console_script_setup_failures(tmp_path):
     (directory / sx.INPUT_FILE).write_text(json.dumps(config))
     done = subprocess.run([str(exe)], cwd=directory, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and 'critical_similarity must be a finite number > 0 and <= 1, got 2.0' in done.stderr
+
+
+def test_per_pair_distance_guard_names_the_pair_and_reports_its_thresholds(tmp_path, monkeypatch):
+    """A Na-Cl guard of 2.7 Å (the crystal's Na-Cl distance is 2.82 Å) with the other pairs at their defaults
+    from the reference (0.35 x the crystal's 3.99 Å): the stop names Na-Cl with its distance; the halt value is
+    the number of close contacts; the thresholds used are in the results."""
+    parameters = {'temperature': 300.0, 'max_steps': 200, 'comparison_step': 20, 'critical_similarity': 0.5,
+                  'guards': {'min_distance': {'Cl-Na': 2.7}}}
+    results = explore(prepare(tmp_path, parameters), monkeypatch)
+    assert results['stop_reason'] == 'too_close_atoms', results['message']
+    like = mlmd.GUARD_DISTANCE_FRACTION * 5.64 / 2**0.5
+    assert results['guard_distances'] == pytest.approx({'Na-Na': like, 'Na-Cl': 2.7, 'Cl-Cl': like})
+    assert results['guard_value'] >= 1 and results['guard_value'] == int(results['guard_value'])
+    (closest, *_) = results['close_pairs']
+    assert closest['pair'] == 'Na-Cl' and closest['distance'] < closest['limit'] == 2.7
+    assert f"Na-Cl {closest['distance']:.3f} Å < 2.700 Å" in results['message']
+    trigger = read(tmp_path / sx.TRIGGER_FILE, format='extxyz')
+    assert min(trigger.get_all_distances(mic=True)[trigger.numbers == 11][:, trigger.numbers == 17].ravel()) == \
+        pytest.approx(closest['distance'])

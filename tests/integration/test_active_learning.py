@@ -12,8 +12,9 @@ from aiida import orm
 
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.provenance import added_configurations
+from aiida_mlfail.science.pair_distances import GUARD_DISTANCE_FRACTION, OUTLIER_DISTANCE_FRACTION
 from aiida_mlfail.science.references import lammps_reference
-from aiida_mlfail.science.structures import molten_nacl
+from aiida_mlfail.science.structures import molten_nacl, pair_min_distances
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,14 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     fits = sorted((n for n in node.called if n.process_label == 'GapWorkChain'), key=lambda n: n.pk)
     assert node.outputs.training_set.n_configurations == fits[0].outputs.training_set.n_configurations + n_added
     assert node.outputs.potential.uuid == fits[-1].outputs.potential.uuid
+    # per-pair guard and outlier distances of iteration 1 from the training set it explored with, reported
+    shortest = {'-'.join(p): d for p, d in pair_min_distances(fits[0].outputs.training_set.get_atoms()).items()}
+    assert list(shortest) == ['Na-Na', 'Na-Cl', 'Cl-Cl']
+    assert first['guard_distances'] == pytest.approx({p: GUARD_DISTANCE_FRACTION * d for p, d in shortest.items()})
+    assert first['outlier_distances'] == pytest.approx({p: OUTLIER_DISTANCE_FRACTION * d for p, d in shortest.items()})
+    reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
+    assert any('iteration 1: outlier distances Na-Na ' in m for m in reports), reports
+    assert any('iteration 1: distance guard of exploration' in m for m in reports), reports
     # one reference throughout: the sampled pool, every refit's data and the final set are the labeller's
     reference = lammps_reference(BMHTF)
     assert node.outputs.training_set.reference == reference

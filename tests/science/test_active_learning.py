@@ -41,9 +41,11 @@ def test_minimum_distance_uses_minimum_image():
     assert al.minimum_distance(Atoms('Na', cell=[5, 5, 5], pbc=True)) == float('inf')
 
 
-def test_outlier_check_accepts_a_melt_and_rejects_each_pitfall():
-    bounds = al.ACTIVE_LEARNING_DEFAULTS['outliers']
+@pytest.mark.parametrize('per_pair', [True, False], ids=['per-pair-default', 'uniform-1.5'])
+def test_outlier_check_accepts_a_melt_and_rejects_each_pitfall(per_pair):
     melt = molten_nacl(16, density=1.5, seed=1)
+    limits = al.outlier_distances(None, [melt]) if per_pair else 1.5
+    bounds = {**al.ACTIVE_LEARNING_DEFAULTS['outliers'], 'min_distance': limits}
     good = labelled(melt)
     overlap = labelled(melt)
     overlap.positions[1] = overlap.positions[0] + [0.5, 0, 0]
@@ -52,7 +54,12 @@ def test_outlier_check_accepts_a_melt_and_rejects_each_pitfall():
     verdicts = al.outlier_check([good, overlap, hot, strong], bounds, reference_energy_per_atom=-3.0)
     assert [v['accepted'] for v in verdicts] == [True, False, False, False]
     assert verdicts[0]['reasons'] == []
-    assert 'minimum distance 0.500 Å' in verdicts[1]['reasons'][0]
+    if per_pair:
+        pair = '-'.join(sorted(overlap.get_chemical_symbols()[:2], key=lambda s: s != 'Na'))
+        assert verdicts[1]['reasons'][0].startswith(f'{pair} distance 0.500 Å < {limits[pair]:.3f} Å')
+        assert verdicts[1]['pair_min_distances'][pair] == pytest.approx(0.5)
+    else:
+        assert verdicts[1]['reasons'][0] == 'minimum distance 0.500 Å < 1.5 Å'
     assert '+1.5000 eV/atom' in verdicts[2]['reasons'][0]
     assert 'largest force 50 eV/Å' in verdicts[3]['reasons'][0]
     assert verdicts[3]['max_force'] == pytest.approx(50.0)
@@ -60,7 +67,8 @@ def test_outlier_check_accepts_a_melt_and_rejects_each_pitfall():
 
 def test_outlier_check_rejects_non_finite_labels():
     atoms = labelled(molten_nacl(16, density=1.5, seed=2), energy_per_atom=float('nan'))
-    (verdict,) = al.outlier_check([atoms], al.ACTIVE_LEARNING_DEFAULTS['outliers'], -3.0)
+    bounds = {**al.ACTIVE_LEARNING_DEFAULTS['outliers'], 'min_distance': al.outlier_distances(None, [atoms])}
+    (verdict,) = al.outlier_check([atoms], bounds, -3.0)
     assert not verdict['accepted']
 
 

@@ -54,7 +54,7 @@ def test_energy_guard_default_and_value():
 
 def test_guard_commands_energy_guard_is_relative_to_the_start_energy():
     p = mlmd.normalise_mlmd({'temperature': 1000.0, 'guards': {'max_energy_change_per_atom': 0.25}})
-    commands = mlmd.guard_commands(p, 2000.0, 64)
+    commands = mlmd.guard_commands(p, 2000.0, 64, ['Na', 'Cl'])
     assert 'variable energy_change equal ternary(pe==pe,abs(pe-v_energy_start)/64,1e300)' in commands
     assert 'fix guard_energy all halt 1 v_energy_change > 0.25 error soft message yes' in commands
     assert 'fix guard_volume all halt 1 v_vol > 3000 error soft message yes' in commands

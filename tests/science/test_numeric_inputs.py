@@ -70,7 +70,11 @@ def test_bad_numbers_raise_only_value_errors_naming_the_key(name, function, vali
             except ValueError as exc:
                 assert path[-1] in str(exc), f'{name}: {path}={value!r}: {exc}'
                 continue
-            # accepted: it must be a sound number (an integral count or a finite float in range)
+            # accepted: it must be a sound number (an integral count or a finite float in range), or None for
+            # a per-pair distance (guards / outliers min_distance: None means per-pair defaults from the data)
+            if value is None and path[-1] == 'min_distance':
+                assert result[path[0]]['min_distance'] is None
+                continue
             assert not isinstance(value, (bool, str, list, dict, type(None))) or value in (True, False) and \
                 path[-1] in ('reseed', 'sparse_separate_file', 'atomic_energies'), f'{name}: {path}={value!r} accepted'
             assert not (isinstance(value, float) and not math.isfinite(value)), f'{name}: {path}={value!r} accepted'

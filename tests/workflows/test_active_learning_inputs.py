@@ -227,7 +227,13 @@ def test_screening_rejects_an_overlapping_configuration_and_records_why():
                                    orm.Dict({}))
     verdicts = {v['candidate']: v for v in result['screening']['candidates']}
     assert verdicts['trigger']['accepted'] and not verdicts['previous']['accepted']
-    assert any('minimum distance 0.400 Å' in reason for reason in verdicts['previous']['reasons'])
+    # per-pair distances from the training set (0.5 x the shortest distance of each pair), reported
+    limits = result['screening']['outlier_distances']
+    assert list(limits) == ['Na-Na', 'Na-Cl', 'Cl-Cl'] and 'training configurations' in \
+        result['screening']['outlier_distances_source']
+    pair = '-'.join(sorted(bad.get_chemical_symbols()[:2], key=lambda s: s != 'Na'))
+    assert f'{pair} distance 0.400 Å < {limits[pair]:.3f} Å (the {pair} outlier distance)' in \
+        verdicts['previous']['reasons']
     assert any('eV/atom from the training mean' in reason for reason in verdicts['previous']['reasons'])
     assert [a.info['candidate'] for a in result['accepted'].get_atoms()] == ['trigger']
     assert result['accepted'].reference == lammps_reference(BMHTF)  # merged into the training set next
@@ -277,3 +283,25 @@ def test_wrapper_inputs_by_role_are_accepted(inputs):
     assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
     ports = ActiveLearningWorkChain.spec().inputs
     assert 'quip' not in ports and 'restart' not in ports  # by role now: predict, explore.restart ...
+
+
+@pytest.mark.parametrize('where, match', [
+    ('outliers', r"parameters.outliers.min_distance names the pair\(s\) \['Ar-Na'\], but explore.job.structure has "
+                 r"the species \['Cl', 'Na'\] only"),
+    ('guards', r"parameters.guards.min_distance names the pair 'Ar-Na', but the structure and training set have "
+               r"the species \['Cl', 'Na'\] only"),
+])
+def test_per_pair_distances_of_species_not_explored_are_refused_at_submit(inputs, where, match):
+    if where == 'outliers':
+        inputs['parameters'] = orm.Dict({'outliers': {'min_distance': {'Na-Cl': 1.0, 'Ar-Na': 1.0}}})
+    else:
+        parameters = inputs['explore']['job']['parameters'].get_dict()
+        inputs['explore']['job']['parameters'] = orm.Dict({**parameters, 'guards': {'min_distance': {'Ar-Na': 1.0}}})
+    _submit_fails(inputs, match)
+
+
+def test_per_pair_distances_given_by_the_user_pass(inputs):
+    inputs['parameters'] = orm.Dict({'outliers': {'min_distance': {'Cl-Na': 1.2}}})
+    parameters = inputs['explore']['job']['parameters'].get_dict()
+    inputs['explore']['job']['parameters'] = orm.Dict({**parameters, 'guards': {'min_distance': {'Na-Na': 1.0}}})
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None

@@ -453,9 +453,16 @@ def test_gap_study_is_the_protocol_with_the_studys_overrides(size, codes):
     builder = study.gap_builder(size, codes, pool)
     assert GapWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
     assert builder.selection.get_dict() == {'method': 'uniform_force', 'n': min(expected['n'], 64), 'seed': 7}
-    two_body, soap = builder.fit.job.parameters['descriptors']
-    assert (two_body['cutoff'], soap['cutoff']) == (expected['cutoff'], expected['cutoff'])
-    assert (two_body['n_sparse'], soap['n_sparse']) == expected['sparse']
+    # the protocol's descriptors written out for the pool's species (science.gap.explicit_descriptors)
+    descriptors = builder.fit.job.parameters['descriptors']
+    two_body = [d for d in descriptors if d['type'] == 'distance_2b']
+    soap = [d for d in descriptors if d['type'] == 'soap']
+    assert [(d['Z1'], d['Z2']) for d in two_body] == [(11, 11), (11, 17), (17, 17)]
+    assert [(d['Z'], d['species_Z']) for d in soap] == [(11, [11, 17]), (17, [11, 17])]
+    assert {d['cutoff'] for d in descriptors} == {expected['cutoff']}
+    assert ({d['n_sparse'] for d in two_body}, {d['n_sparse'] for d in soap}) == ({expected['sparse'][0]},
+                                                                                   {expected['sparse'][1]})
+    assert not any(d['add_species'] for d in descriptors)
 
 
 @pytest.mark.parametrize('overrides, match', [

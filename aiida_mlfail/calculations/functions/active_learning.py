@@ -20,23 +20,36 @@ def screen_configurations(labelled: TrainingSetData, predictions: TrainingSetDat
                           parameters: orm.Dict):
     """Outlier check of labelled configurations and the GAP-vs-reference error on them.
 
-    :returns: ``screening`` (Dict: per candidate the verdict of
+    The distance thresholds are :func:`~aiida_mlfail.science.active_learning.outlier_distances` of
+    ``outliers.min_distance`` and the current ``training_set`` (per species pair unless a number is given).
+
+    :returns: ``screening`` (Dict: ``candidates``, per candidate the verdict of
         :func:`~aiida_mlfail.science.active_learning.outlier_check` plus ``energy_error`` (eV/atom)
-        and ``forces_rmse`` (eV/Å) of the GAP, ``structure_uuid``) and, when any is accepted,
+        and ``forces_rmse`` (eV/Å) of the GAP, ``structure_uuid``; ``training_energy_per_atom`` (eV);
+        ``outlier_distances``, the thresholds used (``{'A-B': Å}`` or one number, Å), and
+        ``outlier_distances_source``) and, when any is accepted,
         ``accepted`` (TrainingSetData of the accepted configurations, the trigger first, see
         :func:`~aiida_mlfail.science.active_learning.choose_additions`).
     """
     p = al.normalise_active_learning(parameters.get_dict())
     configurations, predicted = labelled.get_atoms(), predictions.get_atoms()
-    reference = float(np.mean([a.info['energy'] / len(a) for a in training_set.get_atoms()]))
-    verdicts = al.outlier_check(configurations, p['outliers'], reference)
+    training = training_set.get_atoms()
+    reference = float(np.mean([a.info['energy'] / len(a) for a in training]))
+    limits = al.outlier_distances(p['outliers']['min_distance'], training,
+                                  sorted({s for a in configurations for s in a.get_chemical_symbols()}))
+    verdicts = al.outlier_check(configurations, {**p['outliers'], 'min_distance': limits}, reference)
     for verdict, atoms, gap in zip(verdicts, configurations, predicted):
         metrics, _ = compare_labels([atoms], [gap])
         verdict.update(candidate=atoms.info.get('candidate'), md_step=atoms.info.get('md_step'),
                        similarity=atoms.info.get('similarity'), structure_uuid=atoms.info.get('structure_uuid'),
                        energy_error=abs(gap.info['energy'] - atoms.info['energy']) / len(atoms),
                        forces_rmse=metrics['forces']['rmse'])
-    outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference})}
+    outputs = {'screening': orm.Dict({'candidates': verdicts, 'training_energy_per_atom': reference,
+                                      'outlier_distances': limits,
+                                      'outlier_distances_source': 'given' if isinstance(limits, float) else
+                                      f'{al.OUTLIER_DISTANCE_FRACTION:g} x the shortest distance of each pair in '
+                                      f'the {len(training)} training configurations (covalent radii for a pair '
+                                      'they lack), pairs given in outliers.min_distance as given'})}
     order = al.choose_additions([v['candidate'] for v in verdicts], [v['accepted'] for v in verdicts], len(verdicts))
     if order:
         outputs['accepted'] = TrainingSetData.from_atoms([configurations[i] for i in order],
