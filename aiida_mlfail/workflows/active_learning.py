@@ -41,6 +41,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.science import pair_distances
 from aiida_mlfail.science.selection import normalise_selection, normalise_split
+from aiida_mlfail.workflows.active_learning_inputs import INITIAL_DATA, validate_inputs  # noqa: F401 (INITIAL_DATA importable from here too)
 from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_message, wrapper_inputs
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
@@ -53,65 +54,8 @@ from aiida_mlfail.workflows.protocols import (
     split_reference,
     wrapper_inputs_from_protocol,
 )
-from aiida_mlfail.workflows.references import active_learning_reference_error
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-
-#: The inputs that give the initial data; exactly one of them.
-INITIAL_DATA = ('training_set', 'sampling', 'pool')
-
-
-def _validate_inputs(value, ctx=None):
-    """Initial data from exactly one source; species consistent across structure, data and reference."""
-    given = [key for key in INITIAL_DATA if key in value and (key != 'sampling' or bool(value['sampling']))]
-    if len(given) != 1:
-        return ('give the initial data from exactly one source: `training_set` (+ `validation_set`), a `sampling` '
-                f'spec (labelled by the learner\'s labeller) or a labelled `pool` (e.g. a CP2K AIMD trajectory); '
-                f'got {given or "none"}')
-    has_set = given == ['training_set']
-    if has_set and 'validation_set' not in value:
-        return '`validation_set` is required with `training_set` (each refit is validated on it)'
-    if not has_set and 'validation_set' in value:
-        return f'`validation_set` goes with `training_set` only; with `{given[0]}` the split makes it'
-    if 'selection' in value and has_set:
-        return '`selection` applies to a `sampling` or `pool` source, not to `training_set`'
-    if message := active_learning_reference_error(value):  # one reference for all data and the labeller
-        return message
-    structure = (value.get('explore') or {}).get('job', {}).get('structure')
-    if structure is None:
-        return None
-    symbols = set(structure.get_ase().get_chemical_symbols())
-    parameters = value.get('parameters')
-    limits = ((parameters.get_dict().get('outliers') or {}).get('min_distance') if parameters is not None else None)
-    if isinstance(limits, dict):  # per-pair outlier distances of the species explored (keys checked by the port)
-        outside = sorted(str(key) for key in limits
-                         if not set(key.split('-') if isinstance(key, str) else key) <= symbols)
-        if outside:
-            return (f'parameters.outliers.min_distance names the pair(s) {outside}, but explore.job.structure has '
-                    f'the species {sorted(symbols)} only')
-    data = value['training_set'] if has_set else value.get('pool')
-    if data is not None:
-        missing = sorted(symbols - set(data.species))
-        if missing:
-            return f'explore.job.structure has species {missing} that the initial data lack'
-    # exactly one labeller, a known CP2K protocol, a valid classical potential: LabelWorkChain's validator
-    label = value.get('label', {})
-    if 'code' in label.get('cp2k', {}):
-        from aiida_mlfail.workflows.cp2k import DEFAULT_PROTOCOL, check_symbols
-
-        message = check_symbols(symbols, label['cp2k'].get('protocol', orm.Str(DEFAULT_PROTOCOL)).value)
-        return f'label.cp2k: {message}' if message else None
-    if 'potential' not in label.get('lammps', {}):
-        return None
-    reference = label['lammps']['potential']
-    if reference is not None:
-        from aiida_mlfail.science.potentials import ReferencePotential
-
-        try:
-            ReferencePotential.from_dict(reference.get_dict()).check_species(symbols)
-        except ValueError as exc:
-            return f'label.lammps.potential: {exc}'
-    return None
 
 
 class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
@@ -184,7 +128,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                         'eV/atom, max_force eV/Å}, '
                         'max_failed_labels, max_concurrent_labels.')
         # the validators of gap, explore and label run: they skip the checks of the ports excluded above
-        spec.inputs.validator = _validate_inputs
+        spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
             if_(cls.should_sample)(cls.run_sampling, cls.inspect_sampling),
