@@ -1,6 +1,8 @@
-"""CP2K's data-file libraries: basis sets and GTH pseudopotentials, read from CP2K's data directory
-(:func:`data_dir`, :func:`read_library`, :class:`LibraryEntry`) and chosen per element for a protocol
-(:func:`resolve_kinds`, :func:`describe_kinds`, :func:`check_species`). AiiDA-free.
+"""CP2K's data-file libraries: basis sets and GTH pseudopotentials, read and chosen per element, AiiDA-free.
+
+CP2K's data directory (:func:`data_dir`), its library files (:func:`read_library`, :class:`LibraryEntry`)
+and the basis set and pseudopotential of every element for a protocol (:func:`resolve_kinds`,
+:func:`describe_kinds`, :func:`check_species`).
 
 File formats: the header comments of CP2K's ``BASIS_MOLOPT`` / ``GTH_BASIS_SETS`` (basis sets) and
 ``GTH_POTENTIALS`` / ``POTENTIAL`` (GTH pseudopotentials) files. The protocols and the ``parameters`` dict

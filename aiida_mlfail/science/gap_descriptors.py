@@ -1,11 +1,13 @@
-"""gap_fit's descriptor grammar and the descriptors built from it: the whitelisted keys of each descriptor
-type (:data:`DESCRIPTOR_KEYS`, :data:`GAP_KEYS`), their check (:func:`check_descriptor`) and rendering as
-gap_fit descriptor strings (:func:`descriptor_string`), per-species 2-body + SOAP descriptors
-(:func:`default_descriptors`, :func:`explicit_descriptors`) and the environments gap_fit will find for a
-descriptor in a training set (:func:`count_environments`, :func:`check_sparse_points`). AiiDA-free.
+"""gap_fit's descriptor grammar and the GAP descriptors built from it, AiiDA-free.
+
+The whitelisted keys of each descriptor type (:data:`DESCRIPTOR_KEYS`, :data:`GAP_KEYS`), their check
+(:func:`check_descriptor`) and rendering as gap_fit descriptor strings (:func:`descriptor_string`),
+per-species 2-body + SOAP descriptors (:func:`default_descriptors`, :func:`explicit_descriptors`) and the
+environments gap_fit will find for a descriptor in a training set (:func:`count_environments`,
+:func:`check_sparse_points`).
 
 The fit parameters, gap_fit's command line and the parsing of its output and of GAP XML files are in
-:mod:`aiida_mlfail.science.gap`, which re-exports every public name of this module.
+:mod:`aiida_mlfail.science.gap`, which re-exports every name of this module.
 
 gap_fit reference: QUIP/GAP documentation, https://libatoms.github.io/GAP/gap_fit.html.
 """
