@@ -245,7 +245,8 @@ def _composition(composition) -> dict[str, int]:
 def pair_key(a: str, b: str) -> tuple[str, str]:
     """The key of the species pair ``a``-``b`` in this module's dicts: the two symbols, lower atomic number first.
 
-    ``pair_key('Cl', 'Na') == ('Na', 'Cl')`` (the order of :func:`~aiida_mlfail.science.gap.count_environments`).
+    ``pair_key('Cl', 'Na') == ('Na', 'Cl')`` (the order of
+    :func:`~aiida_mlfail.science.gap_descriptors.count_environments`).
 
     :raises ValueError: naming a value that is not a chemical symbol.
     """
