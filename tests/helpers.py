@@ -16,3 +16,15 @@ def nacl_configurations(n: int = 4):
     labels = lammps_md.parse_labels((base / 'labels.dat').read_text())
     configurations = lammps_md.frames_to_atoms(frames, labels, ['Na', 'Cl'], {'config_type': 'fixture'})
     return [configurations[i % len(configurations)].copy() for i in range(n)]
+
+
+def nacl_frames():
+    """The 64-ion NaCl frames of the committed LAMMPS sampling dump as ``ase.Atoms`` (unlabelled; type 1 Na,
+    type 2 Cl), positions and cells as LAMMPS wrote them."""
+    import numpy as np
+    from ase.io import read
+
+    frames = read(FIXTURES / 'lammps_sample' / 'frames.dump', index=':', format='lammps-dump-text')
+    for atoms in frames:
+        atoms.numbers = np.where(atoms.arrays['type'] == 1, 11, 17)
+    return frames

@@ -2,8 +2,6 @@
 element from CP2K's data files, and the rVV10 non-local dispersion (input rendered as aiida-cp2k renders it,
 output through the parser)."""
 
-import os
-import shutil
 import time
 
 import numpy as np
@@ -16,17 +14,6 @@ from aiida_mlfail.science import cp2k
 from tests.fixtures.cp2k import make_fixtures
 
 pytestmark = pytest.mark.integration
-
-CP2K = shutil.which('cp2k.psmp')
-
-
-@pytest.fixture
-def cp2k_executable():
-    if CP2K is None:
-        if os.environ.get('CI'):
-            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
-        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
-    return CP2K
 
 
 def _run(directory, parameters, atoms, executable):

@@ -1,8 +1,6 @@
 """The real ``cp2k.psmp`` on the 8-atom NaCl cell with the fast protocol, input from the builder
 rendered as aiida-cp2k renders it, output through the parser. Runs in CI (never skipped there)."""
 
-import os
-import shutil
 import time
 
 import numpy as np
@@ -14,17 +12,6 @@ from tests.fixtures.cp2k import make_fixtures
 from tests.helpers import FIXTURES
 
 pytestmark = pytest.mark.integration
-
-CP2K = shutil.which('cp2k.psmp')
-
-
-@pytest.fixture
-def cp2k_executable():
-    if CP2K is None:
-        if os.environ.get('CI'):
-            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
-        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
-    return CP2K
 
 
 def test_fast_single_point_of_8_atom_nacl(cp2k_executable, tmp_path):

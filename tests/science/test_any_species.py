@@ -19,15 +19,7 @@ from aiida_mlfail.science.structures import (
     pair_min_distances,
     random_liquid,
 )
-from tests.helpers import FIXTURES
-
-
-def _nacl_frames():
-    frames = read(FIXTURES / 'lammps_sample' / 'frames.dump', index=':', format='lammps-dump-text')
-    for atoms in frames:  # dump: type 1 Na, 2 Cl
-        atoms.numbers = np.where(atoms.arrays['type'] == 1, 11, 17)
-    return frames
-
+from tests.helpers import FIXTURES, nacl_frames
 
 # --- masses: ase.data, no species table ------------------------------------------------------------
 
@@ -115,7 +107,7 @@ def test_default_descriptors_refuse_bad_input(species, kwargs, match):
 
 
 def test_sparse_points_are_counted_per_species_of_explicit_descriptors():
-    frames = _nacl_frames()
+    frames = nacl_frames()
     two_body = gap.default_descriptors(['Na', 'Cl'], 5.0)[:3]
     all_pairs = gap.count_environments(frames, {**two_body[0], 'add_species': True})
     assert set(all_pairs) == {'Na-Na', 'Na-Cl', 'Cl-Cl'}
@@ -133,8 +125,8 @@ def test_sparse_points_are_counted_per_species_of_explicit_descriptors():
 # --- per-pair shortest distances ---------------------------------------------------------------------
 
 
-def test_pair_min_distances_of_the_committed_nacl_frames():
-    shortest = pair_min_distances(_nacl_frames())
+def test_pair_min_distances_of_the_committednacl_frames():
+    shortest = pair_min_distances(nacl_frames())
     assert list(shortest) == [('Na', 'Na'), ('Na', 'Cl'), ('Cl', 'Cl')]  # lower atomic number first
     assert shortest[('Na', 'Cl')] == pytest.approx(2.0874, abs=1e-4)
     assert shortest[('Na', 'Na')] == pytest.approx(2.9523, abs=1e-4)
@@ -165,7 +157,7 @@ def test_pair_min_distances_images_far_pairs_and_lone_atoms():
 
 
 def test_default_pair_distances_from_data_or_covalent_radii():
-    frames = _nacl_frames()
+    frames = nacl_frames()
     measured = pair_min_distances(frames)
     from_data = default_pair_distances(['Cl', 'Na'], frames)
     assert PAIR_DISTANCE_FRACTION == 0.5

@@ -8,7 +8,6 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 from ase.data import atomic_numbers, covalent_radii
-from ase.io import read
 
 from aiida_mlfail.science import active_learning as al
 from aiida_mlfail.science import explore as sx
@@ -22,14 +21,7 @@ from aiida_mlfail.science.pair_distances import (
     resolve_pair_distances,
 )
 from aiida_mlfail.science.structures import COVALENT_CONTACT_FACTOR, pair_min_distances
-from tests.helpers import FIXTURES
-
-
-def _nacl_frames():
-    frames = read(FIXTURES / 'lammps_sample' / 'frames.dump', index=':', format='lammps-dump-text')
-    for atoms in frames:  # dump: type 1 Na, 2 Cl
-        atoms.numbers = np.where(atoms.arrays['type'] == 1, 11, 17)
-    return frames
+from tests.helpers import nacl_frames
 
 
 def _methane_box(shift=0.0):
@@ -57,7 +49,7 @@ def _covalent(a, b):
 
 
 def test_nacl_defaults_come_from_the_shortest_distance_of_each_pair_in_the_training_data():
-    frames = _nacl_frames()
+    frames = nacl_frames()
     measured = {'-'.join(pair): d for pair, d in pair_min_distances(frames).items()}
     assert measured == pytest.approx({'Na-Na': 2.95, 'Na-Cl': 2.09, 'Cl-Cl': 3.24}, abs=0.01)
     outliers = al.outlier_distances(None, frames)
@@ -95,7 +87,7 @@ def test_a_c_h_bond_does_not_trip_the_defaults_but_tripped_the_former_uniform_on
 
 @pytest.mark.parametrize('with_data', [True, False], ids=['training-data', 'covalent-radii'])
 def test_a_collapsed_na_na_pair_trips_guard_and_outlier_screen_naming_the_pair(with_data):
-    frames = _nacl_frames()
+    frames = nacl_frames()
     data = frames if with_data else None
     collapsed = frames[-1].copy()
     sodium = [i for i, s in enumerate(collapsed.get_chemical_symbols()) if s == 'Na']
@@ -116,7 +108,7 @@ def test_a_collapsed_na_na_pair_trips_guard_and_outlier_screen_naming_the_pair(w
 
 def test_a_mapping_sets_the_pairs_it_names_and_the_others_keep_their_defaults():
     assert normalise_pair_distances({'Cl-Na': 1.0, ('H', 'C'): 0.5}) == {'Na-Cl': 1.0, 'H-C': 0.5}
-    frames = _nacl_frames()
+    frames = nacl_frames()
     limits = resolve_pair_distances({'Cl-Na': 1.0}, ['Na', 'Cl'], frames, fraction=0.5)
     assert limits['Na-Cl'] == 1.0
     assert limits['Na-Na'] == pytest.approx(0.5 * pair_min_distances(frames)[('Na', 'Na')])
@@ -148,7 +140,7 @@ def test_bad_pair_distances_are_refused_naming_the_value(value, match):
 
 def test_a_pair_outside_the_species_is_refused():
     with pytest.raises(ValueError, match=r"outliers.min_distance: pair\(s\) \['Ar-Ar'\] name a species outside"):
-        al.outlier_distances({'Ar-Ar': 2.0}, _nacl_frames()[:1])
+        al.outlier_distances({'Ar-Ar': 2.0}, nacl_frames()[:1])
 
 
 # --- the LAMMPS guard and the explorer input ----------------------------------------------------------------
@@ -180,7 +172,7 @@ def test_per_pair_guard_commands_count_close_contacts_per_type_pair():
 
 
 def test_explorer_input_holds_guards_resolved_from_the_training_set_and_soap_species_from_the_data():
-    frames = _nacl_frames()[:2]
+    frames = nacl_frames()[:2]
     files = sx.job_files(frames[0], ['Na', 'Cl'], ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP" 11 17'],
                          {'max_steps': 10, 'comparison_step': 5}, frames)
     config = json.loads(files[sx.INPUT_FILE])
