@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                       args.foreground)
     sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in sampled.items()}
     if args.x == 'aimd':
-        from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain
+        from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 
         a = AIMD[args.size]
         t_x = TEMPERATURES['x'][1]

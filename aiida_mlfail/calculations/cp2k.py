@@ -21,7 +21,7 @@ from aiida.engine import ExitCode, calcfunction
 from aiida_mlfail.calculations.functions import with_labels
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, parse_cp2k_md, parse_cp2k_output
+from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, join_md_segments, parse_cp2k_md, parse_cp2k_output
 from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.
@@ -79,10 +79,37 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
     return {'training_set': TrainingSetData.from_atoms([atoms], reference=reference)}
 
 
+#: The line CP2K prints when ``GLOBAL/WALLTIME`` cuts an SCF short (followed by its "SCF run NOT converged").
+WALLTIME_CUT_SCF = 'SCF run terminated - exceeded requested execution time'
+
+
+def _md_segment(folder: orm.FolderData, cell, *, continuation: bool, stopped: bool, name: str):
+    """Frames of one AIMD job (:func:`~aiida_mlfail.science.outputs.cp2k.parse_cp2k_md`), or an ``ExitCode``."""
+    output = _read(folder, OUTPUT)
+    files = {key: _read(folder, name) for key, name in cp2k_science.AIMD_FILES.items()}
+    needed = ('positions', 'forces', 'energies')
+    absent = [cp2k_science.AIMD_FILES[key] for key in needed if files[key] is None]
+    restart = _read(folder, cp2k_science.AIMD_RESTART_FILE) if stopped else None
+    if stopped and restart is None:
+        absent.append(cp2k_science.AIMD_RESTART_FILE)
+    if output is None or absent:
+        return ExitCode(322, f'missing in {name}: {([OUTPUT] if output is None else []) + absent}')
+    try:
+        until_step = cp2k_science.restart_step(restart) if stopped else None
+        frames = parse_cp2k_md(files['positions'], files['forces'], output, cell, files['energies'],
+                               continuation=continuation, until_step=until_step)
+    except ValueError as exc:  # Cp2kOutputError or a checkpoint without its step
+        return ExitCode(PARSE_EXIT_STATUS[getattr(exc, 'reason', 'missing')], f'{name}: {exc}')
+    unconverged = output.count('SCF run NOT converged') - output.count(WALLTIME_CUT_SCF)
+    if unconverged:
+        return ExitCode(420, f'the SCF did not converge in {unconverged} force evaluation(s) of the MD run ({name})')
+    return frames
+
+
 @calcfunction
 def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: orm.Dict,
-               protocol: orm.Str | None = None, overrides: orm.Dict | None = None):
-    """The frames of a CP2K NVT AIMD job as a ``trajectory`` TrainingSetData (``Cp2kAimdWorkChain``).
+               protocol: orm.Str | None = None, overrides: orm.Dict | None = None, **segments):
+    """The frames of a CP2K NVT AIMD run as a ``trajectory`` TrainingSetData (``Cp2kAimdWorkChain``).
 
     Reads ``aiida-pos-1.xyz``, ``aiida-frc-1.xyz``, ``aiida-1.ener`` and the ``STRESS|`` blocks of
     ``aiida.out`` with :func:`aiida_mlfail.science.outputs.cp2k.parse_cp2k_md`; the cell is the structure's
@@ -91,22 +118,29 @@ def parse_aimd(retrieved: orm.FolderData, structure: orm.StructureData, info: or
     The set's reference is ``science.references.cp2k_reference(protocol, overrides)`` (unknown without
     ``protocol``).
 
+    :param retrieved: the retrieved folder of the job that finished the run.
+    :param segments: ``segment_00``, ``segment_01`` ...: the retrieved folders of the jobs before it, in
+        order, each stopped (wall time) and continued by the next from its checkpoint
+        (``aiida-1.restart``, whose step ends the segment). The frames of all are joined
+        (:func:`~aiida_mlfail.science.outputs.cp2k.join_md_segments`): one trajectory without gap or repeat.
     :returns: ``trajectory``, or exit 420 if an SCF of the run did not converge (CP2K 2023.1 goes on with
-        the unconverged forces), 320 / 321 / 322 for an aborted, truncated or incomplete run, 323
-        for a NaN / infinite energy, force or virial.
+        the unconverged forces; the SCF that ``GLOBAL/WALLTIME`` cut short is not counted), 320 / 321 /
+        322 for an aborted, truncated or incomplete run (or segments that do not join), 323 for a NaN /
+        infinite energy, force or virial.
     """
-    output = _read(retrieved, OUTPUT)
-    files = {key: _read(retrieved, name) for key, name in cp2k_science.AIMD_FILES.items()}
-    absent = [cp2k_science.AIMD_FILES[key] for key in ('positions', 'forces', 'energies') if files[key] is None]
-    if output is None or absent:
-        return ExitCode(322, f'missing in the retrieved folder: {([OUTPUT] if output is None else []) + absent}')
+    names = sorted(segments)
+    folders = [(segments[name], name) for name in names] + [(retrieved, 'retrieved')]
+    parts = []
+    for index, (folder, name) in enumerate(folders):
+        part = _md_segment(folder, structure.cell, continuation=index > 0, stopped=index < len(folders) - 1,
+                           name=name)
+        if isinstance(part, ExitCode):
+            return part
+        parts.append(part)
     try:
-        frames = parse_cp2k_md(files['positions'], files['forces'], output, structure.cell, files['energies'])
+        frames = join_md_segments(parts)
     except Cp2kOutputError as exc:
         return ExitCode(PARSE_EXIT_STATUS[exc.reason], str(exc))
-    unconverged = output.count('SCF run NOT converged')
-    if unconverged:
-        return ExitCode(420, f'the SCF did not converge in {unconverged} force evaluation(s) of the MD run')
     for atoms in frames:
         atoms.info.update({'config_type': 'cp2k_aimd', **info.get_dict()})
     reference = (cp2k_reference(protocol.value, overrides.get_dict() if overrides is not None else None)

@@ -7,8 +7,9 @@
   normally): every finished job goes through the parse step ``parse_single_point`` (a calcfunction:
   420 when the SCF did not converge), then ``handle_unrecoverable``, ``handle_walltime`` and
   ``handle_scf_not_converged`` decide.
-* ``Cp2kAimdWorkChain`` (``mlfail.aimd``): Born-Oppenheimer NVT MD whose frames (energy, forces, stress)
-  become a ``TrainingSetData``, e.g. the X set of ``ConfigSpaceWorkChain`` or training data.
+* ``Cp2kAimdWorkChain`` (``mlfail.aimd``, in :mod:`aiida_mlfail.workflows.cp2k_aimd`): Born-Oppenheimer NVT MD
+  whose frames (energy, forces, stress) become a ``TrainingSetData``, continued from CP2K's checkpoint
+  when a job stops at its wall time.
 
 What aiida-cp2k 2.1's ``cp2k_base_parser`` reports (``aiida_cp2k/parsers/__init__.py``): 304 when the
 output contains ``ABORT`` (450 if that abort is CP2K >= 2024.1 stopping on an unconverged SCF), 400 when
@@ -22,10 +23,10 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_aimd, parse_single_point
+from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_single_point
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import checks
@@ -352,155 +353,3 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
         (atoms,) = labelled.get_atoms()
         self.report(f'labelled after {self.ctx.iteration} job(s): energy {atoms.info["energy"]:.6f} eV, '
                     f'{atoms.info.get("scf_steps")} SCF steps')
-
-
-#: Defaults of the optional MD inputs of :class:`Cp2kAimdWorkChain` (fs, fs, -, -).
-AIMD_DEFAULTS = {'timestep': 1.0, 'thermostat': 'CSVR', 'thermostat_timecon': 100.0, 'seed': 2000}
-
-
-def _validate_aimd(value, ctx=None):
-    """The MD settings (``science.cp2k.aimd_parameters``) and the species of the structure."""
-    if 'temperature' not in value or 'steps' not in value:
-        return None
-    protocol = value.get('protocol', orm.Str(DEFAULT_PROTOCOL))
-    if check_protocol(protocol):
-        return None
-    md = {key: value[key].value if key in value else default for key, default in AIMD_DEFAULTS.items()}
-    try:
-        cp2k_science.aimd_parameters(protocol.value, ['H'], value['temperature'].value, value['steps'].value,
-                                     md['timestep'], thermostat=md['thermostat'],
-                                     thermostat_timecon_fs=md['thermostat_timecon'], seed=md['seed'])
-    except ValueError as exc:
-        return str(exc)
-    if 'structure' in value:
-        message = check_symbols(value['structure'].get_ase().get_chemical_symbols(), protocol.value)
-        return f'structure: {message}' if message else None
-    return None
-
-
-class Cp2kAimdWorkChain(ProtocolMixin, WorkChain):
-    """Born-Oppenheimer NVT MD with CP2K (aiida-cp2k ``Cp2kCalculation``); the frames as labelled training data.
-
-    Inputs: ``structure``, ``protocol``, ``code``, ``options``, ``overrides`` (as
-    :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain`), ``temperature`` (K), ``steps``, ``timestep`` (fs),
-    ``thermostat``
-    (CSVR | NOSE), ``thermostat_timecon`` (fs), ``seed``. Parameters from ``science.cp2k.aimd_parameters``.
-
-    Output: ``trajectory`` (TrainingSetData, steps + 1 frames: ``energy`` eV, ``forces`` eV/Å, ``virial``
-    eV from the analytical stress (potential part only), ``md_step``, ``time_fs``, ``temperature``,
-    ``protocol``, ``config_type`` ``cp2k_aimd``; reference ``cp2k_reference(protocol, overrides)``). Exit 310 when the
-    CP2K job failed, 330 when its files
-    cannot be read, 420 when an SCF of the run did not converge.
-
-    Steps: ``setup`` (the CP2K parameters), ``run_md`` / ``inspect_md`` (the job, then its files parsed by
-    the calcfunction ``parse_aimd``), ``results``.
-    """
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        _define_common(spec)
-        spec.input('temperature', valid_type=orm.Float, validator=node_validator(checks.number, 'temperature', gt=0),
-                   help='Thermostat and initial-velocity temperature (K).')
-        spec.input('steps', valid_type=orm.Int, validator=node_validator(checks.integer, 'steps', ge=1),
-                   help='MD steps (frames: steps + 1).')
-        spec.input('timestep', valid_type=orm.Float, default=lambda: orm.Float(AIMD_DEFAULTS['timestep']),
-                   validator=node_validator(checks.number, 'timestep', gt=0), help='Time step (fs).')
-        spec.input('thermostat', valid_type=orm.Str, default=lambda: orm.Str(AIMD_DEFAULTS['thermostat']),
-                   help='CSVR or NOSE.')
-        spec.input('thermostat_timecon', valid_type=orm.Float,
-                   default=lambda: orm.Float(AIMD_DEFAULTS['thermostat_timecon']),
-                   validator=node_validator(checks.number, 'thermostat_timecon', gt=0),
-                   help='Thermostat time constant (fs).')
-        spec.input('seed', valid_type=orm.Int, default=lambda: orm.Int(AIMD_DEFAULTS['seed']),
-                   validator=node_validator(checks.integer, 'seed', ge=0), help='GLOBAL/SEED (velocities, noise).')
-        spec.inputs.validator = _validate_aimd
-        spec.outline(cls.setup, cls.run_md, cls.inspect_md, cls.results)
-        spec.output('trajectory', valid_type=TrainingSetData, help='The MD frames with DFT labels.')
-        spec.exit_code(310, 'ERROR_JOB_FAILED', message='the CP2K job failed: {message}')
-        spec.exit_code(330, 'ERROR_TRAJECTORY', message='the trajectory could not be read: {message}')
-        spec.exit_code(420, 'ERROR_SCF_NOT_CONVERGED', message='{message}')
-
-    _protocol_file = 'cp2k_aimd.yaml'
-
-    @classmethod
-    def get_builder_from_protocol(cls, codes, structure, *, protocol=None, overrides=None, options=None):
-        """A builder with every input set from ``protocols/cp2k_aimd.yaml``.
-
-        :param codes: the CP2K code, or a mapping with the role ``cp2k``.
-        :param structure: the start configuration (``StructureData`` or ``ase.Atoms``; its cell is the volume).
-        :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
-        :param overrides: nested mapping (or YAML path) merged over the protocol: ``protocol`` (CP2K physics),
-            ``temperature`` (K), ``steps``, ``timestep`` (fs), ``thermostat``, ``thermostat_timecon`` (fs),
-            ``seed``, ``options``, ``overrides`` (CP2K sections).
-        :param options: scheduler options of the CP2K job (default: 1 rank, the physics' walltime).
-        :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
-        """
-        inputs = cls.get_protocol_inputs(protocol, overrides)
-        builder = cls.get_builder()
-        builder.structure = as_structure(structure, cls.__name__)
-        for key, value in _common_ports(cls.__name__, inputs, codes, options).items():
-            setattr(builder, key, value)
-        builder.temperature = orm.Float(inputs['temperature'])
-        builder.steps = orm.Int(inputs['steps'])
-        builder.timestep = orm.Float(inputs['timestep'])
-        builder.thermostat = orm.Str(inputs['thermostat'])
-        builder.thermostat_timecon = orm.Float(inputs['thermostat_timecon'])
-        builder.seed = orm.Int(inputs['seed'])
-        return builder
-
-    def setup(self):
-        """The CP2K parameters of the run: ``science.cp2k.aimd_parameters`` with ``overrides`` merged in."""
-        protocol = self.inputs.protocol.value
-        symbols = self.inputs.structure.get_ase().get_chemical_symbols()
-        kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
-        self.report(f'protocol {protocol}: {kinds}')
-        parameters = cp2k_science.aimd_parameters(
-            protocol, symbols, self.inputs.temperature.value,
-            self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,
-            thermostat_timecon_fs=self.inputs.thermostat_timecon.value, seed=self.inputs.seed.value)
-        if 'overrides' in self.inputs:
-            parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
-        self.ctx.parameters = parameters
-
-    def run_md(self):
-        protocol = self.inputs.protocol.value
-        retrieve = [cp2k_science.AIMD_FILES['energies'], cp2k_science.AIMD_STRESS_FILE]
-        node = self.submit(Cp2kCalculation, code=self.inputs.code, structure=self.inputs.structure,
-                           parameters=orm.Dict(self.ctx.parameters),
-                           settings=orm.Dict({'additional_retrieve_list': retrieve}),
-                           metadata={'call_link_label': 'aimd', 'options': job_options(
-                               protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)})
-        self.report(f'submitted CP2K NVT AIMD <{node.pk}>: {self.inputs.steps.value} steps of '
-                    f'{self.inputs.timestep.value} fs at {self.inputs.temperature.value} K, protocol {protocol}')
-        return ToContext(md=node)
-
-    def inspect_md(self):
-        node = self.ctx.md
-        forbid_cache_source(node)
-        if not node.is_finished_ok or 'retrieved' not in node.outputs:
-            text = None
-            if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
-                text = node.outputs.retrieved.base.repository.get_object_content(OUTPUT)
-            aborted = abort_message(text) if text else None
-            message = f'CP2K aborted: {aborted}' if aborted else f'<{node.pk}> [{node.exit_status}] {node.exit_message}'
-            return self.exit_codes.ERROR_JOB_FAILED.format(message=message)
-        info = {'temperature': self.inputs.temperature.value, 'protocol': self.inputs.protocol.value}
-        overrides = {'overrides': self.inputs.overrides} if 'overrides' in self.inputs else {}
-        result, parse = parse_aimd.run_get_node(retrieved=node.outputs.retrieved, structure=self.inputs.structure,
-                                                info=orm.Dict(info), protocol=self.inputs.protocol, **overrides,
-                                                metadata={'call_link_label': 'parse'})
-        if parse.exit_status == PARSE_SCF_NOT_CONVERGED:
-            return self.exit_codes.ERROR_SCF_NOT_CONVERGED.format(message=parse.exit_message)
-        if not parse.is_finished_ok:
-            return self.exit_codes.ERROR_TRAJECTORY.format(message=f'[{parse.exit_status}] {parse.exit_message}')
-        self.ctx.trajectory = result['trajectory']
-        return None
-
-    def results(self):
-        trajectory = self.ctx.trajectory
-        self.out('trajectory', trajectory)
-        energies = [a.info['energy'] for a in trajectory.get_atoms()]
-        self.report(f'{trajectory.n_configurations} frames; potential energy {energies[0]:.4f} -> '
-                    f'{energies[-1]:.4f} eV')
-        return None

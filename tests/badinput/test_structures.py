@@ -24,7 +24,8 @@ from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, mlmd
 from aiida_mlfail.science.structures import molten_nacl
-from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 from tests.badinput.harness import assert_words, node_count, sandbox

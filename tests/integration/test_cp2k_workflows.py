@@ -9,7 +9,8 @@ from aiida import orm
 from aiida.orm import CalcJobNode
 
 from aiida_mlfail.parsers.cp2k import parse_cp2k_output
-from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from tests.fixtures.cp2k import make_fixtures
 from tests.helpers import FIXTURES
@@ -86,14 +87,49 @@ def test_scf_not_converged_is_fixed_by_the_handler(submit_and_await, cp2k_code):
     np.testing.assert_allclose(atoms.arrays['forces'], committed['forces'], rtol=0, atol=1e-3)
 
 
-def test_aimd_trajectory_becomes_training_data(submit_and_await, cp2k_code):
+#: MD steps of the AIMD tests, and the CP2K wall time (s) of the run that is stopped: in CI one step of
+#: 8 ions takes 1.5-3 s and the first (with CP2K's start-up) 5-10 s, so a 30 s job stops after several
+#: steps, and every job gets at least one checkpoint further (each writes one per step).
+AIMD_STEPS = 16
+AIMD_WALLTIME_S = 30
+
+
+def test_aimd_trajectory_becomes_training_data_and_a_stopped_run_continues(submit_and_await, cp2k_code):
+    """The same AIMD twice, at once: uninterrupted, and with CP2K's wall time at 30 s, so that its jobs stop
+    and each continues from the previous one's checkpoint. The continued trajectory is the uninterrupted
+    one: every step once, same energies and positions (CP2K restores velocities, thermostat and RNG)."""
+    from aiida.engine import submit
+
     atoms0 = make_fixtures.nacl8()
-    node = submit_and_await(Cp2kAimdWorkChain, timeout=300, code=cp2k_code, structure=orm.StructureData(ase=atoms0),
-                            temperature=orm.Float(1000.0), steps=orm.Int(3), timestep=orm.Float(1.0))
+    inputs = {'code': cp2k_code, 'structure': orm.StructureData(ase=atoms0), 'temperature': orm.Float(1000.0),
+              'steps': orm.Int(AIMD_STEPS), 'timestep': orm.Float(1.0)}
+    whole = submit(Cp2kAimdWorkChain, **inputs)
+    stopped = submit(Cp2kAimdWorkChain, **inputs, max_iterations=orm.Int(12),
+                     overrides=orm.Dict({'GLOBAL': {'WALLTIME': AIMD_WALLTIME_S}}))
+    node = submit_and_await(whole, timeout=600)
     assert node.is_finished_ok, (node.exit_status, node.exit_message, _report(node))
+    continued = submit_and_await(stopped, timeout=600)
+    assert continued.is_finished_ok, (continued.exit_status, continued.exit_message, _report(continued))
+    jobs = _jobs(continued)
+    assert len(jobs) >= 2 and [job.exit_status for job in jobs] == [400] * (len(jobs) - 1) + [0], \
+        [(job.exit_status, job.exit_message) for job in jobs]
+    steps = [a.info['md_step'] for a in continued.outputs.trajectory.get_atoms()]
+    assert steps == list(range(AIMD_STEPS + 1))
+    # every stopped job is continued from its checkpoint, or (on a loaded machine) run once more if it wrote none
+    continuations = [m for m in _report(continued) if 'continuing from it (parent_calc/aiida-1.restart)' in m]
+    reruns = [m for m in _report(continued) if 'running the same job once more' in m]
+    assert continuations and len(continuations) + len(reruns) == len(jobs) - 1, _report(continued)
+    assert 'EXT_RESTART' not in jobs[0].inputs.parameters.get_dict()
+    assert jobs[-1].inputs.parameters['EXT_RESTART'] == {'RESTART_FILE_NAME': 'parent_calc/aiida-1.restart'}
+    for a, b in zip(node.outputs.trajectory.get_atoms(), continued.outputs.trajectory.get_atoms(), strict=True):
+        assert b.info['energy'] == pytest.approx(a.info['energy'], abs=1e-4)  # eV, 8 atoms (SCF tolerance)
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-4)
+        np.testing.assert_allclose(b.arrays['forces'], a.arrays['forces'], atol=5e-3)
+        np.testing.assert_allclose(b.info['virial'], a.info['virial'], atol=5e-3)
+
     frames = node.outputs.trajectory.get_atoms()
-    assert [a.info['md_step'] for a in frames] == [0, 1, 2, 3]
-    assert [a.info['time_fs'] for a in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert [a.info['md_step'] for a in frames] == list(range(AIMD_STEPS + 1))
+    assert [a.info['time_fs'] for a in frames] == pytest.approx([float(i) for i in range(AIMD_STEPS + 1)])
     assert node.outputs.trajectory.labels == ['energy', 'forces', 'virial']
     from aiida_mlfail.science.references import cp2k_reference
 

@@ -74,7 +74,7 @@ def test_outline_steps_are_named_by_convention(entry_point):
 
 #: Outer WorkChains that still submit a bare CalcJob, with the reason. Checked to be still true, so an entry
 #: has to go when its WorkChain is fixed.
-KNOWN_BARE = {'mlfail.aimd': 'Cp2kCalculation: the AIMD restart wrapper continues from CP2K restart files, issue 16'}
+KNOWN_BARE: dict[str, str] = {}
 
 #: The WorkChains that are not restart wrappers themselves.
 OUTER = sorted(name for name, ep in WORKCHAINS.items() if not issubclass(ep.load(), BaseRestartWorkChain))

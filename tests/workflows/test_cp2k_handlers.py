@@ -21,7 +21,8 @@ from plumpy import ProcessState
 from aiida_mlfail.parsers.cp2k import parse_cp2k_output
 from aiida_mlfail.science import cp2k as cp2k_science
 from aiida_mlfail.science.references import cp2k_reference
-from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from tests.fixtures.cp2k import make_fixtures
 from tests.helpers import FIXTURES
 

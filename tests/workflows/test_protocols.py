@@ -23,7 +23,8 @@ from aiida_mlfail.science.references import cp2k_reference, lammps_reference
 from aiida_mlfail.science.structures import molten_nacl
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlfail.workflows.config_space import ConfigSpaceWorkChain
-from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain, Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k import Cp2kSinglePointWorkChain
+from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.mlmd import MLMDWorkChain

@@ -235,8 +235,9 @@ def parse_cp2k_output(text: str) -> dict:
     }
 
 
-def _xyz_frames(text: str, what: str) -> list[tuple[dict, list[str], np.ndarray]]:
-    """Frames of a CP2K XYZ trajectory: (title fields i/time/E, symbols, (N, 3) values)."""
+def _xyz_frames(text: str, what: str, cut_tail: bool = False) -> list[tuple[dict, list[str], np.ndarray]]:
+    """Frames of a CP2K XYZ trajectory: (title fields i/time/E, symbols, (N, 3) values); with
+    ``cut_tail`` a cut last frame (a job killed while writing it) is left out instead of refused."""
     lines = text.splitlines()
     frames = []
     i = 0
@@ -247,6 +248,8 @@ def _xyz_frames(text: str, what: str) -> list[tuple[dict, list[str], np.ndarray]
         n = int(lines[i])
         block = lines[i + 2:i + 2 + n]
         if len(block) < n or any(len(row.split()) < 4 for row in block):
+            if cut_tail and i + 2 + n >= len(lines):
+                break
             raise Cp2kOutputError(f'{what}: frame {len(frames)} is cut ({len(block)} of {n} rows)', 'truncated')
         title = dict(re.findall(rf'(\w+)\s*=\s*({_FLOAT})', lines[i + 1]))
         symbols = [row.split()[0] for row in block]
@@ -274,7 +277,8 @@ def _cells(cell, steps: list[int]) -> list[np.ndarray]:
     return [rows[step] for step in steps]
 
 
-def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str | None = None) -> list[Atoms]:
+def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str | None = None, *,
+                  continuation: bool = False, until_step: int | None = None) -> list[Atoms]:
     """Frames of a CP2K MD run as labelled ``ase.Atoms`` (the extxyz conventions of
     :mod:`aiida_mlfail.science.extxyz`, ready for ``TrainingSetData.from_atoms``).
 
@@ -289,6 +293,13 @@ def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str 
         cell in Å (rows a, b, c).
     :param energies: optional text of ``<project>-1.ener``: its steps and potential energies
         (Hartree) must agree with the trajectory titles (to 1e-6 Hartree).
+    :param continuation: the job continued a previous one from its checkpoint (``EXT_RESTART``): its
+        first ``STRESS|`` block is the force evaluation of the checkpoint's step, whose frame the
+        previous job wrote, and is skipped.
+    :param until_step: the job was stopped (by ``GLOBAL/WALLTIME`` or the scheduler) and continues from
+        its checkpoint of this step: the frames after it are left out (the continuation runs them
+        again), the output need not have ended, and the force evaluation cut by the stop (a stress
+        block with no frame) and a cut last xyz frame are ignored.
     :returns: one ``Atoms`` per MD step written (step 0 included), pbc, with ``info['energy']``
         (eV), ``arrays['forces']`` ((N, 3), eV/Å), ``info['virial']`` ((3, 3), eV, ASE/extxyz sign:
         ``virial = -stress V = P V``), ``info['md_step']`` (int) and ``info['time_fs']`` (float).
@@ -298,11 +309,16 @@ def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str 
     message = abort_message(output)
     if message is not None:
         raise Cp2kOutputError(f'CP2K aborted: {message}', 'aborted', message)
-    if 'PROGRAM ENDED AT' not in output:
+    stopped = until_step is not None
+    if 'PROGRAM ENDED AT' not in output and not stopped:
         raise Cp2kOutputError('truncated CP2K MD output: no "PROGRAM ENDED" line', 'truncated')
-    position_frames = _xyz_frames(positions, 'positions')
-    force_frames = _xyz_frames(forces, 'forces')
-    tensors = stress_tensors(output)
+    position_frames = _xyz_frames(positions, 'positions', cut_tail=stopped)
+    force_frames = _xyz_frames(forces, 'forces', cut_tail=stopped)
+    tensors = stress_tensors(output)[1 if continuation else 0:]
+    if stopped:
+        position_frames = [f for f in position_frames if int(float(f[0]['i'])) <= until_step]
+        force_frames = force_frames[:len(position_frames)]
+        tensors = tensors[:len(position_frames)]
     if not (len(position_frames) == len(force_frames) == len(tensors)):
         raise Cp2kOutputError(f'MD files disagree: {len(position_frames)} position frames, {len(force_frames)} force '
                               f'frames, {len(tensors)} stress tensors in the output', 'missing')
@@ -311,6 +327,8 @@ def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str 
     ener_rows = None
     if energies is not None:
         ener_rows = [row.split() for row in energies.splitlines() if row.strip() and not row.lstrip().startswith('#')]
+        if stopped:
+            ener_rows = [row for row in ener_rows if len(row) >= 5 and int(row[0]) <= until_step]
         if len(ener_rows) != len(position_frames):
             raise Cp2kOutputError(f'energy file has {len(ener_rows)} rows for {len(position_frames)} frames', 'missing')
     frames = []
@@ -333,4 +351,25 @@ def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str 
         atoms.info['md_step'] = step
         atoms.info['time_fs'] = _float(title['time'])
         frames.append(atoms)
+    return frames
+
+
+def join_md_segments(segments: list[list[Atoms]]) -> list[Atoms]:
+    """One trajectory from the frames of an MD run's jobs, each continuing the previous from its checkpoint
+    (:func:`parse_cp2k_md` with ``until_step`` / ``continuation``).
+
+    :param segments: the frames of each job, in order.
+    :returns: the frames of all segments; their ``md_step`` run on without gap or repeat.
+    :raises Cp2kOutputError: (reason ``missing``) if a segment is empty, or does not start at the step after
+        the previous segment's last one, naming both.
+    """
+    frames: list[Atoms] = []
+    for index, segment in enumerate(segments):
+        if not segment:
+            raise Cp2kOutputError(f'MD segment {index} has no frame', 'missing')
+        first = segment[0].info['md_step']
+        if frames and first != frames[-1].info['md_step'] + 1:
+            raise Cp2kOutputError(f'MD segment {index} starts at step {first}, not after the previous segment\'s '
+                                  f'last step {frames[-1].info["md_step"]}', 'missing')
+        frames.extend(segment)
     return frames
