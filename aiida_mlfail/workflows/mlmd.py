@@ -10,6 +10,7 @@ from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import mlmd, pair_distances
+from aiida_mlfail.science.gap_descriptors import uncovered_species
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
     define_potential_files,
@@ -54,6 +55,11 @@ def _validate_inputs(value, ctx=None):
     missing = sorted(symbols - set(value['potential'].species))
     if missing:
         return f'species {missing} of the structure are not described by the GAP (species {value["potential"].species})'
+    uncovered = uncovered_species(value['potential'].base.attributes.get('descriptors', []), symbols)
+    if uncovered:
+        return (f'species {uncovered} of the structure have no descriptor of their own in the GAP <'
+                f'{value["potential"].pk or "unstored"}> (they are only neighbours in its descriptors: '
+                f'{value["potential"].base.attributes.get("descriptors")})')
     reference = value.get('reference', {}).get('potential')
     if reference is not None:
         try:
