@@ -119,6 +119,7 @@ def test_the_ports_yaml_with_a_potential_file_runs_without_a_protocol(tmp_path, 
     """``aiida-mlfail launch mlfail.sample -i cu_eam_ports.yaml`` (no ``--protocol``) in the foreground."""
     import re
     import shutil
+    import time
 
     from aiida import orm
 
@@ -129,7 +130,9 @@ def test_the_ports_yaml_with_a_potential_file_runs_without_a_protocol(tmp_path, 
     shutil.copy(EAM_FILE, tmp_path / 'Cu_model.eam')
     bulk('Cu', 'fcc', a=3.6147, cubic=True).repeat(2).write(tmp_path / 'cu32.xyz')
     (tmp_path / 'cu_eam_ports.yaml').write_text(OWN_REFERENCE_PORTS_YAML)
+    start = time.perf_counter()
     result = invoke(cli, ['launch', 'mlfail.sample', '-i', 'cu_eam_ports.yaml'])
+    print(f'launch mlfail.sample -i cu_eam_ports.yaml: {time.perf_counter() - start:.1f} s')
     assert result.exit_code == 0, result.output
     pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
     node = orm.load_node(pk)

@@ -4,6 +4,8 @@
 The inputs are those of docs/source/tutorials/own_system.md ("Your own system: silicon with a
 Stillinger-Weber file")."""
 
+import time
+
 import numpy as np
 import pytest
 from aiida import orm
@@ -28,6 +30,7 @@ SW_CRYSTAL = -4.3366
 
 
 def test_silicon_stillinger_weber_sample_fit_and_gap_md(submit_and_await, lammps_code, gap_fit_code, quip_code):
+    start = time.perf_counter()
     structure = bulk('Si', 'diamond', a=5.431, cubic=True).repeat(2)  # 64 atoms
     sampling = submit_and_await(ClassicalSamplingWorkChain.get_builder_from_protocol(
         lammps_code, structure, reference=SW,
@@ -87,4 +90,5 @@ def test_silicon_stillinger_weber_sample_fit_and_gap_md(submit_and_await, lammps
     print(f"Si SW: pool E/atom {energies.min():.3f}..{energies.max():.3f} eV; GAP validation E RMSE "
           f"{metrics['energy']['rmse']:.4f} eV/atom, F RMSE {metrics['forces']['rmse']:.3f} eV/Å; GAP-MD "
           f"E/atom {gap_e.mean():.3f}, SW rerun {sw_e.mean():.3f}, GAP vs rerun F RMSE "
-          f"{summary['gap_vs_rerun']['forces']['rmse']:.3f} eV/Å; guard Si-Si {0.35 * shortest:.3f} Å")
+          f"{summary['gap_vs_rerun']['forces']['rmse']:.3f} eV/Å; guard Si-Si {0.35 * shortest:.3f} Å; "
+          f'{time.perf_counter() - start:.1f} s from the first submit to the end of the GAP-MD')
