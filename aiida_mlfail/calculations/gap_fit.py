@@ -63,6 +63,11 @@ def validate_fit_inputs(value, ctx=None):
     if missing:
         return (f'the training set <{training_set.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to '
                 f'train on (train_on={parameters["train_on"]}, it has {training_set.labels})')
+    uncovered = gap.uncovered_species(parameters['descriptors'], training_set.species)
+    if uncovered:
+        return (f'parameters: the descriptors give no energy term to the species {uncovered} of the training set '
+                f'<{training_set.pk or "unstored"}> (species {training_set.species}); add descriptors for them '
+                '(e.g. science.gap_descriptors.default_descriptors) or use add_species')
     try:
         gap.check_sparse_points(training_set.get_atoms(), parameters['descriptors'])
     except ValueError as exc:

@@ -229,6 +229,25 @@ def _training_set_from_mapping(value: dict, where: str):
                       lambda: TrainingSetData.from_file(path, reference=reference))
 
 
+def check_port_key(key, where: str) -> None:
+    """A key of a dynamic namespace (e.g. ``potential_files``) becomes a link label: letters, digits and
+    underscores, not starting with a digit or an underscore, not ending with one (aiida-core's
+    ``validate_link_label``). A file name such as ``Si.sw`` is not one: the node keeps the file name, the key is
+    only the port's name.
+
+    :raises click.BadParameter: naming the key and a usable key (``Si.sw`` -> ``Si_sw``).
+    """
+    from aiida.common.links import validate_link_label
+
+    try:
+        validate_link_label(key)
+    except (ValueError, TypeError) as exc:
+        suggestion = re.sub(r'[^A-Za-z0-9_]', '_', str(key)).strip('_')
+        suggestion = suggestion if suggestion[:1].isalpha() else f'f_{suggestion}'
+        raise click.BadParameter(f'{where}: {key!r} is not a port name ({exc}); a key is letters, digits and '
+                                 f'underscores, e.g. {suggestion!r} (a file keeps its own file name)') from None
+
+
 def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') -> dict:
     """Convert a plain input tree against a port namespace (recursively); ``metadata`` stays plain."""
     from aiida.engine.processes.ports import PortNamespace
@@ -244,6 +263,7 @@ def convert_inputs(tree: dict, namespace, computer: str | None, path: str = '') 
         if port is None:
             if not getattr(namespace, 'dynamic', False):
                 raise click.BadParameter(f'{where}: no such input; known: {sorted(namespace)}')
+            check_port_key(key, where)
             out[key] = convert_value(value, namespace.valid_type, where, computer)
         elif isinstance(port, PortNamespace):
             if not isinstance(value, dict):

@@ -41,6 +41,7 @@ from aiida_mlfail.science.gap_descriptors import (  # noqa: F401
     default_descriptors,
     descriptor_string,
     explicit_descriptors,
+    uncovered_species,
 )
 
 #: Keywords of a QUIP init string for a GAP (``IP GAP key=value ...``) that this package accepts, with

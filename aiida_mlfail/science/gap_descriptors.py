@@ -15,6 +15,7 @@ gap_fit reference: QUIP/GAP documentation, https://libatoms.github.io/GAP/gap_fi
 from __future__ import annotations
 
 import numbers
+import re
 
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
@@ -350,3 +351,48 @@ def explicit_descriptors(descriptors, species) -> list[dict]:
             differ = sorted(k for k in {*given, *made} if given.get(k) != made.get(k))
             raise ValueError(f"{d['type']}: default_descriptors would change {differ}: given {given}, made {made}")
     return explicit
+
+
+#: Species keys of a descriptor: the centre (``Z``) and pair (``Z1``, ``Z2``) species that get an energy term.
+_ENERGY_SPECIES_KEYS = {'soap': ('Z',), 'angle_3b': ('Z',), 'distance_2b': ('Z1', 'Z2')}
+
+
+def _species_of(kind: str, values: dict, add_species) -> set[int] | None:
+    """Atomic numbers a descriptor gives an energy term, or ``None`` for every species (``add_species``, or a
+    species key missing or 0, QUIP's "any species")."""
+    if add_species is not False:
+        return None
+    numbers = [int(values.get(key, 0) or 0) for key in _ENERGY_SPECIES_KEYS.get(kind, ('Z',))]
+    return None if not all(numbers) else set(numbers)
+
+
+def uncovered_species(descriptors, species) -> list[str]:
+    """The species of ``species`` that no descriptor gives an energy term, in atomic-number order.
+
+    A species is covered by a descriptor that names it as a centre (``Z`` of ``soap`` / ``angle_3b``) or as
+    one end of a pair (``Z1``/``Z2`` of ``distance_2b``), or by any descriptor with ``add_species`` true
+    (gap_fit's default, which makes one descriptor per species of the training file) or without its species
+    keys (QUIP's ``Z=0``: any species). A species only in a SOAP's ``species_Z`` (a neighbour, never a
+    centre) is not covered: gap_fit would give its atoms no energy term of their own.
+
+    :param descriptors: descriptor dicts (``{'type': ..., ...}``, as :func:`check_descriptor` takes) or the
+        descriptor strings of a GAP XML (``GapPotentialData`` attribute ``descriptors``: gap_fit writes the
+        species out there, e.g. ``soap ... Z=11 species_Z={11 17 }``).
+    :param species: chemical symbols (repeats ignored).
+    :returns: the uncovered symbols, ``[]`` when every one is covered.
+    """
+    covered: set[int] = set()
+    for descriptor in descriptors:
+        if isinstance(descriptor, str):
+            words = descriptor.split()
+            kind = words[0] if words else ''
+            values = dict(re.findall(r'\b(Z\d?)=(\d+)', descriptor))
+            flag = re.search(r'\badd_species=(\S+)', descriptor)
+            add_species = flag is not None and flag.group(1).upper().startswith('T')
+        else:
+            kind, values, add_species = descriptor.get('type'), descriptor, descriptor.get('add_species', True)
+        numbers = _species_of(kind, values, add_species)
+        if numbers is None:
+            return []
+        covered |= numbers
+    return sorted({s for s in species if atomic_numbers.get(s) not in covered}, key=lambda s: atomic_numbers[s])

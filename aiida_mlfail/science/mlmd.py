@@ -156,6 +156,31 @@ def guard_distances(min_distance, type_map, configurations=None) -> float | dict
                                   what='guards.min_distance')
 
 
+def guard_distance_record(min_distance, type_map, configurations=None, data_name: str = 'training set') -> dict:
+    """The distance guard's thresholds and where they come from, for a report and an output node.
+
+    :param min_distance: ``guards.min_distance`` of :func:`normalise_mlmd` (``None``, float or mapping).
+    :param type_map: chemical symbol of LAMMPS type 1, 2, ...
+    :param configurations: ``ase.Atoms`` of the GAP's training set, or ``None`` (not known).
+    :param data_name: how the report names the configurations, e.g. ``'training set <uuid>'``.
+    :returns: ``{'min_distance': Å or {'A-B': Å} (:func:`guard_distances`), 'source': str, 'given': [pairs]}``;
+        ``source`` is ``'given'`` (a number, or a mapping naming every pair), ``data_name`` (the pairs not
+        given are ``GUARD_DISTANCE_FRACTION`` x their shortest distance in ``configurations``) or
+        ``'covalent radii'`` (no configurations); ``given`` lists the pairs the user set.
+    :raises ValueError: as :func:`guard_distances`.
+    """
+    given = normalise_pair_distances(min_distance, 'guards.min_distance')
+    limits = guard_distances(given, type_map, configurations)
+    if isinstance(limits, float):
+        return {'min_distance': limits, 'source': 'given', 'given': ['every pair']}
+    named = sorted(given or {})
+    if set(named) >= set(limits):
+        source = 'given'
+    else:
+        source = data_name if configurations else 'covalent radii'
+    return {'min_distance': limits, 'source': source, 'given': named}
+
+
 def distance_guard_commands(min_distance, type_map) -> list[str]:
     """LAMMPS commands defining ``v_min_distance`` or ``v_close_contacts`` and the ``guard_distance`` halt.
 

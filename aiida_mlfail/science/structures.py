@@ -143,9 +143,16 @@ def random_liquid(composition: dict, density: float, *, min_distance=None, seed:
     ``cKDTree`` with ``boxsize``: the minimum image of the cubic box; an atom's own images are at the
     box edge). Without a maintained packer that runs here (Packmol needs its own binary),
     this is random sequential addition done in sweeps. The result
-    is a hard-sphere-like random packing with no structure of its own: melt it with the reference
-    potential before sampling. Atoms come in the order of ``composition`` (all of its first species,
-    then the second, ...); no charges are set (the reference potential carries them).
+    is a hard-sphere-like random packing with no structure of its own. It is melted by the sampling
+    itself: ``mlfail.sample`` (``science.lammps_md.sampling_script``) scales it to each state point's
+    volume (NVT) or starts NPT from it, draws velocities at the state point's temperature and runs
+    ``md.equilibration_steps`` steps of NVT/NPT with the reference potential before the first sampled
+    frame (no energy minimisation, no separate hotter melt). Above the reference's melting point that
+    equilibration is the melt, and the frames are of the liquid; below it, a few ps leave a disordered
+    (supercooled or glassy) packing, not a crystal: sample such a state point from a melted
+    configuration, or give a longer ``md.equilibration_steps``. Atoms come in the order of
+    ``composition`` (all of its first species, then the second, ...); no charges are set (the reference
+    potential carries them).
 
     :param composition: ``{symbol: count}``, e.g. ``{'Na': 32, 'Cl': 32}`` or ``{'Ar': 108}``; counts are
         integers >= 1, at most :data:`MAX_BUILT_ATOMS` atoms in all.

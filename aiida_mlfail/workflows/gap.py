@@ -82,6 +82,11 @@ def _validate_inputs(value, ctx=None):
     if given is None:
         return None
     parameters = gap_science.normalise_fit_parameters(given.get_dict())
+    uncovered = gap_science.uncovered_species(parameters['descriptors'], pool.species)
+    if uncovered:
+        return (f'fit.job.parameters: the descriptors give no energy term to the species {uncovered} of the pool '
+                f'<{pool.pk or "unstored"}> (species {pool.species}); add descriptors for them '
+                '(e.g. science.gap_descriptors.default_descriptors) or use add_species')
     missing = [label for label in parameters['train_on'] if label not in pool.labels]
     if missing:
         return (f'the pool <{pool.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to train on '

@@ -9,7 +9,8 @@ from aiida_mlfail.calculations.functions import analyse_mlmd, prepare_mlmd, prep
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science import mlmd
+from aiida_mlfail.science import mlmd, pair_distances
+from aiida_mlfail.science.gap_descriptors import uncovered_species
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
     define_potential_files,
@@ -35,6 +36,17 @@ from aiida_mlfail.workflows.restart import LammpsRestartWorkChain
 MD_STOPPED = (0, *(LammpsCalculation.exit_codes[label].status for label in LammpsRestartWorkChain.STOP_LABELS))
 
 
+def gap_training_set(potential: GapPotentialData) -> TrainingSetData | None:
+    """The training set a GAP was fitted to (its ``training_set_uuid`` attribute, set by the ``mlfail.gap_fit``
+    parser), or ``None`` when the attribute is empty or the node is not in this database (e.g. a GAP
+    imported without its data)."""
+    uuid = potential.base.attributes.get('training_set_uuid', '') or ''
+    if not uuid:
+        return None
+    found = orm.QueryBuilder().append(TrainingSetData, filters={'uuid': uuid}).first(flat=True)
+    return found if isinstance(found, TrainingSetData) else None
+
+
 def _validate_inputs(value, ctx=None):
     """The structure's species must be species of the GAP (and of the reference, when one is given)."""
     if 'structure' not in value or 'potential' not in value:
@@ -43,6 +55,11 @@ def _validate_inputs(value, ctx=None):
     missing = sorted(symbols - set(value['potential'].species))
     if missing:
         return f'species {missing} of the structure are not described by the GAP (species {value["potential"].species})'
+    uncovered = uncovered_species(value['potential'].base.attributes.get('descriptors', []), symbols)
+    if uncovered:
+        return (f'species {uncovered} of the structure have no descriptor of their own in the GAP <'
+                f'{value["potential"].pk or "unstored"}> (they are only neighbours in its descriptors: '
+                f'{value["potential"].base.attributes.get("descriptors")})')
     reference = value.get('reference', {}).get('potential')
     if reference is not None:
         try:
@@ -112,6 +129,9 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         spec.output('breaking_step', valid_type=orm.Int, required=False)
         spec.output('rerun', valid_type=TrainingSetData, required=False)
         spec.output('summary', valid_type=orm.Dict)
+        spec.output('guard_distances', valid_type=orm.Dict,
+                    help="The distance guard used: {'min_distance': Å (every pair) or {'A-B': Å}, 'source': 'given', "
+                         "'training set <uuid>' or 'covalent radii', 'given': the pairs the user set}.")
         spec.output('forensics_plot', valid_type=orm.SinglefileData)
         spec.exit_code(402, 'ERROR_MD_FAILED', message='the MD job failed: [{status}] {message}')
         spec.exit_code(403, 'ERROR_RERUN_FAILED', message='the reference rerun failed: [{status}] {message}')
@@ -155,9 +175,18 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         return builder
 
     def setup(self):
-        """The MD script, structure file and settings (``prepare_mlmd``, a calcfunction)."""
-        self.ctx.prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters)
+        """The MD script, structure file and settings (``prepare_mlmd``, a calcfunction); the distance guard
+        from the GAP's training set when it is in the database (:func:`gap_training_set`), reported and
+        output as ``guard_distances``."""
+        guard = mlmd.normalise_mlmd(self.inputs.parameters.get_dict())['guards']['min_distance']
+        training_set = None if isinstance(guard, float) else gap_training_set(self.inputs.potential)
+        self.ctx.prepared = prepare_mlmd(self.inputs.structure, self.inputs.potential, self.inputs.parameters,
+                                         **({'training_set': training_set} if training_set is not None else {}))
         self.ctx.settings = self.ctx.prepared['settings']
+        guards = self.ctx.prepared['guard_distances']
+        self.out('guard_distances', guards)
+        self.report(f"distance guard: {pair_distances.describe(guards['min_distance'])} ({guards['source']}"
+                    + (f"; given: {', '.join(guards['given'])}" if guards['given'] else '') + ')')
 
     def run_md(self):
         prepared = self.ctx.prepared

@@ -98,6 +98,10 @@ CASES = [
     _c('launch-unknown-nested-port', 'cli', launch('mlfail.active_learning', 'predict.bogus=1'), 'predict.bogus',
        'no such input'),
     _c('launch-namespace-given-a-scalar', 'cli', launch('mlfail.active_learning', 'gap=5'), 'gap', 'namespace'),
+    _c('launch-file-name-as-port-key', 'cli',
+       launch('mlfail.sample', '-i', inp('sample.yaml'),
+              lambda ctx: f"potential_files={{Si.sw: {ctx.inp / 'bad.yaml'}}}"),
+       'potential_files.Si.sw', 'not a port name', "'Si_sw'"),
     # -- conversion of values --------------------------------------------------------------------------
     _c('launch-dict-port-given-a-word', 'cli', launch('mlfail.sample', 'md=hello'), 'md', 'hello'),
     _c('launch-structure-given-a-list', 'cli', launch('mlfail.mlmd', 'structure=[1, 2]'), 'structure', 'StructureData'),

@@ -95,3 +95,48 @@ def test_the_documented_yaml_runs_from_the_command_line(tmp_path, monkeypatch, l
     node = orm.load_node(pk)
     assert node.outputs.pool.n_configurations == 5
     assert node.inputs.potential_files.Cu_model_eam.get_content() == EAM_FILE.read_text()
+
+
+#: The same run without ``--protocol``: the ports of ``mlfail.sample`` as they are (the reference's ``files`` a
+#: list of names, the files under ``potential_files``, the MD settings and state points in full).
+OWN_REFERENCE_PORTS_YAML = """\
+structure: cu32.xyz
+potential:
+  name: lammps
+  species: [Cu]
+  atom_style: atomic
+  commands:
+    - pair_style eam
+    - pair_coeff 1 1 Cu_model.eam
+  files: [Cu_model.eam]
+potential_files: {Cu_model_eam: Cu_model.eam}
+state_points: [{temperature: 900.0, volume: 377.9, label: hot}]
+md: {equilibration_steps: 0, production_steps: 20, sampling_interval: 10, thermo_interval: 10}
+"""
+
+
+def test_the_ports_yaml_with_a_potential_file_runs_without_a_protocol(tmp_path, monkeypatch, lammps_code):
+    """``aiida-mlfail launch mlfail.sample -i cu_eam_ports.yaml`` (no ``--protocol``) in the foreground."""
+    import re
+    import shutil
+    import time
+
+    from aiida import orm
+
+    from aiida_mlfail.cli.main import cli
+    from tests.cli.shared import invoke
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(EAM_FILE, tmp_path / 'Cu_model.eam')
+    bulk('Cu', 'fcc', a=3.6147, cubic=True).repeat(2).write(tmp_path / 'cu32.xyz')
+    (tmp_path / 'cu_eam_ports.yaml').write_text(OWN_REFERENCE_PORTS_YAML)
+    start = time.perf_counter()
+    result = invoke(cli, ['launch', 'mlfail.sample', '-i', 'cu_eam_ports.yaml'])
+    print(f'launch mlfail.sample -i cu_eam_ports.yaml: {time.perf_counter() - start:.1f} s')
+    assert result.exit_code == 0, result.output
+    pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
+    node = orm.load_node(pk)
+    assert node.outputs.pool.n_configurations == 3  # steps 0, 10, 20
+    file_node = node.inputs.potential_files.Cu_model_eam
+    assert file_node.filename == 'Cu_model.eam' and file_node.get_content() == EAM_FILE.read_text()
+    assert node.outputs.pool.reference['label'] == 'lammps Cu (pair_style eam; files Cu_model.eam)'

@@ -50,6 +50,25 @@ def test_npt_script_uses_barostat():
     assert 'change_box' not in script  # no volume given: start from the structure's box
 
 
+def test_a_random_liquid_is_melted_by_the_equilibration_at_the_state_point():
+    """The behaviour the docs of ``random_liquid`` and sample.md state: the packing is scaled to the state point's
+    volume, velocities are drawn at its temperature, and ``equilibration_steps`` of NVT at that temperature run
+    before the first sampled frame; no minimisation, no other temperature."""
+    atoms = structures.from_spec({'system': 'liquid', 'composition': {'Cu': 32}, 'density': 7.5, 'seed': 0})
+    morse = ['pair_style morse 6.0', 'pair_coeff 1 1 0.3429 1.3588 2.866']
+    reference = ReferencePotential.from_dict({'name': 'lammps', 'species': ['Cu'], 'atom_style': 'atomic',
+                                              'commands': morse})
+    point = lammps_md.normalise_state_point({'temperature': 1800.0, 'volume': atoms.get_volume()}, ['Cu'])
+    md = lammps_md.normalise_md({'equilibration_steps': 500})
+    lines = lammps_md.sampling_script(reference, point, md).splitlines()
+    velocity = next(i for i, line in enumerate(lines) if line.startswith('velocity all create 1800 '))
+    assert velocity < lines.index('fix ensemble all nvt temp 1800 1800 0.1') < lines.index('run 500')
+    assert any(line.startswith('change_box all x scale') for line in lines[:velocity])
+    assert lines.index('run 500') < min(i for i, line in enumerate(lines) if line.startswith('dump '))
+    assert not any(line.startswith(('minimize', 'velocity all scale')) for line in lines)
+    assert sum(line.startswith('run ') for line in lines) == 2  # equilibration, production
+
+
 def test_parse_committed_sampling_output():
     base = FIXTURES / 'lammps_sample'
     frames = lammps_md.parse_dump((base / 'frames.dump').read_text())

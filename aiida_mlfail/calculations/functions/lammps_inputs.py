@@ -67,11 +67,18 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
 
 
 @calcfunction
-def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
+def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict, training_set=None):
     """LAMMPS inputs of a GAP MD run with failure guards (``science.mlmd``).
 
     The reference volume of the volume guard is ``parameters['reference_volume']`` or the start
-    structure's volume. Returns ``script``, ``structure_file`` and ``settings`` (type map, frame info).
+    structure's volume. The distance guard (``guards.min_distance``) is resolved per species pair
+    (:func:`~aiida_mlfail.science.mlmd.guard_distance_record`): a number or the pairs the user gave stay;
+    the others are ``GUARD_DISTANCE_FRACTION`` (0.35) x the shortest distance of the pair in
+    ``training_set`` (the GAP's training set, optional), or of the covalent-radii estimate without it.
+
+    :param training_set: ``TrainingSetData`` the GAP was fitted to, or ``None``.
+    :returns: ``script``, ``structure_file``, ``settings`` (type map, frame info) and ``guard_distances``
+        (Dict: ``min_distance`` Å or ``{'A-B': Å}``, ``source``, ``given``).
     """
     from aiida_mlfail.science import mlmd
 
@@ -79,6 +86,10 @@ def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
     atoms = structure.get_ase()
     type_map = [s for s in potential.species if s in set(atoms.get_chemical_symbols())]
     reference_volume = float(p.get('reference_volume', atoms.get_volume()))
+    guards = mlmd.guard_distance_record(
+        p['guards']['min_distance'], type_map, training_set.get_atoms() if training_set is not None else None,
+        f'training set <{training_set.uuid}>' if training_set is not None else 'training set')
+    p['guards']['min_distance'] = guards['min_distance']
     script = mlmd.mlmd_script(potential.lammps_pair_commands(type_map), type_map, p, len(atoms), reference_volume)
     buffer = io.StringIO()
     write(buffer, atoms, format='lammps-data', atom_style='atomic', specorder=type_map, masses=True, units='metal')
@@ -88,6 +99,7 @@ def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict):
         'settings': orm.Dict({'type_map': type_map, 'reference_volume': reference_volume,
                               'frame_info': {'config_type': f"gap_md_{p['ensemble'].lower()}",
                                              'potential_label': potential.label}}),
+        'guard_distances': orm.Dict(guards),
     }
 
 

@@ -13,7 +13,9 @@ from aiida_mlfail.science import structures
 def build_structure(spec: orm.Dict) -> orm.StructureData:
     """Start structure from a builder spec: ``{'system': 'nacl', 'n_ions': 64, 'volume'|'density': ..., 'seed': 0}``,
     ``{'system': 'argon', 'n_cells': 3, 'box': 17.042}`` or ``{'system': 'liquid', 'composition': {'Cu': 32},
-    'density': 7.5, 'seed': 0}`` (see ``science.structures.from_spec``)."""
+    'density': 7.5, 'seed': 0}`` (see ``science.structures.from_spec``). A ``liquid`` is a random packing
+    with a minimum distance (``science.structures.random_liquid``); the sampling's equilibration at each state
+    point melts it."""
     return orm.StructureData(ase=structures.from_spec(spec.get_dict()))
 
 
