@@ -13,10 +13,9 @@ outline of a process; it does not render exit codes or protocols. These two dire
 
 from __future__ import annotations
 
+from aiida.common.utils import get_object_from_string
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
-
-from aiida.common.utils import get_object_from_string
 
 
 def _table(headers: list[str], rows: list[list[str]], widths: list[int], literal: tuple[int, ...] = ()) -> nodes.table:
