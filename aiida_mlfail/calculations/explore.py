@@ -3,9 +3,9 @@
 GAP MD in LAMMPS (``mlfail-explore``, :mod:`aiida_mlfail.engines.explore`) until the current
 configuration is novel (its largest REMatch similarity to the training configurations is below
 ``critical_similarity``), a failure guard trips, LAMMPS fails, or ``max_steps`` are done. The
-training configurations' SOAP spectra are computed here, in ``prepare_for_submission``, and shipped
-with the job (``reference_soap.npz``). REMatch: De, Bartók, Csányi, Ceriotti, PCCP 18, 13754 (2016);
-guards: LAMMPS ``fix halt`` (https://docs.lammps.org/fix_halt.html).
+training configurations go to the job as a bare extxyz (``references.xyz``) and the job computes their
+SOAP spectra (``science.explore.read_references``), so the daemon does no SOAP. REMatch: De, Bartók,
+Csányi, Ceriotti, PCCP 18, 13754 (2016); guards: LAMMPS ``fix halt`` (https://docs.lammps.org/fix_halt.html).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ It reads, in the working directory,
   the GAP ``pair_style quip`` / ``pair_coeff`` commands and the reference volume (Å^3);
 * ``structure.data``: the start structure (LAMMPS data file, ``atom_style atomic``);
 * the GAP files named by the ``pair_coeff``;
-* ``reference_soap.npz``: the per-atom SOAP spectra of the training configurations.
+* ``references.xyz``: the training configurations, whose per-atom SOAP spectra it computes first
+  (``science.explore.read_references``; the time is ``timings['reference_soap']`` of the results).
 
 It sets up GAP MD in LAMMPS with the script of ``science.explore.explore_script`` (through the
 ``fix external`` + quippy bridge of :mod:`~aiida_mlfail.engines.gap_bridge` when the LAMMPS library
@@ -63,19 +64,16 @@ class Explorer:
 
     :param config: the checked content of ``explore.json`` (``science.explore.read_engine_input``).
     :param references: per-configuration ``(n_atoms_j, n_features)`` reference SOAP matrices.
-    :raises SetupError: if the references were made with other SOAP parameters or feature counts.
+    :raises SetupError: if the references have another feature count than the SOAP descriptor.
     """
 
-    def __init__(self, config: dict, references, reference_soap: dict):
+    def __init__(self, config: dict, references):
         from aiida_mlfail.science.rematch import RematchIndex  # noqa: PLC0415
         from aiida_mlfail.science.soap import soap_descriptor  # noqa: PLC0415
 
         self.config = config
         self.p = p = config['parameters']
         self.type_map = config['type_map']
-        if json.loads(json.dumps(reference_soap, sort_keys=True)) != json.loads(json.dumps(p['soap'], sort_keys=True)):
-            raise SetupError(f'{sx.REFERENCE_FILE} was computed with SOAP parameters {reference_soap}, but the '
-                             f"exploration uses {p['soap']}")
         self.descriptor = soap_descriptor(p['soap'])
         n_features = int(self.descriptor.get_number_of_features())
         if references[0].shape[1] != n_features:
@@ -112,11 +110,14 @@ class Explorer:
         for key in ('data_file', 'reference_file'):
             if not os.path.isfile(config[key]):
                 raise SetupError(f'{key.replace("_", " ")} {config[key]!r} not found in {os.getcwd()}')
+        started = time.perf_counter()
         try:
-            references, soap = sx.read_reference_features(config['reference_file'])
+            references = sx.read_references(config['reference_file'], config['parameters']['soap'])
         except ValueError as exc:
             raise SetupError(str(exc)) from None
-        return cls(config, references, soap)
+        explorer = cls(config, references)
+        explorer.timings['reference_soap'] = time.perf_counter() - started
+        return explorer
 
     # -- LAMMPS ----------------------------------------------------------------------------------
 

@@ -57,8 +57,9 @@ STOP_REASONS = ('novel', 'max_steps', *GUARD_REASONS, 'lost_atoms', 'lammps_erro
 INPUT_FILE = 'explore.json'
 #: Input: the start structure (LAMMPS data file).
 DATA_FILE = lammps_md.DATA_FILE
-#: Input: the training set's SOAP features (``.npz``), the novelty reference.
-REFERENCE_FILE = 'reference_soap.npz'
+#: Input: the training configurations (extxyz: species, positions, cell; no labels), the novelty reference,
+#: whose SOAP spectra the job computes (:func:`read_references`), not the daemon.
+REFERENCE_FILE = 'references.xyz'
 #: The LAMMPS setup script the engine writes.
 SCRIPT_FILE = 'explore_setup.in'
 #: LAMMPS's log.
@@ -196,12 +197,10 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
     :returns: ``{file name: content}``.
     :raises ValueError: for bad parameters, SOAP species not covering a configuration, a guard pair
-        naming a species outside the type map and references, or an atom with an empty SOAP spectrum in
-        a reference (``science.soap.normalised_features``).
+        naming a species outside the type map and references, or no reference configuration. (The SOAP
+        spectra of the references are computed by the job, :func:`read_references`.)
     """
     from ase.io import write  # noqa: PLC0415
-
-    from aiida_mlfail.science.soap import normalised_features, soap_descriptor  # noqa: PLC0415
 
     references = list(references)
     species = sorted({*structure.get_chemical_symbols(), *(s for a in references for s in a.get_chemical_symbols())})
@@ -209,15 +208,18 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     missing = sorted(set(structure.get_chemical_symbols()) - set(type_map))
     if missing:
         raise ValueError(f'species {missing} of the structure are not in the type map {list(type_map)}')
+    missing = sorted(set(species) - set(p['soap']['species']))
+    if missing:
+        raise ValueError(f"species {missing} that the SOAP descriptor (species {p['soap']['species']}) does not "
+                         'describe are in the structure or the reference configurations')
     # the distance guard per species pair, from the training configurations (a number stays one number)
     p['guards']['min_distance'] = mlmd.guard_distances(p['guards']['min_distance'], type_map, references)
-    features = normalised_features(soap_descriptor(p['soap']), references)
     buffer = io.StringIO()
     write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
           units='metal')
     config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())))
     return {INPUT_FILE: json.dumps(config, indent=1).encode(), DATA_FILE: buffer.getvalue().encode(),
-            REFERENCE_FILE: write_reference_features(features, p['soap'])}
+            REFERENCE_FILE: write_references(references)}
 
 
 def read_engine_input(text: str) -> dict:
@@ -236,42 +238,44 @@ def read_engine_input(text: str) -> dict:
     return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'])
 
 
-def write_reference_features(features, soap_parameters: dict) -> bytes:
-    """The :data:`REFERENCE_FILE` (``.npz``) of per-configuration SOAP feature matrices.
+def write_references(references) -> bytes:
+    """The :data:`REFERENCE_FILE`: the reference configurations as extxyz (species, positions in Å, cell,
+    pbc), without labels or other arrays, so the file is as small as the structures.
 
-    :param features: list of ``(n_atoms_j, n_features)`` L2-row-normalised arrays
-        (``science.soap.normalised_features``).
-    :param soap_parameters: the normalised SOAP parameters that produced them (stored as JSON, so
-        the engine can check it describes configurations the same way).
-    :returns: npz bytes with ``features`` (all rows stacked), ``counts`` (atoms per configuration)
-        and ``soap`` (JSON text).
-    :raises ValueError: for an empty list or matrices with different feature counts.
+    :param references: ``ase.Atoms`` (the training configurations).
+    :raises ValueError: for an empty list.
     """
-    features = [np.asarray(f, dtype=np.float64) for f in features]
-    if not features:
+    from ase import Atoms  # noqa: PLC0415
+    from ase.io import write  # noqa: PLC0415
+
+    bare = [Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=a.pbc) for a in references]
+    if not bare:
         raise ValueError('no reference configuration: the training set is empty')
-    if len({f.shape[1] for f in features}) != 1:
-        raise ValueError('reference feature matrices have different numbers of features')
-    buffer = io.BytesIO()
-    np.savez(buffer, features=np.concatenate(features), counts=np.array([len(f) for f in features]),
-             soap=np.array(json.dumps(soap_parameters, sort_keys=True)))
-    return buffer.getvalue()
+    buffer = io.StringIO()
+    write(buffer, bare, format='extxyz')
+    return buffer.getvalue().encode()
 
 
-def read_reference_features(source) -> tuple[list[np.ndarray], dict]:
-    """Read :data:`REFERENCE_FILE` (path or binary file object).
+def read_references(source, soap_parameters: dict) -> list[np.ndarray]:
+    """The L2-normalised per-atom SOAP spectra of the configurations of :data:`REFERENCE_FILE`, computed
+    with ``soap_parameters`` (``science.soap.normalised_features``; in the job, not the daemon).
 
-    :returns: ``(features, soap_parameters)``: list of ``(n_atoms_j, n_features)`` arrays, dict.
-    :raises ValueError: if the file is not a reference-feature npz or its counts do not add up.
+    :param source: path or text file object of the extxyz.
+    :returns: one ``(n_atoms_j, n_features)`` array per configuration.
+    :raises ValueError: if the file cannot be read as extxyz, has no configuration, or a configuration
+        has an atom with an empty SOAP spectrum.
     """
+    from ase.io import read  # noqa: PLC0415
+
+    from aiida_mlfail.science.soap import normalised_features, soap_descriptor  # noqa: PLC0415
+
     try:
-        with np.load(source, allow_pickle=False) as data:
-            stacked, counts, soap = data['features'], data['counts'], json.loads(str(data['soap']))
-    except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(f'{REFERENCE_FILE} is not a reference-feature file: {exc}') from None
-    if stacked.ndim != 2 or counts.ndim != 1 or counts.sum() != len(stacked) or (counts <= 0).any():
-        raise ValueError(f'{REFERENCE_FILE}: counts {counts.tolist()} do not match {len(stacked)} feature rows')
-    return np.split(stacked, np.cumsum(counts)[:-1]), soap
+        references = read(source, index=':', format='extxyz')
+    except (OSError, ValueError, IndexError, KeyError) as exc:  # what ASE's extxyz reader raises for a bad file
+        raise ValueError(f'{REFERENCE_FILE} is not an extxyz file of configurations: {exc}') from None
+    if not references:
+        raise ValueError(f'{REFERENCE_FILE} has no configuration')
+    return normalised_features(soap_descriptor(soap_parameters), references)
 
 
 def lammps_atoms(boxlo, boxhi, tilt, positions, types, ids, type_map):

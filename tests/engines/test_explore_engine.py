@@ -159,18 +159,8 @@ def test_lost_atoms_still_write_results(tmp_path, monkeypatch):
     assert results['previous']['step'] == 0
 
 
-def test_reference_features_of_other_soap_parameters_are_refused(tmp_path, monkeypatch, capsys):
-    directory = prepare(tmp_path, {'max_steps': 20, 'comparison_step': 20})
-    other = prepare(tmp_path / 'other', {'max_steps': 20, 'comparison_step': 20, 'soap': {**SOAP, 'n_max': 4}})
-    shutil.copy(other / sx.REFERENCE_FILE, directory / sx.REFERENCE_FILE)
-    monkeypatch.chdir(directory)
-    assert main([]) == 1
-    assert 'was computed with SOAP parameters' in capsys.readouterr().err
-    assert not (directory / sx.RESULTS_FILE).exists()
-
-
 def test_console_script_setup_failures(tmp_path):
-    """The installed ``mlfail-explore``: missing reference features / a bad GAP file -> status 1 and the reason."""
+    """The installed ``mlfail-explore``: missing references / a bad GAP file -> status 1 and the reason."""
     exe = pathlib.Path(sys.executable).parent / 'mlfail-explore'
     directory = prepare(tmp_path, {'max_steps': 20, 'comparison_step': 20})
     (directory / sx.REFERENCE_FILE).unlink()

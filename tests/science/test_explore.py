@@ -83,26 +83,24 @@ def test_explore_script_has_gap_guards_thermo_and_no_run():
     assert mlmd.mlmd_script(PAIR, ['Na', 'Cl'], mp, 8, 180.0).startswith('\n'.join(setup))
 
 
-def test_reference_features_round_trip_and_errors(tmp_path):
-    rng = np.random.default_rng(0)
-    features = [rng.normal(size=(n, 6)) for n in (4, 8, 2)]
-    data = sx.write_reference_features(features, {'species': ['Na'], 'n_max': 2})
-    back, soap = sx.read_reference_features(io.BytesIO(data))
-    assert soap == {'species': ['Na'], 'n_max': 2}
-    assert [b.shape for b in back] == [(4, 6), (8, 6), (2, 6)]
-    for a, b in zip(features, back):
-        np.testing.assert_array_equal(a, b)
+def test_references_round_trip_and_errors(tmp_path):
+    """The references go to the job as bare extxyz; the job computes their SOAP spectra."""
+    crystal = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
+    labelled = crystal.copy()
+    labelled.info['energy'] = -3.0
+    labelled.arrays['forces'] = np.zeros((8, 3))
+    data = sx.write_references([labelled, crystal.repeat((2, 1, 1))])
+    assert b'energy' not in data and b'forces' not in data  # no labels: the file is as small as the structures
+    soap = sx.normalise_explore({'soap': SOAP}, ['Cl', 'Na'])['soap']
+    features = sx.read_references(io.StringIO(data.decode()), soap)
+    assert [f.shape[0] for f in features] == [8, 16]
+    np.testing.assert_allclose(np.linalg.norm(features[1], axis=1), 1.0)
+    np.testing.assert_allclose(features[1][:8], features[0], atol=1e-10)  # a supercell has the same environments
     with pytest.raises(ValueError, match='training set is empty'):
-        sx.write_reference_features([], {})
-    with pytest.raises(ValueError, match='different numbers of features'):
-        sx.write_reference_features([np.ones((2, 3)), np.ones((2, 4))], {})
-    (tmp_path / 'bad.npz').write_bytes(b'not a zip')
-    with pytest.raises(ValueError, match='is not a reference-feature file'):
-        sx.read_reference_features(tmp_path / 'bad.npz')
-    buffer = io.BytesIO()
-    np.savez(buffer, features=np.ones((5, 2)), counts=np.array([2, 2]), soap=np.array('{}'))
-    with pytest.raises(ValueError, match=r'counts \[2, 2\] do not match 5 feature rows'):
-        sx.read_reference_features(io.BytesIO(buffer.getvalue()))
+        sx.write_references([])
+    (tmp_path / 'bad.xyz').write_text('not an xyz file\n')
+    with pytest.raises(ValueError, match='is not an extxyz file of configurations'):
+        sx.read_references(tmp_path / 'bad.xyz', soap)
 
 
 def test_lammps_atoms_orders_by_id_and_keeps_tilt():
@@ -157,8 +155,8 @@ def test_job_files_and_engine_input():
     assert config['type_map'] == ['Na', 'Cl'] and config['pair_commands'] == PAIR
     assert config['reference_volume'] == pytest.approx(crystal.get_volume())
     assert config['parameters']['soap']['species'] == ['Cl', 'Na']
-    features, soap = sx.read_reference_features(io.BytesIO(files[sx.REFERENCE_FILE]))
-    assert soap == config['parameters']['soap'] and len(features) == 2 and features[0].shape[0] == 8
+    features = sx.read_references(io.StringIO(files[sx.REFERENCE_FILE].decode()), config['parameters']['soap'])
+    assert len(features) == 2 and features[0].shape[0] == 8
     np.testing.assert_allclose(np.linalg.norm(features[1], axis=1), 1.0)
     assert b'2 atom types' in files[sx.DATA_FILE]
     # explicit reference volume; SOAP species that miss a structure species; a type map without one
@@ -169,7 +167,7 @@ def test_job_files_and_engine_input():
     with pytest.raises(ValueError, match=r"species \['Cl'\] of the structure are not in the type map"):
         sx.job_files(crystal, ['Na'], PAIR, {'soap': SOAP}, [crystal])
     argon = Atoms('Ar', positions=[[0, 0, 0]], cell=[20, 20, 20], pbc=True)
-    with pytest.raises(ValueError, match=r"configuration 1 has species \['Ar'\] that the SOAP descriptor"):
+    with pytest.raises(ValueError, match=r"species \['Ar'\] that the SOAP descriptor .* reference configurations"):
         sx.job_files(crystal, ['Na', 'Cl'], PAIR, {'soap': {**SOAP, 'species': ['Na', 'Cl']}}, [crystal, argon])
     with pytest.raises(ValueError, match='must be resolved'):
         sx.engine_input(sx.normalise_explore({}), ['Na'], PAIR, 10.0)
