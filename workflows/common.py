@@ -144,3 +144,10 @@ def print_table(header, rows) -> None:
     print(''.join(str(h).ljust(w) for h, w in zip(header, widths)))
     for row in rows:
         print(''.join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def with_error(value, error, spec: str = '.3g') -> str:
+    """``'value ± error'`` formatted with ``spec``; ``'value'`` without an error, ``'nan'`` without a value."""
+    if value is None:
+        return 'nan'
+    return f'{value:{spec}}' if error is None else f'{value:{spec}} ± {error:{spec}}'

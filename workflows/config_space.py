@@ -82,16 +82,17 @@ def launch(name, builder, foreground: bool):
 
 
 def liquid_check(training_set, timestep_fs: float) -> str:
-    """Na self-diffusion coefficient (1e-9 m^2/s) of a trajectory from its MSD; '-' if it cannot be fitted."""
+    """Na self-diffusion coefficient (1e-9 m^2/s) of a trajectory from its MSD, with the standard error of 5
+    blocks (``science.observables.diffusion_with_error``); '-' if it cannot be fitted."""
     from aiida_mlfail.science import observables
 
     frames = training_set.get_atoms()
     times = [a.info['md_step'] * timestep_fs / 1000.0 for a in frames]
     try:
-        lag, msd = observables.msd(frames, times, species='Na')
-        return f"{observables.diffusion_coefficient(lag, msd)['D_m2_s'] * 1e9:.2f}"
+        result = observables.diffusion_with_error(frames, times, species='Na')
     except ValueError:
         return '-'
+    return common.with_error(result['D_m2_s'] * 1e9, result['D_stderr_m2_s'] * 1e9, '.2f')
 
 
 def main(argv=None) -> int:

@@ -121,8 +121,8 @@ def main(argv=None) -> int:
     diffusion_rows = []
     for symbol in ('Na', 'Cl'):
         ml, cl = ml_sd['diffusion'][symbol], cl_sd['diffusion'][symbol]
-        diffusion_rows.append([symbol, f"{ml.get('D_m2_s', float('nan')):.3g}",
-                               f"{cl.get('D_m2_s', float('nan')):.3g}"])
+        diffusion_rows.append([symbol, common.with_error(ml.get('D_m2_s'), ml.get('D_stderr_m2_s')),
+                               common.with_error(cl.get('D_m2_s'), cl.get('D_stderr_m2_s'))])
     common.print_table(['species', 'D GAP NVT (m^2/s)', 'D BMHTF NVT (m^2/s)'], diffusion_rows)
     g_ml, g_cl = ml_sd['rdf'].get_array('g_Cl_Na'), cl_sd['rdf'].get_array('g_Cl_Na')
     n = min(len(g_ml), len(g_cl))

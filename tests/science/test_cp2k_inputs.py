@@ -124,6 +124,11 @@ def test_aimd_parameters():
     for key in ('TRAJECTORY', 'FORCES', 'CELL', 'STRESS'):
         assert printed[key]['_'] == 'ON' and printed[key]['EACH'] == {'MD': 1}
     assert printed['TRAJECTORY']['FORMAT'] == printed['FORCES']['FORMAT'] == 'XYZ'
+    assert printed['RESTART'] == {'_': 'ON', 'BACKUP_COPIES': 0, 'EACH': {'MD': 1}}  # a checkpoint every step
+    every_5 = cp2k.aimd_parameters('fast', ['Na'], temperature=1400, steps=10, checkpoint_interval=5)
+    assert every_5['MOTION']['PRINT']['RESTART']['EACH'] == {'MD': 5}
+    with pytest.raises(ValueError, match='checkpoint_interval'):
+        cp2k.aimd_parameters('fast', ['Na'], temperature=1400, steps=10, checkpoint_interval=0)
     assert parameters['FORCE_EVAL']['STRESS_TENSOR'] == 'ANALYTICAL'
     assert parameters['FORCE_EVAL']['PRINT'] == {'FORCES': {'_': 'OFF'}, 'STRESS_TENSOR': {'_': 'ON'}}
     text = Cp2kInput(parameters).render()

@@ -53,6 +53,41 @@ def test_random_walk_diffusion():
     assert obs.diffusion_coefficient(lags, m)['D_A2_ps'] == pytest.approx(0.5, rel=0.1)
 
 
+def _random_walk(seed: int, n_frames: int = 400, n_walkers: int = 100):
+    steps = np.random.default_rng(seed).normal(scale=0.1, size=(n_frames, n_walkers, 3))
+    return [Atoms(f'Ar{n_walkers}', positions=p, cell=[1000.0] * 3, pbc=True) for p in np.cumsum(steps, axis=0)]
+
+
+def test_fft_msd_equals_the_direct_sum_over_time_origins():
+    frames = _random_walk(3, n_frames=60, n_walkers=7)
+    positions = np.array([a.positions for a in frames])
+    direct = np.array([0.0] + [np.mean(np.sum((positions[lag:] - positions[:-lag]) ** 2, axis=-1))
+                               for lag in range(1, 60)])
+    lags, m = obs.msd(frames, np.arange(60) * 0.01)
+    np.testing.assert_allclose(m, direct, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lags, np.arange(60) * 0.01)
+
+
+def test_diffusion_standard_error_covers_the_true_value():
+    """Random walks with D = 0.5 Å^2/ps: over 12 independent trajectories the block standard error is the
+    size of the actual scatter of D (z = (D - 0.5) / stderr follows Student's t with 4 degrees of freedom,
+    mean z^2 = 2; an error too small by 2x would give about 8)."""
+    times = np.arange(400) * 0.01
+    z = []
+    for seed in range(12):
+        result = obs.diffusion_with_error(_random_walk(seed), times, n_blocks=5)
+        assert len(result['D_blocks_A2_ps']) == 5 and result['n_blocks'] == 5
+        assert result['D_stderr_A2_ps'] > 0
+        assert result['D_stderr_m2_s'] == pytest.approx(result['D_stderr_A2_ps'] * 1e-8)
+        assert result['D_A2_ps'] == pytest.approx(np.mean(result['D_blocks_A2_ps']))
+        z.append((result['D_A2_ps'] - 0.5) / result['D_stderr_A2_ps'])
+    assert 0.5 < np.mean(np.square(z)) < 4.0, z
+    with pytest.raises(ValueError, match='n_blocks must be an integer >= 2, got 1'):
+        obs.diffusion_with_error(_random_walk(0, 20, 2), times[:20], n_blocks=1)
+    with pytest.raises(ValueError, match=r'block 1 of 10 \(2 frames\)'):
+        obs.diffusion_with_error(_random_walk(0, 20, 2), times[:20], n_blocks=10)
+
+
 def test_afm_pressure_and_breaking_step():
     forces = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]])
     assert obs.average_force_magnitude(forces) == pytest.approx(3.0)

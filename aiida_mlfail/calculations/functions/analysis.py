@@ -66,8 +66,10 @@ def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
     :param parameters: ``timestep`` (fs of the MD the frames come from), ``r_max`` (Å, default
         just below half the cell), ``n_bins`` (default 100), ``label`` (for the figure).
     :returns: ``rdf`` (ArrayData: ``r`` and ``g_A_B`` per species pair), ``msd`` (ArrayData:
-        ``lag_ps`` and ``msd_<species>`` in Å^2), ``diffusion`` (Dict: per species D in m^2/s and the
-        fit range) and ``plot`` (PNG with the RDFs and MSDs).
+        ``lag_ps`` and ``msd_<species>`` in Å^2), ``diffusion`` (Dict: per species D in m^2/s with its
+        standard error from 5 blocks, ``science.observables.diffusion_with_error``, or, when the blocks
+        are too short, the whole trajectory's D with ``D_stderr_m2_s`` None and the reason) and ``plot``
+        (PNG with the RDFs and MSDs).
     """
     from aiida_mlfail.science import observables as obs
     from aiida_mlfail.science.plots import figure_png, plt
@@ -93,9 +95,13 @@ def structure_and_dynamics(trajectory: TrainingSetData, parameters: orm.Dict):
         msd.set_array(f'msd_{symbol}', values)
         ax_msd.plot(lag, values, label=symbol)
         try:
-            diffusion[symbol] = obs.diffusion_coefficient(lag, values)
-        except ValueError as exc:
-            diffusion[symbol] = {'error': str(exc)}
+            diffusion[symbol] = obs.diffusion_with_error(frames, times, symbol)
+        except ValueError as blocks_error:  # blocks too short for a fit: the whole trajectory's D, no error bar
+            try:
+                diffusion[symbol] = {**obs.diffusion_coefficient(lag, values), 'D_stderr_m2_s': None,
+                                     'stderr_error': str(blocks_error)}
+            except ValueError as exc:
+                diffusion[symbol] = {'error': str(exc)}
     ax_rdf.set_xlabel('r (Å)'), ax_rdf.set_ylabel('g(r)'), ax_rdf.legend(fontsize=8)
     ax_msd.set_xlabel('lag (ps)'), ax_msd.set_ylabel('MSD (Å$^2$)'), ax_msd.legend(fontsize=8)
     fig.suptitle(p.get('label', ''))

@@ -327,8 +327,9 @@ def parse_cp2k_md(positions: str, forces: str, output: str, cell, energies: str 
     ener_rows = None
     if energies is not None:
         ener_rows = [row.split() for row in energies.splitlines() if row.strip() and not row.lstrip().startswith('#')]
-        if stopped:
-            ener_rows = [row for row in ener_rows if len(row) >= 5 and int(row[0]) <= until_step]
+        if stopped:  # the rows of the frames kept (a kill may cut the files at different steps)
+            kept = {int(float(title['i'])) for title, _, _ in position_frames}
+            ener_rows = [row for row in ener_rows if len(row) >= 5 and int(row[0]) in kept]
         if len(ener_rows) != len(position_frames):
             raise Cp2kOutputError(f'energy file has {len(ener_rows)} rows for {len(position_frames)} frames', 'missing')
     frames = []
