@@ -319,15 +319,18 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
 
 
 def rerun_script(reference_commands: list[str], atom_style: str, every: int, dump_file: str = 'ml_frames.dump',
-                 data_file: str = lammps_md.DATA_FILE) -> str:
+                 data_file: str = lammps_md.DATA_FILE, topology_file: str | None = None) -> str:
     """LAMMPS script re-evaluating a dumped trajectory with a reference potential (``rerun``).
 
     Writes the reference energy, forces, per-atom energies and virial of every frame in the usual
-    :data:`~aiida_mlfail.science.lammps_md.DUMP_FILE` / ``LABELS_FILE`` format.
+    :data:`~aiida_mlfail.science.lammps_md.DUMP_FILE` / ``LABELS_FILE`` format. The start structure is read as
+    :func:`~aiida_mlfail.science.lammps_md.read_structure_commands` says (``topology_file``: the data file of an
+    ``atom_style full`` reference, whose bonds, angles ... the rerun then uses for every frame).
     """
     return '\n'.join([
         '# aiida-mlfail reference rerun of an ML trajectory',
-        'units metal', f'atom_style {atom_style}', 'boundary p p p', f'read_data {data_file}',
+        'units metal', f'atom_style {atom_style}', 'boundary p p p',
+        *lammps_md.read_structure_commands(atom_style, data_file, topology_file),
         *reference_commands,
         *lammps_md.label_computes(),
         *lammps_md.thermo_commands(every),

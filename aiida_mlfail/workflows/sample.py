@@ -15,6 +15,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
+    data_file_message,
     define_potential_files,
     dict_validator,
     expose_job,
@@ -56,7 +57,8 @@ def _validate_inputs(value, ctx=None):
             ReferencePotential.from_dict(value['potential'].get_dict()).check_species(symbols)
         except ValueError as exc:
             return f'potential: {exc}'
-        message = potential_files_message(value['potential'], value.get('potential_files'), 'potential_files')
+        message = potential_files_message(value['potential'], value.get('potential_files'), 'potential_files') \
+            or data_file_message(value['potential'], value.get('potential_files'), symbols, 'potential_files')
         if message:
             return message
     points = value['state_points'].get_list() if 'state_points' in value else []
