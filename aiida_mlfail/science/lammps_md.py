@@ -174,8 +174,9 @@ def read_structure_commands(atom_style: str, data_file: str = DATA_FILE, topolog
 
     ``atom_style`` atomic or charge: ``read_data data_file`` (a data file written from the structure). ``full``:
     ``read_data topology_file`` (the reference's own data file: types, charges, molecules, bonds, angles ...),
-    then ``read_dump`` of :data:`START_DUMP` (step 0, written by ``science.mlmd.write_dump``), which replaces the
-    positions and the box by the structure's (atom IDs of the dump = atom IDs of the data file).
+    then ``read_dump`` of :data:`START_DUMP` (step 0, written by ``science.mlmd.write_dump`` with image flags),
+    which replaces the positions and the box by the structure's (atom IDs of the dump = atom IDs of the data
+    file).
 
     :raises ValueError: for ``full`` without ``topology_file``.
     """
@@ -183,7 +184,7 @@ def read_structure_commands(atom_style: str, data_file: str = DATA_FILE, topolog
         return [f'read_data {data_file}']
     if not topology_file:
         raise ValueError('atom_style full needs the data file with the topology (the reference\'s data_file)')
-    return [f'read_data {topology_file}', f'read_dump {START_DUMP} 0 x y z box yes']
+    return [f'read_data {topology_file}', f'read_dump {START_DUMP} 0 x y z ix iy iz box yes']
 
 
 def label_computes(atomic_energies: bool = True) -> list[str]:

@@ -114,10 +114,20 @@ def test_jobs_of_a_full_reference_read_the_data_file_then_the_positions():
     potential = ReferencePotential.from_dict(water_reference())
     point = lammps_md.normalise_state_point({'temperature': 300.0, 'volume': 478.6}, ['O', 'H', 'H'] * 16)
     script = lammps_md.sampling_script(potential, point, lammps_md.normalise_md({}))
-    assert 'atom_style full\nboundary p p p\nread_data water.data\nread_dump start.dump 0 x y z box yes\n' in script
+    assert 'full\nboundary p p p\nread_data water.data\nread_dump start.dump 0 x y z ix iy iz box yes' in script
     rerun = mlmd.rerun_script(potential.lammps_commands(), 'full', 10, topology_file='water.data')
-    assert 'read_data water.data\nread_dump start.dump 0 x y z box yes\n' in rerun
-    assert rerun.rstrip().endswith('rerun ml_frames.dump dump x y z box yes')
+    assert 'read_data water.data\nread_dump start.dump 0 x y z ix iy iz box yes\n' in rerun
+    assert rerun.rstrip().endswith('rerun ml_frames.dump dump x y z ix iy iz box yes')
     assert 'read_data structure.data\n' in mlmd.rerun_script(['pair_style lj/cut 5.0'], 'atomic', 10)
     with pytest.raises(ValueError, match='atom_style full needs the data file'):
         lammps_md.read_structure_commands('full')
+
+
+def test_a_dump_with_image_flags_gives_back_the_whole_molecules():
+    atoms = whole_molecules(structure_from_data_file(WATER_DATA, ['O', 'H']), np.repeat(np.arange(1, 17), 3))
+    frame = lammps_md.parse_dump(mlmd.write_dump([atoms], ['O', 'H'], [0], images=True))[0]
+    wrapped = np.column_stack([frame['x'], frame['y'], frame['z']])
+    flags = np.column_stack([frame['ix'], frame['iy'], frame['iz']])
+    assert np.all((wrapped >= 0) & (wrapped < atoms.cell.lengths()))
+    assert np.abs(flags).max() == 1  # some atoms sit outside the cell
+    np.testing.assert_allclose(wrapped + flags @ atoms.cell.array, atoms.positions, atol=1e-9)

@@ -66,7 +66,7 @@ def structure_file(atoms, reference: ReferencePotential, potential_files: dict) 
     data = data_file_atoms(reference, potential_files, atoms.get_chemical_symbols())
     if data is not None:
         whole = topology.whole_molecules(atoms, data.arrays['mol-id'])
-        return orm.SinglefileData(io.BytesIO(mlmd.write_dump([whole], type_map, [0]).encode()),
+        return orm.SinglefileData(io.BytesIO(mlmd.write_dump([whole], type_map, [0], images=True).encode()),
                                   filename=lammps_md.START_DUMP)
     atoms = atoms.copy()
     atoms.set_initial_charges(reference.atom_charges(atoms.get_chemical_symbols()))
@@ -149,7 +149,8 @@ def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict, pote
     return {
         'script': orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in'),
         'structure_file': structure_file(frames[0], reference, potential_files),
-        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
+        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps,
+                                                                   images=data is not None).encode()),
                                         filename='ml_frames.dump'),
         'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name},
                               'reference': lammps_reference(reference.to_dict(), digests)}),
