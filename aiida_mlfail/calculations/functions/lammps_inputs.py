@@ -83,8 +83,8 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
 
     :param potential_files: the ``SinglefileData`` of the reference's ``files`` (inputs, for provenance and
         the reference id: their content is hashed into it).
-    :returns: ``script`` and ``structure_file`` (SinglefileData: :func:`structure_file`), ``settings`` (Dict
-        with ``type_map``, ``frame_info`` and ``reference``: the potential's
+    :returns: ``script`` and ``structure_file`` (SinglefileData, see ``structure_file`` of this module),
+        ``settings`` (Dict with ``type_map``, ``frame_info`` and ``reference``: the potential's
         ``science.references.lammps_reference``, which the
         parser records on the sampled ``training_set``).
     """
