@@ -392,7 +392,7 @@ class ReferencePotential:
       of its defaults: ``cutoff`` (Å, all), ``kspace_style`` (``pppm``/``ewald``) and ``kspace_accuracy``
       (relative force accuracy) for ``bmhtf_coul_long``, ``alpha`` (Wolf damping, 1/Å) for ``bmhtf_wolf``;
     * ``name`` ``'lammps'``: ``parameters`` are the generic body ``species``, ``atom_style``, ``commands``,
-      ``files``, ``charges`` (:func:`check_generic`).
+      ``files``, ``charges``, ``data_file`` (:func:`check_generic`).
 
     Either way the potential resolves to the generic form (:meth:`generic`), which every consumer uses.
 

@@ -91,7 +91,8 @@ def wrapper_inputs(process, wrapper, namespace: str, *, call_link_label: str | N
 
 
 #: Help of the ``potential_files`` namespaces next to a classical reference ``potential`` Dict.
-POTENTIAL_FILES_HELP = ('The files the reference potential names (its `files`: EAM, Tersoff, SW tables ...), one '
+POTENTIAL_FILES_HELP = ('The files the reference potential names (its `files`: EAM, Tersoff, SW tables, the '
+                        '`data_file` of atom_style full ...), one '
                         'SinglefileData each whose `filename` is the name the commands use; written into every '
                         'LAMMPS job of the reference.')
 

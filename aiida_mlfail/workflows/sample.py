@@ -123,7 +123,8 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
                    validator=dict_validator(ReferencePotential.from_dict, 'potential'),
                    help="Reference potential, e.g. {'name': 'bmhtf_coul_long', "
                         "'parameters': {'kspace_accuracy': 1e-5}} or {'name': 'lammps', 'species': [...], "
-                        "'atom_style': ..., 'commands': [...], 'files': [...], 'charges': {...}}.")
+                        "'atom_style': ..., 'commands': [...], 'files': [...], 'charges': {...}, "
+                        "'data_file': ... (atom_style full)}.")
         define_potential_files(spec, 'potential_files')
         spec.input('state_points', valid_type=orm.List,
                    help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "
