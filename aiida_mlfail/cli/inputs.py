@@ -402,10 +402,21 @@ BUILDER_ARGUMENT_TYPES = {'structure': 'structure', 'pool': 'training_set', 'val
                           'potential': 'potential'}
 
 
-def _builder_argument(name: str, value, computer: str):
+def _full_reference_species(reference):
+    """The species of ``reference`` if it is a generic ``atom_style: full`` reference (a mapping), else None."""
+    if isinstance(reference, dict) and reference.get('name') == 'lammps' and reference.get('atom_style') == 'full':
+        species = reference.get('species')
+        return list(species) if isinstance(species, (list, tuple)) else None
+    return None
+
+
+def _builder_argument(name: str, value, computer: str, reference=None):
     """The value of builder argument ``name``: nodes for :data:`BUILDER_ARGUMENT_TYPES`, plain mappings else.
     A ``structure`` may also be a mapping ``{system: ..., ...}`` of a named preset (``science.structures``,
-    as ``structure_spec`` of ``mlfail.sample``)."""
+    as ``structure_spec`` of ``mlfail.sample``). With a generic ``atom_style: full`` ``reference``, a
+    ``structure`` file is a LAMMPS data file of that style (the reference's ``data_file``, typically), read
+    with ``science.structures.structure_from_data_file`` and the reference's species, so that structure and
+    topology agree by construction."""
     from aiida import orm
 
     from aiida_mlfail.data.gap_potential import GapPotentialData
@@ -422,6 +433,13 @@ def _builder_argument(name: str, value, computer: str):
         if message:
             raise click.BadParameter(f'{name}: {message}')
         return orm.StructureData(ase=structures.from_spec(value))
+    species = _full_reference_species(reference) if kind == 'structure' else None
+    path = _existing_path(value) if species else None
+    if path is not None:
+        from aiida_mlfail.science.structures import structure_from_data_file
+
+        return _read_file(name, path, 'a LAMMPS data file of atom_style full (the reference is atom_style full)',
+                          lambda: orm.StructureData(ase=structure_from_data_file(path, species)))
     valid_type = {'structure': orm.StructureData, 'training_set': TrainingSetData, 'potential': GapPotentialData}[kind]
     return convert_value(value, valid_type, name, computer)
 
@@ -455,7 +473,8 @@ def builder_from_protocol(process_class, protocol: str, tree: dict, computer: st
         raise click.BadParameter(f'codes: give a mapping of role to code label, got {given!r}')
     for role, label in given.items():
         codes[role] = convert_value(label, orm.AbstractCode, f'codes.{role}', computer)
-    arguments = {n: _builder_argument(n, tree.pop(n), computer) for n in names if n in tree}
+    reference = tree.get('reference')
+    arguments = {n: _builder_argument(n, tree.pop(n), computer, reference) for n in names if n in tree}
     required = [n for n, p in signature.parameters.items() if n in names and p.default is inspect.Parameter.empty]
     missing = [n for n in required if n not in arguments]
     if missing:

@@ -26,6 +26,9 @@ NKTV2P_METAL = 1.6021765e6
 # File names used inside a sampling job.
 #: The start structure (LAMMPS data file).
 DATA_FILE = 'structure.data'
+#: The start positions and box of a job of an ``atom_style full`` reference (a dump read by ``read_dump`` after
+#: ``read_data`` of the reference's data file, which holds the topology).
+START_DUMP = 'start.dump'
 #: The sampled frames (LAMMPS custom dump: positions, forces, per-atom energies).
 DUMP_FILE = 'frames.dump'
 #: Per-frame labels (energy, virial) written by ``fix print``.
@@ -119,7 +122,8 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
     :param potential: the reference potential (its ``species`` give the type order).
     :param state_point: output of :func:`normalise_state_point`.
     :param md: output of :func:`normalise_md` (timestep and dampings in fs).
-    :param data_file: the ``read_data`` file holding the start structure.
+    :param data_file: the ``read_data`` file holding the start structure (``atom_style`` atomic or charge; for
+        ``full`` see :func:`read_structure_commands`).
     :returns: the script text. Frames go to :data:`DUMP_FILE` (id type x y z fx fy fz c_pe_atom)
         and their energy / volume / virial pressure tensor (bar) to :data:`~aiida_mlfail.science.lammps_md.LABELS_FILE`.
     """
@@ -135,7 +139,7 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
         'units metal',
         f'atom_style {potential.atom_style}',
         'boundary p p p',
-        f'read_data {data_file}',
+        *read_structure_commands(potential.atom_style, data_file, potential.data_file),
     ]
     if state_point.get('volume'):
         lines += [
@@ -163,6 +167,24 @@ def sampling_script(potential: ReferencePotential, state_point: dict, md: dict, 
         lines.append(f'run {n_equil}')
     lines += [*frame_output_commands(every), f'run {n_prod}']
     return '\n'.join(lines) + '\n'
+
+
+def read_structure_commands(atom_style: str, data_file: str = DATA_FILE, topology_file: str | None = None) -> list[str]:
+    """The commands that read the start structure of a job.
+
+    ``atom_style`` atomic or charge: ``read_data data_file`` (a data file written from the structure). ``full``:
+    ``read_data topology_file`` (the reference's own data file: types, charges, molecules, bonds, angles ...),
+    then ``read_dump`` of :data:`START_DUMP` (step 0, written by ``science.mlmd.write_dump`` with image flags),
+    which replaces the positions and the box by the structure's (atom IDs of the dump = atom IDs of the data
+    file).
+
+    :raises ValueError: for ``full`` without ``topology_file``.
+    """
+    if atom_style != 'full':
+        return [f'read_data {data_file}']
+    if not topology_file:
+        raise ValueError('atom_style full needs the data file with the topology (the reference\'s data_file)')
+    return [f'read_data {topology_file}', f'read_dump {START_DUMP} 0 x y z ix iy iz box yes']
 
 
 def label_computes(atomic_energies: bool = True) -> list[str]:

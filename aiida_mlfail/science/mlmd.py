@@ -344,28 +344,35 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
 
 
 def rerun_script(reference_commands: list[str], atom_style: str, every: int, dump_file: str = 'ml_frames.dump',
-                 data_file: str = lammps_md.DATA_FILE) -> str:
+                 data_file: str = lammps_md.DATA_FILE, topology_file: str | None = None) -> str:
     """LAMMPS script re-evaluating a dumped trajectory with a reference potential (``rerun``).
 
     Writes the reference energy, forces, per-atom energies and virial of every frame in the usual
-    :data:`~aiida_mlfail.science.lammps_md.DUMP_FILE` / ``LABELS_FILE`` format.
+    :data:`~aiida_mlfail.science.lammps_md.DUMP_FILE` / ``LABELS_FILE`` format. The start structure is read as
+    :func:`~aiida_mlfail.science.lammps_md.read_structure_commands` says (``topology_file``: the data file of an
+    ``atom_style full`` reference, whose bonds, angles ... the rerun then uses for every frame; the frames then
+    come with image flags: :func:`write_dump` with ``images``).
     """
     return '\n'.join([
         '# aiida-mlfail reference rerun of an ML trajectory',
-        'units metal', f'atom_style {atom_style}', 'boundary p p p', f'read_data {data_file}',
+        'units metal', f'atom_style {atom_style}', 'boundary p p p',
+        *lammps_md.read_structure_commands(atom_style, data_file, topology_file),
         *reference_commands,
         *lammps_md.label_computes(),
         *lammps_md.thermo_commands(every),
         *lammps_md.frame_output_commands(every),
-        f'rerun {dump_file} dump x y z box yes',
+        f"rerun {dump_file} dump x y z{' ix iy iz' if atom_style == 'full' else ''} box yes",
     ]) + '\n'
 
 
-def write_dump(configurations, type_map, steps) -> str:
-    """LAMMPS ``dump custom`` text (id type x y z) of configurations, for ``rerun``.
+def write_dump(configurations, type_map, steps, images: bool = False) -> str:
+    """LAMMPS ``dump custom`` text (id type x y z) of configurations, for ``rerun`` and ``read_dump``.
 
     Cells must be LAMMPS-compatible (lower triangular rows a, b, c as in
-    :func:`~aiida_mlfail.science.lammps_md.parse_dump`).
+    :func:`~aiida_mlfail.science.lammps_md.parse_dump`). With ``images`` the positions are written wrapped into
+    the cell with their image flags (columns ``id type x y z ix iy iz``, ``position = x + ix a + iy b + iz c``),
+    so that molecules made whole (``science.topology.whole_molecules``) keep consistent image flags in LAMMPS
+    (read with the fields ``x y z ix iy iz``).
     """
     chunks = []
     for atoms, step in zip(configurations, steps):
@@ -383,10 +390,15 @@ def write_dump(configurations, type_map, steps) -> str:
                        f'{min(0.0, yz):.12g} {ly + max(0.0, yz):.12g} {xz:.12g}', f'0 {lz:.12g} {yz:.12g}']
         else:
             header += ['ITEM: BOX BOUNDS pp pp pp', f'0 {lx:.12g}', f'0 {ly:.12g}', f'0 {lz:.12g}']
-        header.append('ITEM: ATOMS id type x y z')
+        header.append('ITEM: ATOMS id type x y z' + (' ix iy iz' if images else ''))
         index = {s: i + 1 for i, s in enumerate(type_map)}
-        rows = [f'{i + 1} {index[s]} {x:.12g} {y:.12g} {z:.12g}'
-                for i, (s, (x, y, z)) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions))]
+        positions = atoms.positions
+        flags = np.zeros((len(atoms), 3), dtype=int)
+        if images:
+            flags = np.floor(np.linalg.solve(cell.T, positions.T).T).astype(int)
+            positions = positions - flags @ cell
+        rows = [f'{i + 1} {index[s]} {x:.12g} {y:.12g} {z:.12g}' + (' {} {} {}'.format(*f) if images else '')
+                for i, (s, (x, y, z), f) in enumerate(zip(atoms.get_chemical_symbols(), positions, flags))]
         chunks.append('\n'.join(header + rows))
     return '\n'.join(chunks) + '\n'
 

@@ -82,10 +82,10 @@ def mass_commands(type_map) -> list[str]:
 GENERIC = 'lammps'
 
 #: Keys of the generic reference besides ``name``.
-GENERIC_KEYS = ('species', 'atom_style', 'commands', 'files', 'charges')
+GENERIC_KEYS = ('species', 'atom_style', 'commands', 'files', 'charges', 'data_file')
 
-#: ``atom_style`` values of a generic reference (``full`` needs a data file with topology: not supported yet).
-ATOM_STYLES = ('atomic', 'charge')
+#: ``atom_style`` values of a generic reference (``full``: molecules, whose topology comes from the ``data_file``).
+ATOM_STYLES = ('atomic', 'charge', 'full')
 
 #: LAMMPS commands a generic reference may contain: those that define a force field, nothing else
 #: (no shell, python, include, print, log, dump, fix, variable, read_*, write_*, run ...).
@@ -114,7 +114,8 @@ _LINE = re.compile(r'[A-Za-z0-9_.+\-*/ ]+\Z')
 _STYLE_NAME = re.compile(r'[a-z][a-z0-9_]*(/[a-z0-9_]+)+\Z')
 _TYPE_RANGE = re.compile(r'(\d*)(\*?)(\d*)\Z')
 #: Files written by the package into every LAMMPS job; a potential file may not take their names.
-_RESERVED_FILES = ('input.in', 'structure.data', 'frames.dump', 'labels.dat', 'ml_frames.dump', 'log.lammps')
+_RESERVED_FILES = ('input.in', 'structure.data', 'start.dump', 'frames.dump', 'labels.dat', 'ml_frames.dump',
+                   'log.lammps')
 
 
 def _is_number(token: str) -> bool:
@@ -232,9 +233,9 @@ def check_generic(value: dict) -> dict:
 
     Shape (``units metal``)::
 
-        {'name': 'lammps', 'species': ['Cu'], 'atom_style': 'atomic' | 'charge',
+        {'name': 'lammps', 'species': ['Cu'], 'atom_style': 'atomic' | 'charge' | 'full',
          'commands': ['pair_style eam', 'pair_coeff 1 1 Cu_u3.eam'], 'files': ['Cu_u3.eam'],
-         'charges': {'Na': 1.0, ...}}
+         'charges': {'Na': 1.0, ...}, 'data_file': 'water.data'}
 
     * ``species``: chemical symbols, unique, in LAMMPS type order (type 1 first).
     * ``commands``: force-field commands only (:func:`check_commands`).
@@ -242,16 +243,21 @@ def check_generic(value: dict) -> dict:
       none of the names the package writes into a job (``input.in``, ``structure.data`` ...); optional.
     * ``charges`` (e): one finite number per species, required for ``atom_style charge``, absent (or empty)
       for ``atomic``.
-    * ``atom_style full`` (topology from a LAMMPS data file) is refused: not supported yet.
+    * ``data_file`` (``atom_style full`` only, where it is required): the name, one of ``files``, of a LAMMPS
+      data file holding the topology (Atoms with molecule id and charge, Bonds, Angles, ...). Every job of the
+      reference reads it (``read_data``) and then takes positions and box from the structure or frame, so
+      its atom IDs 1..N are the atom order of the structures (checked against a structure by
+      :func:`aiida_mlfail.science.topology.check_data_file`). It need not be named by a command.
 
-    :returns: the dict with every key (``files`` a list, ``charges`` a dict, possibly empty).
+    :returns: the dict with every key (``files`` a list, ``charges`` a dict, possibly empty); ``data_file`` only
+        for ``atom_style full`` (so the reference ids of other references are those they had before).
     :raises ValueError: naming the key and the offending value.
     """
     checks.known_keys(value, ('name', *GENERIC_KEYS), 'reference potential')
     for key in ('species', 'atom_style', 'commands'):
         if key not in value:
             raise ValueError(f"a {GENERIC} reference potential needs {key!r} (keys: name, species, atom_style, "
-                             f"commands, files, charges); got keys {sorted(value)}")
+                             f"commands, files, charges, data_file); got keys {sorted(value)}")
     species = value['species']
     if not isinstance(species, (list, tuple)) or not species:
         raise ValueError(f'species must be a non-empty list of chemical symbols in LAMMPS type order, got {species!r}')
@@ -260,9 +266,6 @@ def check_generic(value: dict) -> dict:
     if len(set(species)) != len(species):
         raise ValueError(f'species {list(species)} lists a symbol twice')
     atom_style = value['atom_style']
-    if atom_style == 'full':
-        raise ValueError("atom_style 'full' (bonds, angles, dihedrals from a LAMMPS data file) is not supported yet; "
-                         f'use one of {list(ATOM_STYLES)}')
     checks.choice(atom_style, 'atom_style', ATOM_STYLES)
     files = value.get('files') or []
     if not isinstance(files, (list, tuple)):
@@ -273,8 +276,19 @@ def check_generic(value: dict) -> dict:
             raise ValueError(f'files: {name!r} is a name the package writes into every LAMMPS job; rename the file')
     if len(set(files)) != len(files):
         raise ValueError(f'files {list(files)} lists a name twice')
+    data_file = value.get('data_file')
+    if atom_style == 'full':
+        if data_file is None:
+            raise ValueError("atom_style full needs 'data_file': the name (one of files) of a LAMMPS data file with "
+                             'the topology (Atoms with molecule id and charge, Bonds, Angles ...)')
+        if not isinstance(data_file, str) or data_file not in files:
+            raise ValueError(f'data_file {data_file!r} is not among the files of the reference ({list(files)}); '
+                             'give the data file under files too')
+    elif data_file is not None:
+        raise ValueError(f'data_file {data_file!r} given with atom_style {atom_style}: a data file (topology) is '
+                         'only read with atom_style full')
     commands = check_commands(value['commands'], species, files)
-    named = {token for line in commands for token in line.split()[1:]}
+    named = {token for line in commands for token in line.split()[1:]} | {data_file}
     unused = [name for name in files if name not in named]
     if unused:
         raise ValueError(f'files {unused} are named by no command')
@@ -287,9 +301,14 @@ def check_generic(value: dict) -> dict:
                              f'got charges of {sorted(charges, key=str)}')
         charges = {s: checks.number(charges[s], f'charges.{s}', unit='e') for s in species}
     elif charges:
-        raise ValueError(f'charges {charges!r} given with atom_style {atom_style}: use atom_style charge')
-    return {'name': GENERIC, 'species': list(species), 'atom_style': atom_style, 'commands': commands,
-            'files': list(files), 'charges': charges}
+        where = 'the charges of atom_style full are those of the data file' if atom_style == 'full' else \
+            'use atom_style charge'
+        raise ValueError(f'charges {charges!r} given with atom_style {atom_style}: {where}')
+    result = {'name': GENERIC, 'species': list(species), 'atom_style': atom_style, 'commands': commands,
+              'files': list(files), 'charges': charges}
+    if atom_style == 'full':
+        result['data_file'] = data_file
+    return result
 
 
 def files_message(names, filenames) -> str | None:
@@ -373,7 +392,7 @@ class ReferencePotential:
       of its defaults: ``cutoff`` (Å, all), ``kspace_style`` (``pppm``/``ewald``) and ``kspace_accuracy``
       (relative force accuracy) for ``bmhtf_coul_long``, ``alpha`` (Wolf damping, 1/Å) for ``bmhtf_wolf``;
     * ``name`` ``'lammps'``: ``parameters`` are the generic body ``species``, ``atom_style``, ``commands``,
-      ``files``, ``charges`` (:func:`check_generic`).
+      ``files``, ``charges``, ``data_file`` (:func:`check_generic`).
 
     Either way the potential resolves to the generic form (:meth:`generic`), which every consumer uses.
 
@@ -389,14 +408,14 @@ class ReferencePotential:
         parameters = {} if parameters is None else parameters
         if name == GENERIC:
             self._generic = check_generic({'name': GENERIC, **_mapping(parameters)})
-            self.parameters = {k: self._generic[k] for k in GENERIC_KEYS}
+            self.parameters = {k: self._generic[k] for k in GENERIC_KEYS if k in self._generic}
         elif isinstance(name, str) and name in PRESETS:
             self.parameters = _preset_parameters(name, parameters)
             body = PRESETS[name][1](name, self.parameters)
             self._generic = check_generic({'name': GENERIC, **body})
         else:
             raise ValueError(f'unknown reference potential {name!r}; known: {sorted(PRESETS)} or {GENERIC!r} '
-                             '(species, atom_style, commands, files, charges)')
+                             '(species, atom_style, commands, files, charges, data_file)')
         self.name = name
 
     def generic(self) -> dict:
@@ -417,6 +436,11 @@ class ReferencePotential:
     def files(self) -> tuple[str, ...]:
         """Names of the potential files the commands read (to be written into each job's folder)."""
         return tuple(self._generic['files'])
+
+    @property
+    def data_file(self) -> str | None:
+        """Name of the LAMMPS data file with the topology (``atom_style full``), else None."""
+        return self._generic.get('data_file')
 
     @property
     def charges(self) -> dict:

@@ -503,3 +503,18 @@ def default_pair_distances(species, configurations=None, *,
             shortest = COVALENT_CONTACT_FACTOR * float(radii)
         result[(a, b)] = fraction * shortest
     return result
+
+
+def structure_from_data_file(path, species):
+    """The structure of a LAMMPS data file of ``atom_style full`` (a molecular force field's topology), with the
+    chemical symbols of its types from ``species`` (type ``t`` is ``species[t - 1]``) and atom ``i`` = atom ID
+    ``i + 1``, so that it matches the data file by construction (see ``science.topology``).
+
+    :param path: the data file (``units metal``: Å); ``species``: the reference's species in LAMMPS type order.
+    :returns: ``ase.Atoms`` (positions Å wrapped into the cell, periodic).
+    :raises ValueError: naming the file when it is not a data file of ``atom_style full``, declares another number
+        of atom types, or its atom IDs are not 1..N; ``OSError`` when it cannot be read.
+    """
+    from aiida_mlfail.science.topology import structure_from_data_file as read
+
+    return read(path, species)

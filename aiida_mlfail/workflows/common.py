@@ -91,7 +91,8 @@ def wrapper_inputs(process, wrapper, namespace: str, *, call_link_label: str | N
 
 
 #: Help of the ``potential_files`` namespaces next to a classical reference ``potential`` Dict.
-POTENTIAL_FILES_HELP = ('The files the reference potential names (its `files`: EAM, Tersoff, SW tables ...), one '
+POTENTIAL_FILES_HELP = ('The files the reference potential names (its `files`: EAM, Tersoff, SW tables, the '
+                        '`data_file` of atom_style full ...), one '
                         'SinglefileData each whose `filename` is the name the commands use; written into every '
                         'LAMMPS job of the reference.')
 
@@ -118,6 +119,41 @@ def potential_files_message(potential, files, where: str) -> str | None:
         return None
     message = files_message(names, [node.filename for node in dict(files or {}).values()])
     return f'{where}: {message}' if message else None
+
+
+def data_file_message(potential, files, symbols, where: str) -> str | None:
+    """Why the data file of an ``atom_style full`` reference ``potential`` (``Dict``), found among the file nodes
+    ``files`` by its file name, does not fit the structure of chemical symbols ``symbols`` (in order), or has no
+    topology (``science.topology.check_data_file``). None when it fits, for other atom styles, and when the
+    potential or its files are themselves invalid (their own messages name that).
+
+    :param where: the port name put in front of the message (e.g. ``'potential_files'``).
+    """
+    from aiida_mlfail.science.potentials import ReferencePotential
+    from aiida_mlfail.science.topology import check_data_file
+
+    try:
+        reference = ReferencePotential.from_dict(potential.get_dict())
+    except ValueError:
+        return None
+    if reference.atom_style != 'full':
+        return None
+    node = next((n for n in dict(files or {}).values() if n.filename == reference.data_file), None)
+    if node is None:
+        return None
+    try:
+        check_data_file(node_text(node), reference.data_file, reference.species, reference.lammps_commands(),
+                        list(symbols))
+    except ValueError as exc:
+        return f'{where}: {exc}'
+    return None
+
+
+def node_text(node) -> str:
+    """The content of a ``SinglefileData`` as text (undecodable bytes replaced, so a binary file is refused by
+    the parser that reads the text, not by a ``UnicodeDecodeError``)."""
+    with node.open(mode='rb') as handle:
+        return handle.read().decode('utf-8', errors='replace')
 
 
 def job_potential_files(files) -> dict:

@@ -23,6 +23,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
+    data_file_message,
     define_potential_files,
     expose_job,
     job_potential_files,
@@ -87,6 +88,9 @@ def _validate_inputs(value, ctx=None):
     if atoms_list and len(symbols) != 1:
         return (f'the lammps reference labels configurations with one atom sequence per job; got {len(symbols)} '
                 'different compositions / atom orders')
+    if atoms_list:
+        return data_file_message(value['lammps']['potential'], value['lammps'].get('potential_files'),
+                                 next(iter(symbols)), 'lammps.potential_files')
     return None
 
 

@@ -13,6 +13,7 @@ from aiida_mlfail.science import mlmd, pair_distances
 from aiida_mlfail.science.gap_descriptors import uncovered_species
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
+    data_file_message,
     define_potential_files,
     dict_validator,
     expose_job,
@@ -51,7 +52,8 @@ def _validate_inputs(value, ctx=None):
     """The structure's species must be species of the GAP (and of the reference, when one is given)."""
     if 'structure' not in value or 'potential' not in value:
         return None
-    symbols = set(value['structure'].get_ase().get_chemical_symbols())
+    sequence = value['structure'].get_ase().get_chemical_symbols()
+    symbols = set(sequence)
     missing = sorted(symbols - set(value['potential'].species))
     if missing:
         return f'species {missing} of the structure are not described by the GAP (species {value["potential"].species})'
@@ -67,7 +69,9 @@ def _validate_inputs(value, ctx=None):
         except ValueError as exc:
             return f'reference.potential: {exc}'
         message = potential_files_message(reference, value['reference'].get('potential_files'),
-                                          'reference.potential_files')
+                                          'reference.potential_files') \
+            or data_file_message(reference, value['reference'].get('potential_files'), sequence,
+                                 'reference.potential_files')
         if message:
             return message
     return None

@@ -15,6 +15,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import lammps_md, structures
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
+    data_file_message,
     define_potential_files,
     dict_validator,
     expose_job,
@@ -56,7 +57,8 @@ def _validate_inputs(value, ctx=None):
             ReferencePotential.from_dict(value['potential'].get_dict()).check_species(symbols)
         except ValueError as exc:
             return f'potential: {exc}'
-        message = potential_files_message(value['potential'], value.get('potential_files'), 'potential_files')
+        message = potential_files_message(value['potential'], value.get('potential_files'), 'potential_files') \
+            or data_file_message(value['potential'], value.get('potential_files'), symbols, 'potential_files')
         if message:
             return message
     points = value['state_points'].get_list() if 'state_points' in value else []
@@ -121,7 +123,8 @@ class ClassicalSamplingWorkChain(ProtocolMixin, WorkChain):
                    validator=dict_validator(ReferencePotential.from_dict, 'potential'),
                    help="Reference potential, e.g. {'name': 'bmhtf_coul_long', "
                         "'parameters': {'kspace_accuracy': 1e-5}} or {'name': 'lammps', 'species': [...], "
-                        "'atom_style': ..., 'commands': [...], 'files': [...], 'charges': {...}}.")
+                        "'atom_style': ..., 'commands': [...], 'files': [...], 'charges': {...}, "
+                        "'data_file': ... (atom_style full)}.")
         define_potential_files(spec, 'potential_files')
         spec.input('state_points', valid_type=orm.List,
                    help="List of {'temperature': K, 'ensemble': 'NVT'|'NPT', 'volume': Å^3 | 'density': g/cm^3, "

@@ -53,3 +53,32 @@ def test_charges_come_from_the_reference():
     assert charges == [-0.8, 0.8]
     assert result['settings']['type_map'] == ['K', 'F']
     assert 'pair_style born/coul/wolf 0.25 6.0' in result['script'].get_content()
+
+
+def test_a_full_reference_ships_a_start_dump_and_reads_its_data_file():
+    """``atom_style full``: no data file is written from the structure; the job reads the reference's data file and
+    then the start dump (molecules whole, with image flags); single points rerun the frames the same way."""
+    from aiida_mlfail.science import lammps_md
+    from aiida_mlfail.science.structures import structure_from_data_file
+    from tests.science.test_topology import WATER_DATA, water_reference
+
+    node = orm.SinglefileData(WATER_DATA, filename='water.data')
+    atoms = structure_from_data_file(WATER_DATA, ['O', 'H'])
+    result = prepare_sampling(orm.StructureData(ase=atoms), orm.Dict(water_reference()),
+                              orm.Dict({'temperature': 300.0, 'density': 1.0}), orm.Dict(MD), water_data=node)
+    assert result['structure_file'].filename == lammps_md.START_DUMP
+    frame = lammps_md.parse_dump(result['structure_file'].get_content())[0]
+    assert {'ix', 'iy', 'iz'} <= set(frame) and list(frame['id']) == list(range(1, 49))
+    assert 'read_data water.data\nread_dump start.dump 0 x y z ix iy iz box yes' in result['script'].get_content()
+    assert result['settings']['reference'] == lammps_reference(
+        water_reference(), {'water.data': hashlib.sha256(WATER_DATA.read_bytes()).hexdigest()})
+    labelled = prepare_single_points(TrainingSetData.from_atoms([atoms, atoms]), orm.Dict(water_reference()),
+                                     water_data=node)
+    assert labelled['structure_file'].filename == lammps_md.START_DUMP
+    assert 'ITEM: ATOMS id type x y z ix iy iz' in labelled['dump_file'].get_content()
+    assert labelled['script'].get_content().rstrip().endswith('rerun ml_frames.dump dump x y z ix iy iz box yes')
+    swapped = atoms.copy()
+    swapped.set_chemical_symbols(['H', 'O', 'H'] * 16)
+    with pytest.raises(ValueError, match="'water.data': atom ID 1 is O"):
+        prepare_sampling(orm.StructureData(ase=swapped), orm.Dict(water_reference()), orm.Dict(POINT), orm.Dict(MD),
+                         water_data=node)

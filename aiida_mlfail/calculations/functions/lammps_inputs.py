@@ -33,6 +33,49 @@ def file_digests(reference: ReferencePotential, potential_files: dict) -> dict:
     return digests
 
 
+def data_file_atoms(reference: ReferencePotential, potential_files: dict, symbols):
+    """The atoms of the data file of an ``atom_style full`` reference (its node among ``potential_files``, by file
+    name), checked against the chemical symbols ``symbols`` of the structure (``science.topology.check_data_file``);
+    None for other atom styles.
+
+    :raises ValueError: naming the data file when it does not match ``symbols`` (or has no topology).
+    """
+    from aiida_mlfail.science import topology
+
+    if reference.atom_style != 'full':
+        return None
+    node = next(n for n in potential_files.values() if n.filename == reference.data_file)
+    with node.open(mode='rb') as handle:
+        text = handle.read().decode('utf-8', errors='replace')
+    return topology.check_data_file(text, reference.data_file, list(reference.species), reference.lammps_commands(),
+                                    list(symbols))
+
+
+def structure_file(atoms, reference: ReferencePotential, potential_files: dict) -> orm.SinglefileData:
+    """The start structure of a LAMMPS job of ``reference``: a data file written from ``atoms``
+    (:data:`~aiida_mlfail.science.lammps_md.DATA_FILE`, ``initial_charges`` of ``atom_style charge`` set from the
+    reference), or for ``atom_style full`` a one-frame dump (:data:`~aiida_mlfail.science.lammps_md.START_DUMP`,
+    molecules whole: ``science.topology.whole_molecules``) read after the reference's data file, which is
+    checked against ``atoms`` first (:func:`data_file_atoms`).
+
+    :raises ValueError: naming the data file when it does not match ``atoms`` (or has no topology).
+    """
+    from aiida_mlfail.science import mlmd, topology
+
+    type_map = list(reference.species)
+    data = data_file_atoms(reference, potential_files, atoms.get_chemical_symbols())
+    if data is not None:
+        whole = topology.whole_molecules(atoms, data.arrays['mol-id'])
+        return orm.SinglefileData(io.BytesIO(mlmd.write_dump([whole], type_map, [0], images=True).encode()),
+                                  filename=lammps_md.START_DUMP)
+    atoms = atoms.copy()
+    atoms.set_initial_charges(reference.atom_charges(atoms.get_chemical_symbols()))
+    buffer = io.StringIO()
+    write(buffer, atoms, format='lammps-data', atom_style=reference.atom_style, specorder=type_map, masses=True,
+          units='metal')
+    return orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE)
+
+
 @calcfunction
 def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_point: orm.Dict, md: orm.Dict,
                      **potential_files):
@@ -40,8 +83,9 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
 
     :param potential_files: the ``SinglefileData`` of the reference's ``files`` (inputs, for provenance and
         the reference id: their content is hashed into it).
-    :returns: ``script`` and ``structure_file`` (SinglefileData), ``settings`` (Dict with ``type_map``,
-        ``frame_info`` and ``reference``: the potential's ``science.references.lammps_reference``, which the
+    :returns: ``script`` and ``structure_file`` (SinglefileData, see ``structure_file`` of this module),
+        ``settings`` (Dict with ``type_map``, ``frame_info`` and ``reference``: the potential's
+        ``science.references.lammps_reference``, which the
         parser records on the sampled ``training_set``).
     """
     reference = ReferencePotential.from_dict(potential.get_dict())
@@ -51,16 +95,12 @@ def prepare_sampling(structure: orm.StructureData, potential: orm.Dict, state_po
     reference.check_species(symbols)
     point = lammps_md.normalise_state_point(state_point.get_dict(), symbols)
     settings = lammps_md.normalise_md(md.get_dict())
-    atoms.set_initial_charges(reference.atom_charges(symbols))
-    buffer = io.StringIO()
-    write(buffer, atoms, format='lammps-data', atom_style=reference.atom_style, specorder=list(reference.species),
-          masses=True, units='metal')
     frame_info = {'config_type': point['label'], 'state_point': point['label'], 'temperature': point['temperature'],
                   'ensemble': point['ensemble'], 'reference': reference.name}
     return {
         'script': orm.SinglefileData(io.BytesIO(lammps_md.sampling_script(reference, point, settings).encode()),
                                      filename='input.in'),
-        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
+        'structure_file': structure_file(atoms, reference, potential_files),
         'settings': orm.Dict({'type_map': list(reference.species), 'frame_info': frame_info,
                               'reference': lammps_reference(potential.get_dict(), digests)}),
     }
@@ -110,17 +150,19 @@ def _rerun_inputs(frames, steps, reference: ReferencePotential, info: dict, pote
     reference.check_species(set().union(*(a.get_chemical_symbols() for a in frames)))
     digests = file_digests(reference, potential_files)
     type_map = list(reference.species)
-    first = frames[0].copy()
-    first.set_initial_charges(reference.atom_charges(first.get_chemical_symbols()))
-    buffer = io.StringIO()
-    write(buffer, first, format='lammps-data', atom_style=reference.atom_style, specorder=type_map, masses=True,
-          units='metal')
+    data = data_file_atoms(reference, potential_files, frames[0].get_chemical_symbols())
+    if data is not None:  # molecules whole, for consistent image flags (science.topology.whole_molecules)
+        from aiida_mlfail.science.topology import whole_molecules
+
+        frames = [whole_molecules(atoms, data.arrays['mol-id']) for atoms in frames]
     every = int(np.gcd.reduce(np.diff(steps))) if len(steps) > 1 else 1
+    script = mlmd.rerun_script(reference.lammps_commands(), reference.atom_style, max(every, 1),
+                               topology_file=reference.data_file)
     return {
-        'script': orm.SinglefileData(io.BytesIO(mlmd.rerun_script(reference.lammps_commands(), reference.atom_style,
-                                                                  max(every, 1)).encode()), filename='input.in'),
-        'structure_file': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename=lammps_md.DATA_FILE),
-        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps).encode()),
+        'script': orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in'),
+        'structure_file': structure_file(frames[0], reference, potential_files),
+        'dump_file': orm.SinglefileData(io.BytesIO(mlmd.write_dump(frames, type_map, steps,
+                                                                   images=data is not None).encode()),
                                         filename='ml_frames.dump'),
         'settings': orm.Dict({'type_map': type_map, 'frame_info': {**info, 'reference': reference.name},
                               'reference': lammps_reference(reference.to_dict(), digests)}),
