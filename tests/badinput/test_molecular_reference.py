@@ -113,7 +113,7 @@ CASES = [
 
 
 @pytest.fixture
-def entries(lammps_code):
+def entries(lammps_code, tmp_path_factory):
     def sample():
         return {'lammps': {'job': {'code': lammps_code}}, 'structure': orm.StructureData(ase=water()),
                 'potential': orm.Dict(water_reference()), 'potential_files': {'water_data': data_node()},
@@ -125,8 +125,17 @@ def entries(lammps_code):
                            'potential_files': {'water_data': data_node()}}}
 
     def mlmd():
-        gap = GapPotentialData.from_folder(FIXTURES / 'bridge')
-        gap.base.attributes.set('species', ['O', 'H'])  # (the validators read the species; the GAP is not run)
+        # the NaCl test GAP relabelled as O (Na) and H (Cl): the validators read the species and the
+        # descriptor strings of the XML; the GAP is not run
+        folder = tmp_path_factory.mktemp('water_gap')
+        for path in (FIXTURES / 'bridge').glob('gap.xml*'):
+            text = path.read_text()
+            for old, new in (('Z1=11', 'Z1=8'), ('Z2=11', 'Z2=8'), ('Z1=17', 'Z1=1'), ('Z2=17', 'Z2=1'),
+                             ('Z=11 ', 'Z=8 '), ('Z=17 ', 'Z=1 '), ('species_Z={11 17 }', 'species_Z={8 1 }')):
+                text = text.replace(old, new)
+            (folder / path.name).write_text(text)
+        gap = GapPotentialData.from_folder(folder)
+        gap.base.attributes.set('species', ['O', 'H'])
         return {'md': {'job': {'code': lammps_code}}, 'potential': gap, 'structure': orm.StructureData(ase=water()),
                 'parameters': orm.Dict({'steps': 100}),
                 'reference': {'job': {'code': lammps_code}, 'potential': orm.Dict(water_reference()),
