@@ -1,15 +1,19 @@
-"""Benchmark the ``mlfail-lmp`` GAP bridge (LAMMPS ``fix external`` + quippy) against ASE's MD driver.
+"""Benchmark the ``mlfail-lmp`` GAP bridge (LAMMPS ``fix external`` + quippy) against ASE's MD driver and
+against quippy's bare evaluation (the floor), at several sizes.
 
-Both integrate NVE (velocity Verlet, 1 fs) of the same 64-ion rattled NaCl cell at 300 K with the
-same quippy ``Potential`` (the tiny test GAP in ``tests/fixtures/bridge``). Prints steps per
-second of each, their ratio, and the share of the bridge's wall time spent outside quippy's
-``calculate`` (LAMMPS integration, neighbour lists, the callback's own work). Not a test; about a
-minute on one core::
+All integrate NVE (velocity Verlet, 1 fs) of the same rattled rocksalt NaCl cell at 300 K with the same
+quippy ``Potential`` (the tiny test GAP in ``tests/fixtures/bridge``). Per size it prints steps per second
+of the bridge, of ASE's ``VelocityVerlet`` and of bare quippy (``Potential.calculate`` of energy and forces
+on moved positions, called as the bridge calls it, no MD: the most any driver could reach), the ratios bridge / ASE and
+bridge / floor, and the share of the bridge's wall time spent outside quippy's ``calculate`` (LAMMPS
+integration, neighbour lists, the callback's own work). The sizes are rocksalt cubes: 64 (2^3 cells),
+216 (3^3, the nearest to 200) and 1000 (5^3) ions. Not a test; a few minutes on one core::
 
-    .venv/bin/python benchmarks/gap_bridge.py [--steps 200]
+    .venv/bin/python benchmarks/gap_bridge.py [--steps 200] [--sizes 64 216 1000]
 
-Note: the bridge asks quippy for energy, forces, virial and per-atom energies/virials on every
-step (what ``pair_style quip`` provides); ASE's driver only needs energy and forces.
+``--steps`` is the number at 64 ions; larger cells run ``steps x 64 / N`` (at least 10).
+Note: the bridge asks quippy for the virial and per-atom quantities only on the steps LAMMPS needs them
+(thermo output here, every 50 steps); otherwise, like ASE's driver, for energy and forces.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 GAP_XML = ROOT / 'tests' / 'fixtures' / 'bridge' / 'gap.xml'
 
 
-def make_atoms():
+def make_atoms(n_ions: int = 64):
+    """A rattled rocksalt NaCl cube of ``n_ions`` = 8 k^3 ions."""
     from ase.build import bulk
 
-    atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True).repeat((2, 2, 2))  # 64 ions
+    k = round((n_ions / 8) ** (1 / 3))
+    if 8 * k**3 != n_ions:
+        raise ValueError(f'{n_ions} ions is not a rocksalt cube (8 k^3: 64, 216, 512, 1000, ...)')
+    atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True).repeat((k, k, k))
     atoms.rattle(0.05, seed=11)
     return atoms
 
@@ -91,16 +99,42 @@ def bench_ase(atoms, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def bench_quippy(atoms, calls: int) -> float:
+    """Bare quippy evaluations per second (energy and forces) of ``atoms`` moved a little before each."""
+    import numpy as np
+    from quippy.potential import Potential
+
+    atoms = atoms.copy()
+    potential = Potential('IP GAP', param_filename=str(GAP_XML))
+    rng = np.random.default_rng(5)
+    changes = ['positions', 'numbers', 'cell', 'pbc']
+    potential.calculate(atoms, properties=['energy', 'forces'], system_changes=changes)  # set-up, not timed
+    start = time.perf_counter()
+    for _ in range(calls):
+        atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
+        potential.calculate(atoms, properties=['energy', 'forces'], system_changes=changes)
+    return calls / (time.perf_counter() - start)
+
+
 def main() -> None:
+    from tabulate import tabulate
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=200)
+    parser.add_argument('--steps', type=int, default=200, help='NVE steps at 64 ions (fewer for larger cells)')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[64, 216, 1000])
     args = parser.parse_args()
-    atoms = make_atoms()
-    bridge, outside, calls = bench_bridge(atoms, args.steps)
-    ase_rate = bench_ase(atoms, args.steps)
-    print(f'{len(atoms)} atoms, {args.steps} NVE steps, {calls} quippy calls in the bridge run')
-    print(f'bridge: {bridge:.2f} steps/s, ASE VelocityVerlet: {ase_rate:.2f} steps/s, ratio {bridge / ase_rate:.3f}; '
-          f'time outside quippy: {100 * outside:.1f} %')
+    rows = []
+    for n_ions in args.sizes:
+        atoms = make_atoms(n_ions)
+        steps = max(10, args.steps * 64 // n_ions)
+        bridge, outside, calls = bench_bridge(atoms, steps)
+        ase_rate = bench_ase(atoms, steps)
+        floor = bench_quippy(atoms, steps)
+        rows.append([n_ions, steps, f'{bridge:.2f}', f'{ase_rate:.2f}', f'{floor:.2f}', f'{bridge / ase_rate:.3f}',
+                     f'{bridge / floor:.3f}', f'{100 * outside:.1f}'])
+        print(f'{n_ions} ions: {steps} NVE steps, {calls} quippy calls in the bridge run', flush=True)
+    print(tabulate(rows, headers=['ions', 'steps', 'bridge steps/s', 'ASE steps/s', 'bare quippy evals/s (floor)',
+                                  'bridge / ASE', 'bridge / floor', '% bridge time outside quippy']))
 
 
 if __name__ == '__main__':
