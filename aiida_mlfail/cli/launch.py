@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import pathlib
@@ -81,6 +82,28 @@ class _ProgressHandler(logging.Handler):
         click.echo(f'[{time.time() - self.start:7.1f} s] {prefix}{message}')
 
 
+@contextlib.contextmanager
+def _echo_reports():
+    """Within the block, the terminal handlers of the ``aiida`` logger are swapped for one that echoes each report
+    with the elapsed time; the database log handler stays, so ``verdi process report`` is complete."""
+    from aiida.cmdline.utils.log import CliHandler
+    from aiida.common.log import configure_logging
+
+    configure_logging(with_orm=True)  # the database handler, whatever configured logging before
+    logger = logging.getLogger('aiida')
+    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
+    handler = _ProgressHandler(time.time())
+    for h in terminal:
+        logger.removeHandler(h)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        for h in terminal:
+            logger.addHandler(h)
+
+
 def run_foreground(builder, poll_interval: float = 1.0):
     """Run a builder in this interpreter, echoing the reports of the process and its children as they come.
 
@@ -90,25 +113,40 @@ def run_foreground(builder, poll_interval: float = 1.0):
     handlers of the ``aiida`` logger are swapped for one that prefixes the elapsed time; the
     database log handler stays, so ``verdi process report`` is complete.
     """
-    from aiida.cmdline.utils.log import CliHandler
-    from aiida.common.log import configure_logging
     from aiida.manage import get_manager
 
-    configure_logging(with_orm=True)  # the database handler, whatever configured logging before
-    logger = logging.getLogger('aiida')
-    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
-    handler = _ProgressHandler(time.time())
-    for h in terminal:
-        logger.removeHandler(h)
-    logger.addHandler(handler)
-    runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
-    try:
+    with _echo_reports():
+        # (not runner.close() afterwards: that closes the event loop the runner shares with this interpreter)
+        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
         _, node = runner.run_get_node(builder)
-    finally:  # (not runner.close(): that closes the event loop the runner shares with this interpreter)
-        logger.removeHandler(handler)
-        for h in terminal:
-            logger.addHandler(h)
     return node
+
+
+def run_foreground_together(builders: dict, poll_interval: float = 1.0) -> dict:
+    """Run several builders ``{name: builder}`` concurrently in this interpreter (one event loop, as a daemon
+    worker runs several processes) and return ``{name: node}`` once all have terminated; reports echoed and
+    children polled as in :func:`run_foreground`. Independent steps of a study overlap their jobs this way
+    without a daemon.
+
+    :raises ValueError: for no builders.
+    """
+    import asyncio
+
+    from aiida.engine.utils import loop_scope
+    from aiida.manage import get_manager
+
+    if not builders:
+        raise ValueError('run_foreground_together: no builders given')
+    with _echo_reports():
+        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+        with loop_scope(runner.loop):
+            processes = {name: runner.instantiate_process(builder) for name, builder in builders.items()}
+
+            async def all_terminated():
+                await asyncio.gather(*(process.step_until_terminated() for process in processes.values()))
+
+            runner.loop.run_until_complete(all_terminated())
+    return {name: process.node for name, process in processes.items()}
 
 
 def _launch_study(name, size, computer, submit, args):
