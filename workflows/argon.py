@@ -86,18 +86,19 @@ SIZES = {
         'aimd': {'n_cells': 1, 'protocol': 'fast', 'steps': 2, 'rvv10_cutoff': 100.0},
         'config_space': {'soap': {'r_cut': 5.0, 'n_max': 3, 'l_max': 2}},
     },
-    # minutes on 2 cores: 108 atoms, 10 ps of equilibration, 40 ps sampled every 500 fs (81 frames)
+    # minutes on 2 cores: 108 atoms, 10 ps of equilibration, 40 ps sampled every 500 fs (81 frames); GAP and SOAP
+    # cutoff 6 Å (the first neighbour shell ends near 5.3 Å = 1.55 sigma), 5 ps of GAP-MD, explorations of 5 ps
     'small': {
         'n_cells': 3,
         'sampling': {'equilibration_steps': 1000, 'production_steps': 4000, 'sampling_interval': 50,
                      'thermo_interval': 10},
-        'gap': {'n_select': 80, 'cutoff': 7.0, 'n_sparse_2b': 20, 'soap_sparse': 100, 'sigma': SIGMA},
-        'mlmd': {'ensemble': 'NVT', 'steps': 2000, 'dump_interval': 20, 'thermo_interval': 10},
-        'active_learning': {'critical_similarity': 'calibrate', 'soap': {'r_cut': 7.0, 'n_max': 4, 'l_max': 3},
-                            'max_steps': 1000, 'comparison_step': 50, 'max_iterations': 3,
+        'gap': {'n_select': 80, 'cutoff': 6.0, 'n_sparse_2b': 20, 'soap_sparse': 100, 'sigma': SIGMA},
+        'mlmd': {'ensemble': 'NVT', 'steps': 500, 'dump_interval': 10, 'thermo_interval': 10},
+        'active_learning': {'critical_similarity': 'calibrate', 'soap': {'r_cut': 6.0, 'n_max': 4, 'l_max': 3},
+                            'max_steps': 500, 'comparison_step': 50, 'max_iterations': 3,
                             'max_new_configurations': 6},
         'aimd': {'n_cells': 2, 'protocol': 'fast', 'steps': 5, 'rvv10_cutoff': 100.0},
-        'config_space': {'soap': {'r_cut': 7.0, 'n_max': 6, 'l_max': 4}},
+        'config_space': {'soap': {'r_cut': 6.0, 'n_max': 6, 'l_max': 4}},
     },
     # the thesis's size: 108 atoms, 50000 steps (500 ps) of sampling and GAP-MD, a 108-atom AIMD of 5000 steps
     # (50 ps) with the moderate CP2K protocol and rVV10 on the density grid: days, for a cluster
@@ -116,9 +117,31 @@ SIZES = {
 }
 
 
-def argon_spec(n_cells: int) -> dict:
-    """Structure spec of ``4 n_cells^3`` argon atoms at the thesis's density (``science.structures.argon``)."""
-    return {'system': 'argon', 'n_cells': n_cells, 'box': round(BOX_PER_CELL * n_cells, 4)}
+#: Closest distance (Å) of the random liquid start: 0.88 sigma, where the Lennard-Jones pair energy is 0.1 eV
+#: above zero (the builder's default, 0.7 x the mean spacing, is 2.5 Å here: 1.4 eV).
+MIN_DISTANCE = 3.0
+
+
+def argon_spec(n_cells: int, start: str = 'liquid') -> dict:
+    """Structure spec of ``4 n_cells^3`` argon atoms at the thesis's density, box ``n_cells x`` :data:`BOX_PER_CELL`.
+
+    :param start: ``liquid``: a random packing (``science.structures.random_liquid``, closest distance
+        :data:`MIN_DISTANCE`, seed 1) melted by the sampling's equilibration; ``fcc``: the ``argon`` preset's fcc
+        lattice, which does not melt at 85 K on these time scales (the density is at the Lennard-Jones freezing
+        line: rho sigma^3 = 0.861 at kT/epsilon = 0.71; with ``--size small`` the sampled crystal's diffusion
+        coefficient is 0.00).
+    :raises ValueError: for another ``start``.
+    """
+    from aiida_mlfail.science.structures import volume_to_density
+
+    box = BOX_PER_CELL * n_cells
+    if start == 'fcc':
+        return {'system': 'argon', 'n_cells': n_cells, 'box': box}
+    if start == 'liquid':
+        n_atoms = 4 * n_cells**3
+        return {'system': 'liquid', 'composition': {'Ar': n_atoms},
+                'density': volume_to_density(['Ar'] * n_atoms, box**3), 'min_distance': MIN_DISTANCE, 'seed': 1}
+    raise ValueError(f"start must be 'liquid' or 'fcc', got {start!r}")
 
 
 def sampling_builder(codes, size: str, structure, seed: int = 2026):
@@ -129,9 +152,24 @@ def sampling_builder(codes, size: str, structure, seed: int = 2026):
     return common.sampling_builder(codes, [point], size=size, structure=structure, md=md, reference=REFERENCE)
 
 
-def gap_builder(codes, size: str, pool):
-    """The GAP of the sampled ``pool`` (``common.gap_builder`` with the size's ``gap`` settings)."""
-    return common.gap_builder(codes, pool, size=size, **SIZES[size]['gap'])
+def initial_data(size: str, pool) -> dict:
+    """``train`` and ``validation`` sets of the sampled ``pool``: the size's ``n_select`` frames uniform in force
+    magnitude, split 50/50 (the ``select_configurations`` and ``split_training_set`` calcfunctions). The GAP, the
+    calibration and the active learner all start from them."""
+    from aiida import orm
+
+    from aiida_mlfail.calculations.functions import select_configurations, split_training_set
+
+    n = min(SIZES[size]['gap']['n_select'], pool.n_configurations)
+    selected = select_configurations(pool, orm.Dict({'method': 'uniform_force', 'n': n, 'seed': 7}))
+    return split_training_set(selected, orm.Dict({'train_fraction': 0.5, 'seed': 7}))
+
+
+def gap_builder(codes, size: str, training_set, validation_set):
+    """The GAP of ``training_set`` validated on ``validation_set`` (``common.gap_builder`` with the size's ``gap``
+    settings)."""
+    gap = {**SIZES[size]['gap'], 'n_select': None}
+    return common.gap_builder(codes, training_set, size=size, validation_set=validation_set, **gap)
 
 
 def mlmd_builder(codes, size: str, potential, structure):
@@ -385,14 +423,15 @@ def report_config_space(work, aimd, classical, out: pathlib.Path, size: str) -> 
     return step
 
 
-def run_study(codes: dict, size: str, out: pathlib.Path) -> dict:
+def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') -> dict:
     """Run the five steps of the study at ``size`` with ``codes`` (roles ``lammps``, ``gap_fit``, ``quip``,
-    ``explore``, ``rematch``, ``cp2k``), print a table per step, write figures and ``argon_<size>.json`` into ``out``;
-    returns the summary written there.
+    ``explore``, ``rematch``, ``cp2k``) from the ``start`` structure (:func:`argon_spec`), print a table per step,
+    write figures and ``argon_<size>.json`` into ``out``; returns the summary written there.
 
-    Independent WorkChains run concurrently in this process (``common.run_together``): the two samplings; the GAP
-    and the AIMD; then the GAP-MD, the configuration space and the calibration of the critical similarity (or,
-    when the size fixes it, the active learner); then the active learner. Each step's ``seconds`` is the wall time
+    Independent WorkChains run concurrently in this process (``common.run_together``): the two samplings; then
+    (after the selection and split of the initial data) the GAP, the AIMD and the calibration of the critical
+    similarity (or, when the size fixes it, the active learner); then the GAP-MD, the configuration space (and the
+    active learner after a calibration). Each step's ``seconds`` is the wall time
     of its WorkChain; ``seconds.total`` that of the study.
 
     Exits (``SystemExit`` 1) when a WorkChain ends with a status the study does not accept (0; 410 for the GAP-MD
@@ -400,18 +439,20 @@ def run_study(codes: dict, size: str, out: pathlib.Path) -> dict:
     """
     from aiida import orm
 
-    start = time.time()
+    t0 = time.time()
     s, al, a = SIZES[size], SIZES[size]['active_learning'], SIZES[size]['aimd']
     summary = {'size': size, 'protocol': common.PROTOCOL_OF_SIZE[size], 'temperature_K': TEMPERATURE,
-               'timestep_fs': TIMESTEP, 'reference': REFERENCE, 'settings': s}
+               'timestep_fs': TIMESTEP, 'reference': REFERENCE, 'start': start, 'settings': s}
     allowed = {'GAP-MD': (0, 410), 'active learning': (0, 701, 702)}
 
-    spec, aimd_spec = argon_spec(s['n_cells']), argon_spec(a['n_cells'])
+    spec, aimd_spec = argon_spec(s['n_cells'], start), argon_spec(a['n_cells'], start)
     structure = common.structure_from_spec(spec)
     n_atoms = len(structure.sites)
-    print(f'== 1. Lennard-Jones NVT sampling: {n_atoms} Ar, box {spec["box"]} Å '
-          f'({n_atoms / structure.get_cell_volume():.5f} atoms/Å^3), {TEMPERATURE:.0f} K, {TIMESTEP:.0f} fs steps'
-          + ('' if aimd_spec == spec else f"; and of the AIMD's cell ({4 * a['n_cells']**3} Ar, {aimd_spec['box']} Å)"))
+    print(f'== 1. Lennard-Jones NVT sampling from {"a random liquid packing" if start == "liquid" else "fcc"}: '
+          f'{n_atoms} Ar, box {BOX_PER_CELL * s["n_cells"]:.3f} Å ({n_atoms / structure.get_cell_volume():.5f} '
+          f'atoms/Å^3), {TEMPERATURE:.0f} K, {TIMESTEP:.0f} fs steps'
+          + ('' if aimd_spec == spec else
+             f"; and of the AIMD's cell ({4 * a['n_cells']**3} Ar, {BOX_PER_CELL * a['n_cells']:.3f} Å)"))
     jobs = {'sampling': sampling_builder(codes, size, structure)}
     if aimd_spec != spec:
         jobs['sampling of the AIMD cell'] = sampling_builder(codes, size, common.structure_from_spec(aimd_spec),
@@ -423,69 +464,77 @@ def run_study(codes: dict, size: str, out: pathlib.Path) -> dict:
     pool = sampling.outputs.pool
     last_frame = pool.get_atoms()[-1]
     y_set = classical.outputs.pool
+    parts = initial_data(size, pool)
+    training_set, validation_set = parts['train'], parts['validation']
+    print(f"initial data: {training_set.n_configurations} training and {validation_set.n_configurations} validation "
+          f"configurations, {s['gap']['n_select']} of {pool.n_configurations} frames uniform in force")
 
     print()
     aimd_start = orm.StructureData(ase=y_set.get_atoms()[-1])
-    print(f"== 2. GAP fit: {s['gap']['n_select']} configurations (uniform in force), 2-body + SOAP, cutoff "
-          f"{s['gap']['cutoff']} Å, sigma {s['gap']['sigma']}")
-    print(f"   and (for step 5) CP2K NVT AIMD ({a['protocol']} protocol, rPW86 + PBE + rVV10"
+    calibrate = al['critical_similarity'] == 'calibrate'
+    print(f"== 2. GAP fit: 2-body + SOAP, cutoff {s['gap']['cutoff']} Å, sigma {s['gap']['sigma']}")
+    print(f"== 5. CP2K NVT AIMD ({a['protocol']} protocol, rPW86 + PBE + rVV10"
           + (f", non-local kernel on a {a['rvv10_cutoff']:.0f} Ry grid" if a['rvv10_cutoff'] else '')
           + f"): {len(aimd_start.sites)} Ar, {a['steps']} steps of {TIMESTEP:.0f} fs from the last classical frame"
           + (' (shrunk to run in minutes: shows the comparison working, not converged DFT)' if size != 'large' else ''))
-    nodes = common.run_together({'GAP': gap_builder(codes, size, pool), 'AIMD': aimd_builder(codes, size, aimd_start)})
+    jobs = {'GAP': gap_builder(codes, size, training_set, validation_set),
+            'AIMD': aimd_builder(codes, size, aimd_start)}
+    if calibrate:
+        print("== 4a. critical similarity: validation frames (X) against training frames (Y) with the explorer's "
+              f"SOAP {al['soap']}")
+        jobs['calibration'] = calibration_builder(codes, size, training_set, validation_set)
+    else:
+        similarity = al['critical_similarity']
+        print(f'== 4. active learning (critical similarity {similarity})')
+        jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
+                                                          similarity)
+    nodes = common.run_together(jobs, allowed)
     gap, aimd = nodes['GAP'], nodes['AIMD']
+    print()
+    print('== 2. GAP fit')
     summary['gap'] = report_gap(gap, out, size)
-    training_set, validation_set = gap.outputs.training_set, gap.outputs.validation_set
+    calibration = None
+    if calibrate:
+        print()
+        print('== 4a. critical similarity')
+        calibration = report_calibration(nodes['calibration'], training_set.n_configurations)
+        similarity = calibration['critical_similarity']
 
     print()
     md = s['mlmd']
     print(f"== 3. GAP-MD: {md['ensemble']} {TEMPERATURE:.0f} K, {md['steps']} steps of {TIMESTEP:.0f} fs from the last "
-          'sampled frame, every frame rerun with Lennard-Jones; 5. configuration space: the AIMD frames (X) '
-          'against the classical frames of the same cell (Y)'
-          + ('; 4a. critical similarity: validation frames (X) against training frames (Y) with the '
-             f"explorer's SOAP {al['soap']}" if al['critical_similarity'] == 'calibrate' else ''))
+          'sampled frame, every frame rerun with Lennard-Jones')
+    print('== 5. configuration space: the AIMD frames (X) against the classical frames of the same cell (Y)')
     jobs = {'GAP-MD': mlmd_builder(codes, size, gap.outputs.potential, orm.StructureData(ase=last_frame)),
             'configuration space': config_space_builder(codes, size, aimd.outputs.trajectory, y_set)}
-    if al['critical_similarity'] == 'calibrate':
-        jobs['calibration'] = calibration_builder(codes, size, training_set, validation_set)
-        similarity = None
-    else:
-        similarity = al['critical_similarity']
+    if calibrate:
+        print(f"== 4. active learning: NPT {TEMPERATURE:.0f} K, {PRESSURE:.0f} bar explorations of up to "
+              f"{al['max_steps']} steps (novelty check every {al['comparison_step']}, critical similarity "
+              f'{similarity}), Lennard-Jones labels')
         jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
                                                           similarity)
-    nodes = common.run_together(jobs, allowed)
+    nodes.update(common.run_together(jobs, allowed))
     print()
     print('== 3. GAP-MD')
     summary['mlmd'] = report_mlmd(nodes['GAP-MD'], out, size)
     print()
-    print('== 5. configuration space, CP2K AIMD (X) against Lennard-Jones (Y)')
-    summary['config_space'] = report_config_space(nodes['configuration space'], aimd, classical, out, size)
-    print()
-    if 'calibration' in nodes:
-        print('== 4a. critical similarity')
-        calibration = report_calibration(nodes['calibration'], training_set.n_configurations)
-        similarity = calibration['critical_similarity']
-        print()
-        print(f"== 4. active learning: NPT {TEMPERATURE:.0f} K, {PRESSURE:.0f} bar explorations of up to "
-              f"{al['max_steps']} steps (novelty check every {al['comparison_step']}, critical similarity "
-              f'{similarity}), Lennard-Jones labels')
-        learner = common.run_foreground('active learning', active_learning_builder(
-            codes, size, training_set, validation_set, last_frame, similarity), allowed['active learning'])
-    else:
-        calibration, learner = None, nodes['active learning']
-        print(f'== 4. active learning (critical similarity {similarity})')
-    summary['active_learning'] = report_active_learning(learner, similarity, training_set.n_configurations, out, size)
+    print('== 4. active learning')
+    summary['active_learning'] = report_active_learning(nodes['active learning'], similarity,
+                                                        training_set.n_configurations, out, size)
     if calibration:
         summary['active_learning']['calibration'] = calibration
+    print()
+    print('== 5. configuration space, CP2K AIMD (X) against Lennard-Jones (Y)')
+    summary['config_space'] = report_config_space(nodes['configuration space'], aimd, classical, out, size)
 
     summary['seconds'] = {'sampling': summary['sampling']['seconds'], 'gap': summary['gap']['seconds'],
                           'mlmd': summary['mlmd']['seconds'], 'aimd': summary['config_space']['aimd_seconds'],
                           'config_space': summary['config_space']['seconds'],
                           **({'calibration': calibration['seconds']} if calibration else {}),
                           'active_learning': summary['active_learning']['seconds'],
-                          'total': round(time.time() - start, 1)}
+                          'total': round(time.time() - t0, 1)}
     print()
-    print('wall times (s; steps 1-3 and 5 partly overlap):')
+    print('wall times (s; independent steps overlap):')
     common.print_table(['step', 'wall (s)'], list(summary['seconds'].items()))
     print(f"summary: {common.write_json(out, f'argon_{size}.json', summary)}")
     return summary
@@ -497,13 +546,16 @@ def main(argv=None) -> int:
     parser.add_argument('--computer', default='localhost', help='computer of the codes (e.g. a SLURM cluster)')
     parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
     parser.add_argument('--output', default='results/argon', help='folder for the JSON summary and the figures')
+    parser.add_argument('--start', choices=('liquid', 'fcc'), default='liquid',
+                        help='start structure: a random packing melted by the equilibration (default), or the fcc '
+                             'lattice of the argon preset (stays crystalline at 85 K)')
     args = parser.parse_args(argv)
 
     from aiida import load_profile
 
     load_profile(args.profile)
     codes = common.load_codes(args.computer, extra=('explore', 'rematch', 'cp2k'))
-    run_study(codes, args.size, pathlib.Path(args.output).resolve())
+    run_study(codes, args.size, pathlib.Path(args.output).resolve(), args.start)
     return 0
 
 

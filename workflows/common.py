@@ -166,23 +166,25 @@ def gap_overrides(*, cutoff: float, soap_sparse: int, n_sparse_2b: int = 40, soa
     return {'fit': {'job': {'parameters': parameters}}}
 
 
-def gap_builder(codes, pool, *, size: str, n_select: int, cutoff: float, soap_sparse: int,
+def gap_builder(codes, pool, *, size: str, n_select: int | None, cutoff: float, soap_sparse: int,
                 train_on=('energy', 'forces', 'virial'), seed: int = 7, n_sparse_2b: int = 40,
-                soap: dict | None = None, sigma: dict | None = None):
+                soap: dict | None = None, sigma: dict | None = None, validation_set=None):
     """``GapWorkChain`` builder of the studies: the protocol of ``size`` (:data:`PROTOCOL_OF_SIZE`) with the
-    studies' overrides: ``n_select`` configurations uniform in force, a 50/50 split, and the descriptors,
-    ``sigma`` and ``train_on`` of :func:`gap_overrides` (defaults: the NaCl studies', 40 2-body sparse points),
-    written out per species of ``pool`` (:func:`with_explicit_species`).
+    studies' overrides: ``n_select`` configurations uniform in force (None: all), a 50/50 split (or the fixed
+    ``validation_set``, then ``pool`` is the training set), and the descriptors, ``sigma`` and ``train_on`` of
+    :func:`gap_overrides` (defaults: the NaCl studies', 40 2-body sparse points), written out per species of
+    ``pool`` (:func:`with_explicit_species`).
     """
     from aiida_mlfail.workflows.gap import GapWorkChain
 
     overrides = {
-        'selection': {'method': 'uniform_force', 'n': n_select, 'seed': seed},
+        'selection': {'method': 'uniform_force', 'n': n_select, 'seed': seed} if n_select else None,
         'split': {'train_fraction': 0.5, 'seed': seed},
         **gap_overrides(cutoff=cutoff, soap_sparse=soap_sparse, n_sparse_2b=n_sparse_2b, soap=soap, sigma=sigma,
                         train_on=train_on),
     }
-    builder = GapWorkChain.get_builder_from_protocol(codes, pool, protocol=PROTOCOL_OF_SIZE[size], overrides=overrides)
+    builder = GapWorkChain.get_builder_from_protocol(codes, pool, protocol=PROTOCOL_OF_SIZE[size], overrides=overrides,
+                                                     validation_set=validation_set)
     return with_explicit_species(builder, pool)
 
 
