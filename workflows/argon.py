@@ -50,6 +50,10 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: The study runs its WorkChains in this process (``common.run_together``): ``aiida-mlfail launch argon`` needs no
+#: daemon.
+FOREGROUND = True
+
 #: Box edge per fcc cell (Å): the thesis's 108 atoms (3 x 3 x 3 cells of 4) in 17.042 Å, 0.02181 atoms/Å^3.
 BOX_PER_CELL = 17.042 / 3
 #: Temperature (K), time step (fs) and the pressure of the NPT explorations (bar).

@@ -163,7 +163,9 @@ def _launch_study(name, size, computer, submit, args):
         argv += ['--computer', computer]
     argv += list(args)
     client = get_daemon_client()
-    if not {'-h', '--help', '--foreground'} & set(args) and not client.is_daemon_running:
+    # a study that runs its WorkChains in its own process (module attribute FOREGROUND = True) needs no daemon
+    foreground = getattr(module, 'FOREGROUND', False) or {'-h', '--help', '--foreground'} & set(args)
+    if not foreground and not client.is_daemon_running:
         echo.echo_critical(f'the daemon of profile {client.profile.name!r} is not running (the study submits to it): '
                            f'verdi -p {client.profile.name} daemon start')
     echo.echo_report(f'running workflows/{name}.py {" ".join(argv)}')
