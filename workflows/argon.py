@@ -7,8 +7,8 @@ epsilon 0.2381 kcal/mol, sigma 3.405 Å, cutoff 13 Å (the ``lj_argon`` preset o
 ``aiida_mlfail.science.structures`` (fcc at the liquid density, melted by the sampling's equilibration). Five
 steps, each a WorkChain run in this process (no daemon needed):
 
-1. classical NVT sampling with ``lj_argon`` (``mlfail.sample``): frames, temperature, pressure, and the
-   self-diffusion coefficient from the MSD as a liquid check;
+1. classical NVT sampling with ``lj_argon`` (``mlfail.sample``): frames, temperature and pressure of the
+   production run, and the self-diffusion coefficient from the MSD as a liquid check (a crystal gives 0);
 2. a GAP fit on the sampled frames (``mlfail.gap``): 2-body + SOAP descriptors written out for argon
    (``science.gap_descriptors``), cutoff scaled to argon's first neighbour shell (about 3.8 Å, first minimum
    of g(r) near 5.4 Å), expected errors (``sigma``) scaled to the small Lennard-Jones forces;
@@ -41,6 +41,7 @@ figures. Needs the ``lammps``, ``gap_fit``, ``quip``, ``explore``, ``rematch`` a
 from __future__ import annotations
 
 import argparse
+import math
 import pathlib
 import sys
 import time
@@ -66,9 +67,6 @@ REFERENCE = {'name': 'lj_argon'}
 #: The thesis's DFT for argon: rPW86 exchange + PBE correlation + the non-local rVV10 dispersion (Sabatini,
 #: Gorni, de Gironcoli, PRB 87, 041108 (2013)).
 RVV10_XC = {'GGA_X_RPW86': {}, 'GGA_C_PBE': {}}
-#: Self-diffusion coefficient of liquid argon near 85 K, 1e-9 m^2/s (Naghizadeh and Rice, J. Chem. Phys. 36,
-#: 2710 (1962): about 2.0 at 85 K), printed next to the sampled one as a liquid check.
-D_EXPERIMENT = 2.0
 
 #: Per size: ``n_cells`` (fcc cells per edge: 4 n^3 atoms), the overrides of the sampling ``md``, the GAP
 #: (``gap``: keyword arguments of ``common.gap_builder``), the GAP-MD (``mlmd``), the active learner
@@ -197,9 +195,10 @@ def calibration_builder(codes, size: str, training_set, validation_set):
 
 def critical_similarity(summary: dict) -> float:
     """The lowest REMatch similarity of an X frame to its nearest Y frame, ``K = 1 - D^2 / 2`` for the largest
-    nearest-neighbour distance ``D = sqrt(2 - 2K)`` of a ``ConfigSpaceWorkChain`` summary, rounded down to 1e-4."""
+    nearest-neighbour distance ``D = sqrt(2 - 2K)`` of a ``ConfigSpaceWorkChain`` summary, rounded down to 1e-8
+    (frames of a liquid 0.5 ps apart differ in the sixth digit of K)."""
     d_max = summary['nearest_neighbour']['max']
-    return float(np.floor((1.0 - d_max**2 / 2.0) * 1e4) / 1e4)
+    return 1.0 - math.ceil(round(d_max**2 / 2.0 * 1e8, 6)) / 1e8
 
 
 def active_learning_builder(codes, size: str, training_set, validation_set, start, similarity: float):
@@ -267,15 +266,15 @@ def diffusion(frames) -> float | None:
         return None
 
 
-def thermo_means(thermo, skip_fraction: float = 0.0) -> dict:
+def thermo_means(thermo, from_step: int = 0) -> dict:
     """Means and block standard errors of ``temperature`` (K), ``pressure`` (bar), ``volume`` (Å^3) of a thermo
-    ArrayData after ``skip_fraction`` of it."""
+    ArrayData over its rows from MD step ``from_step`` on (e.g. after the equilibration)."""
     from aiida_mlfail.science.observables import mean_and_standard_error
 
+    keep = thermo.get_array('step') >= from_step
     result = {}
     for key in ('temperature', 'pressure', 'volume'):
-        values = thermo.get_array(key)
-        mean, error = mean_and_standard_error(values[int(skip_fraction * len(values)):])
+        mean, error = mean_and_standard_error(thermo.get_array(key)[keep])
         result[key] = {'mean': float(mean), 'standard_error': None if error is None else float(error)}
     return result
 
@@ -313,7 +312,9 @@ def seconds(node) -> float:
 def report_sampling(sampling) -> dict:
     """Print and return the numbers of step 1 (a ``ClassicalSamplingWorkChain`` node)."""
     frames = sampling.outputs.pool.get_atoms()
-    means = thermo_means(sampling.outputs.sampled[f'nvt_{TEMPERATURE:.0f}K'].thermo)
+    # the production run only (the thermo series starts with the equilibration, which melts the start structure)
+    means = thermo_means(sampling.outputs.sampled[f'nvt_{TEMPERATURE:.0f}K'].thermo,
+                         from_step=sampling.inputs.md['equilibration_steps'])
     d_ar = diffusion(frames)
     forces = np.concatenate([a.arrays['forces'].ravel() for a in frames])
     step = {'pk': sampling.pk, 'n_atoms': len(frames[0]), 'frames': len(frames), 'thermo': means,
@@ -321,11 +322,11 @@ def report_sampling(sampling) -> dict:
             'energy_per_atom_eV': float(np.mean([a.info['energy'] / len(a) for a in frames])),
             'seconds': seconds(sampling)}
     common.print_table(['atoms', 'frames', 'T (K)', 'P (bar)', 'E_pot (eV/atom)', 'RMS force (eV/Å)',
-                        'D_Ar (1e-9 m^2/s)', 'D exp. 85 K', 'wall (s)'],
+                        'D_Ar (1e-9 m^2/s)', 'wall (s)'],
                        [[step['n_atoms'], step['frames'], f"{means['temperature']['mean']:.1f}",
                          f"{means['pressure']['mean']:.0f} ± {fmt(means['pressure']['standard_error'], '.0f')}",
                          f"{step['energy_per_atom_eV']:.4f}", f"{step['forces_rms_eV_A']:.4f}", fmt(d_ar, '.2f'),
-                         f'{D_EXPERIMENT:.1f}', step['seconds']]])
+                         step['seconds']]])
     return step
 
 
@@ -351,7 +352,7 @@ def report_mlmd(mlmd, out: pathlib.Path, size: str) -> dict:
     """Print and return the numbers of step 3 (an ``MLMDWorkChain`` node with a rerun); export its forensics."""
     stop, summary = mlmd.outputs.stop.get_dict(), mlmd.outputs.summary.get_dict()
     along = errors_along(mlmd.outputs.trajectory, mlmd.outputs.rerun) if 'rerun' in mlmd.outputs else []
-    means = thermo_means(mlmd.outputs.thermo, skip_fraction=0.2)
+    means = thermo_means(mlmd.outputs.thermo)
     step = {'pk': mlmd.pk, 'stop_reason': stop['stop_reason'], 'stop_step': stop['stop_step'],
             'breaking_step': summary.get('breaking_step'), 'gap_vs_rerun': summary.get('gap_vs_rerun'),
             'pressure_bar': summary['pressure'], 'thermo': means, 'errors_along': along,
@@ -379,7 +380,7 @@ def report_calibration(calibration, n_training: int) -> dict:
     common.print_table(['nearest training frame of a validation frame', 'median D', 'max D',
                         'critical similarity 1 - max D^2 / 2', 'wall (s)'],
                        [[f"{nn['distinct_neighbours']} distinct of {n_training}", f"{nn['median']:.4f}",
-                         f"{nn['max']:.4f}", f'{similarity:.4f}', seconds(calibration)]])
+                         f"{nn['max']:.4f}", f'{similarity:.8f}', seconds(calibration)]])
     return {'pk': calibration.pk, 'nearest_neighbour': nn, 'critical_similarity': similarity,
             'seconds': seconds(calibration)}
 
@@ -395,7 +396,7 @@ def report_active_learning(learner, similarity: float, n_initial: int, out: path
     common.print_table(['iteration', 'train', 'stop', 'steps', 'similarity', 'added', 'val. E RMSE (meV/atom)',
                         'val. F RMSE (meV/Å)'],
                        [[r['iteration'], r['training_set_size'], r.get('stop_reason'), r.get('steps'),
-                         fmt(r.get('similarity'), '.4f'), r['added'], f"{1000 * r['validation_energy_rmse']:.3f}",
+                         fmt(r.get('similarity'), '.8f'), r['added'], f"{1000 * r['validation_energy_rmse']:.3f}",
                          f"{1000 * r['validation_forces_rmse']:.2f}"] for r in rows])
     print(f"outcome: {summary['outcome']} [{learner.exit_status}]; training set {n_initial} -> "
           f"{step['training_set'][1]} configurations; wall {step['seconds']} s")
@@ -489,7 +490,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
         jobs['calibration'] = calibration_builder(codes, size, training_set, validation_set)
     else:
         similarity = al['critical_similarity']
-        print(f'== 4. active learning (critical similarity {similarity})')
+        print(f'== 4. active learning (critical similarity {similarity:.8f})')
         jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
                                                           similarity)
     nodes = common.run_together(jobs, allowed)
@@ -514,7 +515,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
     if calibrate:
         print(f"== 4. active learning: NPT {TEMPERATURE:.0f} K, {PRESSURE:.0f} bar explorations of up to "
               f"{al['max_steps']} steps (novelty check every {al['comparison_step']}, critical similarity "
-              f'{similarity}), Lennard-Jones labels')
+              f'{similarity:.8f}), Lennard-Jones labels')
         jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
                                                           similarity)
     nodes.update(common.run_together(jobs, allowed))

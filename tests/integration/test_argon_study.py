@@ -37,7 +37,7 @@ def test_argon_study_runs_end_to_end_at_tiny_size(tmp_path, lammps_code, gap_fit
     # 1. the thesis's density (0.02181 atoms/Å^3) in the 32-atom cell, 21 frames of the 85 K liquid with LJ labels
     sampling = summary['sampling']
     assert (sampling['n_atoms'], sampling['frames']) == (32, 21)
-    assert 60 < sampling['thermo']['temperature']['mean'] < 110
+    assert 60 < sampling['thermo']['temperature']['mean'] < 120  # production run, 85 K thermostat
     # Lennard-Jones argon: a few hundredths of an eV per atom of cohesion (epsilon = 0.0103 eV, ~12 neighbours)
     assert -0.09 < sampling['energy_per_atom_eV'] < -0.04
     rms_force = sampling['forces_rms_eV_A']

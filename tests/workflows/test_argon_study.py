@@ -112,6 +112,7 @@ def test_argon_study_builders_pass_the_submit_time_checks(size, study, codes):
 
 
 def test_critical_similarity_is_the_worst_nearest_neighbour(study):
-    # D = sqrt(2 - 2K): the largest nearest-neighbour distance 0.01 is K = 0.99995, rounded down to 1e-4
-    assert study.critical_similarity({'nearest_neighbour': {'max': 0.01}}) == 0.9999
-    assert study.critical_similarity({'nearest_neighbour': {'max': 0.1}}) == 0.995
+    # D = sqrt(2 - 2K): the largest nearest-neighbour distance 0.01 is K = 0.99995; 0.0026 is 0.99999662 (1e-8 down)
+    assert study.critical_similarity({'nearest_neighbour': {'max': 0.01}}) == pytest.approx(0.99995, abs=1e-12)
+    assert study.critical_similarity({'nearest_neighbour': {'max': 0.1}}) == pytest.approx(0.995, abs=1e-12)
+    assert study.critical_similarity({'nearest_neighbour': {'max': 0.0026}}) == pytest.approx(0.99999662, abs=1e-12)
