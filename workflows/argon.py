@@ -10,8 +10,9 @@ steps, each a WorkChain run in this process (no daemon needed):
 1. classical NVT sampling with ``lj_argon`` (``mlfail.sample``): frames, temperature and pressure of the
    production run, and the self-diffusion coefficient from the MSD as a liquid check (a crystal gives 0);
 2. a GAP fit on the sampled frames (``mlfail.gap``): 2-body + SOAP descriptors written out for argon
-   (``science.gap_descriptors``), cutoff scaled to argon's first neighbour shell (about 3.8 Å, first minimum
-   of g(r) near 5.4 Å), expected errors (``sigma``) scaled to the small Lennard-Jones forces;
+   (``science.gap_descriptors``), the cutoff just beyond argon's first neighbour shell (the ``--size small``
+   sampling's g(r) peaks at 3.73 Å and has its first minimum at 5.28 Å: 6 Å), expected errors (``sigma``)
+   scaled to the small Lennard-Jones forces;
 3. NVT GAP-MD in the thesis's box (``mlfail.mlmd``) with the Lennard-Jones rerun of its frames: errors of the
    GAP along the trajectory (energy, forces per block of frames), stop reason, pressure of the GAP and of the
    rerun (and the volume when the size runs NPT);
@@ -23,7 +24,7 @@ steps, each a WorkChain run in this process (no daemon needed):
    AIMD (X, ``Cp2kAimdWorkChain``, rPW86 + PBE correlation + rVV10 as in the thesis) of the same cell, the AIMD
    continuing from the last classical frame, both at the same time step.
 
-Sizes (``SIZES``): ``small`` (default) runs in about ten minutes on 2 cores. Its AIMD is shrunk to what runs in
+Sizes (``SIZES``): ``small`` (default) runs in minutes on 2 cores. Its AIMD is shrunk to what runs in
 one to two minutes: 32 atoms at the same density (2 fcc cells, 11.36 Å), 5 steps of 10 fs, the ``fast`` CP2K
 protocol (single-zeta basis) with the non-local rVV10 kernel on a 100 Ry grid (against the 300 Ry of the density
 grid: 0.15 meV/atom in the energy of a 32-atom frame, 2.5 times faster), so step 5 shows the comparison
@@ -89,7 +90,7 @@ SIZES = {
         'config_space': {'soap': {'r_cut': 5.0, 'n_max': 3, 'l_max': 2}},
     },
     # minutes on 2 cores: 108 atoms, 10 ps of equilibration, 40 ps sampled every 500 fs (81 frames); GAP and SOAP
-    # cutoff 6 Å (the first neighbour shell ends near 5.3 Å = 1.55 sigma), 5 ps of GAP-MD, explorations of 5 ps
+    # cutoff 6 Å (the first minimum of g(r) is at 5.28 Å), 5 ps of GAP-MD, explorations of up to 5 ps
     'small': {
         'n_cells': 3,
         'sampling': {'equilibration_steps': 1000, 'production_steps': 4000, 'sampling_interval': 50,
@@ -266,6 +267,20 @@ def diffusion(frames) -> float | None:
         return None
 
 
+def rdf_shell(frames) -> dict:
+    """First peak and the first minimum after it (Å) of the Ar-Ar g(r) of the frames (``science.observables.rdf``,
+    bins of about 0.05 Å up to just below half the cell), None where the range does not reach them."""
+    from aiida_mlfail.science import observables
+
+    r_max = 0.49 * min(frames[0].cell.lengths())
+    r, g = observables.rdf(frames, ('Ar', 'Ar'), r_max, n_bins=int(r_max / 0.05))
+    peak = int(np.argmax(g))
+    after = g[peak:]
+    minimum = peak + int(np.argmin(after)) if len(after) > 2 and np.argmin(after) < len(after) - 1 else None
+    return {'peak_A': float(r[peak]), 'g_peak': float(g[peak]),
+            'first_minimum_A': None if minimum is None else float(r[minimum])}
+
+
 def thermo_means(thermo, from_step: int = 0) -> dict:
     """Means and block standard errors of ``temperature`` (K), ``pressure`` (bar), ``volume`` (Å^3) of a thermo
     ArrayData over its rows from MD step ``from_step`` on (e.g. after the equilibration)."""
@@ -316,17 +331,18 @@ def report_sampling(sampling) -> dict:
     means = thermo_means(sampling.outputs.sampled[f'nvt_{TEMPERATURE:.0f}K'].thermo,
                          from_step=sampling.inputs.md['equilibration_steps'])
     d_ar = diffusion(frames)
+    shell = rdf_shell(frames)
     forces = np.concatenate([a.arrays['forces'].ravel() for a in frames])
     step = {'pk': sampling.pk, 'n_atoms': len(frames[0]), 'frames': len(frames), 'thermo': means,
-            'diffusion_1e-9_m2_s': d_ar, 'forces_rms_eV_A': float(np.sqrt(np.mean(forces**2))),
+            'diffusion_1e-9_m2_s': d_ar, 'rdf': shell, 'forces_rms_eV_A': float(np.sqrt(np.mean(forces**2))),
             'energy_per_atom_eV': float(np.mean([a.info['energy'] / len(a) for a in frames])),
             'seconds': seconds(sampling)}
     common.print_table(['atoms', 'frames', 'T (K)', 'P (bar)', 'E_pot (eV/atom)', 'RMS force (eV/Å)',
-                        'D_Ar (1e-9 m^2/s)', 'wall (s)'],
+                        'D_Ar (1e-9 m^2/s)', 'g(r): peak, 1st min. (Å)', 'wall (s)'],
                        [[step['n_atoms'], step['frames'], f"{means['temperature']['mean']:.1f}",
                          f"{means['pressure']['mean']:.0f} ± {fmt(means['pressure']['standard_error'], '.0f')}",
                          f"{step['energy_per_atom_eV']:.4f}", f"{step['forces_rms_eV_A']:.4f}", fmt(d_ar, '.2f'),
-                         step['seconds']]])
+                         f"{shell['peak_A']:.2f}, {fmt(shell['first_minimum_A'], '.2f')}", step['seconds']]])
     return step
 
 
