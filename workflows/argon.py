@@ -52,7 +52,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-#: The study runs its WorkChains in this process (``common.run_together``): ``aiida-mlfail launch argon`` needs no
+#: The study runs its WorkChains in this process (``common.Runs``): ``aiida-mlfail launch argon`` needs no
 #: daemon.
 FOREGROUND = True
 
@@ -449,11 +449,11 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
     ``explore``, ``rematch``, ``cp2k``) from the ``start`` structure (:func:`argon_spec`), print a table per step,
     write figures and ``argon_<size>.json`` into ``out``; returns the summary written there.
 
-    Independent WorkChains run concurrently in this process (``common.run_together``): the two samplings; then
-    (after the selection and split of the initial data) the GAP, the AIMD and the calibration of the critical
-    similarity (or, when the size fixes it, the active learner); then the GAP-MD, the configuration space (and the
-    active learner after a calibration). Each step's ``seconds`` is the wall time
-    of its WorkChain; ``seconds.total`` that of the study.
+    The WorkChains run concurrently in this process (``common.Runs``), each started as soon as the ones it needs
+    have ended: the two samplings; then (after the selection and split of the initial data) the GAP, the AIMD and
+    the calibration of the critical similarity (or, when the size fixes it, the active learner); the GAP-MD after
+    the GAP, the configuration space after the AIMD, the active learner after the calibration. Each step's
+    ``seconds`` is the wall time of its WorkChain; ``seconds.total`` that of the study.
 
     Exits (``SystemExit`` 1) when a WorkChain ends with a status the study does not accept (0; 410 for the GAP-MD
     (a guard stop is a result); 701 / 702 for the active learner (a limit reached)).
@@ -474,11 +474,12 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
           f'atoms/Å^3), {TEMPERATURE:.0f} K, {TIMESTEP:.0f} fs steps'
           + ('' if aimd_spec == spec else
              f"; and of the AIMD's cell ({4 * a['n_cells']**3} Ar, {BOX_PER_CELL * a['n_cells']:.3f} Å)"))
-    jobs = {'sampling': sampling_builder(codes, size, structure)}
+    runs = common.Runs()
+    runs.start('sampling', sampling_builder(codes, size, structure))
     if aimd_spec != spec:
-        jobs['sampling of the AIMD cell'] = sampling_builder(codes, size, common.structure_from_spec(aimd_spec),
-                                                             seed=2027)
-    nodes = common.run_together(jobs)
+        runs.start('sampling of the AIMD cell', sampling_builder(codes, size, common.structure_from_spec(aimd_spec),
+                                                                 seed=2027))
+    nodes = runs.wait()
     sampling = nodes['sampling']
     classical = nodes.get('sampling of the AIMD cell', sampling)
     summary['sampling'] = report_sampling(sampling)
@@ -494,59 +495,62 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
     aimd_start = orm.StructureData(ase=y_set.get_atoms()[-1])
     calibrate = al['critical_similarity'] == 'calibrate'
     print(f"== 2. GAP fit: 2-body + SOAP, cutoff {s['gap']['cutoff']} Å, sigma {s['gap']['sigma']}")
+    runs.start('GAP', gap_builder(codes, size, training_set, validation_set))
     print(f"== 5. CP2K NVT AIMD ({a['protocol']} protocol, rPW86 + PBE + rVV10"
           + (f", non-local kernel on a {a['rvv10_cutoff']:.0f} Ry grid" if a['rvv10_cutoff'] else '')
           + f"): {len(aimd_start.sites)} Ar, {a['steps']} steps of {TIMESTEP:.0f} fs from the last classical frame"
           + (' (shrunk to run in minutes: shows the comparison working, not converged DFT)' if size != 'large' else ''))
-    jobs = {'GAP': gap_builder(codes, size, training_set, validation_set),
-            'AIMD': aimd_builder(codes, size, aimd_start)}
+    runs.start('AIMD', aimd_builder(codes, size, aimd_start))
     if calibrate:
         print("== 4a. critical similarity: validation frames (X) against training frames (Y) with the explorer's "
               f"SOAP {al['soap']}")
-        jobs['calibration'] = calibration_builder(codes, size, training_set, validation_set)
+        runs.start('calibration', calibration_builder(codes, size, training_set, validation_set))
     else:
         similarity = al['critical_similarity']
         print(f'== 4. active learning (critical similarity {similarity:.8f})')
-        jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
-                                                          similarity)
-    nodes = common.run_together(jobs, allowed)
-    gap, aimd = nodes['GAP'], nodes['AIMD']
+        runs.start('active learning', active_learning_builder(codes, size, training_set, validation_set, last_frame,
+                                                              similarity))
+
+    # each step starts as soon as the one it needs has ended; the others go on meanwhile
+    gap = runs.wait('GAP')['GAP']
     print()
     print('== 2. GAP fit')
     summary['gap'] = report_gap(gap, out, size)
-    calibration = None
-    if calibrate:
-        print()
-        print('== 4a. critical similarity')
-        calibration = report_calibration(nodes['calibration'], training_set.n_configurations)
-        similarity = calibration['critical_similarity']
-
-    print()
     md = s['mlmd']
     print(f"== 3. GAP-MD: {md['ensemble']} {TEMPERATURE:.0f} K, {md['steps']} steps of {TIMESTEP:.0f} fs from the last "
           'sampled frame, every frame rerun with Lennard-Jones')
-    print('== 5. configuration space: the AIMD frames (X) against the classical frames of the same cell (Y)')
-    jobs = {'GAP-MD': mlmd_builder(codes, size, gap.outputs.potential, orm.StructureData(ase=last_frame)),
-            'configuration space': config_space_builder(codes, size, aimd.outputs.trajectory, y_set)}
+    runs.start('GAP-MD', mlmd_builder(codes, size, gap.outputs.potential, orm.StructureData(ase=last_frame)))
+    calibration = None
     if calibrate:
+        node = runs.wait('calibration')['calibration']
+        print()
+        print('== 4a. critical similarity')
+        calibration = report_calibration(node, training_set.n_configurations)
+        similarity = calibration['critical_similarity']
         print(f"== 4. active learning: NPT {TEMPERATURE:.0f} K, {PRESSURE:.0f} bar explorations of up to "
               f"{al['max_steps']} steps (novelty check every {al['comparison_step']}, critical similarity "
               f'{similarity:.8f}), Lennard-Jones labels')
-        jobs['active learning'] = active_learning_builder(codes, size, training_set, validation_set, last_frame,
-                                                          similarity)
-    nodes.update(common.run_together(jobs, allowed))
+        runs.start('active learning', active_learning_builder(codes, size, training_set, validation_set, last_frame,
+                                                              similarity))
+    aimd = runs.wait('AIMD')['AIMD']
+    print('== 5. configuration space: the AIMD frames (X) against the classical frames of the same cell (Y)')
+    runs.start('configuration space', config_space_builder(codes, size, aimd.outputs.trajectory, y_set))
+
+    nodes = runs.wait('GAP-MD', allowed=allowed)
     print()
     print('== 3. GAP-MD')
     summary['mlmd'] = report_mlmd(nodes['GAP-MD'], out, size)
+    nodes = runs.wait('configuration space')
+    print()
+    print('== 5. configuration space, CP2K AIMD (X) against Lennard-Jones (Y)')
+    summary['config_space'] = report_config_space(nodes['configuration space'], aimd, classical, out, size)
+    nodes = runs.wait('active learning', allowed=allowed)
     print()
     print('== 4. active learning')
     summary['active_learning'] = report_active_learning(nodes['active learning'], similarity,
                                                         training_set.n_configurations, out, size)
     if calibration:
         summary['active_learning']['calibration'] = calibration
-    print()
-    print('== 5. configuration space, CP2K AIMD (X) against Lennard-Jones (Y)')
-    summary['config_space'] = report_config_space(nodes['configuration space'], aimd, classical, out, size)
 
     summary['seconds'] = {'sampling': summary['sampling']['seconds'], 'gap': summary['gap']['seconds'],
                           'mlmd': summary['mlmd']['seconds'], 'aimd': summary['config_space']['aimd_seconds'],

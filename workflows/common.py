@@ -50,35 +50,54 @@ def submit_all(jobs: dict, allowed=(0,)) -> dict:
     return nodes
 
 
+class Runs:
+    """WorkChains run concurrently in this process (no daemon needed), started and awaited by name
+    (``aiida_mlfail.cli.launch.ForegroundRuns``: the runner polls children every second, where a plain
+    ``aiida.engine.run`` waits up to ``runner.poll.interval``, 60 s, after every step; reports are echoed with the
+    elapsed time). A study starts each step as soon as the steps it needs have ended."""
+
+    def __init__(self):
+        from aiida_mlfail.cli.launch import ForegroundRuns
+
+        self._runs = ForegroundRuns()
+
+    def start(self, name: str, builder):
+        """Start ``builder`` under ``name`` (it runs while :meth:`wait` runs) and print a line."""
+        print(f'running {builder.process_class.__name__} in this process: {name}')
+        return self._runs.start(name, builder)
+
+    def wait(self, *names: str, allowed=(0,)) -> dict:
+        """Wait for the processes ``names`` (default: all started), print one line each, return ``{name: node}``;
+        exit 1 when an exit status is not allowed.
+
+        :param allowed: exit statuses that count as success, for all (a tuple) or per name (``{name: tuple}``,
+            default ``(0,)``), e.g. 410 for a GAP-MD run whose guard stop is the result.
+        """
+        nodes = self._runs.wait(*names)
+        failed = False
+        for name, node in nodes.items():
+            print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
+            if node.exit_status not in (allowed.get(name, (0,)) if isinstance(allowed, dict) else allowed):
+                print(f'  see: verdi process report {node.pk}', file=sys.stderr)
+                failed = True
+        if failed:
+            sys.exit(1)
+        return nodes
+
+
+def run_together(builders: dict, allowed=(0,)) -> dict:
+    """Run ``{name: builder}`` concurrently in this process (:class:`Runs`) and return ``{name: node}`` once all
+    have ended; exit 1 when an exit status is not in ``allowed`` (see :meth:`Runs.wait`)."""
+    runs = Runs()
+    for name, builder in builders.items():
+        runs.start(name, builder)
+    return runs.wait(allowed=allowed)
+
+
 def run_foreground(name: str, builder, allowed=(0,)):
     """Run ``builder`` in this process (no daemon needed) and return its node; exit 1 unless its exit status is in
     ``allowed`` (:func:`run_together` of one builder)."""
     return run_together({name: builder}, allowed)[name]
-
-
-def run_together(builders: dict, allowed=(0,)) -> dict:
-    """Run ``{name: builder}`` concurrently in this process (no daemon needed) and return ``{name: node}``; print one
-    line each and exit 1 when an exit status is not allowed. The runner polls its children every second
-    (``aiida_mlfail.cli.launch.run_foreground_together``; a plain ``aiida.engine.run`` waits up to
-    ``runner.poll.interval``, 60 s, after every step) and echoes the reports with the elapsed time.
-
-    :param allowed: exit statuses that count as success, for all (a tuple) or per name (``{name: tuple}``, default
-        ``(0,)``), e.g. 410 for a GAP-MD run whose guard stop is the result.
-    """
-    from aiida_mlfail.cli.launch import run_foreground_together
-
-    for name, builder in builders.items():
-        print(f'running {builder.process_class.__name__} in this process: {name}')
-    nodes = run_foreground_together(builders)
-    failed = False
-    for name, node in nodes.items():
-        print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
-        if node.exit_status not in (allowed.get(name, (0,)) if isinstance(allowed, dict) else allowed):
-            print(f'  see: verdi process report {node.pk}', file=sys.stderr)
-            failed = True
-    if failed:
-        sys.exit(1)
-    return nodes
 
 
 def launch(name: str, builder, foreground: bool, allowed=(0,)):

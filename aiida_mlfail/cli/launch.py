@@ -122,31 +122,76 @@ def run_foreground(builder, poll_interval: float = 1.0):
     return node
 
 
+class ForegroundRuns:
+    """Processes run concurrently in this interpreter, started and awaited by name: what a daemon worker does for
+    submitted processes, without a daemon. The processes make progress (and their children are polled every
+    ``poll_interval`` seconds, as in :func:`run_foreground`) while :meth:`wait` runs, including those not waited
+    for, so a later step can start as soon as the processes it needs have ended while the others go on::
+
+        runs = ForegroundRuns()
+        runs.start('gap', gap_builder)
+        runs.start('learner', learner_builder)      # independent of the GAP
+        gap = runs.wait('gap')['gap']
+        runs.start('md', md_builder(gap.outputs.potential))
+        nodes = runs.wait('md', 'learner')
+    """
+
+    def __init__(self, poll_interval: float = 1.0):
+        from aiida.manage import get_manager
+
+        # (never runner.close(): that closes the event loop the runner shares with this interpreter)
+        self._runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+        self._processes = {}
+        self._tasks = {}
+
+    def start(self, name: str, builder):
+        """Instantiate the process of ``builder`` under ``name`` (it runs during :meth:`wait`); returns its node.
+
+        :raises ValueError: for a name already started.
+        """
+        from aiida.engine.utils import loop_scope
+
+        if name in self._processes:
+            raise ValueError(f'a process named {name!r} was already started')
+        with _echo_reports(), loop_scope(self._runner.loop):
+            process = self._runner.instantiate_process(builder)
+            self._tasks[name] = self._runner.loop.create_task(process.step_until_terminated())
+        self._processes[name] = process
+        return process.node
+
+    def wait(self, *names: str) -> dict:
+        """Run the event loop until the processes ``names`` (default: all started) have terminated, echoing the
+        reports (:func:`run_foreground`); returns ``{name: node}`` of those.
+
+        :raises KeyError: for a name never started.
+        """
+        import asyncio
+
+        from aiida.engine.utils import loop_scope
+
+        names = names or tuple(self._processes)
+        tasks = [self._tasks[name] for name in names]
+
+        async def terminated():
+            await asyncio.gather(*tasks)
+
+        with _echo_reports(), loop_scope(self._runner.loop):
+            self._runner.loop.run_until_complete(terminated())
+        return {name: self._processes[name].node for name in names}
+
+
 def run_foreground_together(builders: dict, poll_interval: float = 1.0) -> dict:
-    """Run several builders ``{name: builder}`` concurrently in this interpreter (one event loop, as a daemon
-    worker runs several processes) and return ``{name: node}`` once all have terminated; reports echoed and
-    children polled as in :func:`run_foreground`. Independent steps of a study overlap their jobs this way
-    without a daemon.
+    """Run several builders ``{name: builder}`` concurrently in this interpreter (:class:`ForegroundRuns`) and
+    return ``{name: node}`` once all have terminated.
 
     :raises ValueError: for no builders.
     """
-    import asyncio
-
-    from aiida.engine.utils import loop_scope
-    from aiida.manage import get_manager
-
     if not builders:
         raise ValueError('run_foreground_together: no builders given')
-    with _echo_reports():
-        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
-        with loop_scope(runner.loop):
-            processes = {name: runner.instantiate_process(builder) for name, builder in builders.items()}
-
-            async def all_terminated():
-                await asyncio.gather(*(process.step_until_terminated() for process in processes.values()))
-
-            runner.loop.run_until_complete(all_terminated())
-    return {name: process.node for name, process in processes.items()}
+    runs = ForegroundRuns(poll_interval)
+    for name, builder in builders.items():
+        runs.start(name, builder)
+    return runs.wait()
 
 
 def _launch_study(name, size, computer, submit, args):
