@@ -474,11 +474,13 @@ def run_study(codes: dict, size: str, out: pathlib.Path, start: str = 'liquid') 
           f'atoms/Å^3), {TEMPERATURE:.0f} K, {TIMESTEP:.0f} fs steps'
           + ('' if aimd_spec == spec else
              f"; and of the AIMD's cell ({4 * a['n_cells']**3} Ar, {BOX_PER_CELL * a['n_cells']:.3f} Å)"))
+    # (the structures first: a calcfunction run between start and wait would run the started processes too, with
+    # their reports printed outside the echo of common.Runs)
+    aimd_structure = common.structure_from_spec(aimd_spec) if aimd_spec != spec else None
     runs = common.Runs()
     runs.start('sampling', sampling_builder(codes, size, structure))
-    if aimd_spec != spec:
-        runs.start('sampling of the AIMD cell', sampling_builder(codes, size, common.structure_from_spec(aimd_spec),
-                                                                 seed=2027))
+    if aimd_structure is not None:
+        runs.start('sampling of the AIMD cell', sampling_builder(codes, size, aimd_structure, seed=2027))
     nodes = runs.wait()
     sampling = nodes['sampling']
     classical = nodes.get('sampling of the AIMD cell', sampling)
