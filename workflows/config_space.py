@@ -66,21 +66,6 @@ def janz_density(temperature: float) -> float:
     return 2.1389 - 5.43e-4 * temperature
 
 
-def launch(name, builder, foreground: bool):
-    """Run ``builder`` (in this process with ``foreground``, else through the daemon); exit 1 on failure."""
-    if not foreground:
-        return next(iter(common.submit_all({name: builder}).values()))
-    from aiida.engine import run_get_node
-
-    print(f'running {builder.process_class.__name__} in this process: {name}')
-    node = run_get_node(builder).node
-    print(f'  {name} <{node.pk}> finished [{node.exit_status}] {node.exit_message or ""}'.rstrip())
-    if not node.is_finished_ok:
-        print(f'  see: verdi process report {node.pk}', file=sys.stderr)
-        sys.exit(1)
-    return node
-
-
 def liquid_check(training_set, timestep_fs: float) -> str:
     """Na self-diffusion coefficient (1e-9 m^2/s) of a trajectory from its MSD, with the standard error of 5
     blocks (``science.observables.diffusion_with_error``); '-' if it cannot be fitted."""
@@ -121,7 +106,7 @@ def main(argv=None) -> int:
     sampled = {key: value for key, value in temperatures.items() if args.x == 'classical' or key == 'y'}
     points = [{'temperature': t, 'density': round(janz_density(t), 4), 'label': label}
               for label, t in sampled.values()]
-    sampling = launch(' and '.join(f'NVT {t:.0f} K' for _, t in sampled.values()) + ', BMHTF + PPPM',
+    sampling = common.launch(' and '.join(f'NVT {t:.0f} K' for _, t in sampled.values()) + ', BMHTF + PPPM',
                       common.sampling_builder(codes, points, size=args.size, n_ions=s['n_ions'], md=s['sampling']),
                       args.foreground)
     sets = {key: sampling.outputs.sampled[label].training_set for key, (label, _) in sampled.items()}
@@ -137,15 +122,17 @@ def main(argv=None) -> int:
         steps, timestep = builder.steps.value, builder.timestep.value
         timesteps['x'] = timestep
         durations['x'] = steps * timestep
-        aimd = launch(f"CP2K NVT AIMD {t_x:.0f} K, {a['n_ions']} ions, {steps} x {timestep} fs, "
+        aimd = common.launch(f"CP2K NVT AIMD {t_x:.0f} K, {a['n_ions']} ions, {steps} x {timestep} fs, "
                       f"protocol {a['protocol']}", builder, args.foreground)
         sets['x'] = aimd.outputs.trajectory
 
     (x_label, _), (y_label, _) = temperatures['x'], temperatures['y']
     overrides = recursive_merge(s['config_space'], {'parameters': {'x_label': x_label, 'y_label': y_label}})
-    work = launch(f'REMatch: {x_label} (X) against {y_label} (Y)', ConfigSpaceWorkChain.get_builder_from_protocol(
-        codes, sets['x'], sets['y'], protocol=common.PROTOCOL_OF_SIZE[args.size], overrides=overrides),
-        args.foreground)
+    work = common.launch(f'REMatch: {x_label} (X) against {y_label} (Y)',
+                         ConfigSpaceWorkChain.get_builder_from_protocol(
+                             codes, sets['x'], sets['y'], protocol=common.PROTOCOL_OF_SIZE[args.size],
+                             overrides=overrides),
+                         args.foreground)
 
     summary = work.outputs.summary.get_dict()
     first, nn = summary['distance_to_first'], summary['nearest_neighbour']

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import pathlib
@@ -81,6 +82,28 @@ class _ProgressHandler(logging.Handler):
         click.echo(f'[{time.time() - self.start:7.1f} s] {prefix}{message}')
 
 
+@contextlib.contextmanager
+def _echo_reports():
+    """Within the block, the terminal handlers of the ``aiida`` logger are swapped for one that echoes each report
+    with the elapsed time; the database log handler stays, so ``verdi process report`` is complete."""
+    from aiida.cmdline.utils.log import CliHandler
+    from aiida.common.log import configure_logging
+
+    configure_logging(with_orm=True)  # the database handler, whatever configured logging before
+    logger = logging.getLogger('aiida')
+    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
+    handler = _ProgressHandler(time.time())
+    for h in terminal:
+        logger.removeHandler(h)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        for h in terminal:
+            logger.addHandler(h)
+
+
 def run_foreground(builder, poll_interval: float = 1.0):
     """Run a builder in this interpreter, echoing the reports of the process and its children as they come.
 
@@ -90,25 +113,85 @@ def run_foreground(builder, poll_interval: float = 1.0):
     handlers of the ``aiida`` logger are swapped for one that prefixes the elapsed time; the
     database log handler stays, so ``verdi process report`` is complete.
     """
-    from aiida.cmdline.utils.log import CliHandler
-    from aiida.common.log import configure_logging
     from aiida.manage import get_manager
 
-    configure_logging(with_orm=True)  # the database handler, whatever configured logging before
-    logger = logging.getLogger('aiida')
-    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler or isinstance(h, CliHandler)]
-    handler = _ProgressHandler(time.time())
-    for h in terminal:
-        logger.removeHandler(h)
-    logger.addHandler(handler)
-    runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
-    try:
+    with _echo_reports():
+        # (not runner.close() afterwards: that closes the event loop the runner shares with this interpreter)
+        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
         _, node = runner.run_get_node(builder)
-    finally:  # (not runner.close(): that closes the event loop the runner shares with this interpreter)
-        logger.removeHandler(handler)
-        for h in terminal:
-            logger.addHandler(h)
     return node
+
+
+class ForegroundRuns:
+    """Processes run concurrently in this interpreter, started and awaited by name: what a daemon worker does for
+    submitted processes, without a daemon. The processes make progress (and their children are polled every
+    ``poll_interval`` seconds, as in :func:`run_foreground`) while :meth:`wait` runs, including those not waited
+    for, so a later step can start as soon as the processes it needs have ended while the others go on::
+
+        runs = ForegroundRuns()
+        runs.start('gap', gap_builder)
+        runs.start('learner', learner_builder)      # independent of the GAP
+        gap = runs.wait('gap')['gap']
+        runs.start('md', md_builder(gap.outputs.potential))
+        nodes = runs.wait('md', 'learner')
+    """
+
+    def __init__(self, poll_interval: float = 1.0):
+        from aiida.manage import get_manager
+
+        # (never runner.close(): that closes the event loop the runner shares with this interpreter)
+        self._runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+        self._processes = {}
+        self._tasks = {}
+
+    def start(self, name: str, builder):
+        """Instantiate the process of ``builder`` under ``name`` (it runs during :meth:`wait`); returns its node.
+
+        :raises ValueError: for a name already started.
+        """
+        from aiida.engine.utils import loop_scope
+
+        if name in self._processes:
+            raise ValueError(f'a process named {name!r} was already started')
+        with _echo_reports(), loop_scope(self._runner.loop):
+            process = self._runner.instantiate_process(builder)
+            self._tasks[name] = self._runner.loop.create_task(process.step_until_terminated())
+        self._processes[name] = process
+        return process.node
+
+    def wait(self, *names: str) -> dict:
+        """Run the event loop until the processes ``names`` (default: all started) have terminated, echoing the
+        reports (:func:`run_foreground`); returns ``{name: node}`` of those.
+
+        :raises KeyError: for a name never started.
+        """
+        import asyncio
+
+        from aiida.engine.utils import loop_scope
+
+        names = names or tuple(self._processes)
+        tasks = [self._tasks[name] for name in names]
+
+        async def terminated():
+            await asyncio.gather(*tasks)
+
+        with _echo_reports(), loop_scope(self._runner.loop):
+            self._runner.loop.run_until_complete(terminated())
+        return {name: self._processes[name].node for name in names}
+
+
+def run_foreground_together(builders: dict, poll_interval: float = 1.0) -> dict:
+    """Run several builders ``{name: builder}`` concurrently in this interpreter (:class:`ForegroundRuns`) and
+    return ``{name: node}`` once all have terminated.
+
+    :raises ValueError: for no builders.
+    """
+    if not builders:
+        raise ValueError('run_foreground_together: no builders given')
+    runs = ForegroundRuns(poll_interval)
+    for name, builder in builders.items():
+        runs.start(name, builder)
+    return runs.wait()
 
 
 def _launch_study(name, size, computer, submit, args):
@@ -125,7 +208,9 @@ def _launch_study(name, size, computer, submit, args):
         argv += ['--computer', computer]
     argv += list(args)
     client = get_daemon_client()
-    if not {'-h', '--help', '--foreground'} & set(args) and not client.is_daemon_running:
+    # a study that runs its WorkChains in its own process (module attribute FOREGROUND = True) needs no daemon
+    foreground = getattr(module, 'FOREGROUND', False) or {'-h', '--help', '--foreground'} & set(args)
+    if not foreground and not client.is_daemon_running:
         echo.echo_critical(f'the daemon of profile {client.profile.name!r} is not running (the study submits to it): '
                            f'verdi -p {client.profile.name} daemon start')
     echo.echo_report(f'running workflows/{name}.py {" ".join(argv)}')
