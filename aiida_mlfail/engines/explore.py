@@ -8,7 +8,8 @@ It reads, in the working directory,
 * ``structure.data``: the start structure (LAMMPS data file, ``atom_style atomic``);
 * the GAP files named by the ``pair_coeff``;
 * ``references.xyz``: the training configurations, whose per-atom SOAP spectra it computes first
-  (``science.explore.read_references``; the time is ``timings['reference_soap']`` of the results).
+  (``science.explore.read_references``; the time is ``timings['reference_soap']`` of the results), and
+  from which it resolves the distance guard per species pair (``science.mlmd.guard_distances``).
 
 It sets up GAP MD in LAMMPS with the script of ``science.explore.explore_script`` (through the
 ``fix external`` + quippy bridge of :mod:`~aiida_mlfail.engines.gap_bridge` when the LAMMPS library
@@ -112,7 +113,9 @@ class Explorer:
                 raise SetupError(f'{key.replace("_", " ")} {config[key]!r} not found in {os.getcwd()}')
         started = time.perf_counter()
         try:
-            references = sx.read_references(config['reference_file'], config['parameters']['soap'])
+            configurations, references = sx.read_references(config['reference_file'], config['parameters']['soap'])
+            guards = config['parameters']['guards']  # the distance guard per pair from the training configurations
+            guards['min_distance'] = mlmd.guard_distances(guards['min_distance'], config['type_map'], configurations)
         except ValueError as exc:
             raise SetupError(str(exc)) from None
         explorer = cls(config, references)

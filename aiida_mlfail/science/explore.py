@@ -191,9 +191,9 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     :param parameters: explorer parameters; SOAP species default to the union of the species of
         ``structure`` and ``references`` (the training set); ``reference_volume`` defaults to the start
         volume (Å^3); ``guards.min_distance`` ``None`` (default) or a partial ``{'A-B': Å}`` mapping is
-        resolved per species pair from ``references``
-        (:func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
-        the training set) and written resolved to :data:`INPUT_FILE`.
+        checked here and resolved per species pair by the job (:func:`read_references`,
+        :func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
+        the training set).
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
     :returns: ``{file name: content}``.
     :raises ValueError: for bad parameters, SOAP species not covering a configuration, a guard pair
@@ -212,8 +212,9 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     if missing:
         raise ValueError(f"species {missing} that the SOAP descriptor (species {p['soap']['species']}) does not "
                          'describe are in the structure or the reference configurations')
-    # the distance guard per species pair, from the training configurations (a number stays one number)
-    p['guards']['min_distance'] = mlmd.guard_distances(p['guards']['min_distance'], type_map, references)
+    # the distance guard per species pair: its pair names are checked here (covalent radii, no neighbour list);
+    # the job resolves the pairs not given from the references (read_references), not the daemon
+    mlmd.guard_distances(p['guards']['min_distance'], species, None)
     buffer = io.StringIO()
     write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
           units='metal')
@@ -256,12 +257,13 @@ def write_references(references) -> bytes:
     return buffer.getvalue().encode()
 
 
-def read_references(source, soap_parameters: dict) -> list[np.ndarray]:
-    """The L2-normalised per-atom SOAP spectra of the configurations of :data:`REFERENCE_FILE`, computed
+def read_references(source, soap_parameters: dict) -> tuple[list, list[np.ndarray]]:
+    """The configurations of :data:`REFERENCE_FILE` and their L2-normalised per-atom SOAP spectra, computed
     with ``soap_parameters`` (``science.soap.normalised_features``; in the job, not the daemon).
 
     :param source: path or text file object of the extxyz.
-    :returns: one ``(n_atoms_j, n_features)`` array per configuration.
+    :returns: ``(configurations, features)``: the ``ase.Atoms`` and one ``(n_atoms_j, n_features)`` array
+        per configuration.
     :raises ValueError: if the file cannot be read as extxyz, has no configuration, or a configuration
         has an atom with an empty SOAP spectrum.
     """
@@ -275,7 +277,7 @@ def read_references(source, soap_parameters: dict) -> list[np.ndarray]:
         raise ValueError(f'{REFERENCE_FILE} is not an extxyz file of configurations: {exc}') from None
     if not references:
         raise ValueError(f'{REFERENCE_FILE} has no configuration')
-    return normalised_features(soap_descriptor(soap_parameters), references)
+    return references, normalised_features(soap_descriptor(soap_parameters), references)
 
 
 def lammps_atoms(boxlo, boxhi, tilt, positions, types, ids, type_map):

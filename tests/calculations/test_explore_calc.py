@@ -58,7 +58,7 @@ def test_prepare_writes_engine_inputs(tmp_path, explore_code):
     assert config['parameters']['soap']['species'] == ['Cl', 'Na']
     assert config['parameters']['critical_similarity'] == 0.9
     assert config['reference_volume'] == pytest.approx(5.64**3)
-    features = sx.read_references(tmp_path / sx.REFERENCE_FILE, config['parameters']['soap'])
+    _, features = sx.read_references(tmp_path / sx.REFERENCE_FILE, config['parameters']['soap'])
     assert len(features) == 3
     assert not np.allclose(features[0], features[1])  # the rattled configurations differ
     (codeinfo,) = calcinfo.codes_info

@@ -92,7 +92,8 @@ def test_references_round_trip_and_errors(tmp_path):
     data = sx.write_references([labelled, crystal.repeat((2, 1, 1))])
     assert b'energy' not in data and b'forces' not in data  # no labels: the file is as small as the structures
     soap = sx.normalise_explore({'soap': SOAP}, ['Cl', 'Na'])['soap']
-    features = sx.read_references(io.StringIO(data.decode()), soap)
+    configurations, features = sx.read_references(io.StringIO(data.decode()), soap)
+    assert [len(a) for a in configurations] == [8, 16]
     assert [f.shape[0] for f in features] == [8, 16]
     np.testing.assert_allclose(np.linalg.norm(features[1], axis=1), 1.0)
     np.testing.assert_allclose(features[1][:8], features[0], atol=1e-10)  # a supercell has the same environments
@@ -155,7 +156,7 @@ def test_job_files_and_engine_input():
     assert config['type_map'] == ['Na', 'Cl'] and config['pair_commands'] == PAIR
     assert config['reference_volume'] == pytest.approx(crystal.get_volume())
     assert config['parameters']['soap']['species'] == ['Cl', 'Na']
-    features = sx.read_references(io.StringIO(files[sx.REFERENCE_FILE].decode()), config['parameters']['soap'])
+    _, features = sx.read_references(io.StringIO(files[sx.REFERENCE_FILE].decode()), config['parameters']['soap'])
     assert len(features) == 2 and features[0].shape[0] == 8
     np.testing.assert_allclose(np.linalg.norm(features[1], axis=1), 1.0)
     assert b'2 atom types' in files[sx.DATA_FILE]
