@@ -231,7 +231,7 @@ def active_learning_builder(codes, size: str, training_set, validation_set, star
 def aimd_builder(codes, size: str, start):
     """CP2K NVT AIMD from ``start`` at :data:`TEMPERATURE` with :data:`TIMESTEP` and rVV10 (the size's ``aimd``)."""
     from aiida_mlfail.science.cp2k import vdw_overrides
-    from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain
+    from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 
     a = SIZES[size]['aimd']
     vdw = {'type': 'rVV10', **({'cutoff': a['rvv10_cutoff']} if a['rvv10_cutoff'] else {})}

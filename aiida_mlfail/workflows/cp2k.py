@@ -167,6 +167,17 @@ def _common_ports(owner: str, inputs: dict, codes, options) -> dict:
     return ports
 
 
+def protocol_setup(process) -> tuple[str, dict, list[str]]:
+    """``(protocol, job options, symbols)`` of a CP2K WorkChain's inputs (``protocol``, ``options``,
+    ``structure``), with the basis set and pseudopotential of each element in its report."""
+    protocol = process.inputs.protocol.value
+    options = job_options(protocol, process.inputs.options.get_dict() if 'options' in process.inputs else None)
+    symbols = process.inputs.structure.get_ase().get_chemical_symbols()
+    kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
+    process.report(f'protocol {protocol}: {kinds}')
+    return protocol, options, symbols
+
+
 class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkChain):
     """DFT energy (eV), forces (eV/Å) and virial (eV) of one structure with CP2K, restarted on known failures.
 
@@ -248,11 +259,7 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
     def setup(self):
         """Build the first job's inputs from the protocol."""
         super().setup()
-        protocol = self.inputs.protocol.value
-        options = job_options(protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)
-        symbols = self.inputs.structure.get_ase().get_chemical_symbols()
-        kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
-        self.report(f'protocol {protocol}: {kinds}')
+        protocol, options, symbols = protocol_setup(self)
         parameters = cp2k_science.single_point_parameters(protocol, symbols)
         parameters = cp2k_science.job_parameters(parameters, options['max_wallclock_seconds'])
         if 'overrides' in self.inputs:

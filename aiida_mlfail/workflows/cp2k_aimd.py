@@ -32,7 +32,7 @@ from aiida_mlfail.workflows.cp2k import (
     _define_common,
     check_protocol,
     check_symbols,
-    job_options,
+    protocol_setup,
 )
 from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure
 from aiida_mlfail.workflows.restart import ReportErrorHandledMixin
@@ -163,11 +163,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
     def setup(self):
         """The CP2K parameters of the run (``science.cp2k.aimd_parameters``, restartable, ``overrides`` merged in)."""
         super().setup()
-        protocol = self.inputs.protocol.value
-        options = job_options(protocol, self.inputs.options.get_dict() if 'options' in self.inputs else None)
-        symbols = self.inputs.structure.get_ase().get_chemical_symbols()
-        kinds = cp2k_science.describe_kinds(cp2k_science.resolve_kinds(protocol, symbols))
-        self.report(f'protocol {protocol}: {kinds}')
+        protocol, options, symbols = protocol_setup(self)
         parameters = cp2k_science.aimd_parameters(
             protocol, symbols, self.inputs.temperature.value,
             self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,

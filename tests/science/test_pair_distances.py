@@ -171,13 +171,22 @@ def test_per_pair_guard_commands_count_close_contacts_per_type_pair():
         mlmd.guard_commands(mlmd.normalise_mlmd({}), 600.0, 40)
 
 
-def test_explorer_input_holds_guards_resolved_from_the_training_set_and_soap_species_from_the_data():
+def test_the_explorer_job_resolves_the_guards_from_the_training_set_and_soap_species_from_the_data(
+        tmp_path, monkeypatch):
+    """The daemon writes the guard unresolved (no neighbour lists there); the job resolves it from the references."""
+    from aiida_mlfail.engines.explore import Explorer
+
     frames = nacl_frames()[:2]
     files = sx.job_files(frames[0], ['Na', 'Cl'], ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP" 11 17'],
                          {'max_steps': 10, 'comparison_step': 5}, frames)
     config = json.loads(files[sx.INPUT_FILE])
+    assert config['parameters']['guards']['min_distance'] is None
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    explorer = Explorer.from_files()
     measured = pair_min_distances(frames)
-    assert config['parameters']['guards']['min_distance'] == pytest.approx(
+    assert explorer.p['guards']['min_distance'] == pytest.approx(
         {'-'.join(pair): GUARD_DISTANCE_FRACTION * d for pair, d in measured.items()})
     assert config['parameters']['soap']['species'] == ['Cl', 'Na']
     assert sx.read_engine_input(files[sx.INPUT_FILE].decode()) == config  # the engine re-reads it unchanged

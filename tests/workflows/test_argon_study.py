@@ -14,7 +14,7 @@ from aiida_mlfail.science.references import lammps_reference
 from aiida_mlfail.science.structures import from_spec
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlfail.workflows.config_space import ConfigSpaceWorkChain
-from aiida_mlfail.workflows.cp2k import Cp2kAimdWorkChain
+from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 from tests.workflows.test_protocols import _study
