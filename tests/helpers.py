@@ -28,3 +28,9 @@ def nacl_frames():
     for atoms in frames:
         atoms.numbers = np.where(atoms.arrays['type'] == 1, 11, 17)
     return frames
+
+
+def lammps_jobs(workchain) -> list:
+    """The LAMMPS CalcJobs (``mlfail.lammps``) among the processes ``workchain`` called, at any depth."""
+    return [d for d in workchain.called_descendants if d.node_type.startswith('process.calculation.calcjob')
+            and d.process_type and 'lammps' in d.process_type]

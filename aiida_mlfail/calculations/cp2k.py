@@ -32,7 +32,8 @@ PARSE_EXIT_STATUS = {'aborted': 320, 'truncated': 321, 'missing': 322, 'scf_not_
 NON_FINITE_STATUS = 323
 
 
-def _read(retrieved: orm.FolderData, name: str) -> str | None:
+def read_retrieved(retrieved: orm.FolderData, name: str) -> str | None:
+    """The text of the file ``name`` of a job's retrieved folder, or ``None`` when it is not there."""
     try:
         return retrieved.base.repository.get_object_content(name, mode='r')
     except (FileNotFoundError, OSError):
@@ -54,7 +55,7 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
         exit code: 420 SCF not converged, 320 aborted, 321 truncated, 322 missing output / values,
         323 a NaN / infinite energy, force or stress.
     """
-    text = _read(retrieved, OUTPUT)
+    text = read_retrieved(retrieved, OUTPUT)
     if text is None:
         return ExitCode(322, f'no {OUTPUT} in the retrieved folder')
     try:
@@ -85,11 +86,11 @@ WALLTIME_CUT_SCF = 'SCF run terminated - exceeded requested execution time'
 
 def _md_segment(folder: orm.FolderData, cell, *, continuation: bool, stopped: bool, name: str):
     """Frames of one AIMD job (:func:`~aiida_mlfail.science.outputs.cp2k.parse_cp2k_md`), or an ``ExitCode``."""
-    output = _read(folder, OUTPUT)
-    files = {key: _read(folder, name) for key, name in cp2k_science.AIMD_FILES.items()}
+    output = read_retrieved(folder, OUTPUT)
+    files = {key: read_retrieved(folder, name) for key, name in cp2k_science.AIMD_FILES.items()}
     needed = ('positions', 'forces', 'energies')
     absent = [cp2k_science.AIMD_FILES[key] for key in needed if files[key] is None]
-    restart = _read(folder, cp2k_science.AIMD_RESTART_FILE) if stopped else None
+    restart = read_retrieved(folder, cp2k_science.AIMD_RESTART_FILE) if stopped else None
     if stopped and restart is None:
         absent.append(cp2k_science.AIMD_RESTART_FILE)
     if output is None or absent:

@@ -26,7 +26,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_single_point
+from aiida_mlfail.calculations.cp2k import OUTPUT, PARSE_EXIT_STATUS, parse_single_point, read_retrieved
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import checks
@@ -167,6 +167,13 @@ def _common_ports(owner: str, inputs: dict, codes, options) -> dict:
     return ports
 
 
+def job_abort_message(node) -> str | None:
+    """The message of CP2K's ABORT box in a finished job's output (``aiida.out`` of its retrieved folder), or
+    ``None`` (no output, or no abort)."""
+    text = read_retrieved(node.outputs.retrieved, OUTPUT) if 'retrieved' in node.outputs else None
+    return abort_message(text) if text else None
+
+
 def protocol_setup(process) -> tuple[str, dict, list[str]]:
     """``(protocol, job options, symbols)`` of a CP2K WorkChain's inputs (``protocol``, ``options``,
     ``structure``), with the basis set and pseudopotential of each element in its report."""
@@ -300,10 +307,7 @@ class Cp2kSinglePointWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseResta
         recoverable = WALLTIME_STATUSES + (SCF_ABORT_STATUS,)
         parsed = self._parse_status()
         if node.is_failed and node.exit_status not in recoverable:
-            text = None
-            if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
-                text = node.outputs.retrieved.base.repository.get_object_content(OUTPUT)
-            aborted = abort_message(text) if text else None
+            aborted = job_abort_message(node)
             message = (f'CP2K aborted: {aborted}' if aborted
                        else f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}')
             failed, action = node, f'{message}: ' if aborted else ''

@@ -17,9 +17,8 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
-from aiida_mlfail.calculations.cp2k import OUTPUT, _read, parse_aimd
+from aiida_mlfail.calculations.cp2k import parse_aimd, read_retrieved
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.parsers.cp2k import abort_message
 from aiida_mlfail.science import checks
 from aiida_mlfail.science import cp2k as cp2k_science
 from aiida_mlfail.workflows.common import forbid_cache_source, node_validator
@@ -32,6 +31,7 @@ from aiida_mlfail.workflows.cp2k import (
     _define_common,
     check_protocol,
     check_symbols,
+    job_abort_message,
     protocol_setup,
 )
 from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure
@@ -209,7 +209,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
         """The MD step of the checkpoint ``node`` left in its retrieved folder, or ``None``."""
         if 'retrieved' not in node.outputs or 'remote_folder' not in node.outputs:
             return None
-        text = _read(node.outputs.retrieved, cp2k_science.AIMD_RESTART_FILE)
+        text = read_retrieved(node.outputs.retrieved, cp2k_science.AIMD_RESTART_FILE)
         try:
             return cp2k_science.restart_step(text) if text else None
         except ValueError:
@@ -220,10 +220,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
         """CP2K aborted or failed otherwise (not stopped at, or killed for, its wall time): exit 310."""
         if not node.is_failed or node.exit_status in STOPPED_STATUSES:
             return None
-        text = None
-        if 'retrieved' in node.outputs and OUTPUT in node.outputs.retrieved.base.repository.list_object_names():
-            text = node.outputs.retrieved.base.repository.get_object_content(OUTPUT)
-        aborted = abort_message(text) if text else None
+        aborted = job_abort_message(node)
         message = f'CP2K aborted: {aborted}' if aborted else f'<{node.pk}> [{node.exit_status}] {node.exit_message}'
         self.report_error_handled(node, f'no restart can help, stopping with exit '
                                         f'{self.exit_codes.ERROR_JOB_FAILED.status}')

@@ -103,6 +103,17 @@ def api_refused(function, words, *, errors=(ValueError,)) -> str:
     raise AssertionError(f'{function} accepted a bad input')
 
 
+def validation_refused(process, inputs, words, root, what: str) -> str:
+    """Validate ``inputs`` against ``process``'s input spec (the submit-time check) inside ``sandbox(root)``;
+    assert a refusal whose message names ``words``. ``what`` names the case in the failure message.
+    :returns: the message."""
+    with sandbox(root):
+        error = process.spec().inputs.validate(inputs)
+    assert error is not None, f'{what} accepted'
+    assert_words(str(error), words)
+    return str(error)
+
+
 @contextlib.contextmanager
 def sandbox(root):
     """``with sandbox(tmp_path) as box: ...; box.check_clean()`` on success."""

@@ -14,6 +14,7 @@ from aiida_mlfail.science.structures import structure_from_data_file
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
+from tests.helpers import lammps_jobs
 from tests.science.test_topology import WATER_DATA, water_reference
 
 pytestmark = pytest.mark.integration
@@ -29,11 +30,6 @@ def bonds_and_angles(atoms):
     distances = [atoms.get_distance(3 * m, 3 * m + k, mic=True) for m in range(16) for k in (1, 2)]
     angles = [atoms.get_angle(3 * m + 1, 3 * m, 3 * m + 2, mic=True) for m in range(16)]
     return np.array(distances), np.array(angles)
-
-
-def lammps_jobs(workchain):
-    return [d for d in workchain.called_descendants if d.node_type.startswith('process.calculation.calcjob')
-            and d.process_type and 'lammps' in d.process_type]
 
 
 def test_water_sampled_fitted_and_run_with_its_topology(submit_and_await, lammps_code, gap_fit_code,

@@ -7,7 +7,7 @@ from ase.build import bulk
 
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, lammps_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +39,7 @@ def test_copper_sampled_with_an_eam_file_and_labelled_with_morse(submit_and_awai
     # the file is an input of the WorkChain and of the LAMMPS job, written under its name
     file_node = sampling.inputs.potential_files.Cu_model_eam
     assert file_node.filename == 'Cu_model.eam' and file_node.get_content() == EAM_FILE.read_text()
-    jobs = [d for d in sampling.called_descendants if d.process_type and 'lammps' in d.process_type
-            and d.node_type.startswith('process.calculation.calcjob')]
+    jobs = lammps_jobs(sampling)
     assert jobs and all(job.inputs.files.potential_Cu_model_eam.uuid == file_node.uuid for job in jobs)
     assert 'pair_coeff 1 1 Cu_model.eam' in jobs[0].inputs.script.get_content()
     # the reference id of the sampled frames hashes the file content
@@ -72,11 +71,14 @@ md: {equilibration_steps: 100, production_steps: 200, sampling_interval: 50}
 """
 
 
-def test_the_documented_yaml_runs_from_the_command_line(tmp_path, monkeypatch, lammps_code):
-    """``aiida-mlfail launch mlfail.sample --protocol fast -i cu_eam.yaml`` in the foreground (as the tutorial)."""
+def launch_in(tmp_path, monkeypatch, yaml_name: str, yaml_text: str, *options):
+    """``aiida-mlfail launch mlfail.sample [options] -i yaml_name`` in the foreground, in ``tmp_path`` holding the
+    EAM file and the 32-atom copper ``cu32.xyz``; asserts it finished OK and returns the WorkChain node."""
     import re
     import shutil
     import time
+
+    from aiida import orm
 
     from aiida_mlfail.cli.main import cli
     from tests.cli.shared import invoke
@@ -84,15 +86,18 @@ def test_the_documented_yaml_runs_from_the_command_line(tmp_path, monkeypatch, l
     monkeypatch.chdir(tmp_path)
     shutil.copy(EAM_FILE, tmp_path / 'Cu_model.eam')
     bulk('Cu', 'fcc', a=3.6147, cubic=True).repeat(2).write(tmp_path / 'cu32.xyz')
-    (tmp_path / 'cu_eam.yaml').write_text(OWN_REFERENCE_YAML)
+    (tmp_path / yaml_name).write_text(yaml_text)
+    args = ['launch', 'mlfail.sample', *options, '-i', yaml_name]
     start = time.perf_counter()
-    result = invoke(cli, ['launch', 'mlfail.sample', '--protocol', 'fast', '-i', 'cu_eam.yaml'])
-    print(f'launch mlfail.sample --protocol fast -i cu_eam.yaml: {time.perf_counter() - start:.1f} s')
+    result = invoke(cli, args)
+    print(f"{' '.join(args)}: {time.perf_counter() - start:.1f} s")
     assert result.exit_code == 0, result.output
-    pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
-    from aiida import orm
+    return orm.load_node(int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1)))
 
-    node = orm.load_node(pk)
+
+def test_the_documented_yaml_runs_from_the_command_line(tmp_path, monkeypatch, lammps_code):
+    """``aiida-mlfail launch mlfail.sample --protocol fast -i cu_eam.yaml`` in the foreground (as the tutorial)."""
+    node = launch_in(tmp_path, monkeypatch, 'cu_eam.yaml', OWN_REFERENCE_YAML, '--protocol', 'fast')
     assert node.outputs.pool.n_configurations == 5
     assert node.inputs.potential_files.Cu_model_eam.get_content() == EAM_FILE.read_text()
 
@@ -117,25 +122,7 @@ md: {equilibration_steps: 0, production_steps: 20, sampling_interval: 10, thermo
 
 def test_the_ports_yaml_with_a_potential_file_runs_without_a_protocol(tmp_path, monkeypatch, lammps_code):
     """``aiida-mlfail launch mlfail.sample -i cu_eam_ports.yaml`` (no ``--protocol``) in the foreground."""
-    import re
-    import shutil
-    import time
-
-    from aiida import orm
-
-    from aiida_mlfail.cli.main import cli
-    from tests.cli.shared import invoke
-
-    monkeypatch.chdir(tmp_path)
-    shutil.copy(EAM_FILE, tmp_path / 'Cu_model.eam')
-    bulk('Cu', 'fcc', a=3.6147, cubic=True).repeat(2).write(tmp_path / 'cu32.xyz')
-    (tmp_path / 'cu_eam_ports.yaml').write_text(OWN_REFERENCE_PORTS_YAML)
-    start = time.perf_counter()
-    result = invoke(cli, ['launch', 'mlfail.sample', '-i', 'cu_eam_ports.yaml'])
-    print(f'launch mlfail.sample -i cu_eam_ports.yaml: {time.perf_counter() - start:.1f} s')
-    assert result.exit_code == 0, result.output
-    pk = int(re.search(r'ClassicalSamplingWorkChain <(\d+)> finished \[0\]', result.output).group(1))
-    node = orm.load_node(pk)
+    node = launch_in(tmp_path, monkeypatch, 'cu_eam_ports.yaml', OWN_REFERENCE_PORTS_YAML)
     assert node.outputs.pool.n_configurations == 3  # steps 0, 10, 20
     file_node = node.inputs.potential_files.Cu_model_eam
     assert file_node.filename == 'Cu_model.eam' and file_node.get_content() == EAM_FILE.read_text()

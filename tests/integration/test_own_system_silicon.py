@@ -16,7 +16,7 @@ from aiida_mlfail.science.structures import pair_min_distances
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, lammps_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,7 @@ def test_silicon_stillinger_weber_sample_fit_and_gap_md(submit_and_await, lammps
     assert 0.1 < np.abs(forces).mean() < 3.0  # eV/Å
     file_node = sampling.inputs.potential_files.Si_sw
     assert file_node.filename == 'Si.sw' and file_node.get_content() == SW_FILE.read_text()
-    jobs = [d for d in sampling.called_descendants if d.process_type and 'lammps' in d.process_type
-            and d.node_type.startswith('process.calculation.calcjob')]
+    jobs = lammps_jobs(sampling)
     assert jobs and all(job.inputs.files.potential_Si_sw.uuid == file_node.uuid for job in jobs)
     assert 'pair_coeff * * Si.sw Si' in jobs[0].inputs.script.get_content()
 
