@@ -21,7 +21,13 @@ from aiida.engine import ExitCode, calcfunction
 from aiida_mlfail.calculations.functions import with_labels
 from aiida_mlfail.data.training_set import TrainingSetData, check_same_reference
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.science.outputs.cp2k import Cp2kOutputError, join_md_segments, parse_cp2k_md, parse_cp2k_output
+from aiida_mlfail.science.outputs.cp2k import (
+    Cp2kOutputError,
+    join_md_segments,
+    parse_cp2k_md,
+    parse_cp2k_output,
+    unconverged_scf_count,
+)
 from aiida_mlfail.science.references import cp2k_reference, unknown_reference
 
 #: CP2K's standard output as aiida-cp2k names it.
@@ -80,10 +86,6 @@ def parse_single_point(retrieved: orm.FolderData, structure: orm.StructureData, 
     return {'training_set': TrainingSetData.from_atoms([atoms], reference=reference)}
 
 
-#: The line CP2K prints when ``GLOBAL/WALLTIME`` cuts an SCF short (followed by its "SCF run NOT converged").
-WALLTIME_CUT_SCF = 'SCF run terminated - exceeded requested execution time'
-
-
 def _md_segment(folder: orm.FolderData, cell, *, continuation: bool, stopped: bool, name: str):
     """Frames of one AIMD job (:func:`~aiida_mlfail.science.outputs.cp2k.parse_cp2k_md`), or an ``ExitCode``."""
     output = read_retrieved(folder, OUTPUT)
@@ -101,7 +103,7 @@ def _md_segment(folder: orm.FolderData, cell, *, continuation: bool, stopped: bo
                                continuation=continuation, until_step=until_step)
     except ValueError as exc:  # Cp2kOutputError or a checkpoint without its step
         return ExitCode(PARSE_EXIT_STATUS[getattr(exc, 'reason', 'missing')], f'{name}: {exc}')
-    unconverged = output.count('SCF run NOT converged') - output.count(WALLTIME_CUT_SCF)
+    unconverged = unconverged_scf_count(output)
     if unconverged:
         return ExitCode(420, f'the SCF did not converge in {unconverged} force evaluation(s) of the MD run ({name})')
     return frames

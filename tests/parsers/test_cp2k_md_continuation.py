@@ -6,7 +6,7 @@ import pytest
 
 from aiida_mlfail.parsers.cp2k import Cp2kOutputError, parse_cp2k_md
 from aiida_mlfail.science import cp2k
-from aiida_mlfail.science.outputs.cp2k import join_md_segments, stress_tensors
+from aiida_mlfail.science.outputs.cp2k import join_md_segments, stress_tensors, unconverged_scf_count
 from aiida_mlfail.science.structures import molten_nacl
 from tests.helpers import FIXTURES
 
@@ -76,3 +76,15 @@ def test_frames_after_the_checkpoint_are_left_to_the_continuation():
         parse_cp2k_md(cut, f['aiida-frc-1.xyz'], f['aiida.out'], CELL, f['aiida-1.ener'])
     truncated = f['aiida.out'][:f['aiida.out'].index('PROGRAM ENDED')]
     assert len(parse_cp2k_md(f['aiida-pos-1.xyz'], f['aiida-frc-1.xyz'], truncated, CELL, until_step=3)) == 4
+
+
+def test_the_scf_cut_by_the_wall_time_is_not_an_unconverged_scf():
+    stopped = _files('stopped')['aiida.out']
+    assert stopped.count('SCF run NOT converged') == 1  # the warning of the cut SCF
+    assert unconverged_scf_count(stopped) == 0
+    assert unconverged_scf_count(_files('continued')['aiida.out']) == 0
+    # CP2K does not always warn about the cut SCF: that is no negative count
+    cut = stopped.index('SCF run terminated - exceeded requested execution time')
+    assert unconverged_scf_count(stopped[:cut + 60]) == 0
+    # a real unconverged SCF before the cut one still counts
+    assert unconverged_scf_count(' *** WARNING in qs_scf.F:601 :: SCF run NOT converged ***\n' + stopped) == 1

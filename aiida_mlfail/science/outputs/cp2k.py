@@ -42,6 +42,9 @@ _STRESS = re.compile(r'^ STRESS\| (?:Analytical|Numerical) stress tensor \[GPa\]
 _SCF_DONE = re.compile(r'\*\*\* SCF run converged in\s+(\d+) steps \*\*\*')
 _NOT_CONVERGED = re.compile(r'SCF run NOT converged')
 _INNER_LEFT = re.compile(r'Leaving inner SCF loop after reaching\s+(\d+) steps')
+#: The line CP2K prints when ``GLOBAL/WALLTIME`` cuts an SCF short (often followed by its "SCF run NOT converged").
+WALLTIME_CUT_SCF = 'SCF run terminated - exceeded requested execution time'
+_WALLTIME_CUT = re.compile(re.escape(WALLTIME_CUT_SCF))
 _OUTER = re.compile(r'outer SCF loop (converged in|FAILED to converge after)\s+(\d+) iterations or\s+(\d+) steps')
 _ART = re.compile(r'^\s*(?:\\___/|O/\||/\| \||/ \\|\|)')
 _WARNING = re.compile(r'^ \*\*\* WARNING in (\S+) :: (.*?)\s*(?:\*\*\*)?\s*$', re.M)
@@ -374,3 +377,21 @@ def join_md_segments(segments: list[list[Atoms]]) -> list[Atoms]:
                                   f'last step {frames[-1].info["md_step"]}', 'missing')
         frames.extend(segment)
     return frames
+
+
+def unconverged_scf_count(output: str) -> int:
+    """How many force evaluations of an output ended with ``SCF run NOT converged``, not counting the SCF that
+    ``GLOBAL/WALLTIME`` cut short (:data:`WALLTIME_CUT_SCF`; CP2K may or may not warn about that one, and its
+    frame is not written).
+
+    :param output: CP2K's main output.
+    """
+    events = sorted([(m.start(), 'cut') for m in _WALLTIME_CUT.finditer(output)]
+                    + [(m.start(), 'not') for m in _NOT_CONVERGED.finditer(output)]
+                    + [(m.start(), 'done') for m in _SCF_DONE.finditer(output)])
+    count, cut = 0, False
+    for _, kind in events:
+        if kind == 'not' and not cut:
+            count += 1
+        cut = kind == 'cut'
+    return count
