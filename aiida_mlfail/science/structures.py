@@ -452,19 +452,23 @@ def pair_min_distances(configurations) -> dict[tuple[str, str], float]:
         expected = {(a, b) for a, b in itertools.combinations_with_replacement(present.tolist(), 2)
                     if a != b or counts[present.tolist().index(a)] > 1 or pbc.any()}
         span = float(np.linalg.norm(np.ptp(atoms.positions, axis=0))) + float(np.linalg.norm(cell, axis=1).sum())
-        cutoff = 3.0
+        # A pair farther apart than its shortest distance so far cannot lower it: once every pair present has a
+        # bound, one neighbour list out to the largest bound decides this configuration.
+        bound = max((best.get(pair, math.inf) for pair in expected), default=math.inf)
+        cutoff = bound * (1 + 1e-9) if math.isfinite(bound) else 3.0
         while True:
             first, second, distance = neighbor_list('ijd', atoms, cutoff, self_interaction=False)
-            za, zb = np.minimum(numbers[first], numbers[second]), np.maximum(numbers[first], numbers[second])
-            found = {}
-            for a, b in set(zip(za.tolist(), zb.tolist())):
-                found[(a, b)] = float(distance[(za == a) & (zb == b)].min())
-            if set(found) >= expected or cutoff > span:
+            codes = np.minimum(numbers[first], numbers[second]) * 1000 + np.maximum(numbers[first], numbers[second])
+            unique, inverse = np.unique(codes, return_inverse=True)
+            shortest = np.full(unique.size, np.inf)
+            np.minimum.at(shortest, inverse, distance)
+            found = {(int(code) // 1000, int(code) % 1000): float(d) for code, d in zip(unique, shortest)}
+            if set(found) >= expected or cutoff > span or cutoff >= bound:
                 break
             cutoff *= 2.0
-        for (a, b), d in found.items():
-            key = (chemical_symbols[a], chemical_symbols[b])
-            best[key] = min(best.get(key, math.inf), d)
+        for pair, d in found.items():
+            best[pair] = min(best.get(pair, math.inf), d)
+    best = {(chemical_symbols[a], chemical_symbols[b]): d for (a, b), d in best.items()}
     return dict(sorted(best.items(), key=lambda kv: (atomic_numbers[kv[0][0]], atomic_numbers[kv[0][1]])))
 
 
