@@ -112,6 +112,12 @@ class TrainingSetData(orm.Data):
         """The configurations as ``ase.Atoms`` with labels in ``info``/``arrays`` (see ``science.extxyz``)."""
         return extxyz.read_configurations(io.StringIO(self.get_text()))
 
+    def iter_atoms(self):
+        """The configurations of :meth:`get_atoms`, read one at a time from the repository (a caller that needs
+        only the first few reads no further)."""
+        with self.base.repository.open(self.FILENAME, mode='r') as handle:
+            yield from extxyz.iter_configurations(handle)
+
     def export(self, path) -> pathlib.Path:
         """Write the extxyz file (readable by ``ase.io.read`` and gap_fit) to ``path``; returns the path."""
         path = pathlib.Path(path)

@@ -9,10 +9,11 @@ Labels are kept as plain extxyz keys, as gap_fit reads them: ``energy`` (eV, inf
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 from ase import Atoms
-from ase.io import read, write
+from ase.io import iread, read, write
 
 #: The labels a training configuration can carry, in canonical order.
 LABELS = ('energy', 'forces', 'virial', 'atomic_energies')
@@ -91,6 +92,13 @@ def check_finite(configurations: list[Atoms]) -> None:
 def read_configurations(source) -> list[Atoms]:
     """Read every frame of an extxyz file (path or text handle) with labels normalised (see module doc)."""
     return [normalise_labels(a) for a in read(source, index=':', format='extxyz')]
+
+
+def iter_configurations(source) -> Iterator[Atoms]:
+    """The frames of an extxyz file (path or text handle) one at a time (``ase.io.iread``), labels normalised as
+    by :func:`read_configurations`; a caller that stops early reads no further."""
+    for atoms in iread(source, index=':', format='extxyz'):
+        yield normalise_labels(atoms)
 
 
 def write_configurations(target, configurations: list[Atoms]) -> None:

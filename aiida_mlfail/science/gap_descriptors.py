@@ -234,7 +234,8 @@ def descriptor_string(descriptor: dict) -> str:
     return kind + ' ' + ' '.join(f'{k}={_format(v)}' for k, v in values.items())
 
 
-def count_environments(configurations, descriptor: dict) -> dict[str, int]:
+def count_environments(configurations, descriptor: dict, *, enough: float | None = None,
+                       species=None) -> dict[str, int]:
     """Number of environments gap_fit will find for one descriptor, per species (combination).
 
     SOAP with ``add_species``: atoms per centre species; ``distance_2b``: pairs within the cutoff
@@ -244,23 +245,37 @@ def count_environments(configurations, descriptor: dict) -> dict[str, int]:
     species given (``Z`` of SOAP / ``angle_3b``, ``Z1``/``Z2`` of ``distance_2b``, non-zero; as
     :func:`default_descriptors` makes them) counts only its own species (pair).
 
+    :param configurations: iterable of ``ase.Atoms`` (Å), e.g. ``TrainingSetData.iter_atoms()``; it is consumed
+        only as far as needed.
+    :param enough: with ``species``, stop counting once every key that ``species`` allows (each species, or
+        each species pair, restricted as above) has at least ``enough`` environments: the counts returned are
+        then lower bounds, all of them ``>= enough`` (a submit-time check of ``n_sparse`` reads one or two
+        configurations instead of the whole pool). ``None`` (default): count everything.
+    :param species: chemical symbols of the whole set (e.g. ``TrainingSetData.species``), needed with ``enough``.
     :returns: ``{'Na': 352, 'Cl': 352}`` or ``{'Na-Cl': 4562, ...}``.
     """
     kind = descriptor['type']
     counts: dict[str, int] = {}
+    ordered = sorted(set(species or ()), key=atomic_numbers.__getitem__)
     if kind in ('soap', 'angle_3b'):
-        for atoms in configurations:
+        possible = ordered
+    else:
+        possible = [f'{a}-{b}' for i, a in enumerate(ordered) for b in ordered[i:]]
+    possible = list(_own_species(dict.fromkeys(possible, 0), descriptor)) if possible else []
+    cutoff = float(descriptor.get('cutoff', 0.0))
+    for atoms in configurations:
+        if kind in ('soap', 'angle_3b'):
             for symbol in atoms.get_chemical_symbols():
                 counts[symbol] = counts.get(symbol, 0) + 1
-        return _own_species(counts, descriptor)
-    cutoff = float(descriptor['cutoff'])
-    for atoms in configurations:
-        i, j = neighbor_list('ij', atoms, cutoff)
-        keep = i < j
-        numbers = atoms.numbers
-        for a, b in zip(numbers[i[keep]], numbers[j[keep]]):
-            key = '-'.join(sorted((_symbol(a), _symbol(b)), key=lambda s: atomic_numbers[s]))
-            counts[key] = counts.get(key, 0) + 2  # gap_fit counts every pair from both ends
+        else:
+            i, j = neighbor_list('ij', atoms, cutoff)
+            keep = i < j
+            numbers = atoms.numbers
+            for a, b in zip(numbers[i[keep]], numbers[j[keep]]):
+                key = '-'.join(sorted((_symbol(a), _symbol(b)), key=lambda s: atomic_numbers[s]))
+                counts[key] = counts.get(key, 0) + 2  # gap_fit counts every pair from both ends
+        if enough is not None and possible and all(counts.get(key, 0) >= enough for key in possible):
+            break
     return _own_species(counts, descriptor)
 
 

@@ -93,9 +93,11 @@ def _validate_inputs(value, ctx=None):
                 f'(it has {pool.labels})')
     if n_train is None:
         return None
-    configurations = pool.get_atoms()
     for descriptor in parameters['descriptors']:
-        counts = gap_science.count_environments(configurations, descriptor)
+        # Reads the pool only until every species (pair) has enough environments: no O(pool) work at submit
+        # time for a valid n_sparse.
+        counts = gap_science.count_environments(pool.iter_atoms(), descriptor, species=pool.species,
+                                                enough=int(descriptor['n_sparse']) * n_pool / n_train)
         key, smallest = min(counts.items(), key=lambda kv: kv[1])
         expected = smallest * n_train / n_pool
         if int(descriptor['n_sparse']) > expected:

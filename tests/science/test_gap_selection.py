@@ -254,3 +254,24 @@ def test_gap_fit_arguments_checks_file_names():
         gap.gap_fit_arguments(parameters, '../t.xyz', 'gap.xml')
     with pytest.raises(ValueError, match="gp_file must be a bare file name.*'/tmp/gap.xml'"):
         gap.gap_fit_arguments(parameters, 't.xyz', '/tmp/gap.xml')
+
+
+def test_environment_counts_stop_reading_once_every_species_pair_has_enough():
+    """``enough``: the submit-time n_sparse check reads the pool only until every possible species pair has
+    enough environments; an absent pair makes it read everything and give the full counts."""
+    configurations = extxyz.read_configurations(str(FIXTURES / 'gap_fit_ok' / 'training_set.xyz'))
+    descriptor = {'type': 'distance_2b', 'cutoff': 5.0}
+    full = gap.count_environments(configurations, descriptor)
+    read = []
+
+    def lazily():
+        for atoms in configurations:
+            read.append(atoms)
+            yield atoms
+
+    first = gap.count_environments(configurations[:1], descriptor)
+    partial = gap.count_environments(lazily(), descriptor, species=['Na', 'Cl'], enough=min(first.values()))
+    assert len(read) == 1 and partial == first
+    read.clear()
+    assert gap.count_environments(lazily(), descriptor, species=['Na', 'Cl', 'K'], enough=1) == full
+    assert len(read) == len(configurations) > 1
