@@ -100,8 +100,10 @@ class ExploreCalculation(CalcJob):
       ``lammps_error``), ``stop_step``, ``steps_run``, ``similarity`` (of the stop configuration,
       ``None`` when not computable), ``reference_index``, ``min_similarity``, ``n_checks``,
       ``message``, ``guard_value``, ``critical_similarity``, ``n_atoms``, ``n_references``,
-      ``previous`` (step, similarity, reference_index of ``previous_configuration``) and
-      ``timings`` (s);
+      ``previous`` (step, similarity, reference_index of ``previous_configuration``),
+      ``checkpoint_step`` (the newest checkpoint in the job's folder, ``None`` without),
+      ``resumed_from`` (the checkpoint steps this exploration was continued from, oldest first; ``[]`` for
+      a job that started at step 0) and ``timings`` (s; ``checkpoint`` when one was written);
     * ``configuration`` (``StructureData``): the configuration at the stop (the novel one, the last
       one at ``max_steps``, the one on which a guard tripped), with attributes ``md_step``,
       ``similarity``, ``reference_index``, ``stop_reason``; absent only after a LAMMPS error that

@@ -514,7 +514,8 @@ def parse_explore_results(text: str) -> dict:
         :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``) and ``guard_distances`` (the
         distance guard's thresholds, ``{'A-B': Å}`` or one number in Å); after a per-pair
         ``too_close_atoms`` stop ``guard_value`` is the number of close contacts and ``close_pairs``
-        lists ``{pair, distance, limit}`` (Å) of the stop configuration.
+        lists ``{pair, distance, limit}`` (Å) of the stop configuration; :data:`CHECKPOINT_RESULT_KEYS`
+        (``checkpoint_step``, ``resumed_from``) say which checkpoints the job wrote and continued from.
     :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
     """
     try:

@@ -109,8 +109,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
     (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
-], ids=['parameters', 'unknown-key', 'checkpoint-interval', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
-        'soap-species-training', 'not-periodic'])
+], ids=['parameters', 'unknown-key', 'checkpoint-interval', 'renamed-energy-guard', 'species-not-in-gap',
+        'soap-species-structure', 'soap-species-training', 'not-periodic'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
     overrides = {'parameters': orm.Dict(parameters)}
     if structure is not None:

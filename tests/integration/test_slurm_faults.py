@@ -111,7 +111,7 @@ def test_a_job_cancelled_with_scancel_is_resubmitted(started_daemon_client, slur
 
 #: The exploration of the walltime test: 8-ion rock salt and the tiny GAP of ``tests/fixtures/bridge`` at 300 K,
 #: nothing novel (critical similarity 0.5), checks every 20 steps, a checkpoint every 40.
-EXPLORATION = {'temperature': 300.0, 'max_steps': 160, 'comparison_step': 20, 'critical_similarity': 0.5,
+EXPLORATION = {'temperature': 300.0, 'max_steps': 120, 'comparison_step': 20, 'critical_similarity': 0.5,
                'checkpoint_interval': 40, 'soap': {'n_max': 3, 'l_max': 2, 'r_cut': 3.5}}
 
 
@@ -130,7 +130,7 @@ def exploration_job(code, marker, walltime_s: int) -> dict:
 
     crystal = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
-               '( while [ ! -e checkpoint/state.json ]; do sleep 0.2; done; '
+               '( while [ ! -e checkpoint/state.json ]; do sleep 0.1; done; '
                'kill -STOP $(pgrep -P $$ -f mlfail-explore) ) & fi')
     return {'code': code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
             'structure': orm.StructureData(ase=crystal), 'training_set': TrainingSetData.from_atoms([crystal]),
@@ -168,18 +168,18 @@ def test_an_exploration_over_its_walltime_continues_from_its_checkpoint(started_
     assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
 
     results = node.outputs.results.get_dict()
-    assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 160 == results['steps_run']
+    assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 120 == results['steps_run']
     assert results['resumed_from'] == [checkpoint]
     similarity = node.outputs.similarity.get_array('step')
-    np.testing.assert_array_equal(similarity, np.arange(0, 161, 20))  # increasing, no gap, no repeat
-    assert results['n_checks'] == len(similarity) == 9
+    np.testing.assert_array_equal(similarity, np.arange(0, 121, 20))  # increasing, no gap, no repeat
+    assert results['n_checks'] == len(similarity) == 7
     thermo = node.outputs.thermo.get_array('step')
-    np.testing.assert_array_equal(thermo, np.arange(0, 161, 10))  # thermo_interval 10
+    np.testing.assert_array_equal(thermo, np.arange(0, 121, 10))  # thermo_interval 10
     # the second job ran only the steps after the checkpoint: its own checks start after it
     stdout = second.outputs.retrieved.get_object_content(STDOUT)
     assert f'continuing from the checkpoint at step {checkpoint}:' in stdout
     checked = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith('step ')]
-    assert checked == list(range(checkpoint + 20, 161, 20))
+    assert checked == list(range(checkpoint + 20, 121, 20))
 
 
 def test_gap_fit_out_of_memory_gets_the_dryrun_estimate_as_mem(started_daemon_client, slurm_codes):
