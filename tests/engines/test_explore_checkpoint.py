@@ -14,8 +14,8 @@ from aiida_mlfail.science import explore as sx
 from tests.engines.test_explore_engine import explore, prepare
 
 #: 300 K, nothing novel (critical similarity 0.5): the run goes to max_steps; checks every 20 steps.
-COOL = {'temperature': 300.0, 'max_steps': 200, 'comparison_step': 20, 'critical_similarity': 0.5,
-        'checkpoint_interval': 50}
+COOL = {'temperature': 300.0, 'max_steps': 120, 'comparison_step': 20, 'critical_similarity': 0.5,
+        'checkpoint_interval': 30}
 
 
 @pytest.fixture(scope='module')
@@ -29,32 +29,32 @@ def whole_run(tmp_path_factory):
 def test_checkpoints_follow_the_interval_and_keep_one_restart_file(whole_run):
     directory, results = whole_run
     assert results['stop_reason'] == 'max_steps' and results['resumed_from'] == []
-    # checks at 20, 40, 60, ...: the first check >= 50 steps after the last checkpoint: 60, 120, 180
-    assert results['checkpoint_step'] == 180
-    assert sorted(p.name for p in (directory / sx.CHECKPOINT_DIR).iterdir()) == ['lammps.180.restart', 'state.json']
+    # checks at 20, 40, 60, ...: the first check >= 30 steps after the last checkpoint: 40, 80, 120
+    assert results['checkpoint_step'] == 120
+    assert sorted(p.name for p in (directory / sx.CHECKPOINT_DIR).iterdir()) == ['lammps.120.restart', 'state.json']
     state = sx.read_checkpoint_state((directory / sx.CHECKPOINT_STATE_FILE).read_text())
-    assert state['step'] == 180 and [row[0] for row in state['similarity']] == list(range(0, 181, 20))
-    assert state['thermo'][-1][0] == 180
-    stdout_steps = [60, 120, 180]
+    assert state['step'] == 120 and [row[0] for row in state['similarity']] == list(range(0, 121, 20))
+    assert state['thermo'][-1][0] == 120
+    stdout_steps = [40, 80, 120]
     text = ''.join(sx.CHECKPOINT_LINE.format(step=s, restart_file='x') + '\n' for s in stdout_steps)
-    assert sx.last_checkpoint_step(text) == 180
+    assert sx.last_checkpoint_step(text) == 120
 
 
 def test_a_continued_run_joins_into_the_uninterrupted_series(whole_run, tmp_path, monkeypatch):
-    """First job: 120 steps (checkpoint at 120); second job: a new folder with the checkpoint folder copied and
-    max_steps 200. Steps strictly increasing, no gap, no repeat; values equal to the uninterrupted run's."""
+    """First job: 60 steps (checkpoint at 40: the next is due at 80); second job: a new folder with the
+    checkpoint folder copied and max_steps 120. Steps strictly increasing, no gap, no repeat; values equal to the uninterrupted run's."""
     whole, whole_results = whole_run
-    first = prepare(tmp_path / 'first', {**COOL, 'max_steps': 120})
-    assert explore(first, monkeypatch)['checkpoint_step'] == 120
+    first = prepare(tmp_path / 'first', {**COOL, 'max_steps': 60})
+    assert explore(first, monkeypatch)['checkpoint_step'] == 40  # steps 41-60 are run again by the second job
     second = prepare(tmp_path / 'second', COOL)
     shutil.copytree(first / sx.CHECKPOINT_DIR, second / sx.CHECKPOINT_DIR)
     results = explore(second, monkeypatch)
-    assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 200 == results['steps_run']
-    assert results['resumed_from'] == [120] and results['checkpoint_step'] == 180
-    assert results['n_checks'] == whole_results['n_checks'] == 11
+    assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 120 == results['steps_run']
+    assert results['resumed_from'] == [40] and results['checkpoint_step'] == 120
+    assert results['n_checks'] == whole_results['n_checks'] == 7
     joined = sx.parse_similarity((second / sx.SIMILARITY_FILE).read_text())
     reference = sx.parse_similarity((whole / sx.SIMILARITY_FILE).read_text())
-    np.testing.assert_array_equal(joined['step'], np.arange(0, 201, 20))
+    np.testing.assert_array_equal(joined['step'], np.arange(0, 121, 20))
     # the same equations of motion from the restart file (neighbour lists rebuilt: not bit for bit)
     np.testing.assert_allclose(joined['similarity'], reference['similarity'], rtol=0, atol=1e-6)
     thermo = sx.parse_thermo_table((second / sx.THERMO_FILE).read_text())
@@ -62,8 +62,12 @@ def test_a_continued_run_joins_into_the_uninterrupted_series(whole_run, tmp_path
     np.testing.assert_array_equal(thermo['step'], uninterrupted['step'])
     assert (np.diff(thermo['step']) > 0).all()
     np.testing.assert_allclose(thermo['total_energy'], uninterrupted['total_energy'], rtol=1e-6)
+    print(f"continued vs uninterrupted: max |d similarity| "
+          f"{np.abs(joined['similarity'] - reference['similarity']).max():.1e}, max |d E_total / E_total| "
+          f"{np.abs(thermo['total_energy'] / uninterrupted['total_energy'] - 1).max():.1e}, max |d T| "
+          f"{np.abs(thermo['temperature'] - uninterrupted['temperature']).max():.1e} K")
     setup = (second / sx.SCRIPT_FILE).read_text()
-    assert 'read_restart checkpoint/lammps.120.restart' in setup and 'velocity all create' not in setup
+    assert 'read_restart checkpoint/lammps.40.restart' in setup and 'velocity all create' not in setup
     assert 'read_data' not in setup
 
 
