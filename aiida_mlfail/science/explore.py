@@ -404,8 +404,9 @@ def read_checkpoint_state(text: str, fingerprint: str | None = None) -> dict:
     return state
 
 
-#: The engine's stdout line of a checkpoint, and of a continuation (:func:`last_checkpoint_step` reads both).
+#: The engine's stdout line of a checkpoint (:func:`last_checkpoint_step` reads it).
 CHECKPOINT_LINE = 'checkpoint at step {step}: {restart_file}'
+#: The engine's stdout line when it continues from a checkpoint (:func:`last_checkpoint_step` reads it).
 CONTINUE_LINE = 'continuing from the checkpoint at step {step}: {restart_file}'
 
 
@@ -516,7 +517,8 @@ def parse_explore_results(text: str) -> dict:
         :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``) and ``guard_distances`` (the
         distance guard's thresholds, ``{'A-B': Å}`` or one number in Å); after a per-pair
         ``too_close_atoms`` stop ``guard_value`` is the number of close contacts and ``close_pairs``
-        lists ``{pair, distance, limit}`` (Å) of the stop configuration; :data:`CHECKPOINT_RESULT_KEYS`
+        lists ``{pair, distance, limit}`` (Å) of the stop configuration;
+        :data:`~aiida_mlfail.science.explore.CHECKPOINT_RESULT_KEYS`
         (``checkpoint_step``, ``resumed_from``) say which checkpoints the job wrote and continued from.
     :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
     """

@@ -361,7 +361,9 @@ class QuipRestartWorkChain(JobRestartWorkChain):
 class ExploreRestartWorkChain(JobRestartWorkChain):
     """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``),
     lost atoms (411 ``ERROR_LOST_ATOMS``), another LAMMPS error (412 ``ERROR_LAMMPS``) and a NaN/inf
-    energy (413 ``ERROR_NON_FINITE``) are outcomes (the explorer stores its outputs for all four)."""
+    energy (413 ``ERROR_NON_FINITE``) are outcomes (the explorer stores its outputs for all four). After a walltime
+    stop or a cancellation the next job continues from the last checkpoint of the stopped one
+    (:meth:`continue_from`: ``parent_folder``; the job's ``checkpoint_interval``)."""
 
     _process_class = ExploreCalculation
     _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_LAMMPS', 'ERROR_NON_FINITE')
