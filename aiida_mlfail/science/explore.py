@@ -179,9 +179,10 @@ def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms
     no coefficients to restart files, nor does the bridge's ``fix external``), the computes, variables,
     ``fix halt`` guards and the ``fix print`` of the thermo. The explorer draws no random numbers itself
     and its thermostat (Nose-Hoover) has none: the only random draw of a run is the start velocities
-    (``velocity create`` with ``seed``), so the continuation follows the same equations of motion (with the tiny test GAP through the bridge it is
-    bit for bit the uninterrupted run, ``tests/engines/test_explore_checkpoint.py``; not promised in general:
-    LAMMPS rebuilds the neighbour lists at the restart). A stochastic thermostat (``fix langevin``) would
+    (``velocity create`` with ``seed``), so the continuation follows the same equations of motion (with the
+    tiny test GAP through the bridge it is bit for bit the uninterrupted run,
+    ``tests/engines/test_explore_checkpoint.py``; not promised in general: LAMMPS rebuilds the neighbour
+    lists at the restart). A stochastic thermostat (``fix langevin``) would
     need reseeding from ``seed`` and the step, as a restart file keeps no random state; the explorer uses none.
 
     The GAP MD set-up of :func:`~aiida_mlfail.science.mlmd.mlmd_setup_commands` (standard

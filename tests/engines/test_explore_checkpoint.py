@@ -42,7 +42,8 @@ def test_checkpoints_follow_the_interval_and_keep_one_restart_file(whole_run):
 
 def test_a_continued_run_joins_into_the_uninterrupted_series(whole_run, tmp_path, monkeypatch):
     """First job: 60 steps (checkpoint at 40: the next is due at 80); second job: a new folder with the
-    checkpoint folder copied and max_steps 120. Steps strictly increasing, no gap, no repeat; values equal to the uninterrupted run's."""
+    checkpoint folder copied and max_steps 120. Steps strictly increasing, no gap, no repeat; values equal to
+    the uninterrupted run's."""
     whole, whole_results = whole_run
     first = prepare(tmp_path / 'first', {**COOL, 'max_steps': 60})
     assert explore(first, monkeypatch)['checkpoint_step'] == 40  # steps 41-60 are run again by the second job
