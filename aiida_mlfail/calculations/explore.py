@@ -6,6 +6,12 @@ configuration is novel (its largest REMatch similarity to the training configura
 training configurations go to the job as a bare extxyz (``references.xyz``) and the job computes their
 SOAP spectra (``science.explore.read_references``), so the daemon does no SOAP. REMatch: De, Bartók,
 Csányi, Ceriotti, PCCP 18, 13754 (2016); guards: LAMMPS ``fix halt`` (https://docs.lammps.org/fix_halt.html).
+
+Checkpoints: the engine writes ``checkpoint/`` (a LAMMPS restart file and its state) every
+``checkpoint_interval`` steps; with ``parent_folder`` (the ``remote_folder`` of an earlier job of the same
+exploration) that folder is copied into the new job (``remote_copy_list``, on the same computer) and the
+engine continues from it (:mod:`aiida_mlfail.engines.explore`). A parent folder without a checkpoint is
+skipped by aiida-core's copy (a warning in the job's log) and the exploration starts at step 0.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ validate_parameters = dict_validator(sx.normalise_explore, 'parameters')
 
 
 def validate_explore_inputs(value, ctx=None):
-    """Namespace validator: species of the structure described by the GAP, and SOAP species (when given)
+    """Namespace validator: ``parent_folder`` on the computer of the code, species of the structure described by
+    the GAP, and SOAP species (when given)
     covering the species of the structure and of the training set, per-pair guard distances naming only
     species of the structure (messages name them). The structure
     itself (3-D periodic, no overlapping atoms) is checked by its port validator.
@@ -44,6 +51,11 @@ def validate_explore_inputs(value, ctx=None):
     (:func:`~aiida_mlfail.calculations.common.port_excluded`)."""
     structure, potential = value.get('structure'), value.get('potential')
     training_set, parameters = value.get('training_set'), value.get('parameters')
+    parent, code = value.get('parent_folder'), value.get('code')
+    if parent is not None and code is not None and getattr(code, 'computer', None) is not None \
+            and parent.computer is not None and parent.computer.uuid != code.computer.uuid:
+        return (f'parent_folder is on the computer {parent.computer.label!r}, the code {code.label!r} runs on '
+                f'{code.computer.label!r}: the checkpoint can only be copied on the same computer')
     if structure is None:
         return None
     symbols = set(structure.get_symbols_set())
@@ -88,8 +100,10 @@ class ExploreCalculation(CalcJob):
       ``lammps_error``), ``stop_step``, ``steps_run``, ``similarity`` (of the stop configuration,
       ``None`` when not computable), ``reference_index``, ``min_similarity``, ``n_checks``,
       ``message``, ``guard_value``, ``critical_similarity``, ``n_atoms``, ``n_references``,
-      ``previous`` (step, similarity, reference_index of ``previous_configuration``) and
-      ``timings`` (s);
+      ``previous`` (step, similarity, reference_index of ``previous_configuration``),
+      ``checkpoint_step`` (the newest checkpoint in the job's folder, ``None`` without),
+      ``resumed_from`` (the checkpoint steps this exploration was continued from, oldest first; ``[]`` for
+      a job that started at step 0) and ``timings`` (s; ``checkpoint`` when one was written);
     * ``configuration`` (``StructureData``): the configuration at the stop (the novel one, the last
       one at ``max_steps``, the one on which a guard tripped), with attributes ``md_step``,
       ``similarity``, ``reference_index``, ``stop_reason``; absent only after a LAMMPS error that
@@ -124,6 +138,11 @@ class ExploreCalculation(CalcJob):
                         'max_energy_change_per_atom eV/atom: '
                         'largest '
                         'change of the potential energy per atom from the start of the run).')
+        spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
+                   help='The remote folder of an earlier job of the same exploration (same parameters except '
+                        'max_steps / checkpoint_interval, structure, training set): its checkpoint/ folder is '
+                        'copied and the exploration continues from its last checkpoint (ExploreRestartWorkChain '
+                        'sets it after a walltime or cancellation).')
         spec.inputs.validator = validate_explore_inputs
         define_job_defaults(spec, 'mlfail.explore', withmpi=False)  # parser, resources, exit code 350
         spec.output('results', valid_type=orm.Dict, help='Stop reason, step, similarities, timings.')
@@ -166,4 +185,8 @@ class ExploreCalculation(CalcJob):
         calcinfo.retrieve_list = [sx.RESULTS_FILE, sx.SIMILARITY_FILE, sx.THERMO_FILE, sx.TRIGGER_FILE,
                                   sx.PREVIOUS_FILE, sx.LOG_FILE, sx.SCRIPT_FILE, STDOUT, STDERR]
         calcinfo.provenance_exclude_list = [*gap_files, sx.REFERENCE_FILE]
+        if 'parent_folder' in self.inputs:
+            parent = self.inputs.parent_folder
+            calcinfo.remote_copy_list = [(parent.computer.uuid, f'{parent.get_remote_path()}/{sx.CHECKPOINT_DIR}',
+                                          sx.CHECKPOINT_DIR)]
         return calcinfo

@@ -22,6 +22,20 @@ SOAP spectra and its largest REMatch similarity to the references
 progress line and stops when the similarity is below ``critical_similarity``. LAMMPS errors
 (lost atoms, a failed GAP evaluation ...) end the exploration too.
 
+Checkpoints: after a passed novelty check at least ``checkpoint_interval`` steps after the last
+checkpoint (``science.explore.checkpoint_due``) it writes a LAMMPS restart file (``write_restart``,
+``checkpoint/lammps.<step>.restart``) and then its own state (``checkpoint/state.json``,
+``science.explore.checkpoint_state``: step, similarity and thermo rows so far, the start energy of the
+energy guard, the input fingerprint), replacing the state file atomically and only then deleting the older
+restart file, so a job killed at any moment leaves a consistent checkpoint. When the working directory holds
+``checkpoint/state.json`` at the start (the CalcJob copies the folder from the previous job's remote folder,
+its ``parent_folder`` input), the engine continues from it: ``read_restart`` of the file it names
+(``science.explore.explore_script`` says what LAMMPS keeps in a restart file and what the script issues
+again; the explorer draws no random numbers, its Nose-Hoover thermostat has none, and ``velocity create``
+is not repeated), the checks and thermo rows up to the checkpoint are taken from the state (neither run nor
+counted twice) and the outputs cover the whole exploration. A checkpoint of another exploration (other
+parameters except ``max_steps`` / ``checkpoint_interval``, structure or references) is a set-up failure.
+
 It writes ``explore_results.json``, ``similarity.dat``, ``thermo.dat``, ``trigger.xyz`` (the
 configuration at the stop, ``md_step``, ``similarity``, ``reference_index``, ``stop_reason`` in its
 info) and, when the stop is not a novelty or the end (a guard, a LAMMPS error),
@@ -94,6 +108,12 @@ class Explorer:
         self.timings = {'setup': 0.0, 'md': 0.0, 'soap': 0.0, 'rematch': 0.0}
         self._log_offset = 0
         self.step = 0  # the MD step reached
+        self.fingerprint = None  # science.explore.input_fingerprint of the exploration (from_files)
+        self.resume = None  # the checkpoint state continued from (science.explore.read_checkpoint_state)
+        self.start_energy = None  # eV, the energy guard's reference
+        self.checkpoint_step = None  # the newest checkpoint in the working directory
+        self.resumed_from: list[int] = []
+        self._fixes_changed = False  # a fix was (re)defined: the next run needs 'pre yes'
 
     @classmethod
     def from_files(cls, input_file: str = sx.INPUT_FILE) -> Explorer:
@@ -120,6 +140,24 @@ class Explorer:
             raise SetupError(str(exc)) from None
         explorer = cls(config, references)
         explorer.timings['reference_soap'] = time.perf_counter() - started
+        files = {}
+        for key in ('data_file', 'reference_file'):
+            with open(config[key], 'rb') as handle:
+                files[config[key]] = handle.read()
+        explorer.fingerprint = sx.input_fingerprint(config, files)
+        if os.path.isfile(sx.CHECKPOINT_STATE_FILE):
+            try:
+                with open(sx.CHECKPOINT_STATE_FILE, encoding='utf-8') as handle:
+                    state = sx.read_checkpoint_state(handle.read(), explorer.fingerprint)
+            except ValueError as exc:
+                raise SetupError(str(exc)) from None
+            if not os.path.isfile(state['restart_file']):
+                raise SetupError(f"{sx.CHECKPOINT_STATE_FILE} names the restart file {state['restart_file']!r}, "
+                                 'which is not there')
+            if state['step'] > config['parameters']['max_steps']:
+                raise SetupError(f"the checkpoint is at step {state['step']}, after max_steps "
+                                 f"{config['parameters']['max_steps']}")
+            explorer.resume = state
         return explorer
 
     # -- LAMMPS ----------------------------------------------------------------------------------
@@ -146,8 +184,10 @@ class Explorer:
         except Exception as exc:  # noqa: BLE001 (any reader failure is a bad input file)
             raise SetupError(f"cannot read the LAMMPS data file {config['data_file']!r}: {exc}") from None
         self.n_atoms = len(atoms)
+        resume = self.resume
         script = sx.explore_script(config['pair_commands'], self.type_map, p, self.n_atoms,
-                                   config['reference_volume'], config['data_file'])
+                                   config['reference_volume'], config['data_file'],
+                                   restart_file=None if resume is None else resume['restart_file'])
         with open(sx.SCRIPT_FILE, 'w', encoding='utf-8') as handle:
             handle.write(script)
         self.lmp = new_lammps(['-log', sx.LOG_FILE, '-screen', 'none'])
@@ -160,15 +200,31 @@ class Explorer:
             if not math.isfinite(start_energy):
                 raise SetupError(f'the potential energy of the start configuration is {start_energy} eV: the GAP '
                                  'cannot evaluate it, so there is nothing to explore')
-            for command in mlmd.energy_start_commands():  # the energy guard's reference: pe after this run 0
-                self.lmp.command(command)
+            if resume is None:
+                for command in mlmd.energy_start_commands():  # the energy guard's reference: pe after this run 0
+                    self.lmp.command(command)
+                self.start_energy = start_energy
+            else:  # the start energy of the exploration, not of the checkpoint configuration
+                self.start_energy = float(resume['start_energy'])
+                self.lmp.command(f'variable {mlmd.ENERGY_START_VARIABLE} equal {self.start_energy!r}')
         except SetupError:
             raise
         except BridgeError as exc:
             raise SetupError(f'GAP set-up failed: {exc}') from None
         except Exception as exc:  # noqa: BLE001 (LAMMPS raises a plain Exception with its message)
             raise SetupError(f'LAMMPS set-up failed: {str(exc).strip()}') from None
-        self.thermo_rows.append([float(self.lmp.get_thermo(k)) for k in sx.THERMO_KEYWORDS])
+        if resume is None:
+            self.thermo_rows.append([float(self.lmp.get_thermo(k)) for k in sx.THERMO_KEYWORDS])
+        else:
+            step = int(self.lmp.extract_global('ntimestep'))
+            if step != resume['step']:
+                raise SetupError(f"the restart file {resume['restart_file']!r} is at step {step}, its state at step "
+                                 f"{resume['step']}")
+            self.thermo_rows = [list(row) for row in resume['thermo']]
+            self.similarity_rows = list(resume['similarity'])
+            self.step = self.checkpoint_step = step
+            self.resumed_from = [*resume['resumed_from'], step]
+            print(sx.CONTINUE_LINE.format(step=step, restart_file=resume['restart_file']), flush=True)
         self.timings['setup'] += time.perf_counter() - start
 
     def _check_callbacks(self) -> None:
@@ -276,14 +332,24 @@ class Explorer:
 
         lmp, p = self.lmp, self.p
         self._new_log()
-        stop = self._check(0, self.configuration())
-        if stop is not None:
-            return stop
-        step = 0
+        if self.resume is None:
+            stop = self._check(0, self.configuration())
+            if stop is not None:
+                return stop
+            step = 0
+        else:  # the checks up to the checkpoint are in the state; its configuration passed the last one
+            step = self.step
+            _step, value, index = self.similarity_rows[-1]
+            self.previous = (self.configuration(), step, value, index)
+        last_checkpoint = step
         for target in sx.check_steps(p['max_steps'], p['comparison_step']):
+            if target <= step:
+                continue
             t0 = time.perf_counter()
             try:
-                lmp.command(f'run {target - step} pre no post no')
+                # a fix defined since the last run (the thermo fix print after a checkpoint) needs the set-up
+                lmp.command(f"run {target - step} pre {'yes' if self._fixes_changed else 'no'} post no")
+                self._fixes_changed = False
                 self._check_callbacks()
             except BridgeError as exc:
                 return self._error_stop(str(exc), 'lammps_error')
@@ -312,14 +378,46 @@ class Explorer:
             stop = self._check(step, self.configuration())
             if stop is not None:
                 return stop
+            if sx.checkpoint_due(step, last_checkpoint, p['checkpoint_interval']):
+                self.write_checkpoint(step)
+                last_checkpoint = step
         atoms, step, value, index = self.previous
         return self._stop('max_steps', step, atoms, value, index,
                           f"no novel configuration and no failure in {p['max_steps']} steps")
 
+    def write_checkpoint(self, step: int) -> None:
+        """LAMMPS restart file, then the state naming it (replaced atomically), then the older restart file removed.
+
+        :param step: the current MD step, whose novelty check just passed.
+        """
+        t0 = time.perf_counter()
+        os.makedirs(sx.CHECKPOINT_DIR, exist_ok=True)
+        restart_file = f'{sx.CHECKPOINT_DIR}/lammps.{step}.restart'
+        self.lmp.command(f'write_restart {restart_file}')
+        self.lmp.command(f'unfix {sx.THERMO_FIX_ID}')  # closes (flushes) the thermo file: its rows up to this step
+        self.lmp.command(sx.thermo_print_command(int(self.p['thermo_interval']), append=True))
+        self._fixes_changed = True
+        thermo = [row for row in self.thermo() if row[0] <= step]
+        state = sx.checkpoint_state(step, restart_file, self.fingerprint, self.start_energy, self.similarity_rows,
+                                    thermo, self.resumed_from)
+        temporary = sx.CHECKPOINT_STATE_FILE + '.tmp'
+        with open(temporary, 'w', encoding='utf-8') as handle:
+            json.dump(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, sx.CHECKPOINT_STATE_FILE)
+        for name in os.listdir(sx.CHECKPOINT_DIR):
+            if name.endswith('.restart') and f'{sx.CHECKPOINT_DIR}/{name}' != restart_file:
+                os.remove(os.path.join(sx.CHECKPOINT_DIR, name))
+        self.checkpoint_step = step
+        self.timings['checkpoint'] = self.timings.get('checkpoint', 0.0) + time.perf_counter() - t0
+        print(sx.CHECKPOINT_LINE.format(step=step, restart_file=restart_file), flush=True)
+
     # -- outputs ---------------------------------------------------------------------------------
 
     def thermo(self) -> list[list[float]]:
-        """Step-0 thermo row plus the ``fix print`` rows (read after LAMMPS closed its file)."""
+        """Step-0 thermo row (or the rows of the checkpoint continued from) plus the ``fix print`` rows, the first
+        of each step (read after LAMMPS closed its file)."""
         rows = list(self.thermo_rows)
         if os.path.isfile(sx.RAW_THERMO_FILE):
             with open(sx.RAW_THERMO_FILE, encoding='utf-8', errors='replace') as handle:
@@ -329,7 +427,10 @@ class Explorer:
             except ValueError:  # a line cut by a crash: keep the complete ones
                 table = sx.parse_thermo_table('\n'.join(text.splitlines()[:-1]))
             seen = {row[0] for row in rows}
-            rows += [list(row) for row in np.column_stack(list(table.values())) if row[0] not in seen]
+            for row in np.column_stack(list(table.values())):
+                if row[0] not in seen:  # the first row of a step (a redefined fix print repeats its step)
+                    seen.add(row[0])
+                    rows.append([float(v) for v in row])
         return rows
 
     def write_outputs(self, stop: dict, started: float) -> dict:
@@ -370,6 +471,8 @@ class Explorer:
             'previous': previous,
             'guard_distances': self.p['guards']['min_distance'],
             'close_pairs': self.close_pairs,
+            'checkpoint_step': self.checkpoint_step,
+            'resumed_from': self.resumed_from,
             'timings': {k: round(v, 4) for k, v in {**self.timings, 'total': time.perf_counter() - started}.items()},
         }
         with open(sx.RESULTS_FILE, 'w', encoding='utf-8') as handle:

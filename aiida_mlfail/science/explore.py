@@ -31,7 +31,8 @@ from aiida_mlfail.science.soap import normalise_soap_parameters
 
 #: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
 #: similarity, SOAP parameters (``science.soap``), REMatch regularisation ``alpha`` and Sinkhorn
-#: convergence ``threshold`` (``science.rematch``). With the default SOAP, frames of 64-ion molten
+#: convergence ``threshold`` (``science.rematch``), and ``checkpoint_interval`` (steps; 0: no
+#: checkpoints; see :func:`checkpoint_due`). With the default SOAP, frames of 64-ion molten
 #: NaCl 200 fs apart have similarity ~0.999 to each other and ~0.97 to the rock-salt crystal, hence
 #: the default critical similarity of 0.99 (system- and SOAP-dependent: calibrate it).
 EXPLORE_DEFAULTS = {
@@ -41,6 +42,7 @@ EXPLORE_DEFAULTS = {
     'soap': {},
     'alpha': 0.1,
     'threshold': 1e-6,
+    'checkpoint_interval': 1000,
 }
 
 #: MD settings the explorer takes from :data:`~aiida_mlfail.science.mlmd.MLMD_DEFAULTS` (``steps`` is
@@ -74,6 +76,12 @@ THERMO_FILE = 'thermo.dat'
 TRIGGER_FILE = 'trigger.xyz'
 #: Output: the last configuration checked before the trigger (extended XYZ).
 PREVIOUS_FILE = 'previous.xyz'
+#: Checkpoints (:func:`checkpoint_due`): a folder with the engine's state (:data:`CHECKPOINT_STATE_FILE`) and the
+#: LAMMPS restart file it names (``lammps.<step>.restart``). A continuation job gets this folder copied from the
+#: previous job's remote folder and continues from it (:func:`explore_script` with ``restart_file``).
+CHECKPOINT_DIR = 'checkpoint'
+#: The engine's state at the last checkpoint (JSON, :func:`checkpoint_state`).
+CHECKPOINT_STATE_FILE = f'{CHECKPOINT_DIR}/state.json'
 #: The raw ``fix print`` output the engine turns into :data:`~aiida_mlfail.science.explore.THERMO_FILE`.
 RAW_THERMO_FILE = 'thermo_lammps.dat'
 
@@ -88,6 +96,9 @@ SIMILARITY_COLUMNS = ('step', 'similarity', 'reference_index')
 #: Keys of :data:`~aiida_mlfail.science.explore.RESULTS_FILE` (see :func:`parse_explore_results`).
 RESULT_KEYS = ('stop_reason', 'stop_step', 'steps_run', 'similarity', 'reference_index', 'min_similarity',
                'n_checks', 'message', 'timings')
+#: Keys the engine adds for checkpoints: ``checkpoint_step`` (the last checkpoint of this job or the one it continued
+#: from, ``None``) and ``resumed_from`` (the checkpoint steps earlier jobs continued from, oldest first).
+CHECKPOINT_RESULT_KEYS = ('checkpoint_step', 'resumed_from')
 
 
 def normalise_explore(parameters: dict, species=None) -> dict:
@@ -102,7 +113,7 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
         :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
         ``critical_similarity`` in (0, 1], ``soap`` (``science.soap`` parameters), ``alpha`` (> 0)
-        and ``threshold`` (in (0, 1)).
+        and ``threshold`` (in (0, 1)), ``checkpoint_interval`` (steps, >= 0; 0 switches checkpoints off).
     :param species: element symbols for the SOAP descriptor when ``soap`` names none; without
         either, ``soap['species']`` stays ``None`` (resolved later, e.g. by the CalcJob).
     :returns: the merged dict (MD keys, ``guards``, explorer keys, ``reference_volume`` if given).
@@ -114,6 +125,7 @@ def normalise_explore(parameters: dict, species=None) -> dict:
     explore = {**EXPLORE_DEFAULTS, **{k: v for k, v in parameters.items() if k in EXPLORE_DEFAULTS}}
     for key in ('max_steps', 'comparison_step'):
         explore[key] = checks.integer(explore[key], key, gt=0)
+    explore['checkpoint_interval'] = checks.integer(explore['checkpoint_interval'], 'checkpoint_interval', ge=0)
     if explore['comparison_step'] > explore['max_steps']:
         raise ValueError(f"comparison_step ({explore['comparison_step']}) > max_steps ({explore['max_steps']}): "
                          'no novelty check would run before the end')
@@ -144,9 +156,34 @@ def check_steps(max_steps: int, comparison_step: int) -> list[int]:
     return steps
 
 
+def checkpoint_due(step: int, last_checkpoint: int, interval: int) -> bool:
+    """Whether the engine writes a checkpoint after the (passed) novelty check at ``step``.
+
+    Checkpoints go with novelty checks, so the similarity series of a checkpoint ends at its step: one is
+    written at the first check step at least ``interval`` steps after the last checkpoint (or the start,
+    ``last_checkpoint`` 0 or the step continued from). ``interval`` 0: never.
+    """
+    return interval > 0 and step - last_checkpoint >= interval
+
+
 def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: int, reference_volume: float,
-                   data_file: str = DATA_FILE) -> str:
+                   data_file: str = DATA_FILE, restart_file: str | None = None) -> str:
     """LAMMPS set-up script of an exploration (no ``run``: the engine runs it in chunks).
+
+    With ``restart_file`` (a continuation from a checkpoint) the box, atoms, velocities, image flags, the
+    step number and the Nose-Hoover thermostat/barostat variables of ``fix nvt``/``fix npt`` (same fix ID
+    ``ensemble``) come from the LAMMPS restart file (``read_restart`` instead of ``read_data``; LAMMPS docs:
+    https://docs.lammps.org/read_restart.html, https://docs.lammps.org/fix_nh.html "Restart, fix_modify ...
+    info"), and there is no ``velocity ... create`` (the velocities are in the file). Everything a restart
+    file does not keep is issued again by this script: the GAP ``pair_coeff`` (``pair_style quip`` writes
+    no coefficients to restart files, nor does the bridge's ``fix external``), the computes, variables,
+    ``fix halt`` guards and the ``fix print`` of the thermo. The explorer draws no random numbers itself
+    and its thermostat (Nose-Hoover) has none: the only random draw of a run is the start velocities
+    (``velocity create`` with ``seed``), so the continuation follows the same equations of motion (with the
+    tiny test GAP through the bridge it is bit for bit the uninterrupted run,
+    ``tests/engines/test_explore_checkpoint.py``; not promised in general: LAMMPS rebuilds the neighbour
+    lists at the restart). A stochastic thermostat (``fix langevin``) would
+    need reseeding from ``seed`` and the step, as a restart file keeps no random state; the explorer uses none.
 
     The GAP MD set-up of :func:`~aiida_mlfail.science.mlmd.mlmd_setup_commands` (standard
     ``pair_style quip`` commands, thermostat/barostat, ``fix halt`` guards) plus a ``fix print``
@@ -160,10 +197,30 @@ def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms
     """
     lines = mlmd.mlmd_setup_commands(pair_commands, type_map, parameters, n_atoms, reference_volume, data_file)
     lines[0] = '# aiida-mlfail explorer: GAP molecular dynamics, run in chunks by mlfail-explore'
-    row = ' '.join(f'$({k})' for k in THERMO_KEYWORDS)
-    lines.append(f"fix explore_thermo all print {int(parameters['thermo_interval'])} \"{row}\" "
-                 f'file {RAW_THERMO_FILE} screen no title "# {" ".join(THERMO_KEYWORDS)}"')
+    if restart_file is not None:
+        lines = [f'read_restart {restart_file}' if line.startswith('read_data ') else line for line in lines
+                 if not line.startswith('velocity all create ')]
+        lines[0] += f' (continued from {restart_file})'
+    lines.append(thermo_print_command(int(parameters['thermo_interval'])))
     return '\n'.join(lines) + '\n'
+
+
+#: The fix ID of the thermo ``fix print`` (:func:`thermo_print_command`).
+THERMO_FIX_ID = 'explore_thermo'
+
+
+def thermo_print_command(interval: int, append: bool = False) -> str:
+    """``fix print`` of :data:`THERMO_KEYWORDS` every ``interval`` steps to :data:`RAW_THERMO_FILE`.
+
+    LAMMPS buffers the file (C stdio) until the fix is deleted: at a checkpoint the engine deletes the fix
+    (``unfix``, which closes the file) and defines it again with ``append`` (``append=True``), so the rows up to
+    the checkpoint are on disk. (The new fix prints the current step's row again at the next run's set-up;
+    the engine keeps the first row of every step.)
+    """
+    row = ' '.join(f'$({k})' for k in THERMO_KEYWORDS)
+    mode = 'append' if append else 'file'
+    return (f'fix {THERMO_FIX_ID} all print {int(interval)} "{row}" {mode} {RAW_THERMO_FILE} screen no '
+            f'title "# {" ".join(THERMO_KEYWORDS)}"')
 
 
 def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float) -> dict:
@@ -280,6 +337,90 @@ def read_references(source, soap_parameters: dict) -> tuple[list, list[np.ndarra
     return references, normalised_features(soap_descriptor(soap_parameters), references)
 
 
+def input_fingerprint(config: dict, files: dict[str, bytes]) -> str:
+    """SHA-256 of what a checkpoint belongs to: the engine input without ``max_steps`` and
+    ``checkpoint_interval`` (a continuation may run longer or checkpoint at another interval) and the content
+    of the start structure and reference files (``files``: name -> bytes)."""
+    import hashlib  # noqa: PLC0415
+
+    parameters = {k: v for k, v in config['parameters'].items() if k not in ('max_steps', 'checkpoint_interval')}
+    digest = hashlib.sha256(json.dumps({**config, 'parameters': parameters}, sort_keys=True).encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b'\0' + files[name])
+    return digest.hexdigest()
+
+
+#: Keys of the checkpoint state (:func:`checkpoint_state`).
+CHECKPOINT_KEYS = ('step', 'restart_file', 'fingerprint', 'start_energy', 'similarity', 'thermo', 'resumed_from')
+
+
+def checkpoint_state(step: int, restart_file: str, fingerprint: str, start_energy: float, similarity_rows,
+                     thermo_rows, resumed_from: list[int]) -> dict:
+    """The engine's state at a checkpoint (the content of :data:`CHECKPOINT_STATE_FILE`).
+
+    :param step: the MD step of the checkpoint (a novelty check step).
+    :param restart_file: the LAMMPS restart file written at ``step`` (path relative to the job folder).
+    :param fingerprint: :func:`input_fingerprint` of the exploration.
+    :param start_energy: eV, the potential energy of the start configuration (the energy guard's reference,
+        ``mlmd.ENERGY_START_VARIABLE``): kept, not recomputed from the checkpoint configuration.
+    :param similarity_rows: ``(step, similarity or None, reference_index or None)`` of every check up to ``step``.
+    :param thermo_rows: rows of :data:`THERMO_COLUMNS` values up to ``step``.
+    :param resumed_from: the steps earlier jobs of this exploration continued from (oldest first).
+    :raises ValueError: if a similarity or thermo row lies after ``step``.
+    """
+    similarity = [[int(s), None if v is None else float(v), None if i is None else int(i)]
+                  for s, v, i in similarity_rows]
+    thermo = [[float(v) for v in row] for row in thermo_rows]
+    if any(row[0] > step for row in similarity) or any(row[0] > step for row in thermo):
+        raise ValueError(f'checkpoint at step {step} with similarity or thermo rows after it')
+    return {'step': int(step), 'restart_file': restart_file, 'fingerprint': fingerprint,
+            'start_energy': float(start_energy), 'similarity': similarity, 'thermo': thermo,
+            'resumed_from': [int(s) for s in resumed_from]}
+
+
+def read_checkpoint_state(text: str, fingerprint: str | None = None) -> dict:
+    """Parse and check :data:`CHECKPOINT_STATE_FILE` (:func:`checkpoint_state`).
+
+    :param fingerprint: when given, the :func:`input_fingerprint` of the exploration to continue: a
+        checkpoint of another exploration (other parameters, structure or references) is refused.
+    :returns: the state dict, ``similarity`` as ``(step, value, index)`` tuples.
+    :raises ValueError: for malformed JSON, a missing key, another exploration's checkpoint, or similarity
+        steps that do not increase strictly or end after the checkpoint step.
+    """
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{CHECKPOINT_STATE_FILE} is not valid JSON: {exc}') from None
+    missing = [k for k in CHECKPOINT_KEYS if k not in (state if isinstance(state, dict) else {})]
+    if missing:
+        raise ValueError(f'{CHECKPOINT_STATE_FILE} lacks {missing}')
+    if fingerprint is not None and state['fingerprint'] != fingerprint:
+        raise ValueError(f'{CHECKPOINT_STATE_FILE} (step {state["step"]}) is the checkpoint of another exploration '
+                         '(other parameters, start structure or references): not continuing from it')
+    steps = [row[0] for row in state['similarity']]
+    if any(b <= a for a, b in zip(steps, steps[1:])) or (steps and steps[-1] > state['step']):
+        raise ValueError(f'{CHECKPOINT_STATE_FILE}: similarity steps {steps} do not increase up to the checkpoint '
+                         f'step {state["step"]}')
+    state['similarity'] = [tuple(row) for row in state['similarity']]
+    return state
+
+
+#: The engine's stdout line of a checkpoint (:func:`last_checkpoint_step` reads it).
+CHECKPOINT_LINE = 'checkpoint at step {step}: {restart_file}'
+#: The engine's stdout line when it continues from a checkpoint (:func:`last_checkpoint_step` reads it).
+CONTINUE_LINE = 'continuing from the checkpoint at step {step}: {restart_file}'
+
+
+def last_checkpoint_step(stdout: str) -> int | None:
+    """The step of the newest checkpoint a job's folder holds, from the engine's stdout: its last
+    :data:`CHECKPOINT_LINE`, or the :data:`CONTINUE_LINE` of the checkpoint it was started from (still in
+    its folder); ``None`` when there is neither (the job wrote no checkpoint)."""
+    import re  # noqa: PLC0415
+
+    steps = re.findall(r'^(?:checkpoint|continuing from the checkpoint) at step (\d+):', stdout, re.MULTILINE)
+    return int(steps[-1]) if steps else None
+
+
 def lammps_atoms(boxlo, boxhi, tilt, positions, types, ids, type_map):
     """An ``ase.Atoms`` (periodic, sorted by atom id) from LAMMPS box and per-atom arrays.
 
@@ -377,7 +518,9 @@ def parse_explore_results(text: str) -> dict:
         :data:`~aiida_mlfail.science.explore.PREVIOUS_FILE`, or ``None``) and ``guard_distances`` (the
         distance guard's thresholds, ``{'A-B': Å}`` or one number in Å); after a per-pair
         ``too_close_atoms`` stop ``guard_value`` is the number of close contacts and ``close_pairs``
-        lists ``{pair, distance, limit}`` (Å) of the stop configuration.
+        lists ``{pair, distance, limit}`` (Å) of the stop configuration;
+        :data:`~aiida_mlfail.science.explore.CHECKPOINT_RESULT_KEYS`
+        (``checkpoint_step``, ``resumed_from``) say which checkpoints the job wrote and continued from.
     :raises ValueError: for malformed JSON, a missing key or an unknown stop reason.
     """
     try:

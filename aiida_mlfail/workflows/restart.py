@@ -10,7 +10,8 @@ Failure families (docs: reliability, exit codes) and what the handlers do:
   ``DUE TO TIME LIMIT``) or a node failure (exit 140): resubmit unchanged;
 * out of walltime (exit 120, ``ERROR_SCHEDULER_OUT_OF_WALLTIME``): resubmit with
   ``walltime_factor`` x the walltime (at most ``max_walltime_s``); programs without a restart
-  file start again;
+  file start again, the explorer continues from its last checkpoint (``ExploreRestartWorkChain.continue_from``,
+  also after a cancellation);
 * ``gap_fit`` out of memory (exit 430 from the dryrun preflight, or 110 from the scheduler): fewer
   sparse points (``sparse_factor`` x every descriptor's ``n_sparse``) or more memory (the larger
   of ``memory_factor`` x ``max_memory_kb`` and the dryrun estimate x 1.3 from
@@ -243,7 +244,9 @@ class JobRestartWorkChain(ReportErrorHandledMixin, BaseRestartWorkChain):
         if node.is_finished_ok:
             return None
         if node.exit_status == SCHEDULER_NODE_FAILURE or was_cancelled(node):
-            self.report_error_handled(node, 'cancelled by the scheduler or lost its node: resubmitting it unchanged')
+            continued = self.continue_from(node)
+            self.report_error_handled(node, 'cancelled by the scheduler or lost its node: '
+                                      + (f'resubmitting it, {continued}' if continued else 'resubmitting it unchanged'))
             return ProcessHandlerReport(do_break=True)
         return None
 
@@ -263,12 +266,16 @@ class JobRestartWorkChain(ReportErrorHandledMixin, BaseRestartWorkChain):
         new = min(limit, int(current * float(self.ctx.settings['walltime_factor'])))
         options['max_wallclock_seconds'] = new
         self._set_options(options)
-        self.restart_after_walltime(node)
-        self.report_error_handled(node, f'ran out of walltime ({current} s): restarting with {new} s')
+        continued = self.continue_from(node)
+        self.report_error_handled(node, f'ran out of walltime ({current} s): restarting with {new} s'
+                                  + (f', {continued}' if continued else ''))
         return ProcessHandlerReport(do_break=True)
 
-    def restart_after_walltime(self, node) -> None:
-        """Hook: prepare the inputs of the restart after a walltime stop (default: start again)."""
+    def continue_from(self, node) -> str | None:
+        """Hook: prepare the inputs of the restart of a job stopped by its walltime or cancelled (default: start
+        again, ``None``). A subclass whose job writes checkpoints points the next job at the last one and returns
+        what it did for the report (e.g. ``'continuing from the checkpoint at step 600 of ...'``)."""
+        return None
 
 
 def is_outcome(node) -> bool:
@@ -354,10 +361,37 @@ class QuipRestartWorkChain(JobRestartWorkChain):
 class ExploreRestartWorkChain(JobRestartWorkChain):
     """The explorer (``mlfail.explore``) with the shared handlers; a guard stop (410 ``ERROR_MD_EXPLODED``),
     lost atoms (411 ``ERROR_LOST_ATOMS``), another LAMMPS error (412 ``ERROR_LAMMPS``) and a NaN/inf
-    energy (413 ``ERROR_NON_FINITE``) are outcomes (the explorer stores its outputs for all four)."""
+    energy (413 ``ERROR_NON_FINITE``) are outcomes (the explorer stores its outputs for all four). After a walltime
+    stop or a cancellation the next job continues from the last checkpoint of the stopped one
+    (:meth:`continue_from`: ``parent_folder``; the job's ``checkpoint_interval``)."""
 
     _process_class = ExploreCalculation
     _accepted_failures = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS', 'ERROR_LAMMPS', 'ERROR_NON_FINITE')
+
+    def continue_from(self, node) -> str | None:
+        """After a walltime stop or a cancellation: the next job continues from the last checkpoint of ``node``.
+
+        The step comes from the job's retrieved stdout (``science.explore.last_checkpoint_step``: its last
+        checkpoint line, or the checkpoint it continued from, which is still in its folder); the next job gets
+        ``parent_folder`` = ``node``'s remote folder, whose ``checkpoint/`` it copies. Without a checkpoint (or a
+        remote folder) the next job starts at step 0 (``parent_folder`` removed).
+
+        :returns: the action for the report.
+        """
+        from aiida_mlfail.calculations.explore import STDOUT  # noqa: PLC0415
+        from aiida_mlfail.science.explore import last_checkpoint_step  # noqa: PLC0415
+
+        step = None
+        if 'retrieved' in node.outputs and 'remote_folder' in node.outputs:
+            try:
+                step = last_checkpoint_step(node.outputs.retrieved.get_object_content(STDOUT))
+            except (FileNotFoundError, OSError):
+                step = None
+        if step is None:
+            self.ctx.inputs.pop('parent_folder', None)
+            return 'no checkpoint written: starting again from step 0'
+        self.ctx.inputs.parent_folder = node.outputs.remote_folder
+        return f'continuing from the checkpoint at step {step} of {node.process_label}<{node.pk}>'
     #: Labels (of the job and of this wrapper, same statuses) of the stops whose outputs the active learner
     #: uses as a result of the exploration (its stop configuration is flagged): a guard stop and lost
     #: atoms. ``ERROR_LAMMPS`` (412) and ``ERROR_NON_FINITE`` (413) also end the loop (the same

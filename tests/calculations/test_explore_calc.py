@@ -69,6 +69,28 @@ def test_prepare_writes_engine_inputs(tmp_path, explore_code):
     assert set(calcinfo.provenance_exclude_list) == {*gap_files, sx.REFERENCE_FILE}
 
 
+def test_prepare_copies_the_checkpoint_of_the_parent_folder(tmp_path, explore_code):
+    """With ``parent_folder`` the job copies its ``checkpoint/`` (same computer); without, nothing is copied."""
+    parent = orm.RemoteData(computer=explore_code.computer, remote_path='/scratch/aa/bb/earlier_job')
+    process = instantiate_process(get_manager().get_runner(), ExploreCalculation,
+                                  **_inputs(explore_code, parent_folder=parent))
+    (tmp_path / 'with').mkdir()
+    (tmp_path / 'without').mkdir()
+    calcinfo = process.prepare_for_submission(Folder(str(tmp_path / 'with')))
+    assert calcinfo.remote_copy_list == [(explore_code.computer.uuid, '/scratch/aa/bb/earlier_job/checkpoint',
+                                          sx.CHECKPOINT_DIR)]
+    process = instantiate_process(get_manager().get_runner(), ExploreCalculation, **_inputs(explore_code))
+    assert not process.prepare_for_submission(Folder(str(tmp_path / 'without'))).remote_copy_list
+
+
+def test_a_parent_folder_on_another_computer_is_refused_at_submit(explore_code, aiida_computer):
+    other = aiida_computer(label='elsewhere')
+    parent = orm.RemoteData(computer=other, remote_path='/scratch/x')
+    with pytest.raises(ValueError, match="parent_folder is on the computer 'elsewhere'.*same computer"):
+        instantiate_process(get_manager().get_runner(), ExploreCalculation,
+                            **_inputs(explore_code, parent_folder=parent))
+
+
 NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6], pbc=[True, True, False])
 
 
@@ -76,6 +98,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'critical_similarity': 2.0}, None,
      'parameters: critical_similarity must be a finite number > 0 and <= 1, got 2.0'),
     ({**PARAMETERS, 'steps': 10}, None, r"unknown explore parameter key\(s\) \['steps'\]"),
+    ({**PARAMETERS, 'checkpoint_interval': -100}, None,
+     'parameters: checkpoint_interval must be an integer >= 0, got -100'),
     ({**PARAMETERS, 'guards': {'max_energy_per_atom': 100.0}}, None,
      r'parameters: guards.max_energy_per_atom was renamed guards.max_energy_change_per_atom'),
     (PARAMETERS, bulk('Ar', 'fcc', a=5.26, cubic=True),
@@ -85,8 +109,8 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
     (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
-], ids=['parameters', 'unknown-key', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
-        'soap-species-training', 'not-periodic'])
+], ids=['parameters', 'unknown-key', 'checkpoint-interval', 'renamed-energy-guard', 'species-not-in-gap',
+        'soap-species-structure', 'soap-species-training', 'not-periodic'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
     overrides = {'parameters': orm.Dict(parameters)}
     if structure is not None:

@@ -1,14 +1,16 @@
 """Faults HPC users meet, injected into real jobs on the local SLURM cluster; the restart logic repairs them.
 
 - a job cancelled with ``scancel`` while it runs: resubmitted unchanged, the workflow completes;
-- a job that exceeds its walltime (SLURM kills it: ``CANCELLED ... DUE TO TIME LIMIT``): restarted
-  with more walltime, the workflow completes;
+- an exploration that exceeds its walltime (SLURM kills it: ``CANCELLED ... DUE TO TIME LIMIT``): restarted
+  with more walltime from its last checkpoint (the previous job's remote folder as ``parent_folder``), it reaches
+  ``max_steps`` with one continuous similarity series;
 - gap_fit out of memory (forced with a 1 kB limit): retried with the dryrun estimate x 1.3 as
   ``--mem``, the change recorded in the retry's inputs and the report.
 
-The LAMMPS jobs are real BMHTF runs of 64 ions followed by a loop of ``shell sleep 0.5`` (LAMMPS's
-own ``shell`` command), so that their wall time is known without burning CPU in CI. Only the first job of
-a test sleeps (a marker file tells the restarted one), so a restart costs seconds, not the sleep again.
+The LAMMPS job is a real BMHTF run of 64 ions followed by a loop of ``shell sleep 0.5`` (LAMMPS's
+own ``shell`` command), and the exploration is stopped (SIGSTOP) after its first checkpoint, so that their
+wall time is known without burning CPU in CI. Only the first job of a test sleeps or stops (a marker file
+tells the restarted one), so a restart costs seconds, not the wait again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import io
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import submit
@@ -24,7 +27,7 @@ from aiida.engine import submit
 from aiida_mlfail.calculations.functions import prepare_sampling
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.resources import scheduler_options
-from aiida_mlfail.workflows.restart import GapFitRestartWorkChain, LammpsRestartWorkChain
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain
 from tests.helpers import nacl_configurations
 from tests.integration.test_slurm import slurm_cluster, slurm_codes, slurm_computer  # noqa: F401 (fixtures)
 
@@ -106,21 +109,77 @@ def test_a_job_cancelled_with_scancel_is_resubmitted(started_daemon_client, slur
     assert node.outputs.training_set.n_configurations == jobs[1].outputs.training_set.n_configurations
 
 
-def test_a_job_over_its_walltime_is_restarted_with_more(started_daemon_client, slurm_codes, tmp_path):
-    lammps = slurm_codes[0]
-    node = submit(LammpsRestartWorkChain, job=lammps_job(lammps, sleep_s=150, marker=tmp_path / 'slept',
-                                                         walltime_s=60),
+#: The exploration of the walltime test: 8-ion rock salt and the tiny GAP of ``tests/fixtures/bridge`` at 300 K,
+#: nothing novel (critical similarity 0.5), checks every 20 steps, a checkpoint every 40.
+EXPLORATION = {'temperature': 300.0, 'max_steps': 120, 'comparison_step': 20, 'critical_similarity': 0.5,
+               'checkpoint_interval': 40, 'soap': {'n_max': 3, 'l_max': 2, 'r_cut': 3.5}}
+
+
+def exploration_job(code, marker, walltime_s: int) -> dict:
+    """Inputs of an exploration (:data:`EXPLORATION`) whose first job stops itself after its first checkpoint.
+
+    The job script (``prepend_text``) of the first job only (it creates ``marker``, a path outside the job
+    folders; the restarted job finds it) starts a watcher that sends SIGSTOP to ``mlfail-explore`` (the job
+    shell's child, ``pgrep -P $$``) as soon as ``checkpoint/state.json`` exists: the job then idles, without
+    CPU, until SLURM kills it at its walltime, like a long exploration past its first checkpoints.
+    """
+    from ase.build import bulk
+
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from tests.helpers import FIXTURES
+
+    crystal = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
+    watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
+               '( while [ ! -e checkpoint/state.json ]; do sleep 0.1; done; '
+               'kill -STOP $(pgrep -P $$ -f mlfail-explore) ) & fi')
+    return {'code': code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
+            'structure': orm.StructureData(ase=crystal), 'training_set': TrainingSetData.from_atoms([crystal]),
+            'parameters': orm.Dict(EXPLORATION),
+            'metadata': {'options': {'max_wallclock_seconds': walltime_s, 'prepend_text': watcher}}}
+
+
+def test_an_exploration_over_its_walltime_continues_from_its_checkpoint(started_daemon_client, slurm_codes,
+                                                                        tmp_path):
+    """SLURM kills the first job at its 60 s walltime after its checkpoint at step 40 (or a later one); the
+    wrapper restarts it with 4 x the walltime and the job's remote folder as ``parent_folder``; the second job
+    continues from the checkpoint with ``read_restart`` and reaches ``max_steps``: one similarity series and one
+    thermo series over the whole run, steps strictly increasing, no gap, no repeat, the steps before the
+    checkpoint not run again."""
+    from aiida_mlfail.calculations.explore import STDOUT
+    from aiida_mlfail.science import explore as sx
+
+    explore = slurm_codes[3]
+    node = submit(ExploreRestartWorkChain, job=exploration_job(explore, tmp_path / 'stopped', walltime_s=60),
                   restart=orm.Dict({'walltime_factor': 4.0}))
     wait_terminated(node, 900)
-    assert node.is_finished_ok, f'[{node.exit_status}] {node.exit_message}'
     jobs = sorted(node.called, key=lambda n: n.pk)
-    # killed by SLURM: the parser sees an output cut short (305, which AiiDA keeps over the scheduler's 120)
-    assert [j.exit_status for j in jobs] == [305, 0]
-    assert (tmp_path / 'slept.rerun').exists()  # the second job ran the same inputs (and skipped the sleep)
-    assert 'DUE TO TIME LIMIT' in jobs[0].get_scheduler_stderr().upper()
+    assert node.is_finished_ok, (f'[{node.exit_status}] {node.exit_message}: '
+                                 + '; '.join(f'[{j.exit_status}] {j.exit_message}' for j in jobs))
+    first, second = jobs
+    # killed by SLURM: no results (301, which AiiDA keeps over the scheduler's 120), the time limit in its stderr
+    assert first.exit_status == 301 and second.is_finished_ok
+    assert 'DUE TO TIME LIMIT' in first.get_scheduler_stderr().upper()
     assert [j.get_option('max_wallclock_seconds') for j in jobs] == [60, 240]
-    assert '#SBATCH --time=00:04:00' in jobs[1].base.repository.get_object_content('_aiidasubmit.sh')
-    assert 'ran out of walltime (60 s): restarting with 240 s' in reports(node)
+    assert '#SBATCH --time=00:04:00' in second.base.repository.get_object_content('_aiidasubmit.sh')
+    checkpoint = sx.last_checkpoint_step(first.outputs.retrieved.get_object_content(STDOUT))
+    assert checkpoint is not None and checkpoint % 40 == 0 and 40 <= checkpoint < EXPLORATION['max_steps']
+    assert (f'ran out of walltime (60 s): restarting with 240 s, continuing from the checkpoint at step {checkpoint} '
+            f'of ExploreCalculation<{first.pk}>') in reports(node)
+    assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
+
+    results = node.outputs.results.get_dict()
+    assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 120 == results['steps_run']
+    assert results['resumed_from'] == [checkpoint]
+    similarity = node.outputs.similarity.get_array('step')
+    np.testing.assert_array_equal(similarity, np.arange(0, 121, 20))  # increasing, no gap, no repeat
+    assert results['n_checks'] == len(similarity) == 7
+    thermo = node.outputs.thermo.get_array('step')
+    np.testing.assert_array_equal(thermo, np.arange(0, 121, 10))  # thermo_interval 10
+    # the second job ran only the steps after the checkpoint: its own checks start after it
+    stdout = second.outputs.retrieved.get_object_content(STDOUT)
+    assert f'continuing from the checkpoint at step {checkpoint}:' in stdout
+    checked = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith('step ')]
+    assert checked == list(range(checkpoint + 20, 121, 20))
 
 
 def test_gap_fit_out_of_memory_gets_the_dryrun_estimate_as_mem(started_daemon_client, slurm_codes):

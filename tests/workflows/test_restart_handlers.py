@@ -243,3 +243,42 @@ def test_handlers_report_what_failed_and_the_action_taken(gap_fit_workchain, aii
     process.handle_out_of_memory(job)
     assert _reports(process)[-2:] == [f'GapFitCalculation<{job.pk}> failed with exit status 430: None',
                                       'Action taken: out of memory: retrying with n_sparse [20, 30] -> [10, 15]']
+
+
+def _explorer_job(computer, exit_status, stderr, stdout):
+    from aiida_mlfail.calculations.explore import STDOUT
+
+    node = finished_job(computer, 'mlfail.explore', exit_status, max_wallclock_seconds=60)
+    node.set_process_label('ExploreCalculation')
+    retrieved = orm.FolderData()
+    retrieved.base.repository.put_object_from_bytes(stderr.encode(), '_scheduler-stderr.txt')
+    retrieved.base.repository.put_object_from_bytes(stdout.encode(), STDOUT)
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+    retrieved.store()
+    remote = orm.RemoteData(computer=computer, remote_path=f'/scratch/job{node.pk}')
+    remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='remote_folder')
+    remote.store()
+    return node
+
+
+TIME_LIMIT = 'slurmstepd: error: *** JOB 9 ON vm CANCELLED AT 2026-11-21T03:00:00 DUE TO TIME LIMIT ***\n'
+SCANCEL = 'slurmstepd: error: *** JOB 10 ON vm CANCELLED AT 2026-11-21T03:00:00 ***\n'
+
+
+@pytest.mark.parametrize('handler, stderr', [('handle_walltime', TIME_LIMIT), ('handle_cancelled', SCANCEL)])
+def test_the_explorer_continues_from_its_last_checkpoint(explore_workchain, aiida_localhost, handler, stderr):
+    """Walltime or scancel after checkpoints at 40 and 80: the next job gets the remote folder as parent_folder
+    and the report names step 80; a job killed before any checkpoint restarts from step 0 without one."""
+    from aiida_mlfail.science import explore as sx
+
+    process = explore_workchain()
+    stdout = ''.join(sx.CHECKPOINT_LINE.format(step=s, restart_file=f'checkpoint/lammps.{s}.restart') + '\n'
+                     for s in (40, 80)) + 'step       100  similarity 0.99\n'
+    job = _explorer_job(aiida_localhost, 301, stderr, stdout)
+    assert getattr(process, handler)(job).do_break
+    assert process.ctx.inputs.parent_folder.pk == job.outputs.remote_folder.pk
+    assert _reports(process)[-1].endswith(f'continuing from the checkpoint at step 80 of ExploreCalculation<{job.pk}>')
+    early = _explorer_job(aiida_localhost, 301, stderr, 'step         0  similarity 1.0\n')
+    assert getattr(process, handler)(early).do_break
+    assert 'parent_folder' not in process.ctx.inputs
+    assert _reports(process)[-1].endswith('no checkpoint written: starting again from step 0')
