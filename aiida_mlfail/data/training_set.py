@@ -112,6 +112,12 @@ class TrainingSetData(orm.Data):
         """The configurations as ``ase.Atoms`` with labels in ``info``/``arrays`` (see ``science.extxyz``)."""
         return extxyz.read_configurations(io.StringIO(self.get_text()))
 
+    def iter_atoms(self):
+        """Yield the configurations one at a time (as :meth:`get_atoms`), reading the stored file as a stream:
+        one frame in memory at a time, for trajectories too large to load whole in a daemon worker."""
+        with self.base.repository.open(self.FILENAME, mode='r') as handle:
+            yield from extxyz.iter_configurations(handle)
+
     def export(self, path) -> pathlib.Path:
         """Write the extxyz file (readable by ``ase.io.read`` and gap_fit) to ``path``; returns the path."""
         path = pathlib.Path(path)

@@ -93,6 +93,15 @@ def read_configurations(source) -> list[Atoms]:
     return [normalise_labels(a) for a in read(source, index=':', format='extxyz')]
 
 
+def iter_configurations(source):
+    """Yield the frames of an extxyz file (path or text handle) one at a time, labels normalised
+    (``ase.io.iread``: one frame in memory at a time)."""
+    from ase.io import iread
+
+    for atoms in iread(source, index=':', format='extxyz'):
+        yield normalise_labels(atoms)
+
+
 def write_configurations(target, configurations: list[Atoms]) -> None:
     """Write labelled configurations as extxyz readable by ``ase.io.read`` and by gap_fit."""
     clean = []
