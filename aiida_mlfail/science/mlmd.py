@@ -107,7 +107,8 @@ def normalise_mlmd(parameters: dict) -> dict:
         :data:`RENAMED_GUARDS` with its new name, non-positive temperature, timestep, steps,
         intervals, dampings or guard thresholds, a ``guards.min_distance`` mapping key that is not a
         species pair, a volume factor <= 1, a ``breaking_factor`` (default 1.5, the forensics' V > factor x V_eq)
-        <= 1 or above ``guards.volume_factor``, unknown ensemble).
+        <= 1, or given above ``guards.volume_factor``, unknown ensemble). The default breaking factor is not
+        checked against the guard: a guard set below 1.5 halts the run before any break.
     """
     given_guards = parameters.get('guards', {})
     if not isinstance(given_guards, dict):
@@ -138,7 +139,7 @@ def normalise_mlmd(parameters: dict) -> dict:
         merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
     guards['volume_factor'] = checks.number(guards['volume_factor'], 'guards.volume_factor', gt=1)
     merged['breaking_factor'] = checks.number(merged['breaking_factor'], 'breaking_factor', gt=1)
-    if merged['breaking_factor'] > guards['volume_factor']:
+    if 'breaking_factor' in parameters and merged['breaking_factor'] > guards['volume_factor']:
         raise ValueError(f"breaking_factor {merged['breaking_factor']:g} is above guards.volume_factor "
                          f"{guards['volume_factor']:g}: the volume guard would halt the run before the break; "
                          'raise guards.volume_factor (e.g. 3.0) to see the frames after the break')

@@ -112,3 +112,8 @@ def test_breaking_factor_is_separate_from_the_volume_guard():
         mlmd.normalise_mlmd({'breaking_factor': 1.0})
     # the breaking step: first thermo row above 1.5 x V_eq
     assert obs.breaking_step([0, 10, 20, 30], [100, 140, 151, 400], 100.0, 1.5) == 20
+
+
+def test_a_guard_below_the_default_breaking_factor_is_still_accepted():
+    """Runs guarded below 1.5 (e.g. an explorer at 1.3) stay valid: only a given breaking_factor is checked."""
+    assert mlmd.normalise_mlmd({'guards': {'volume_factor': 1.3}})['breaking_factor'] == 1.5
