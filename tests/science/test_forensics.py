@@ -52,7 +52,8 @@ def test_windows_before_and_after_the_break_and_the_fitted_gaussian():
     windows = accumulator.windows()
     assert list(windows) == ['before', 'after'] and windows['before']['n_frames'] == 3
     # the window before is frames 7, 8, 9 (steps 70-90), the one after frames 10, 11, 12
-    assert np.array_equal(windows['before']['force'], np.concatenate([a.arrays['forces'].ravel() for a in frames[7:10]]))
+    assert np.array_equal(windows['before']['force'],
+                          np.concatenate([a.arrays['forces'].ravel() for a in frames[7:10]]))
     assert np.array_equal(windows['after']['velocity'],
                           np.concatenate([a.arrays['velocities'].ravel() for a in frames[10:13]]))
     histograms = forensics.component_histograms(windows, accumulator.masses, 1400.0)
@@ -60,7 +61,8 @@ def test_windows_before_and_after_the_break_and_the_fitted_gaussian():
     assert force['gaussian_mean'] == pytest.approx(0.0, abs=0.03)
     assert force['gaussian_std'] == pytest.approx(0.5, rel=0.05)
     width = np.diff(force['edges'])
-    assert np.sum(force['before'] * width) == pytest.approx(1.0) and np.sum(force['after'] * width) == pytest.approx(1.0)
+    assert np.sum(force['before'] * width) == pytest.approx(1.0)
+    assert np.sum(force['after'] * width) == pytest.approx(1.0)
     assert set(histograms['velocity']['mb_std_by_mass']) == set(np.unique(frames[0].get_masses()))
     series = accumulator.series()
     assert np.array_equal(series['step'], np.arange(0, 200, 10)) and series['time_ps'][-1] == pytest.approx(0.38)

@@ -17,7 +17,9 @@ from aiida_mlfail.science import plots
 def compare_labels(reference, predicted) -> tuple[dict, dict]:
     """Metrics and parity pairs of predicted vs reference configurations (same order).
 
-    Energy and virial per atom (eV/atom), force components (eV/Å).
+    Energy and virial per atom (eV/atom), force components (eV/Å). The energy metrics also carry the
+    constant offset (mean of predicted - reference) and the errors with it removed
+    (``science.gap.energy_offset_metrics``: the meaningful energy errors of a GAP trained without energies).
 
     :returns: ``(metrics, pairs)`` keyed by ``energy``/``forces``/``virial`` for labels both sides carry.
     :raises ValueError: if the two lists differ in length or atom counts.
@@ -35,6 +37,8 @@ def compare_labels(reference, predicted) -> tuple[dict, dict]:
         pairs['virial'] = (np.concatenate([np.ravel(a.info['virial']) / len(a) for a in reference]),
                            np.concatenate([np.ravel(a.info['virial']) / len(a) for a in predicted]))
     metrics = {key: gap_science.error_metrics(*value) for key, value in pairs.items()}
+    if 'energy' in metrics:
+        metrics['energy'].update(gap_science.energy_offset_metrics(*pairs['energy']))
     return metrics, pairs
 
 
