@@ -6,7 +6,7 @@
   guard that halts the run (``guards.volume_factor`` of :mod:`~aiida_mlfail.science.mlmd`), so that a
   guard set later (e.g. 3 x) leaves frames after the break to look at;
 * time series (:func:`frame_series`): temperature (with a running mean), average force magnitude
-  AFM = (1/N) sum_i |F_i| (thesis eq. 11.3), pressure P (eq. 11.4) and virial pressure P_vir (eq. 11.5),
+  ``AFM = (1/N) sum_i |F_i|`` (thesis eq. 11.3), pressure P (eq. 11.4) and virial pressure P_vir (eq. 11.5),
   volume and density;
 * histograms of velocity components and force components in a window of frames before the break and one
   from the break (:func:`component_histograms`), with the Maxwell-Boltzmann distribution of a velocity

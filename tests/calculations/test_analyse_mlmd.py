@@ -30,11 +30,14 @@ def test_breaking_step_from_the_equilibrium_volume_with_frames_after_it():
                            'breaking_factor': 1.5, 'equilibrium_volume': v0,
                            'equilibrium_volume_source': 'classical NPT thermo <1>', 'window_frames': 4,
                            'training_production_start_step': 500})
-    result = analyse_mlmd(TrainingSetData.from_atoms(frames), thermo, parameters, training_thermo=training)
+    result = analyse_mlmd(TrainingSetData.from_atoms(frames), thermo, parameters, training_thermo=training,
+                          rerun=TrainingSetData.from_atoms(frames))
     summary = result['summary'].get_dict()
     assert summary['breaking_step'] == result['breaking_step'].value == 120
     assert summary['equilibrium_volume_source'] == 'classical NPT thermo <1>' and summary['volume_factor'] == 3.0
     assert summary['pressure']['training run']['mean_bar'] == 100.0  # the production part only
+    assert summary['gap_vs_rerun']['forces']['rmse'] == 0.0 and summary['gap_vs_rerun']['forces']['n'] == 20 * 64 * 3
+    assert summary['pressure']['rerun']['mean_bar'] != 0.0
     data = result['forensics_data']
     assert data.base.attributes.get('windows') == {'before': 4, 'after': 4}
     assert np.array_equal(data.get_array('step'), steps)

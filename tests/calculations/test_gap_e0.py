@@ -40,3 +40,14 @@ def test_energy_metrics_report_the_offset():
     metrics, _ = compare_labels(frames, shifted)
     assert abs(metrics['energy']['offset'] + 1.5) < 1e-9 and metrics['energy']['rmse_offset_removed'] < 1e-9
     assert abs(metrics['energy']['rmse'] - 1.5) < 1e-9
+
+
+def test_compare_labels_reads_iterables_once_and_checks_their_lengths():
+    import pytest
+
+    frames = extxyz.read_configurations(str(FIXTURES / 'gap_fit_ok' / 'training_set.xyz'))
+    from_lists, _ = compare_labels(frames, frames)
+    streamed, pairs = compare_labels(iter(frames), (a for a in frames))
+    assert streamed == from_lists and streamed['forces']['n'] == 3 * 64 * 3 and len(pairs['energy'][0]) == 3
+    with pytest.raises(ValueError, match='3 reference vs 2 predicted configurations'):
+        compare_labels(iter(frames), iter(frames[:2]))

@@ -60,10 +60,9 @@ def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters:
                                                                training.get_array('pressure'), start))
         summary['training_production_start_step'] = start
     if 'rerun' in optional:
-        reference = optional['rerun'].get_atoms()  # the error metrics need both label sets whole
         pressures['rerun'] = np.array([obs.pressure(len(a), t, a.get_volume(), a.info['virial'])
-                                       for a, t in zip(reference, series['temperature'])])
-        metrics, _ = compare_labels(reference, trajectory.get_atoms())
+                                       for a, t in zip(optional['rerun'].iter_atoms(), series['temperature'])])
+        metrics, _ = compare_labels(optional['rerun'].iter_atoms(), trajectory.iter_atoms())
         summary['gap_vs_rerun'] = metrics
     summary['pressure'] = mlmd.pressure_table(pressures)
     windows = accumulator.windows()
