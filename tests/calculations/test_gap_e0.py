@@ -51,3 +51,16 @@ def test_compare_labels_reads_iterables_once_and_checks_their_lengths():
     assert streamed == from_lists and streamed['forces']['n'] == 3 * 64 * 3 and len(pairs['energy'][0]) == 3
     with pytest.raises(ValueError, match='3 reference vs 2 predicted configurations'):
         compare_labels(iter(frames), iter(frames[:2]))
+
+
+def test_validation_metrics_output_the_offset():
+    from aiida_mlfail.calculations.functions.metrics import validation_metrics
+
+    frames = extxyz.read_configurations(str(FIXTURES / 'gap_fit_ok' / 'training_set.xyz'))
+    shifted = [a.copy() for a in frames]
+    for a, b in zip(frames, shifted):
+        b.info['energy'] = a.info['energy'] + 0.25 * len(a)
+    result = validation_metrics(TrainingSetData.from_atoms(frames), TrainingSetData.from_atoms(shifted))
+    energy = result['metrics']['energy']
+    assert abs(energy['offset'] - 0.25) < 1e-9 and energy['rmse_offset_removed'] < 1e-9
+    assert result['parity_plot'].get_content(mode='rb')[:4] == b'\x89PNG'

@@ -68,9 +68,11 @@ def validation_metrics(reference: TrainingSetData, predictions: TrainingSetData)
     """RMSE / MAE / max error of the GAP on the validation set and the parity plot (PNG).
 
     :returns: ``metrics`` (Dict: ``energy`` eV/atom, ``forces`` eV/Å, ``virial`` eV/atom, each with
-        rmse, mae, max, n) and ``parity_plot`` (SinglefileData ``parity.png``).
+        rmse, mae, max, n; ``energy`` also with ``offset`` and ``rmse_offset_removed``,
+        ``mae_offset_removed``, ``max_offset_removed``, see :func:`compare_labels`) and ``parity_plot``
+        (SinglefileData ``parity.png``, the energy panel with the offset).
     """
-    metrics, pairs = compare_labels(reference.get_atoms(), predictions.get_atoms())
+    metrics, pairs = compare_labels(reference.iter_atoms(), predictions.iter_atoms())
     png = plots.parity_png(pairs, metrics,
                            title=f'GAP vs reference, {reference.n_configurations} validation configurations')
     return {
