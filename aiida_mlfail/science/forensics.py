@@ -215,11 +215,13 @@ def component_histograms(windows: dict, masses_amu, temperature: float, bins: in
 
 
 def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: float | None = None,
-                  running_window: int = 10, title: str = '', temperature: float | None = None) -> bytes:
+                  running_window: int = 10, title: str = '', temperature: float | None = None,
+                  break_volume: float | None = None) -> bytes:
     """Figure of T (with running mean), AFM, P and P_vir, volume and density vs time, and the component
     histograms of :func:`component_histograms` with their model curves.
 
-    The breaking time is marked by a vertical line where given. Returns PNG bytes.
+    The breaking time is marked by a vertical line where given, the breaking volume (Å^3, breaking factor x
+    V_eq) by a horizontal one on the volume panel. Returns PNG bytes.
     """
     from aiida_mlfail.science.plots import figure_png, plt
 
@@ -234,6 +236,8 @@ def forensics_png(series: dict, histograms: dict | None = None, break_time_ps: f
         (axes[1, 0], 'pressure (bar)', [(series['pressure'], 'P'), (series['virial_pressure'], 'P_virial')]),
         (axes[1, 1], 'volume (Å^3)', [(series['volume'], 'V')]),
     ]
+    if break_volume is not None:
+        axes[1, 1].axhline(break_volume, color='red', ls='--', lw=1, label='breaking volume')
     density_axis = axes[1, 1].twinx()
     density_axis.plot(t, series['density'], color='0.5', lw=0.8, ls=':')
     density_axis.set_ylabel('density (g/cm$^3$), dotted')

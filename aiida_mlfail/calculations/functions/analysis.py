@@ -70,7 +70,7 @@ def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters:
                   if windows and 'temperature' in p else None)
     break_time = break_step * timestep / 1000.0 if break_step is not None else None
     png = forensics.forensics_png(series, histograms, break_time, title=f'GAP MD, {len(accumulator.masses)} atoms',
-                                  temperature=p.get('temperature'))
+                                  temperature=p.get('temperature'), break_volume=factor * equilibrium_volume)
     data = orm.ArrayData()
     for key, values in series.items():
         data.set_array(key, np.asarray(values))
