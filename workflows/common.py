@@ -157,10 +157,12 @@ def sampling_builder(codes, state_points, *, size: str, n_ions: int | None = Non
 MLMD_SEED = 4242
 
 
-def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, reference=None, training_thermo=None):
+def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, reference=None, training_thermo=None,
+                 equilibrium_thermo=None):
     """``MLMDWorkChain.get_builder_from_protocol``: the protocol of ``size`` with the study's MD ``parameters``
     (ensemble, temperature, steps, intervals, guards ...; seed :data:`MLMD_SEED` unless given), the optional
-    classical ``reference`` of the rerun and the ``training_thermo`` of the pressure table."""
+    classical ``reference`` of the rerun, the ``training_thermo`` of the pressure table and the
+    ``equilibrium_thermo`` (a classical NPT run's thermo) whose production mean volume the breaking step refers to."""
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 
     builder = MLMDWorkChain.get_builder_from_protocol(
@@ -168,6 +170,8 @@ def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, re
         overrides={'parameters': {'seed': MLMD_SEED, **parameters}}, reference=reference)
     if training_thermo is not None:
         builder.training_thermo = training_thermo
+    if equilibrium_thermo is not None:
+        builder.equilibrium_thermo = equilibrium_thermo
     return builder
 
 

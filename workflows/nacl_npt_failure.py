@@ -82,10 +82,13 @@ def main(argv=None) -> int:
     start = orm.StructureData(ase=nvt.outputs.sampled[liquid].training_set.get_atoms()[-1])
     npt_parameters = {'ensemble': 'NPT', 'temperature': 1400.0, 'pressure': 1.0, 'steps': s['md_steps'],
                       'dump_interval': 10, 'thermo_interval': 10, 'reference_volume': v_ref,
-                      'guards': {'volume_factor': 1.5, 'min_distance': 1.2}}
+                      # the guard halts at 3 x V_ref; the breaking step is at 1.5 x the classical NPT volume
+                      # (equilibrium_thermo), so the forensics show the frames after the break
+                      'guards': {'volume_factor': 3.0, 'min_distance': 1.2}}
     jobs = {
         f'NPT {name}': common.mlmd_builder(codes, gaps[name].outputs.potential, start, npt_parameters, size=size,
-                                           reference=common.BMHTF_PPPM, training_thermo=npt_thermo)
+                                           reference=common.BMHTF_PPPM, training_thermo=npt_thermo,
+                                           equilibrium_thermo=npt_thermo)
         for name in gaps
     }
     jobs['NVT five densities'] = common.mlmd_builder(

@@ -38,9 +38,23 @@ echo "status=ok" >> {memory}
 """
 
 
-def command_arguments(parameters: dict) -> list[str]:
-    """The gap_fit arguments (``key=value`` words) of a job with these ``parameters``."""
-    return gap.gap_fit_arguments(gap.normalise_fit_parameters(parameters), TRAINING_FILE, GP_FILE)
+def command_arguments(parameters: dict, training_set: TrainingSetData | None = None) -> list[str]:
+    """The gap_fit arguments (``key=value`` words) of a job with these ``parameters``.
+
+    With the training set, the e0 method is resolved (``science.gap.effective_e0_method``): a fit without
+    energies (forces or virials only) on a set that has them gets the per-species least-squares e0 of its
+    energies (``science.gap.least_squares_e0``, read one configuration at a time), passed as ``e0={...}``.
+    """
+    normalised = gap.normalise_fit_parameters(parameters)
+    return gap.gap_fit_arguments(normalised, TRAINING_FILE, GP_FILE, e0=resolved_e0(normalised, training_set))
+
+
+def resolved_e0(parameters: dict, training_set: TrainingSetData | None) -> dict[str, float] | None:
+    """The per-species least-squares e0 (eV) the fit passes to gap_fit, or ``None`` when gap_fit's own
+    ``e0_method`` applies (normalised ``parameters``; see :func:`command_arguments`)."""
+    if training_set is not None and gap.effective_e0_method(parameters, training_set.labels) == 'least_squares':
+        return gap.least_squares_e0(training_set.iter_atoms())
+    return None
 
 
 def validate_fit_inputs(value, ctx=None):
@@ -60,6 +74,8 @@ def validate_fit_inputs(value, ctx=None):
     if training_set is None:
         return None
     missing = [label for label in parameters['train_on'] if label not in training_set.labels]
+    if parameters['e0_method'] == 'least_squares' and 'energy' not in training_set.labels:
+        missing.append('energy (for e0_method least_squares)')
     if missing:
         return (f'the training set <{training_set.pk or "unstored"}> lacks the label(s) {missing} the fit is asked to '
                 f'train on (train_on={parameters["train_on"]}, it has {training_set.labels})')
@@ -108,7 +124,7 @@ class GapFitCalculation(CalcJob):
     def prepare_for_submission(self, folder):
         folder.create_file_from_filelike(io.BytesIO(self.inputs.training_set.get_text().encode()), TRAINING_FILE,
                                          mode='wb')
-        arguments = command_arguments(self.inputs.parameters.get_dict())
+        arguments = command_arguments(self.inputs.parameters.get_dict(), self.inputs.training_set)
         code = self.inputs.code
         executable = str(code.get_executable()) if hasattr(code, 'get_executable') else 'gap_fit'
         limit = self.inputs.metadata.options.get('max_memory_kb') or ''

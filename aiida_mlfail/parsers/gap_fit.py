@@ -47,7 +47,11 @@ class GapFitParser(MlfailParser):
             if not run['finished']:
                 return self.exit_codes.ERROR_GAP_FIT_FAILED.format(error='gap_fit ended before Finalise (killed?)')
             return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=calc.GP_FILE)
-        arguments = calc.command_arguments(self.node.inputs.parameters.get_dict())  # the words the job ran
+        parameters = gap.normalise_fit_parameters(self.node.inputs.parameters.get_dict())
+        e0 = calc.resolved_e0(parameters, self.node.inputs.training_set)
+        arguments = gap.gap_fit_arguments(parameters, calc.TRAINING_FILE, calc.GP_FILE, e0=e0)  # the words it ran
+        if e0 is not None:
+            report['e0_least_squares_eV'] = e0
         potential = GapPotentialData.from_folder(
             self.retrieved.base.repository, calc.GP_FILE,
             command_line='gap_fit ' + ' '.join(shlex.quote(a) for a in arguments),

@@ -141,7 +141,7 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         soap = {**normalise_soap_parameters(soap, ['H']), 'species': None}
     md = {k: v for k, v in parameters.items() if k in (*MD_KEYS, 'guards', 'reference_volume')}
     merged = mlmd.normalise_mlmd({**md, 'steps': explore['max_steps']})
-    for key in ('steps', 'dump_interval', 'atomic_energies'):
+    for key in ('steps', 'dump_interval', 'atomic_energies', 'breaking_factor'):  # breaking_factor: MLMD forensics
         merged.pop(key)
     merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap)
     return merged

@@ -82,6 +82,70 @@ FIT_DEFAULTS = {
 }
 
 
+#: ``e0_method`` values: gap_fit's own (``isolated``, ``average``, ``median``) and ``least_squares``
+#: (:func:`least_squares_e0`, passed to gap_fit as ``e0={A:..:B:..}``).
+E0_METHODS = ('isolated', 'average', 'median', 'least_squares')
+
+
+def least_squares_e0(configurations) -> dict[str, float]:
+    """Per-species atomic energies e0 (eV) that best explain the total energies by composition alone.
+
+    Solves min_e sum_c (E_c - sum_s n_cs e_s)^2 over the configurations c (``numpy.linalg.lstsq``; n_cs the
+    number of atoms of species s in c, E_c ``info['energy']`` eV), the usual linear baseline of
+    machine-learned potentials. When the compositions do not determine every species (e.g. a pool of one
+    stoichiometry such as NaCl 32:32 only), lstsq returns the minimum-norm solution (for 1:1: both species
+    get the mean energy per atom, gap_fit's ``average``); any split gives the same baseline energy for those
+    compositions.
+
+    :param configurations: iterable of ``ase.Atoms`` with ``info['energy']`` (read once).
+    :returns: ``{symbol: e0 in eV}``, sorted by symbol.
+    :raises ValueError: when a configuration has no energy (naming it) or there are none.
+    """
+    counts, energies, species = [], [], {}
+    for index, atoms in enumerate(configurations):
+        if 'energy' not in atoms.info:
+            raise ValueError(f'least-squares e0 needs the energy of every configuration; configuration {index} '
+                             'has none')
+        row: dict[int, int] = {}
+        for symbol in atoms.get_chemical_symbols():
+            column = species.setdefault(symbol, len(species))
+            row[column] = row.get(column, 0) + 1
+        counts.append(row)
+        energies.append(float(atoms.info['energy']))
+    if not energies:
+        raise ValueError('least-squares e0 needs at least one configuration')
+    matrix = np.zeros((len(counts), len(species)))
+    for i, row in enumerate(counts):
+        for column, n in row.items():
+            matrix[i, column] = n
+    solution = np.linalg.lstsq(matrix, np.asarray(energies), rcond=None)[0]
+    return {symbol: float(solution[column]) for symbol, column in sorted(species.items())}
+
+
+def effective_e0_method(parameters: dict, labels) -> str:
+    """The e0 method a fit uses: ``least_squares`` when energies are not trained on (forces only, virials
+    only) but the training set has them and ``e0_method`` is ``average`` (the default) or ``least_squares``;
+    else ``parameters['e0_method']``.
+
+    Why: gap_fit reads energies through ``energy_parameter_name``, which points at a missing key when they
+    are not trained on, so its ``average`` sees no energy and the GAP predicts energies without any baseline
+    (hundreds of eV per atom off for DFT labels); the least-squares e0 restores the baseline.
+
+    :param parameters: normalised fit parameters (``train_on``, ``e0_method``).
+    :param labels: the labels the training set carries.
+    """
+    method = parameters['e0_method']
+    if 'energy' not in parameters['train_on'] and 'energy' in labels and method in ('average', 'least_squares'):
+        return 'least_squares'
+    return method
+
+
+def e0_argument(e0: dict[str, float]) -> str:
+    """gap_fit's per-species ``e0`` argument, ``e0={Na:-1.25:Cl:-2.5}`` (eV; gap_fit ``--help``: "by species:
+    {Ti:-150.0:O:-320...}")."""
+    return 'e0={' + ':'.join(f'{symbol}:{value:.12g}' for symbol, value in e0.items()) + '}'
+
+
 def normalise_fit_parameters(parameters: dict) -> dict:
     """Merge GAP fit parameters with :data:`FIT_DEFAULTS` and check them.
 
@@ -111,14 +175,14 @@ def normalise_fit_parameters(parameters: dict) -> dict:
     if not isinstance(train_on, (list, tuple)) or not train_on or any(label not in TRAINABLE for label in train_on):
         raise ValueError(f'train_on must be a non-empty subset of {list(TRAINABLE)}, got {train_on!r}')
     merged['train_on'] = list(train_on)
-    checks.choice(merged['e0_method'], 'e0_method', ('isolated', 'average', 'median'))
+    checks.choice(merged['e0_method'], 'e0_method', E0_METHODS)
     merged['sparse_jitter'] = checks.number(merged['sparse_jitter'], 'sparse_jitter', gt=0)
     merged['sparse_separate_file'] = checks.boolean(merged['sparse_separate_file'], 'sparse_separate_file')
     merged['seed'] = checks.integer(merged['seed'], 'seed', ge=0)
     return merged
 
 
-def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]:
+def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str, e0: dict[str, float] | None = None) -> list[str]:
     """Command-line arguments of gap_fit (``key=value`` words) for normalised ``parameters``.
 
     Labels not in ``train_on`` are switched off by pointing their ``*_parameter_name`` at a key no
@@ -129,10 +193,16 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
 
     :param at_file: training file name, a bare file name (:func:`~aiida_mlfail.science.checks.basename`).
     :param gp_file: output GAP XML name, a bare file name.
-    :raises ValueError: for a bad descriptor or a file name with a directory part.
+    :param e0: per-species atomic energies (eV), e.g. :func:`least_squares_e0`: passed as ``e0={...}``
+        (:func:`e0_argument`) in place of ``e0_method``; required when ``e0_method`` is ``least_squares``.
+    :raises ValueError: for a bad descriptor, a file name with a directory part, or ``least_squares``
+        without ``e0``.
     """
     checks.basename(at_file, 'at_file')
     checks.basename(gp_file, 'gp_file')
+    if e0 is None and parameters['e0_method'] == 'least_squares':
+        raise ValueError('e0_method least_squares needs the per-species e0 (science.gap.least_squares_e0 of the '
+                         'training set)')
     gap = ' : '.join(descriptor_string(d).replace('{', '{{').replace('}', '}}') for d in parameters['descriptors'])
     sigma = parameters['sigma']
     names = {label: (label if label in parameters['train_on'] else f'__not_trained_{label}') for label in TRAINABLE}
@@ -140,7 +210,7 @@ def gap_fit_arguments(parameters: dict, at_file: str, gp_file: str) -> list[str]
         f'at_file={at_file}',
         f'gap={{{gap}}}',
         f"default_sigma={{{sigma['energy']} {sigma['forces']} {sigma['virial']} 0.0}}",
-        f"e0_method={parameters['e0_method']}",
+        e0_argument(e0) if e0 is not None else f"e0_method={parameters['e0_method']}",
         f"sparse_jitter={parameters['sparse_jitter']}",
         f"sparse_separate_file={_format(bool(parameters['sparse_separate_file']))}",
         f"rnd_seed={int(parameters['seed'])}",
@@ -335,6 +405,25 @@ def parse_gap_xml(text: str) -> dict:
         'cutoff': max(cutoffs) if cutoffs else None,
         'descriptors': descriptors,
     }
+
+
+def energy_offset_metrics(reference, predicted) -> dict:
+    """The constant offset of predicted energies and the errors without it (eV/atom).
+
+    ``offset`` = mean(predicted - reference); ``rmse_offset_removed`` / ``mae_offset_removed`` / ``max_offset_removed``
+    of (predicted - reference - offset). A GAP trained without energies (forces or virials only) fixes
+    energies only up to a constant, so these are its meaningful energy errors, and the offset says how far the
+    baseline (e0) is off.
+    """
+    ref = np.asarray(reference, dtype=float).ravel()
+    pred = np.asarray(predicted, dtype=float).ravel()
+    if ref.shape != pred.shape:
+        raise ValueError(f'shape mismatch: reference {ref.shape} vs predicted {pred.shape}')
+    diff = pred - ref
+    offset = float(np.mean(diff))
+    centred = diff - offset
+    return {'offset': offset, 'rmse_offset_removed': float(np.sqrt(np.mean(centred**2))),
+            'mae_offset_removed': float(np.mean(np.abs(centred))), 'max_offset_removed': float(np.max(np.abs(centred)))}
 
 
 def error_metrics(reference, predicted) -> dict:

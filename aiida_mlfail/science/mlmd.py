@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md
+from aiida_mlfail.science.forensics import BREAKING_FACTOR
 from aiida_mlfail.science.pair_distances import (
     GUARD_DISTANCE_FRACTION,
     normalise_pair_distances,
@@ -60,6 +61,12 @@ MLMD_DEFAULTS = {
 #: else x the covalent-radii estimate of :func:`~aiida_mlfail.science.structures.default_pair_distances`
 #: (GAP MD without training data). A mapping ``{'A-B': Å}`` sets the pairs it names, the others get
 #: that default; a number is one threshold for every pair (the former behaviour).
+#:
+#: ``volume_factor`` is the guard that halts the run; the breaking step of the forensics is separate
+#: (``breaking_factor`` of :func:`normalise_mlmd`, default
+#: :data:`~aiida_mlfail.science.forensics.BREAKING_FACTOR` 1.5 x the equilibrium volume), so a guard set
+#: higher (e.g. 3.0 in studies) keeps the frames after the break. With both at 1.5 and no separate
+#: equilibrium volume the run halts at the break (the demo's behaviour).
 GUARD_DEFAULTS = {'volume_factor': 1.5, 'min_distance': None, 'temperature_factor': 4.0,
                   'max_energy_change_per_atom': 5.0}
 
@@ -99,7 +106,9 @@ def normalise_mlmd(parameters: dict) -> dict:
     :raises ValueError: naming the offending value (unknown key, a renamed guard key of
         :data:`RENAMED_GUARDS` with its new name, non-positive temperature, timestep, steps,
         intervals, dampings or guard thresholds, a ``guards.min_distance`` mapping key that is not a
-        species pair, a volume factor <= 1, unknown ensemble).
+        species pair, a volume factor <= 1, a ``breaking_factor`` (default 1.5, the forensics' V > factor x V_eq)
+        <= 1, or given above ``guards.volume_factor``, unknown ensemble). The default breaking factor is not
+        checked against the guard: a guard set below 1.5 halts the run before any break.
     """
     given_guards = parameters.get('guards', {})
     if not isinstance(given_guards, dict):
@@ -110,12 +119,13 @@ def normalise_mlmd(parameters: dict) -> dict:
                                    f'{RENAMED_GUARDS[old][1]}; got {old}={given_guards[old]!r}'
                                    for old in renamed))
     guards = {**GUARD_DEFAULTS, **dict(given_guards)}
-    unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards',
-                                                       'reference_volume'}) | (set(guards) - set(GUARD_DEFAULTS))
+    unknown = (set(parameters) - set(MLMD_DEFAULTS) - {'guards', 'reference_volume',
+                                                       'breaking_factor'}) | (set(guards) - set(GUARD_DEFAULTS))
     if unknown:
         raise ValueError(f'unknown MLMD parameter(s) {sorted(unknown)}; allowed: {sorted(MLMD_DEFAULTS)}, '
-                         f"'reference_volume', guards {sorted(GUARD_DEFAULTS)}")
-    merged = {**MLMD_DEFAULTS, **{k: v for k, v in parameters.items() if k != 'guards'}, 'guards': guards}
+                         f"'reference_volume', 'breaking_factor', guards {sorted(GUARD_DEFAULTS)}")
+    merged = {**MLMD_DEFAULTS, 'breaking_factor': BREAKING_FACTOR,
+              **{k: v for k, v in parameters.items() if k != 'guards'}, 'guards': guards}
     ensemble = merged['ensemble']
     merged['ensemble'] = checks.choice(ensemble.upper() if isinstance(ensemble, str) else ensemble, 'ensemble',
                                        ('NVT', 'NPT'))
@@ -128,6 +138,11 @@ def normalise_mlmd(parameters: dict) -> dict:
     if 'reference_volume' in merged:
         merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
     guards['volume_factor'] = checks.number(guards['volume_factor'], 'guards.volume_factor', gt=1)
+    merged['breaking_factor'] = checks.number(merged['breaking_factor'], 'breaking_factor', gt=1)
+    if 'breaking_factor' in parameters and merged['breaking_factor'] > guards['volume_factor']:
+        raise ValueError(f"breaking_factor {merged['breaking_factor']:g} is above guards.volume_factor "
+                         f"{guards['volume_factor']:g}: the volume guard would halt the run before the break; "
+                         'raise guards.volume_factor (e.g. 3.0) to see the frames after the break')
     guards['min_distance'] = normalise_pair_distances(guards['min_distance'], 'guards.min_distance')
     guards['temperature_factor'] = checks.number(guards['temperature_factor'], 'guards.temperature_factor', gt=0)
     guards['max_energy_change_per_atom'] = checks.number(guards['max_energy_change_per_atom'],

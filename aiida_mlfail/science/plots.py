@@ -32,7 +32,8 @@ def parity_png(pairs: dict, metrics: dict | None = None, title: str = '') -> byt
 
     :param pairs: ``{'energy': (reference, predicted), 'forces': (...), 'virial': (...)}``, arrays
         in the units of :data:`PARITY_PANELS`.
-    :param metrics: optional ``{key: {'rmse': ...}}`` written into each panel.
+    :param metrics: optional ``{key: {'rmse': ...}}`` written into each panel (with ``offset`` and
+        ``rmse_offset_removed`` where present, e.g. the energies of ``compare_labels``).
     :returns: PNG bytes.
     :raises ValueError: if ``pairs`` has none of the known quantities.
     """
@@ -52,8 +53,10 @@ def parity_png(pairs: dict, metrics: dict | None = None, title: str = '') -> byt
         ax.set_ylabel(f'GAP {label}')
         if metrics and key in metrics:
             m = metrics[key]
-            ax.text(0.04, 0.96, f"RMSE {m['rmse']:.3g}\nMAE {m['mae']:.3g}\nmax {m['max']:.3g}",
-                    transform=ax.transAxes, va='top', fontsize=9)
+            text = f"RMSE {m['rmse']:.3g}\nMAE {m['mae']:.3g}\nmax {m['max']:.3g}"
+            if 'offset' in m:  # energies: the constant offset and the RMSE without it
+                text += f"\noffset {m['offset']:.3g}\nRMSE - offset {m['rmse_offset_removed']:.3g}"
+            ax.text(0.04, 0.96, text, transform=ax.transAxes, va='top', fontsize=9)
     if title:
         fig.suptitle(title)
     return figure_png(fig)

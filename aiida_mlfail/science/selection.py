@@ -2,11 +2,18 @@
 
 Five methods, all deterministic for a given seed (``numpy.random.default_rng``):
 
-* ``uniform_energy``: uniform in the global energy per atom (equal counts per energy bin);
-* ``uniform_force``: uniform in the per-atom force magnitude ``|F_i|``: bins over all atoms of the
-  pool, a configuration is taken for an atom drawn from each bin in turn, so the tails of the
-  distribution are represented;
-* ``uniform_atomic_energy``: the same over the per-atom energies;
+* ``uniform_energy``: flat in the energy per atom ``E / N`` of the configuration: a weighted draw
+  without replacement in which each configuration weighs ``1 / (number of pool configurations in its
+  histogram bin)`` (:func:`flat_histogram_weights`, Freedman-Diaconis bins), so every populated bin
+  of the pool's ``E / N`` histogram is equally likely to give the next configuration and the selected
+  histogram is flat where the pool has data (rare energies are over-represented relative to the pool,
+  common ones under-represented); a single outlier is one bin among many, not a certainty;
+* ``uniform_force``: the same draw over the per-atom force magnitudes ``|F_i|`` of all atoms of the
+  pool (per-atom semantics: each atom is one value; drawing an atom takes its configuration, with all its
+  atoms, unless that configuration is already taken). The values that drove the selection (one atom
+  per selected configuration) are flat over the range; the other atoms of a selected configuration
+  follow the pool's distribution;
+* ``uniform_atomic_energy``: the same per-atom draw over the per-atom energies;
 * ``random``: uniformly at random without replacement;
 * ``temporal``: evenly spaced in pool order (the pool is in MD time order per state point).
 """
@@ -54,33 +61,45 @@ def normalise_split(parameters: dict) -> dict:
             'seed': checks.integer(parameters.get('seed', 0), 'split.seed', ge=0)}
 
 
-def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator,
-             n_configurations: int) -> list[int]:
-    """Pick ``n`` distinct owners so that the picked values cover the range of ``values`` evenly.
+def flat_histogram_weights(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights that make a weighted draw of ``values`` flat over their histogram, and the bin edges.
 
-    ``values[k]`` belongs to configuration ``owners[k]``. The range is cut into ``n`` equal bins;
-    bins are visited in turn, each giving a random not-yet-chosen configuration among its values.
+    The bins are numpy's Freedman-Diaconis bins (``numpy.histogram_bin_edges(values, 'fd')``: width
+    2 IQR n^(-1/3), from the interquartile range, so a single outlier adds one far bin instead of
+    stretching every bin as equal-width bins over min..max do; Freedman and Diaconis, Z. Wahrscheinlichkeitstheorie
+    verw. Gebiete 57, 453 (1981)); ``'sturges'`` when the IQR is zero. Each value gets
+    ``1 / (count of its bin)``, so every populated bin carries the same total weight.
+
+    :param values: 1-d array (any unit), finite.
+    :returns: ``(weights, edges)``, weights of shape ``values.shape`` (> 0), edges of the bins.
     """
-    edges = np.linspace(values.min(), values.max(), n + 1)
-    bins = np.clip(np.searchsorted(edges, values, side='right') - 1, 0, n - 1)
-    members = [rng.permutation(np.flatnonzero(bins == b)) for b in range(n)]
-    cursor = [0] * n
+    values = np.asarray(values, dtype=float)
+    iqr = np.subtract(*np.percentile(values, [75, 25]))
+    edges = np.histogram_bin_edges(values, bins='fd' if iqr > 0 else 'sturges')
+    bins = np.clip(np.searchsorted(edges, values, side='right') - 1, 0, len(edges) - 2)
+    counts = np.bincount(bins, minlength=len(edges) - 1)
+    return 1.0 / counts[bins], edges
+
+
+def _uniform(values: np.ndarray, owners: np.ndarray, n: int, rng: np.random.Generator) -> list[int]:
+    """Pick ``n`` distinct owners by a flat-histogram draw of ``values`` (``values[k]`` belongs to ``owners[k]``).
+
+    Weighted sampling without replacement with the weights of :func:`flat_histogram_weights`
+    (Efraimidis and Spirakis, Inf. Process. Lett. 97, 181 (2006): key ``log(u) / w``, ``u`` uniform in (0, 1),
+    largest keys first); a value whose owner is already taken is skipped. Every value has a positive
+    weight, so ``n`` distinct owners are always reached when ``n`` <= the number of owners.
+    """
+    weights, _ = flat_histogram_weights(values)
+    keys = np.log(rng.random(len(values))) / weights
     chosen: list[int] = []
-    taken = np.zeros(n_configurations, dtype=bool)
-    while len(chosen) < n:
-        progressed = False
-        for b in range(n):
-            while cursor[b] < len(members[b]) and taken[owners[members[b][cursor[b]]]]:
-                cursor[b] += 1
-            if cursor[b] < len(members[b]):
-                owner = int(owners[members[b][cursor[b]]])
-                taken[owner] = True
-                chosen.append(owner)
-                progressed = True
-                if len(chosen) == n:
-                    break
-        if not progressed:
-            break
+    taken = set()
+    for k in np.argsort(-keys, kind='stable'):
+        owner = int(owners[k])
+        if owner not in taken:
+            taken.add(owner)
+            chosen.append(owner)
+            if len(chosen) == n:
+                break
     return chosen
 
 
@@ -118,11 +137,7 @@ def select(configurations, n: int, method: str, seed: int = 0) -> list[int]:
                     for a in configurations]
         values = np.concatenate(per_atom)
         owners = np.concatenate([np.full(len(v), i) for i, v in enumerate(per_atom)])
-    chosen = _uniform(values, owners, n, rng, total)
-    if len(chosen) < n:  # fewer distinct owners reachable than asked: top up at random
-        rest = np.setdiff1d(np.arange(total), chosen)
-        chosen += [int(i) for i in rng.choice(rest, size=n - len(chosen), replace=False)]
-    return sorted(chosen)
+    return sorted(_uniform(values, owners, n, rng))
 
 
 def split(n_total: int, train_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:

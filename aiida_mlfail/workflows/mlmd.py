@@ -9,7 +9,7 @@ from aiida_mlfail.calculations.functions import analyse_mlmd, prepare_mlmd, prep
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
-from aiida_mlfail.science import mlmd, pair_distances
+from aiida_mlfail.science import forensics, mlmd, pair_distances
 from aiida_mlfail.science.gap_descriptors import uncovered_species
 from aiida_mlfail.science.potentials import ReferencePotential
 from aiida_mlfail.workflows.common import (
@@ -48,8 +48,45 @@ def gap_training_set(potential: GapPotentialData) -> TrainingSetData | None:
     return found if isinstance(found, TrainingSetData) else None
 
 
+def production_start_step(thermo: orm.ArrayData) -> tuple[int | None, str]:
+    """The first production step of the LAMMPS run whose thermo this is, from its provenance, and how it was found.
+
+    Walks from the job that made ``thermo`` up its callers to the first process with an ``md`` Dict input
+    (``ClassicalSamplingWorkChain``): its ``equilibration_steps`` (with the defaults of
+    ``science.lammps_md.normalise_md``) is the first production step (the steps of the equilibration and the
+    production run continue). ``(None, reason)`` when there is no such process (thermo made elsewhere).
+    """
+    from aiida_mlfail.science import lammps_md
+
+    node = thermo.creator
+    while node is not None:
+        try:
+            md = node.inputs['md']
+        except (KeyError, AttributeError, ValueError):
+            md = None
+        if isinstance(md, orm.Dict):
+            start = int(lammps_md.normalise_md(md.get_dict())['equilibration_steps'])
+            return start, f'equilibration_steps of <{node.pk}> {node.process_label}'
+        node = node.caller
+    return None, 'no sampling run with an md input in the provenance of the thermo'
+
+
 def _validate_inputs(value, ctx=None):
-    """The structure's species must be species of the GAP (and of the reference, when one is given)."""
+    """The structure's species must be species of the GAP (and of the reference, when one is given); an
+    equilibrium thermo must carry ``step`` and ``volume``."""
+    if 'equilibrium_thermo' in value and not {'step', 'volume'} <= set(value['equilibrium_thermo'].get_arraynames()):
+        return (f"equilibrium_thermo <{value['equilibrium_thermo'].pk or 'unstored'}> needs the arrays 'step' and "
+                f"'volume' (a classical NPT run's thermo), it has {value['equilibrium_thermo'].get_arraynames()}")
+    if 'training_thermo' in value and not {'step', 'pressure'} <= set(value['training_thermo'].get_arraynames()):
+        return (f"training_thermo <{value['training_thermo'].pk or 'unstored'}> needs the arrays 'step' and "
+                f"'pressure', it has {value['training_thermo'].get_arraynames()}")
+    for key, thermo in (('equilibrium_production_start_step', 'equilibrium_thermo'),
+                        ('training_production_start_step', 'training_thermo')):
+        if key in value:
+            if thermo not in value:
+                return f'{key} is given without {thermo}'
+            if value[key].value < 0:
+                return f'{key} must be >= 0, got {value[key].value}'
     if 'structure' not in value or 'potential' not in value:
         return None
     sequence = value['structure'].get_ase().get_chemical_symbols()
@@ -118,7 +155,19 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                         "{'name': 'lammps', ...}.")
         define_potential_files(spec, 'reference.potential_files')
         spec.input('training_thermo', valid_type=orm.ArrayData, required=False,
-                   help='Thermo of the run that made the training data, for the pressure table.')
+                   help='Thermo of the run that made the training data (step, pressure bar), for the pressure '
+                        'table: averaged over its production part only (from training_production_start_step, '
+                        'else the equilibration_steps of the sampling run that made it, found in the provenance).')
+        spec.input('training_production_start_step', valid_type=orm.Int, required=False,
+                   help='First production step of the training run (default: from the provenance of training_thermo).')
+        spec.input('equilibrium_thermo', valid_type=orm.ArrayData, required=False,
+                   help='Thermo (step, volume Å^3) of the classical NPT run at the same state point: the mean volume '
+                        'of its production part is the equilibrium volume of the breaking step (V > breaking_factor '
+                        'x V_eq); without it, parameters.reference_volume or the start volume (the guard\'s '
+                        'reference). The source is recorded in the summary.')
+        spec.input('equilibrium_production_start_step', valid_type=orm.Int, required=False,
+                   help='First production step of the equilibrium run (default: from the provenance of '
+                        'equilibrium_thermo, else 0).')
         spec.inputs.validator = _validate_inputs
         spec.outline(
             cls.setup,
@@ -137,6 +186,10 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                     help="The distance guard used: {'min_distance': Å (every pair) or {'A-B': Å}, 'source': 'given', "
                          "'training set <uuid>' or 'covalent radii', 'given': the pairs the user set}.")
         spec.output('forensics_plot', valid_type=orm.SinglefileData)
+        spec.output('forensics_data', valid_type=orm.ArrayData, required=False,
+                    help='The data of the forensics figure: time series (T, AFM, P, P_virial, V, density) and the '
+                         'velocity / force component histograms of the windows before and after the break with the '
+                         'Maxwell-Boltzmann and fitted Gaussian curves (science.forensics).')
         spec.exit_code(402, 'ERROR_MD_FAILED', message='the MD job failed: [{status}] {message}')
         spec.exit_code(403, 'ERROR_RERUN_FAILED', message='the reference rerun failed: [{status}] {message}')
         spec.exit_code(410, 'ERROR_MD_EXPLODED', message='the GAP MD run stopped: {reason} at step {step}')
@@ -240,8 +293,32 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         """The forensics (``analyse_mlmd``: summary, breaking step, figure); exit 410 when a guard stopped the MD."""
         p = mlmd.normalise_mlmd(self.inputs.parameters.get_dict())
         settings = self.ctx.settings.get_dict()
-        parameters = orm.Dict({'timestep': p['timestep'], 'reference_volume': settings['reference_volume'],
-                               'volume_factor': p['guards']['volume_factor']})
+        analysis = {'timestep': p['timestep'], 'temperature': p['temperature'],
+                    'reference_volume': settings['reference_volume'], 'volume_factor': p['guards']['volume_factor'],
+                    'breaking_factor': p['breaking_factor']}
+        if 'equilibrium_thermo' in self.inputs:
+            thermo = self.inputs.equilibrium_thermo
+            if 'equilibrium_production_start_step' in self.inputs:
+                start, how = self.inputs.equilibrium_production_start_step.value, 'given'
+            else:
+                start, how = production_start_step(thermo)
+                start = 0 if start is None else start
+            volume, error = forensics.production_mean(thermo.get_array('step'), thermo.get_array('volume'), start)
+            analysis['equilibrium_volume'] = volume
+            analysis['equilibrium_volume_source'] = (f'classical NPT thermo <{thermo.pk}>: mean volume from step '
+                                                     f'{start} ({how}), block standard error {error} Å^3')
+        elif 'reference_volume' in p:
+            analysis['equilibrium_volume_source'] = 'parameters.reference_volume (given)'
+        else:
+            analysis['equilibrium_volume_source'] = 'volume of the start structure (no equilibrium volume given)'
+        if 'training_thermo' in self.inputs:
+            if 'training_production_start_step' in self.inputs:
+                start, how = self.inputs.training_production_start_step.value, 'given'
+            else:
+                start, how = production_start_step(self.inputs.training_thermo)
+            analysis['training_production_start_step'] = start
+            self.report(f'training-run pressure averaged from step {start} ({how})')
+        parameters = orm.Dict(analysis)
         optional = {}
         if 'rerun' in self.ctx:
             optional['rerun'] = self.ctx.rerun.outputs.training_set
@@ -250,6 +327,7 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
         result = analyse_mlmd(self.ctx.md.outputs.training_set, self.ctx.md.outputs.thermo, parameters, **optional)
         self.out('summary', result['summary'])
         self.out('forensics_plot', result['forensics_plot'])
+        self.out('forensics_data', result['forensics_data'])
         summary = result['summary'].get_dict()
         if 'breaking_step' in result:
             self.out('breaking_step', result['breaking_step'])

@@ -92,6 +92,7 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
         reference={'potential': orm.Dict({'name': 'bmhtf_coul_long', 'parameters': {'kspace_accuracy': 1e-4}}),
                    'job': {'code': lammps_code}},
         training_thermo=sampling.outputs.sampled.npt.thermo,
+        equilibrium_thermo=sampling.outputs.sampled.npt.thermo,
     )
     assert md.exit_status == 410, md.exit_message
     stop = md.outputs.stop.get_dict()
@@ -103,6 +104,11 @@ def test_sampling_gap_and_gap_md_through_daemon(submit_and_await, lammps_code, g
     assert [a.info['md_step'] for a in rerun] == [a.info['md_step'] for a in frames]
     summary = md.outputs.summary.get_dict()
     assert set(summary['pressure']) == {'ML run', 'rerun', 'training run'}
+    # the training run's pressure from its production part (equilibration_steps of the sampling, via provenance)
+    assert summary['training_production_start_step'] == 200
+    npt_thermo = sampling.outputs.sampled.npt.thermo
+    assert summary['equilibrium_volume_source'].startswith(f'classical NPT thermo <{npt_thermo.pk}>')
+    assert md.outputs.forensics_data.get_array('temperature').shape == (len(frames),)
     assert summary['gap_vs_rerun']['forces']['rmse'] < 1.0
     assert md.outputs.forensics_plot.get_content(mode='rb')[:4] == b'\x89PNG'
 

@@ -275,3 +275,43 @@ def test_environment_counts_stop_reading_once_every_species_pair_has_enough():
     read.clear()
     assert gap.count_environments(lazily(), descriptor, species=['Na', 'Cl', 'K'], enough=1) == full
     assert len(read) == len(configurations) > 1
+
+
+def _gaussian_energy_pool(n=2000, outlier=1234, seed=0):
+    """``n`` two-atom configurations with E/N ~ Normal(-3.0, 0.05) eV/atom and one outlier at +20 sigma."""
+    from ase import Atoms
+
+    per_atom = np.random.default_rng(seed).normal(-3.0, 0.05, n)
+    per_atom[outlier] = -3.0 + 20 * 0.05
+    pool = []
+    for e in per_atom:
+        atoms = Atoms('NaCl', positions=[[0, 0, 0], [1.5, 1.5, 1.5]], cell=[5, 5, 5], pbc=True)
+        atoms.info['energy'] = 2 * float(e)
+        pool.append(atoms)
+    return pool, per_atom
+
+
+def _pooled_counts(per_atom, pool, n, method, seeds):
+    edges = np.linspace(*np.percentile(per_atom, [1, 99]), 9)  # 8 equal bins over the bulk of the pool
+    return sum(np.histogram(per_atom[selection.select(pool, n, method, seed=s)], edges)[0] for s in seeds)
+
+
+def test_uniform_energy_selects_a_flat_histogram_from_a_gaussian_pool():
+    """Selected E/N histogram (8 equal bins between the pool's 1st and 99th percentiles, 10 seeds pooled):
+    max/min count ratio 1.18 measured for the flat-histogram draw, 8.5 for a random draw (the Gaussian)."""
+    pool, per_atom = _gaussian_energy_pool()
+    uniform = _pooled_counts(per_atom, pool, 200, 'uniform_energy', range(10))
+    random = _pooled_counts(per_atom, pool, 200, 'random', range(10))
+    assert uniform.max() / uniform.min() < 1.6, uniform
+    assert random.max() / random.min() > 5, random
+
+
+def test_uniform_energy_does_not_always_choose_a_single_outlier():
+    """One configuration 20 sigma above the rest is one histogram bin among ~30 populated ones: picked in
+    about n / bins of the draws (0.55 measured for n=20 over 40 seeds), not in every draw; and its bin does
+    not collapse the others (20 equal-width bins over min..max put 1985 of the 2000 into 4 bins)."""
+    pool, per_atom = _gaussian_energy_pool()
+    picked = [1234 in selection.select(pool, 20, 'uniform_energy', seed=s) for s in range(40)]
+    assert 0.2 < np.mean(picked) < 0.9, np.mean(picked)
+    _, edges = selection.flat_histogram_weights(per_atom)
+    assert (np.histogram(per_atom, edges)[0] > 0).sum() >= 20

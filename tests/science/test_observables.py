@@ -123,5 +123,9 @@ def test_mass_density_and_forensics_figure():
     series = forensics.frame_series(frames, 2.0)
     assert np.allclose(series['time_ps'], [0, 0.02, 0.04, 0.06, 0.08])
     assert np.allclose(series['afm'], np.sqrt(3.0))
-    png = forensics.forensics_png(series, forensics.before_after_histograms(frames, 2), break_time_ps=0.04)
+    accumulator = forensics.ForensicsAccumulator(2.0, break_step=20, window_frames=2)
+    for frame in frames:
+        accumulator.add(frame)
+    histograms = forensics.component_histograms(accumulator.windows(), accumulator.masses, 1400.0)
+    png = forensics.forensics_png(series, histograms, break_time_ps=0.04, temperature=1400.0)
     assert png[:4] == b'\x89PNG'

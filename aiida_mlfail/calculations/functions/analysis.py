@@ -14,45 +14,79 @@ from aiida_mlfail.data.training_set import TrainingSetData
 
 @calcfunction
 def analyse_mlmd(trajectory: TrainingSetData, thermo: orm.ArrayData, parameters: orm.Dict, **optional):
-    """Breaking step, pressure table (training run / ML run / rerun) and the forensics figure of a GAP MD run.
+    """Breaking step, pressure table (training run / ML run / rerun) and the forensics (figure and data) of a GAP MD
+    run (``science.forensics``), reading the frames one at a time (``TrainingSetData.iter_atoms``).
 
-    ``optional`` may hold ``rerun`` (TrainingSetData: the reference labels of the same frames) and
-    ``training_thermo`` (ArrayData with ``pressure`` in bar of the training-data run).
-
-    :returns: ``summary`` (Dict: breaking_step, reference_volume, pressure table in bar, final
-        volume, error of the GAP vs the rerun), ``forensics_plot`` (SinglefileData PNG) and
-        ``breaking_step`` (Int) when the volume exceeded the threshold.
+    :param parameters: ``timestep`` (fs), ``temperature`` (K, the target: Maxwell-Boltzmann curve),
+        ``reference_volume`` (Å^3, the guard's), ``volume_factor`` (the guard's), ``breaking_factor`` (default
+        1.5), ``equilibrium_volume`` (Å^3) with ``equilibrium_volume_source`` (default: the guard's reference
+        volume, source ``'reference volume of the guard'``), optional ``training_production_start_step`` (the
+        first production step of the training run; its pressure is averaged from there, the whole series
+        otherwise) and ``window_frames`` (frames per histogram window, default 10).
+    :param optional: ``rerun`` (TrainingSetData: the reference labels of the same frames) and
+        ``training_thermo`` (ArrayData with ``step`` and ``pressure`` in bar of the training-data run).
+    :returns: ``summary`` (Dict: breaking_step, breaking_factor, equilibrium_volume and its source, the
+        guard's reference volume and factor, pressure table in bar, final volume, error of the GAP vs the
+        rerun), ``forensics_plot`` (SinglefileData PNG), ``forensics_data`` (ArrayData: the time series and
+        the histograms with their model curves) and ``breaking_step`` (Int) when the volume exceeded the
+        threshold.
     """
     from aiida_mlfail.science import forensics, mlmd
     from aiida_mlfail.science import observables as obs
 
     p = parameters.get_dict()
-    frames = trajectory.get_atoms()
-    series = forensics.frame_series(frames, float(p['timestep']))
+    timestep = float(p['timestep'])
     steps, volumes = thermo.get_array('step'), thermo.get_array('volume')
     reference_volume = float(p['reference_volume'])
-    factor = float(p['volume_factor'])
-    break_step = obs.breaking_step(steps, volumes, reference_volume, factor)
-    break_index = None
-    if break_step is not None:
-        later = np.flatnonzero(series['step'] >= break_step)
-        break_index = int(later[0]) if later.size else len(frames)
+    equilibrium_volume = float(p.get('equilibrium_volume', reference_volume))
+    source = p.get('equilibrium_volume_source', 'reference volume of the guard')
+    factor = float(p.get('breaking_factor', forensics.BREAKING_FACTOR))
+    break_step = obs.breaking_step(steps, volumes, equilibrium_volume, factor)
+    accumulator = forensics.ForensicsAccumulator(timestep, break_step, int(p.get('window_frames',
+                                                                                 forensics.WINDOW_FRAMES)))
+    for atoms in trajectory.iter_atoms():
+        accumulator.add(atoms)
+    series = accumulator.series()
     pressures = {'ML run': thermo.get_array('pressure')}
-    summary = {'breaking_step': break_step, 'reference_volume': reference_volume, 'volume_factor': factor,
-               'final_volume': float(volumes[-1]), 'n_frames': len(frames)}
+    summary = {'breaking_step': break_step, 'breaking_factor': factor, 'equilibrium_volume': equilibrium_volume,
+               'equilibrium_volume_source': source, 'reference_volume': reference_volume,
+               'volume_factor': float(p['volume_factor']), 'final_volume': float(volumes[-1]),
+               'n_frames': int(len(series['step']))}
     if 'training_thermo' in optional:
-        pressures['training run'] = optional['training_thermo'].get_array('pressure')
+        training = optional['training_thermo']
+        start = p.get('training_production_start_step')
+        pressures['training run'] = (training.get_array('pressure') if start is None else
+                                     forensics.production_part(training.get_array('step'),
+                                                               training.get_array('pressure'), start))
+        summary['training_production_start_step'] = start
     if 'rerun' in optional:
-        reference = optional['rerun'].get_atoms()
         pressures['rerun'] = np.array([obs.pressure(len(a), t, a.get_volume(), a.info['virial'])
-                                       for a, t in zip(reference, series['temperature'])])
-        metrics, _ = compare_labels(reference, frames)
+                                       for a, t in zip(optional['rerun'].iter_atoms(), series['temperature'])])
+        metrics, _ = compare_labels(optional['rerun'].iter_atoms(), trajectory.iter_atoms())
         summary['gap_vs_rerun'] = metrics
     summary['pressure'] = mlmd.pressure_table(pressures)
-    histograms = forensics.before_after_histograms(frames, break_index) if break_index else None
-    break_time = break_step * float(p['timestep']) / 1000.0 if break_step is not None else None
-    png = forensics.forensics_png(series, histograms, break_time, title=f'GAP MD, {len(frames[0])} atoms')
-    outputs = {'summary': orm.Dict(summary),
+    windows = accumulator.windows()
+    histograms = (forensics.component_histograms(windows, accumulator.masses, float(p['temperature']))
+                  if windows and 'temperature' in p else None)
+    break_time = break_step * timestep / 1000.0 if break_step is not None else None
+    png = forensics.forensics_png(series, histograms, break_time, title=f'GAP MD, {len(accumulator.masses)} atoms',
+                                  temperature=p.get('temperature'), break_volume=factor * equilibrium_volume)
+    data = orm.ArrayData()
+    for key, values in series.items():
+        data.set_array(key, np.asarray(values))
+    for key, entry in (histograms or {}).items():
+        for name, values in entry.items():
+            if isinstance(values, np.ndarray):
+                data.set_array(f'{key}_{name}', values)
+    if histograms:
+        data.base.attributes.set('force_gaussian', {'mean_eV_A': histograms['force']['gaussian_mean'],
+                                                    'std_eV_A': histograms['force']['gaussian_std']})
+        data.base.attributes.set('windows', {k: v['n_frames'] for k, v in windows.items()})
+    data.base.attributes.set('units', {'time_ps': 'ps', 'temperature': 'K', 'afm': 'eV/Å', 'pressure': 'bar',
+                                       'virial_pressure': 'bar', 'volume': 'Å^3', 'density': 'g/cm^3',
+                                       'velocity_*': 'Å/ps (densities per Å/ps)',
+                                       'force_*': 'eV/Å (densities per eV/Å)'})
+    outputs = {'summary': orm.Dict(summary), 'forensics_data': data,
                'forensics_plot': orm.SinglefileData(io.BytesIO(png), filename='forensics.png')}
     if break_step is not None:
         outputs['breaking_step'] = orm.Int(break_step)
