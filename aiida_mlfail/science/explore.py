@@ -27,6 +27,7 @@ import json
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md, mlmd
+from aiida_mlfail.science.signals import NOVELTY_SIGNALS
 from aiida_mlfail.science.soap import normalise_soap_parameters
 
 #: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
@@ -41,6 +42,9 @@ EXPLORE_DEFAULTS = {
     'soap': {},
     'alpha': 0.1,
     'threshold': 1e-6,
+    'novelty_signal': 'rematch',
+    'critical_variance': None,
+    'oracle': False,
 }
 
 #: MD settings the explorer takes from :data:`~aiida_mlfail.science.mlmd.MLMD_DEFAULTS` (``steps`` is
@@ -102,7 +106,11 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
         :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
         ``critical_similarity`` in (0, 1], ``soap`` (``science.soap`` parameters), ``alpha`` (> 0)
-        and ``threshold`` (in (0, 1)).
+        and ``threshold`` (in (0, 1)), ``novelty_signal`` (``rematch``: similarity below
+        ``critical_similarity``; ``variance``: the largest local GAP predictive variance above
+        ``critical_variance`` (eV^2, required then); ``both``: either fires), ``oracle`` (bool: calibration
+        mode, the classical reference of :func:`job_files` evaluates every checked configuration, the
+        GAP's errors are recorded in ``science.signals.SIGNALS_FILE``, and a novelty does not stop the run).
     :param species: element symbols for the SOAP descriptor when ``soap`` names none; without
         either, ``soap['species']`` stays ``None`` (resolved later, e.g. by the CalcJob).
     :returns: the merged dict (MD keys, ``guards``, explorer keys, ``reference_volume`` if given).
@@ -118,6 +126,14 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         raise ValueError(f"comparison_step ({explore['comparison_step']}) > max_steps ({explore['max_steps']}): "
                          'no novelty check would run before the end')
     critical = checks.number(explore['critical_similarity'], 'critical_similarity', gt=0, le=1)
+    signal = checks.choice(explore['novelty_signal'], 'novelty_signal', NOVELTY_SIGNALS)
+    critical_variance = explore['critical_variance']
+    if critical_variance is not None:
+        critical_variance = checks.number(critical_variance, 'critical_variance (GAP variance, eV^2)', gt=0)
+    elif signal in ('variance', 'both'):
+        raise ValueError(f"novelty_signal {signal!r} needs critical_variance (the largest local GAP variance, eV^2, "
+                         'that is not novel; calibrate it with mlfail.calibrate)')
+    oracle = checks.boolean(explore['oracle'], 'oracle')
     alpha = checks.number(explore['alpha'], 'alpha (REMatch regularisation)', gt=0)
     threshold = checks.number(explore['threshold'], 'threshold (Sinkhorn convergence)', gt=0, lt=1)
     if not isinstance(explore['soap'], dict):
@@ -131,7 +147,8 @@ def normalise_explore(parameters: dict, species=None) -> dict:
     merged = mlmd.normalise_mlmd({**md, 'steps': explore['max_steps']})
     for key in ('steps', 'dump_interval', 'atomic_energies'):
         merged.pop(key)
-    merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap)
+    merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap,
+                  novelty_signal=signal, critical_variance=critical_variance, oracle=oracle)
     return merged
 
 
@@ -166,12 +183,27 @@ def explore_script(pair_commands: list[str], type_map, parameters: dict, n_atoms
     return '\n'.join(lines) + '\n'
 
 
-def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float) -> dict:
+def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float,
+                 oracle_reference: dict | None = None) -> dict:
     """The content of :data:`INPUT_FILE`: normalised parameters (SOAP species resolved), the LAMMPS
-    type map, the GAP ``pair_style``/``pair_coeff`` commands and the reference volume (Å^3).
+    type map, the GAP ``pair_style``/``pair_coeff`` commands, the reference volume (Å^3) and, in
+    oracle mode, the classical reference (``ReferencePotential.to_dict()``, ``atom_style`` atomic or charge).
 
-    :raises ValueError: if the SOAP species are unresolved or do not cover the type map.
+    :raises ValueError: if the SOAP species are unresolved or do not cover the type map, or if
+        ``parameters['oracle']`` is set without an ``oracle_reference`` (or the reverse).
     """
+    if parameters.get('oracle') and oracle_reference is None:
+        raise ValueError('oracle mode needs the classical reference that evaluates the checked configurations')
+    if oracle_reference is not None and not parameters.get('oracle'):
+        raise ValueError('an oracle reference was given but the parameters do not set oracle: true')
+    if oracle_reference is not None:
+        from aiida_mlfail.science.potentials import ReferencePotential  # noqa: PLC0415
+
+        reference = ReferencePotential.from_dict(oracle_reference)
+        reference.check_species(type_map)
+        if reference.atom_style == 'full':
+            raise ValueError('the oracle cannot evaluate an atom_style full reference (topology); use atomic or charge')
+        oracle_reference = reference.to_dict()
     species = parameters['soap'].get('species')
     if not species:
         raise ValueError('the SOAP species must be resolved before writing the explorer input')
@@ -179,10 +211,12 @@ def engine_input(parameters: dict, type_map, pair_commands: list[str], reference
     if missing:
         raise ValueError(f'SOAP species {species} do not cover the species {missing} of the structure')
     return {'parameters': parameters, 'type_map': list(type_map), 'pair_commands': list(pair_commands),
-            'reference_volume': float(reference_volume), 'data_file': DATA_FILE, 'reference_file': REFERENCE_FILE}
+            'reference_volume': float(reference_volume), 'data_file': DATA_FILE, 'reference_file': REFERENCE_FILE,
+            'oracle_reference': oracle_reference}
 
 
-def job_files(structure, type_map, pair_commands: list[str], parameters: dict, references) -> dict[str, bytes]:
+def job_files(structure, type_map, pair_commands: list[str], parameters: dict, references,
+              oracle_reference: dict | None = None) -> dict[str, bytes]:
     """The explorer's input files besides the GAP files: :data:`INPUT_FILE`, :data:`DATA_FILE`, :data:`REFERENCE_FILE`.
 
     :param structure: the start configuration (``ase.Atoms``, periodic).
@@ -195,6 +229,8 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
         :func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
         the training set).
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
+    :param oracle_reference: oracle mode only: the classical reference (``ReferencePotential.to_dict()``)
+        whose files the caller puts into the job folder.
     :returns: ``{file name: content}``.
     :raises ValueError: for bad parameters, SOAP species not covering a configuration, a guard pair
         naming a species outside the type map and references, or no reference configuration. (The SOAP
@@ -218,7 +254,8 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     buffer = io.StringIO()
     write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
           units='metal')
-    config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())))
+    config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())),
+                          oracle_reference)
     return {INPUT_FILE: json.dumps(config, indent=1).encode(), DATA_FILE: buffer.getvalue().encode(),
             REFERENCE_FILE: write_references(references)}
 
@@ -236,7 +273,8 @@ def read_engine_input(text: str) -> dict:
     if missing:
         raise ValueError(f'{INPUT_FILE} lacks {missing}')
     data['parameters'] = normalise_explore(data['parameters'])
-    return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'])
+    return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'],
+                        data.get('oracle_reference'))
 
 
 def write_references(references) -> bytes:
