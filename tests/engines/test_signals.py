@@ -76,9 +76,9 @@ def test_variance_signal_stops_and_names_itself(tmp_path, monkeypatch):
 @pytest.fixture(scope='module')
 def oracle_run(tmp_path_factory):
     """Oracle mode with a critical similarity every configuration is below: it must not stop at a novelty."""
-    parameters = {**HOT, 'max_steps': 100, 'critical_similarity': 0.999999, 'oracle': True}
+    parameters = {**HOT, 'temperature': 600.0, 'max_steps': 100, 'critical_similarity': 0.999999, 'oracle': True}
     directory = tmp_path_factory.mktemp('oracle')
-    prepare(directory, parameters)
+    prepare(directory, {**parameters, 'oracle': False})  # GAP and data files; the input below
     files = sx.job_files(crystal(), ['Na', 'Cl'], ['pair_style quip', 'pair_coeff * * gap.xml "IP GAP" 11 17'],
                          {'soap': {'n_max': 3, 'l_max': 2, 'r_cut': 3.5}, **parameters}, [crystal()],
                          oracle_reference=LJ)
