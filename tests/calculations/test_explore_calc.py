@@ -69,6 +69,24 @@ def test_prepare_writes_engine_inputs(tmp_path, explore_code):
     assert set(calcinfo.provenance_exclude_list) == {*gap_files, sx.REFERENCE_FILE}
 
 
+LJ = {'name': 'lammps', 'species': ['Na', 'Cl'], 'atom_style': 'atomic',
+      'commands': ['pair_style lj/cut 4.5', 'pair_coeff * * 0.1 2.5']}
+
+
+def test_prepare_oracle_mode_writes_the_reference_and_its_files(tmp_path, explore_code):
+    reference = {**LJ, 'commands': ['pair_style table linear 100', 'pair_coeff * * lj.table LJ 4.5'],
+                 'files': ['lj.table']}
+    table = orm.SinglefileData.from_string('# not read here\n', filename='lj.table')
+    inputs = _inputs(explore_code, parameters=orm.Dict({**PARAMETERS, 'oracle': True}),
+                     oracle_reference=orm.Dict(reference), oracle_files={'table': table})
+    process = instantiate_process(get_manager().get_runner(), ExploreCalculation, **inputs)
+    calcinfo = process.prepare_for_submission(Folder(str(tmp_path)))
+    config = sx.read_engine_input((tmp_path / sx.INPUT_FILE).read_text())
+    assert config['parameters']['oracle'] is True and config['oracle_reference']['files'] == ['lj.table']
+    assert (tmp_path / 'lj.table').read_text() == '# not read here\n'
+    assert 'signals.dat' in calcinfo.retrieve_list
+
+
 NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6], pbc=[True, True, False])
 
 
@@ -85,11 +103,21 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
     (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
+    ({**PARAMETERS, 'novelty_signal': 'variance'}, None, 'parameters: novelty_signal .variance. needs critical_variance'),
+    ({**PARAMETERS, 'oracle': True}, None, 'parameters.oracle is true but no oracle_reference is given'),
+    (PARAMETERS, LJ, 'an oracle_reference is given but parameters.oracle is not true'),
+    ({**PARAMETERS, 'oracle': True}, {**LJ, 'species': ['Na']},
+     r"oracle_reference: species \['Cl'\] are not described by the lammps potential"),
+    ({**PARAMETERS, 'oracle': True}, {**LJ, 'commands': ['pair_style eam', 'pair_coeff 1 1 Na.eam'], 'files': ['Na.eam']},
+     r"oracle_files: the reference potential names the file\(s\) \['Na.eam'\]"),
 ], ids=['parameters', 'unknown-key', 'renamed-energy-guard', 'species-not-in-gap', 'soap-species-structure',
-        'soap-species-training', 'not-periodic'])
+        'soap-species-training', 'not-periodic', 'variance-without-critical', 'oracle-without-reference',
+        'reference-without-oracle', 'oracle-species', 'oracle-files'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
     overrides = {'parameters': orm.Dict(parameters)}
-    if structure is not None:
+    if isinstance(structure, dict):
+        overrides['oracle_reference'] = orm.Dict(structure)
+    elif structure is not None:
         overrides['structure'] = orm.StructureData(ase=structure)
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError, match=match):
