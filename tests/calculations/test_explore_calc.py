@@ -234,3 +234,19 @@ def test_parser_nan_thermo_and_results_is_413_not_an_exception(explore_node):
     for output in outputs.values():
         output.store()
     assert outputs['results']['guard_value'] is None
+
+
+def test_parser_signals_output_and_a_malformed_signals_file(explore_node):
+    from aiida_mlfail.science import signals as ss
+
+    rows = [{'step': 0, 'similarity': 1.0, 'max_variance': 2e-5, 'force_rmse': 0.01},
+            {'step': 20, 'similarity': 0.9, 'max_variance': 3e-4, 'force_rmse': 0.05}]
+    outputs, call = _parse(explore_node('novel', **{ss.SIGNALS_FILE: ss.signals_table(rows)}))
+    assert call.exit_status == 0, call.exit_message
+    signals = outputs['signals']
+    np.testing.assert_array_equal(signals.get_array('step'), [0, 20])
+    np.testing.assert_allclose(signals.get_array('force_rmse'), [0.01, 0.05])
+    assert np.isnan(signals.get_array('temperature')).all()  # not given: NaN, not 0
+    assert signals.base.attributes.get('units')['max_variance'] == 'eV^2'
+    _outputs, call = _parse(explore_node('novel', **{ss.SIGNALS_FILE: '0 1.0\n'}))
+    assert call.exit_status == 302 and 'signals.dat line 1' in call.exit_message
