@@ -93,6 +93,9 @@ def precision_recall(values, labels, direction: str = 'high') -> dict:
 def threshold_at_fpr(curve: dict, target_fpr: float = TARGET_FPR) -> dict:
     """The alarm threshold of a :func:`roc` curve with the largest TPR among those with FPR <= ``target_fpr``.
 
+    The threshold is placed halfway between the last signal value that alarms and the next one that does
+    not (the usual midpoint rule), so a value recomputed with rounding noise falls on the same side.
+
     :returns: ``threshold`` (signal units; ``None`` when only "never alarm" meets the target), ``fpr``, ``tpr``.
     :raises ValueError: for a target outside [0, 1].
     """
@@ -102,8 +105,11 @@ def threshold_at_fpr(curve: dict, target_fpr: float = TARGET_FPR) -> dict:
     allowed = np.flatnonzero(fpr <= target_fpr)
     best = allowed[np.argmax(tpr[allowed])]  # fpr[0] == 0 always: never empty
     threshold = float(thresholds[best])
-    return {'threshold': threshold if math.isfinite(threshold) else None, 'fpr': float(fpr[best]),
-            'tpr': float(tpr[best])}
+    if not math.isfinite(threshold):
+        return {'threshold': None, 'fpr': float(fpr[best]), 'tpr': float(tpr[best])}
+    if best + 1 < len(thresholds):  # halfway to the next value that does not alarm: same alarms, with a margin
+        threshold = 0.5 * (threshold + float(thresholds[best + 1]))
+    return {'threshold': threshold, 'fpr': float(fpr[best]), 'tpr': float(tpr[best])}
 
 
 def alarms(values, threshold: float | None, direction: str = 'high') -> np.ndarray:

@@ -35,7 +35,7 @@ def test_perfect_separation_area_one_and_threshold_at_zero_false_positives():
     curve = cal.roc(values, labels)
     assert curve['auc'] == 1.0
     chosen = cal.threshold_at_fpr(curve, 0.0)
-    assert chosen == {'threshold': 0.9, 'fpr': 0.0, 'tpr': 1.0}
+    assert chosen == {'threshold': pytest.approx(0.65), 'fpr': 0.0, 'tpr': 1.0}  # halfway between 0.4 and 0.9
     pr = cal.precision_recall(values, labels)
     assert pr['auc'] == pytest.approx(1.0) and pr['baseline'] == pytest.approx(1 / 3)
 
@@ -55,7 +55,7 @@ def test_similarity_threshold_is_low_side_and_becomes_the_explorer_critical_valu
     similarity = np.array([0.999, 0.998, 0.997, 0.95, 0.90])
     labels = np.array([0, 0, 0, 1, 1], bool)
     chosen = cal.threshold_at_fpr(cal.roc(similarity, labels, 'low'), 0.0)
-    assert chosen['threshold'] == pytest.approx(0.95) and chosen['tpr'] == 1.0
+    assert chosen['threshold'] == pytest.approx(0.9735) and chosen['tpr'] == 1.0  # halfway from 0.95 to 0.997
     critical = cal.critical_values({'similarity': chosen['threshold'], 'max_variance': 0.01})
     # the explorer flags similarity < critical_similarity: exactly the calibration's alarms (<= threshold)
     np.testing.assert_array_equal(similarity < critical['critical_similarity'], labels)
