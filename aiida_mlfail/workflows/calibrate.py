@@ -141,7 +141,7 @@ class CalibrateWorkChain(ProtocolMixin, WorkChain):
 
     @classmethod
     def get_builder_from_protocol(cls, codes, potential, structure, reference, *, protocol=None, overrides=None,
-                                  options=None, metrics=None):
+                                  options=None, metrics=None, training_set=None):
         """A builder from ``protocols/calibrate.yaml``.
 
         :param codes: the explorer code, or a mapping with the role ``explore``.
@@ -153,6 +153,7 @@ class CalibrateWorkChain(ProtocolMixin, WorkChain):
             ``explore`` (``job.parameters`` ...).
         :param options: scheduler options of the exploration jobs.
         :param metrics: the GAP's validation metrics (``Dict`` or dict), for the default error threshold.
+        :param training_set: the novelty references (default: the GAP's training set, found when it runs).
         :raises ValueError: naming the unknown protocol, a missing code role or a bad reference.
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
@@ -174,6 +175,8 @@ class CalibrateWorkChain(ProtocolMixin, WorkChain):
                                                        job={'parameters': orm.Dict(parameters)})
         if metrics is not None:
             builder.metrics = metrics if isinstance(metrics, orm.Dict) else orm.Dict(metrics)
+        if training_set is not None:
+            builder.training_set = training_set
         return builder
 
     def setup(self):
