@@ -126,7 +126,7 @@ class CalibrateWorkChain(ProtocolMixin, WorkChain):
         spec.input('metrics', valid_type=orm.Dict, required=False,
                    help="The GAP's validation metrics (GapWorkChain metrics: forces.rmse eV/Å).")
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.setup, cls.run_explorations, cls.inspect_explorations, cls.analyse)
+        spec.outline(cls.setup, cls.run_explorations, cls.inspect_explorations, cls.results)
         spec.output('table', valid_type=orm.Dict)
         spec.output('curves', valid_type=orm.ArrayData)
         spec.output('figure', valid_type=orm.SinglefileData)
@@ -225,7 +225,7 @@ class CalibrateWorkChain(ProtocolMixin, WorkChain):
             self.out(f'signals.seed_{seed}', node.outputs.signals)
         return None
 
-    def analyse(self):
+    def results(self):
         signals = {f'seed_{seed}': self.ctx[f'seed_{seed}'].outputs.signals for seed in self.inputs.seeds.get_list()}
         settings = self.ctx.settings
         errors = np.concatenate([node.get_array(settings['error']) for node in signals.values()])

@@ -33,7 +33,8 @@ def test_calibration_through_daemon_and_its_threshold_in_an_explorer(submit_and_
     builder = CalibrateWorkChain.get_builder_from_protocol(
         explore_code, potential, crystal, LJ,
         overrides={'seeds': [1], 'calibration': {'error_threshold': 1.0},
-                   'explore': {'job': {'parameters': EXPLORE, 'metadata': {'options': {'max_wallclock_seconds': 600}}}}})
+                   'explore': {'job': {'parameters': EXPLORE,
+                                       'metadata': {'options': {'max_wallclock_seconds': 600}}}}})
     builder.training_set = training_set
     node = submit_and_await(builder, timeout=300)
     assert node.is_finished_ok, node.exit_message
