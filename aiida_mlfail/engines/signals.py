@@ -201,9 +201,10 @@ class SignalRecorder:
     def record(self, step: int, atoms, similarity, forces, thermo: dict, timings: dict | None = None) -> dict:
         """Append and return the row of :data:`~aiida_mlfail.science.signals.SIGNAL_COLUMNS` for ``atoms``.
 
+        A failed variance or oracle evaluation leaves NaN in its columns and a note (:meth:`summary`).
+
         :param forces: (n, 3) eV/Å, the MD forces of ``atoms``; ``thermo``: LAMMPS ``temp`` (K),
             ``press`` (bar), ``pe`` (eV) of ``atoms``; ``timings``: seconds added to ``variance``/``oracle``.
-        A failed variance or oracle evaluation leaves NaN in its columns and a note (:meth:`summary`).
         """
         import time  # noqa: PLC0415
 

@@ -8,7 +8,7 @@ of :data:`SIGNAL_COLUMNS`:
   (quippy ``calc_args="local_gap_variance"``; the largest and the mean over the atoms, eV^2, see
   :class:`aiida_mlfail.engines.signals.GapVariance`);
 * the physical observables the thesis looked at: temperature (K), average force magnitude ``afm``
-  (mean over atoms of |F_i| of the GAP, eV/Å), pressure (bar) and virial pressure
+  (mean over atoms of the norm of the GAP force on each atom, eV/Å), pressure (bar) and virial pressure
   ``p_virial = P - N k_B T / V`` (bar, LAMMPS ``compute pressure`` convention);
 * the guards' quantities (:mod:`aiida_mlfail.science.mlmd`): ``volume_ratio`` V / V_ref, ``min_distance``
   (Å, the shortest interatomic distance), ``energy_change_per_atom`` (eV/atom, potential energy minus
@@ -50,6 +50,7 @@ SIGNAL_COLUMNS = (
     ('force_max_error', 'eV/Å'),
     ('virial_error_per_atom', 'eV/atom'),
 )
+#: The column names of :data:`SIGNAL_COLUMNS`.
 SIGNAL_NAMES = tuple(name for name, _unit in SIGNAL_COLUMNS)
 #: The error columns of an oracle run.
 ERROR_NAMES = ('energy_error_per_atom', 'force_rmse', 'force_max_error', 'virial_error_per_atom')
@@ -72,9 +73,9 @@ def frame_errors(gap: dict, reference: dict) -> dict:
 
     :param gap: ``energy`` (eV), ``forces`` (n, 3) eV/Å, ``virial`` (3, 3) eV of the GAP.
     :param reference: the same keys from the reference.
-    :returns: ``energy_error_per_atom`` = |E_gap - E_ref| / n (eV/atom), ``force_rmse`` = sqrt(mean over
-        the 3n components of (F_gap - F_ref)^2) (eV/Å), ``force_max_error`` = max_i |F_gap,i - F_ref,i|
-        (the largest per-atom error vector norm, eV/Å), ``virial_error_per_atom`` = sqrt(mean over the
+    :returns: ``energy_error_per_atom`` = abs(E_gap - E_ref) / n (eV/atom), ``force_rmse`` = sqrt(mean over
+        the 3n components of (F_gap - F_ref)^2) (eV/Å), ``force_max_error`` = the largest norm over atoms of
+        F_gap,i - F_ref,i (eV/Å), ``virial_error_per_atom`` = sqrt(mean over the
         9 components of (W_gap - W_ref)^2) / n (eV/atom).
     :raises ValueError: for force arrays of different shapes or no atom.
     """
