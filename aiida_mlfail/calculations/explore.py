@@ -153,7 +153,9 @@ class ExploreCalculation(CalcJob):
         spec.input('training_set', valid_type=TrainingSetData,
                    help='The reference configurations of the novelty check (labels are ignored).')
         spec.input('parameters', valid_type=orm.Dict, validator=validate_parameters,
-                   help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
+                   help='max_steps, comparison_step, critical_similarity in (0, 1], novelty_signal (rematch, variance, '
+                        'both), critical_variance (eV^2, the largest local GAP variance that is not novel), oracle '
+                        '(calibration mode, with oracle_reference), soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
                         '(volume_factor, min_distance: none for 0.35 x the shortest distance of each species pair '
