@@ -31,6 +31,7 @@ from aiida_mlfail.calculations.common import (
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import explore as sx
+from aiida_mlfail.science.signals import SIGNALS_FILE
 
 STDOUT, STDERR = 'explore.out', 'explore.err'
 
@@ -65,6 +66,8 @@ def validate_explore_inputs(value, ctx=None):
         missing = sorted(symbols - set(potential.species))
         if missing:
             return f'species {missing} of the structure are not described by the GAP (species {potential.species})'
+    if (message := _oracle_message(value, symbols, parameters)) is not None:
+        return message
     guards = (parameters.get_dict().get('guards') or {}) if parameters is not None else {}
     limits = guards.get('min_distance') if isinstance(guards, dict) else None
     if isinstance(limits, dict):  # per-pair thresholds of species of the structure or the training set
@@ -90,6 +93,37 @@ def validate_explore_inputs(value, ctx=None):
     return None
 
 
+def _oracle_message(value, symbols, parameters) -> str | None:
+    """Oracle mode and its reference go together; the reference describes the structure and has its files."""
+    oracle = parameters.get_dict().get('oracle', False) if parameters is not None else False
+    reference = value.get('oracle_reference')
+    if oracle and reference is None:
+        return ('parameters.oracle is true but no oracle_reference is given: the calibration mode evaluates every '
+                'checked configuration with the classical reference')
+    if reference is not None and not oracle:
+        return 'an oracle_reference is given but parameters.oracle is not true'
+    if reference is not None:
+        message = _oracle_reference_message(reference.get_dict(), symbols, value.get('oracle_files') or {})
+        if message:
+            return message
+    return None
+
+
+def _oracle_reference_message(reference: dict, symbols, files: dict) -> str | None:
+    """Why the oracle reference cannot serve a structure of ``symbols`` with ``files`` (None when it can)."""
+    from aiida_mlfail.science.potentials import ReferencePotential, files_message  # noqa: PLC0415
+
+    try:
+        potential = ReferencePotential.from_dict(reference)
+        potential.check_species(symbols)
+    except ValueError as exc:
+        return f'oracle_reference: {exc}'
+    if potential.atom_style == 'full':
+        return 'oracle_reference: atom_style full (a topology) is not supported by the oracle; use atomic or charge'
+    message = files_message(potential.files, [node.filename for node in files.values()])
+    return f'oracle_files: {message}' if message else None
+
+
 class ExploreCalculation(CalcJob):
     """GAP MD that stops at the first novel configuration or failure (``mlfail.explore``).
 
@@ -113,6 +147,9 @@ class ExploreCalculation(CalcJob):
     * ``similarity`` (``ArrayData``): ``step``, ``similarity`` (NaN when not computable),
       ``reference_index`` (-1 then) of every novelty check (step 0, every ``comparison_step``) and,
       after a guard or LAMMPS error stop, of the stop configuration (``n_checks`` rows);
+    * ``signals`` (``ArrayData``): one array per ``science.signals.SIGNAL_COLUMNS`` (every check:
+      REMatch similarity, largest and mean local GAP variance, T, AFM, P, P_virial, the guards'
+      quantities and, in oracle mode, the GAP's energy/force/virial errors against ``oracle_reference``);
     * ``thermo`` (``ArrayData``): ``step``, ``temperature`` (K), ``potential_energy``,
       ``kinetic_energy``, ``total_energy`` (eV), ``pressure`` (bar), ``volume`` (Å^3).
 
@@ -130,7 +167,9 @@ class ExploreCalculation(CalcJob):
         spec.input('training_set', valid_type=TrainingSetData,
                    help='The reference configurations of the novelty check (labels are ignored).')
         spec.input('parameters', valid_type=orm.Dict, validator=validate_parameters,
-                   help='max_steps, comparison_step, critical_similarity in (0, 1], soap (species, r_cut Å, n_max, '
+                   help='max_steps, comparison_step, critical_similarity in (0, 1], novelty_signal (rematch, variance, '
+                        'both), critical_variance (eV^2, the largest local GAP variance that is not novel), oracle '
+                        '(calibration mode, with oracle_reference), soap (species, r_cut Å, n_max, '
                         'l_max, sigma Å, rbf), alpha, threshold; ensemble NVT/NPT, temperature (K), pressure (bar), '
                         'timestep (fs), thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards '
                         '(volume_factor, min_distance: none for 0.35 x the shortest distance of each species pair '
@@ -143,6 +182,13 @@ class ExploreCalculation(CalcJob):
                         'max_steps / checkpoint_interval, structure, training set): its checkpoint/ folder is '
                         'copied and the exploration continues from its last checkpoint (ExploreRestartWorkChain '
                         'sets it after a walltime or cancellation).')
+        spec.input('oracle_reference', valid_type=orm.Dict, required=False,
+                   help='Oracle (calibration) mode only (parameters.oracle true): the classical reference '
+                        '(ReferencePotential.to_dict(), atom_style atomic or charge) evaluating every checked '
+                        "configuration in a second LAMMPS instance of the job; the GAP's errors go to the signals "
+                        'output.')
+        spec.input_namespace('oracle_files', valid_type=orm.SinglefileData, dynamic=True, required=False,
+                             help='The files of the oracle reference (by their filename).')
         spec.inputs.validator = validate_explore_inputs
         define_job_defaults(spec, 'mlfail.explore', withmpi=False)  # parser, resources, exit code 350
         spec.output('results', valid_type=orm.Dict, help='Stop reason, step, similarities, timings.')
@@ -152,6 +198,10 @@ class ExploreCalculation(CalcJob):
                     help='After a guard stop or LAMMPS error: the last configuration that passed the novelty check.')
         spec.output('similarity', valid_type=orm.ArrayData,
                     help='step, similarity, reference_index of every check (and of a guard/error stop configuration).')
+        spec.output('signals', valid_type=orm.ArrayData, required=False,
+                    help='Every signal of every check (science.signals.SIGNAL_COLUMNS: similarity, GAP variance, '
+                         "T, AFM, P, P_virial, guard quantities) and, in oracle mode, the GAP's errors; attribute "
+                         'units.')
         spec.output('thermo', valid_type=orm.ArrayData,
                     help='step, temperature (K), potential/kinetic/total energy (eV), pressure (bar), volume (Å^3).')
         spec.exit_code(301, 'ERROR_OUTPUT_MISSING', message='mlfail-explore wrote no {filename}: {error}')
@@ -170,10 +220,14 @@ class ExploreCalculation(CalcJob):
         atoms = self.inputs.structure.get_ase()
         symbols = set(atoms.get_chemical_symbols())
         type_map = [s for s in potential.species if s in symbols]
+        oracle = self.inputs.oracle_reference.get_dict() if 'oracle_reference' in self.inputs else None
         files = sx.job_files(atoms, type_map, potential.lammps_pair_commands(type_map),
-                             self.inputs.parameters.get_dict(), self.inputs.training_set.get_atoms())
+                             self.inputs.parameters.get_dict(), self.inputs.training_set.get_atoms(), oracle)
         for name, content in files.items():
             folder.create_file_from_filelike(io.BytesIO(content), name, mode='wb')
+        for node in (self.inputs.oracle_files.values() if 'oracle_files' in self.inputs else ()):
+            with node.open(mode='rb') as handle:
+                folder.create_file_from_filelike(handle, node.filename, mode='wb')
         gap_files = potential.upload(folder)
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
@@ -182,7 +236,7 @@ class ExploreCalculation(CalcJob):
         codeinfo.stderr_name = STDERR
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.retrieve_list = [sx.RESULTS_FILE, sx.SIMILARITY_FILE, sx.THERMO_FILE, sx.TRIGGER_FILE,
+        calcinfo.retrieve_list = [sx.RESULTS_FILE, sx.SIMILARITY_FILE, SIGNALS_FILE, sx.THERMO_FILE, sx.TRIGGER_FILE,
                                   sx.PREVIOUS_FILE, sx.LOG_FILE, sx.SCRIPT_FILE, STDOUT, STDERR]
         calcinfo.provenance_exclude_list = [*gap_files, sx.REFERENCE_FILE]
         if 'parent_folder' in self.inputs:

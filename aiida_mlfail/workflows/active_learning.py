@@ -58,6 +58,36 @@ from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartW
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 
+def calibrated_parameters(parameters: dict, calibration: orm.Dict | None) -> dict:
+    """Explorer ``parameters`` with the critical values of a calibration (``mlfail.calibrate``'s ``recommended``):
+    ``critical_similarity`` always (when the calibration has one), ``critical_variance`` when the parameters'
+    ``novelty_signal`` is ``variance`` or ``both``."""
+    parameters = dict(parameters)
+    if calibration is None:
+        return parameters
+    values = calibration.get_dict()
+    if values.get('critical_similarity') is not None:
+        parameters['critical_similarity'] = values['critical_similarity']
+    if parameters.get('novelty_signal') in ('variance', 'both') and values.get('critical_variance') is not None:
+        parameters['critical_variance'] = values['critical_variance']
+    return parameters
+
+
+def _validate_calibration(value, _ctx=None):
+    values = value.get_dict()
+    if values.get('critical_similarity') is None and values.get('critical_variance') is None:
+        return ('calibration: neither critical_similarity nor critical_variance is set (give the `recommended` output '
+                'of an mlfail.calibrate run)')
+    from aiida_mlfail.science import explore as sx  # noqa: PLC0415
+
+    try:
+        sx.normalise_explore({k: values[k] for k in ('critical_similarity', 'critical_variance')
+                              if values.get(k) is not None})
+    except ValueError as exc:
+        return f'calibration: {exc}'
+    return None
+
+
 class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
@@ -127,6 +157,10 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                         "current training set; a number in Å for every pair; or {'A-B': Å}), max_energy_deviation "
                         'eV/atom, max_force eV/Å}, '
                         'max_failed_labels, max_concurrent_labels.')
+        spec.input('calibration', valid_type=orm.Dict, required=False, validator=_validate_calibration,
+                   help='The `recommended` output of an mlfail.calibrate run: its critical_similarity replaces the '
+                        "one of explore.job.parameters, its critical_variance too when the parameters' novelty_signal "
+                        'is variance or both.')
         # the validators of gap, explore and label run: they skip the checks of the ports excluded above
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -259,7 +293,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.converged = False
         self.ctx.initial_labels = None
         self.ctx.structure = self.inputs.explore.job.structure
-        self.ctx.explore_parameters = self.inputs.explore.job.parameters.get_dict()
+        self.ctx.explore_parameters = calibrated_parameters(self.inputs.explore.job.parameters.get_dict(),
+                                                            self.inputs.get('calibration'))
+        if 'calibration' in self.inputs:
+            used = {k: self.ctx.explore_parameters.get(k) for k in ('critical_similarity', 'critical_variance')}
+            self.report(f'calibration <{self.inputs.calibration.pk}>: {used}')
         self.ctx.explore_parameters.setdefault('reference_volume', float(self.ctx.structure.get_ase().get_volume()))
         if 'training_set' in self.inputs:
             self.ctx.training_set = self.inputs.training_set

@@ -91,6 +91,24 @@ def test_a_parent_folder_on_another_computer_is_refused_at_submit(explore_code, 
                             **_inputs(explore_code, parent_folder=parent))
 
 
+LJ = {'name': 'lammps', 'species': ['Na', 'Cl'], 'atom_style': 'atomic',
+      'commands': ['pair_style lj/cut 4.5', 'pair_coeff * * 0.1 2.5']}
+
+
+def test_prepare_oracle_mode_writes_the_reference_and_its_files(tmp_path, explore_code):
+    reference = {**LJ, 'commands': ['pair_style table linear 100', 'pair_coeff * * lj.table LJ 4.5'],
+                 'files': ['lj.table']}
+    table = orm.SinglefileData.from_string('# not read here\n', filename='lj.table')
+    inputs = _inputs(explore_code, parameters=orm.Dict({**PARAMETERS, 'oracle': True}),
+                     oracle_reference=orm.Dict(reference), oracle_files={'table': table})
+    process = instantiate_process(get_manager().get_runner(), ExploreCalculation, **inputs)
+    calcinfo = process.prepare_for_submission(Folder(str(tmp_path)))
+    config = sx.read_engine_input((tmp_path / sx.INPUT_FILE).read_text())
+    assert config['parameters']['oracle'] is True and config['oracle_reference']['files'] == ['lj.table']
+    assert (tmp_path / 'lj.table').read_text() == '# not read here\n'
+    assert 'signals.dat' in calcinfo.retrieve_list
+
+
 NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6], pbc=[True, True, False])
 
 
@@ -109,11 +127,23 @@ NOT_PERIODIC = Atoms('NaCl', positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6],
     ({**PARAMETERS, 'soap': {**SOAP, 'species': ['Na']}}, Atoms('Na', positions=[[0, 0, 0]], cell=[6, 6, 6], pbc=True),
      r"parameters.soap.species \['Na'\] do not cover the species \['Cl'\] of the training_set"),
     (PARAMETERS, NOT_PERIODIC, r'structure: a periodic cell is needed .* got pbc=\[True, True, False\]'),
+    ({**PARAMETERS, 'novelty_signal': 'variance'}, None,
+     'parameters: novelty_signal .variance. needs critical_variance'),
+    ({**PARAMETERS, 'oracle': True}, None, 'parameters.oracle is true but no oracle_reference is given'),
+    (PARAMETERS, LJ, 'an oracle_reference is given but parameters.oracle is not true'),
+    ({**PARAMETERS, 'oracle': True}, {**LJ, 'species': ['Na']},
+     r"oracle_reference: species \['Cl'\] are not described by the lammps potential"),
+    ({**PARAMETERS, 'oracle': True},
+     {**LJ, 'commands': ['pair_style eam', 'pair_coeff 1 1 Na.eam'], 'files': ['Na.eam']},
+     r"oracle_files: the reference potential names the file\(s\) \['Na.eam'\]"),
 ], ids=['parameters', 'unknown-key', 'checkpoint-interval', 'renamed-energy-guard', 'species-not-in-gap',
-        'soap-species-structure', 'soap-species-training', 'not-periodic'])
+        'soap-species-structure', 'soap-species-training', 'not-periodic', 'variance-without-critical',
+        'oracle-without-reference', 'reference-without-oracle', 'oracle-species', 'oracle-files'])
 def test_bad_inputs_are_refused_at_submit(explore_code, parameters, structure, match):
     overrides = {'parameters': orm.Dict(parameters)}
-    if structure is not None:
+    if isinstance(structure, dict):
+        overrides['oracle_reference'] = orm.Dict(structure)
+    elif structure is not None:
         overrides['structure'] = orm.StructureData(ase=structure)
     before = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError, match=match):
@@ -230,3 +260,19 @@ def test_parser_nan_thermo_and_results_is_413_not_an_exception(explore_node):
     for output in outputs.values():
         output.store()
     assert outputs['results']['guard_value'] is None
+
+
+def test_parser_signals_output_and_a_malformed_signals_file(explore_node):
+    from aiida_mlfail.science import signals as ss
+
+    rows = [{'step': 0, 'similarity': 1.0, 'max_variance': 2e-5, 'force_rmse': 0.01},
+            {'step': 20, 'similarity': 0.9, 'max_variance': 3e-4, 'force_rmse': 0.05}]
+    outputs, call = _parse(explore_node('novel', **{ss.SIGNALS_FILE: ss.signals_table(rows)}))
+    assert call.exit_status == 0, call.exit_message
+    signals = outputs['signals']
+    np.testing.assert_array_equal(signals.get_array('step'), [0, 20])
+    np.testing.assert_allclose(signals.get_array('force_rmse'), [0.01, 0.05])
+    assert np.isnan(signals.get_array('temperature')).all()  # not given: NaN, not 0
+    assert signals.base.attributes.get('units')['max_variance'] == 'eV^2'
+    _outputs, call = _parse(explore_node('novel', **{ss.SIGNALS_FILE: '0 1.0\n'}))
+    assert call.exit_status == 302 and 'signals.dat line 1' in call.exit_message

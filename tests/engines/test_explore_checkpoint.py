@@ -93,6 +93,12 @@ def test_state_round_trip_and_checks():
         sx.read_checkpoint_state(json.dumps(state), 'abd')
     with pytest.raises(ValueError, match='rows after it'):
         sx.checkpoint_state(20, 'x', 'abc', 0.0, [(0, 1.0, 0), (40, 1.0, 0)], [], [])
+    signals = [{'step': 0, 'similarity': 1.0, 'max_variance': np.float64(0.002)}, {'step': 20, 'similarity': None}]
+    carried = sx.read_checkpoint_state(json.dumps(sx.checkpoint_state(20, 'x', 'abc', 0.0, [], [], [], signals)))
+    assert carried['signals'] == [{'step': 0, 'similarity': 1.0, 'max_variance': 0.002},
+                                  {'step': 20, 'similarity': None}]
+    with pytest.raises(ValueError, match='signal rows after it'):
+        sx.checkpoint_state(0, 'x', 'abc', 0.0, [], [], [], signals)
     with pytest.raises(ValueError, match='do not increase'):
         sx.read_checkpoint_state(json.dumps({**state, 'similarity': [[0, 1, 0], [0, 1, 0]]}))
     with pytest.raises(ValueError, match='lacks'):
