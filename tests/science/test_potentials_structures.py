@@ -77,7 +77,6 @@ def test_argon_box():
 
 # --- check_structure: structures refused before any job (issue 13) ---------------------------------
 
-import time  # noqa: E402
 
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
@@ -146,7 +145,7 @@ def test_check_structure_accepts_the_built_and_committed_structures():
         check_structure(atoms)
 
 
-def test_check_structure_min_fraction_and_speed():
+def test_check_structure_min_fraction():
     atoms = _overlap(1.2)  # Na-Cl 1.2 Å = 0.448 x (1.66 + 1.02)
     check_structure(atoms)  # default 0.4
     with pytest.raises(ValueError, match='closer than 1.340 Å'):
@@ -155,9 +154,4 @@ def test_check_structure_min_fraction_and_speed():
     with pytest.raises(ValueError, match='min_fraction'):
         check_structure(atoms, min_fraction=1.5)
     assert MIN_DISTANCE_FRACTION == 0.4
-    big = molten_nacl(512)
-    check_structure(big)
-    start = time.perf_counter()
-    for _ in range(5):
-        check_structure(big)
-    assert (time.perf_counter() - start) / 5 < 0.05  # 512 atoms well under 50 ms (about 3 ms measured)
+    check_structure(molten_nacl(512))  # a 512-ion melt passes (no timing here: performance is for benchmarks/)
