@@ -397,7 +397,7 @@ def continuation_script(script: str, step: int) -> str:
     for line in lines:
         if line.startswith(('read_data ', 'read_restart ')):
             out.append(f'read_restart {restart_file(step)}')
-        elif line.startswith('velocity all create ') or line.startswith(f'shell mkdir {CHECKPOINT_DIR}') or (
+        elif line.startswith(('velocity all create ', f'shell mkdir {CHECKPOINT_DIR}')) or (
                 line.startswith('print ') and f'file {ENERGY_START_FILE}' in line):
             continue
         elif line == f'variable {ENERGY_START_VARIABLE} equal $(pe)':  # (a continuation already reads the file)

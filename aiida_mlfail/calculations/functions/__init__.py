@@ -21,7 +21,14 @@ from __future__ import annotations
 from .active_learning import active_learning_summary, first_configurations, screen_configurations
 from .analysis import analyse_mlmd, structure_and_dynamics
 from .labels import LABEL_KEYS, attach_labels, with_labels
-from .lammps_inputs import continue_mlmd, join_md_segments, prepare_mlmd, prepare_rerun, prepare_sampling, prepare_single_points
+from .lammps_inputs import (
+    continue_mlmd,
+    join_md_segments,
+    prepare_mlmd,
+    prepare_rerun,
+    prepare_sampling,
+    prepare_single_points,
+)
 from .metrics import compare_labels, validation_metrics
 from .structures import build_structure, check_structure_spec, collect_structures
 from .training_sets import merge_training_sets, select_configurations, split_training_set
