@@ -22,7 +22,9 @@ from aiida_mlfail.science.pair_distances import (
 )
 from aiida_mlfail.science.potentials import mass_commands
 
-#: Default MLMD settings (times in fs, damping in fs, pressure in bar).
+#: Default MLMD settings (times in fs, damping in fs, pressure in bar). ``checkpoint_interval``: steps between the
+#: LAMMPS restart files of :func:`checkpoint_commands` (0: none); a long run is continued from the last one after a
+#: walltime stop or a cancellation (``LammpsRestartWorkChain.continue_from``).
 MLMD_DEFAULTS = {
     'ensemble': 'NVT',
     'temperature': 1400.0,
@@ -330,7 +332,8 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
     configuration and :func:`energy_start_commands` records its potential energy for the energy
     guard; then the frame output is defined (so frames start with the MD run at step 0) and the MD
     ``run`` follows. The thermo output therefore starts with the step-0 row of the ``run 0``
-    (``lammps_md.parse_thermo`` drops the repeated step-0 row of the MD run).
+    (``lammps_md.parse_thermo`` drops the repeated step-0 row of the MD run). With ``checkpoint_interval`` > 0
+    the :func:`checkpoint_commands` come after the start energy (a continuation: :func:`continuation_script`).
 
     :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
     :param parameters: output of :func:`normalise_mlmd`.
