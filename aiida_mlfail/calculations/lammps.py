@@ -18,6 +18,7 @@ from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
+from aiida_mlfail.science.mlmd import CHECKPOINT_DIR
 
 
 def validate_lammps_inputs(value, ctx=None):
@@ -25,10 +26,16 @@ def validate_lammps_inputs(value, ctx=None):
     ``read_data`` file among ``files``, see ``calculations.common.lammps_data_message``): no overlapping
     atoms, a 3-D periodic cell of positive volume, finite positions. Every name a file of ``files`` is
     written under (``filenames``, else the node's ``filename``, which an archive may carry as anything)
-    must be a bare file name, so nothing is written outside the job folder."""
+    must be a bare file name, so nothing is written outside the job folder. ``parent_folder`` must be on the
+    computer of the code (its checkpoint is copied there)."""
     message = LammpsRawCalculation.validate_inputs(value, ctx)
     if message or 'script' not in value:
         return message
+    parent, code = value.get('parent_folder'), value.get('code')
+    if parent is not None and code is not None and getattr(code, 'computer', None) is not None \
+            and parent.computer is not None and parent.computer.uuid != code.computer.uuid:
+        return (f'parent_folder is on the computer {parent.computer.label!r}, the code {code.label!r} runs on '
+                f'{code.computer.label!r}: the checkpoint can only be copied on the same computer')
     overrides = value['filenames'].get_dict() if 'filenames' in value else {}
     files = {overrides.get(key, node.filename): node for key, node in value.get('files', {}).items()}
     for key, node in value.get('files', {}).items():
@@ -62,6 +69,11 @@ class LammpsCalculation(LammpsRawCalculation):
         super().define(spec)
         spec.input('potential', valid_type=GapPotentialData, required=False, validator=validate_potential,
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
+        spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
+                   help='The remote folder of an earlier job of the same GAP MD run: its checkpoint/ folder '
+                        '(science.mlmd.CHECKPOINT_DIR) is copied into the job folder, for a continuation script '
+                        '(science.mlmd.continuation_script; LammpsRestartWorkChain sets both after a walltime or '
+                        'cancellation).')
         spec.inputs.validator = validate_lammps_inputs
         define_job_defaults(spec, 'mlfail.lammps')  # parser, resources, exit code 350
         spec.output('training_set', valid_type=TrainingSetData, required=False,
@@ -102,4 +114,8 @@ class LammpsCalculation(LammpsRawCalculation):
         calcinfo.retrieve_list += [DUMP_FILE, LABELS_FILE]
         if 'potential' in self.inputs:
             calcinfo.provenance_exclude_list.extend(self.inputs.potential.upload(folder))
+        if 'parent_folder' in self.inputs:
+            parent = self.inputs.parent_folder
+            calcinfo.remote_copy_list = [(parent.computer.uuid, f'{parent.get_remote_path()}/{CHECKPOINT_DIR}',
+                                          CHECKPOINT_DIR)]
         return calcinfo

@@ -19,7 +19,9 @@ class LammpsParser(MlfailParser):
     ``science.mlmd``), 411 lost atoms, 414 PPPM out of range atoms, 413 a NaN or infinite energy, force,
     virial or position (the configurations before the first bad frame are kept, NaN values in
     ``results`` become ``None``), 309 another LAMMPS error, 305 output cut off, 302 frames not retrieved,
-    303 no frame. A run that died (410, 411, 414) without writing its frames still gets that exit code.
+    303 no frame. A run that died (410, 411, 414) without writing its frames still gets that exit code. A run
+    cut off (305: walltime, ``scancel``) keeps the thermo and the frames written so far, so that a continuation
+    from its checkpoint can join them (``LammpsRestartWorkChain``).
     The ``training_set``'s reference is ``settings['reference']`` (set by the calcfunctions that prepare
     classical runs, ``science.references.lammps_reference``), else unknown (e.g. GAP MD).
     """
@@ -56,25 +58,21 @@ class LammpsParser(MlfailParser):
         stopped = stop['stop_reason'] in ('lost_atoms', *mlmd.GUARD_FIX_IDS)  # a run that died of its physics
         if error and not (stopped or pppm):
             return self._finish(results, self.exit_codes.ERROR_PARSER_DETECTED_LAMMPS_RUN_ERROR.format(error=error))
-        if not results['finished'] and not (stopped or pppm):
-            return self._finish(results, self.exit_codes.ERROR_OUTPUT_INCOMPLETE)
+        incomplete = not results['finished'] and not (stopped or pppm)
         settings = self.node.inputs.settings.get_dict() if 'settings' in self.node.inputs else {}
         have_frames = lammps_md.DUMP_FILE in names and lammps_md.LABELS_FILE in names
+        if incomplete:  # killed (walltime, scancel): the frames written so far, for a continuation to join
+            if have_frames and 'type_map' in settings:
+                try:
+                    self._store_frames(retrieved, settings, results, truncated=True)
+                except ValueError:
+                    pass
+            return self._finish(results, self.exit_codes.ERROR_OUTPUT_INCOMPLETE)
         configurations = None
         if have_frames and 'type_map' in settings:
-            frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
-                                          allow_truncated=stop['stop_reason'] != 'completed')
-            labels = lammps_md.parse_labels(retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE,
-                                                                                         mode='r'))
-            parsed = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
-            configurations, bad_frame = lammps_md.split_finite(parsed)
+            configurations, bad_frame = self._store_frames(retrieved, settings, results,
+                                                           truncated=stop['stop_reason'] != 'completed')
             non_finite = bad_frame or non_finite
-            results['n_frames'] = len(configurations)
-            if bad_frame:
-                results['n_frames_dropped'] = len(parsed) - len(configurations)
-            if configurations:
-                self.out('training_set', TrainingSetData.from_atoms(configurations,
-                                                                    reference=settings.get('reference')))
         results['non_finite'] = non_finite
         frames_note = '' if configurations else '; no frame was stored'
         step = stop['stop_step']
@@ -100,6 +98,28 @@ class LammpsParser(MlfailParser):
         if not configurations:
             return self.exit_codes.ERROR_NO_FRAMES
         return None
+
+    def _store_frames(self, retrieved, settings: dict, results: dict, truncated: bool):
+        """Parse the dumped frames with their labels, store the finite ones as ``training_set`` (if any) and
+        count them in ``results``. A killed run's last frame may be cut off (``truncated``: dropped).
+
+        :returns: the stored configurations and the first non-finite frame (``lammps_md.split_finite``).
+        :raises ValueError: for a malformed dump or labels that do not match it.
+        """
+        frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
+                                      allow_truncated=truncated)
+        text = retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE, mode='r')
+        if truncated and text and not text.endswith('\n'):  # a label line cut off by the kill
+            text = text[:text.rfind('\n') + 1]
+        labels = lammps_md.parse_labels(text)
+        parsed = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
+        configurations, bad_frame = lammps_md.split_finite(parsed)
+        results['n_frames'] = len(configurations)
+        if bad_frame:
+            results['n_frames_dropped'] = len(parsed) - len(configurations)
+        if configurations:
+            self.out('training_set', TrainingSetData.from_atoms(configurations, reference=settings.get('reference')))
+        return configurations, bad_frame
 
     @staticmethod
     def _non_finite_note(non_finite: dict | None) -> str:

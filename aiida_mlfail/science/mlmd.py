@@ -23,7 +23,9 @@ from aiida_mlfail.science.pair_distances import (
 )
 from aiida_mlfail.science.potentials import mass_commands
 
-#: Default MLMD settings (times in fs, damping in fs, pressure in bar).
+#: Default MLMD settings (times in fs, damping in fs, pressure in bar). ``checkpoint_interval``: steps between the
+#: LAMMPS restart files of :func:`checkpoint_commands` (0: none); a long run is continued from the last one after a
+#: walltime stop or a cancellation (``LammpsRestartWorkChain.continue_from``).
 MLMD_DEFAULTS = {
     'ensemble': 'NVT',
     'temperature': 1400.0,
@@ -36,6 +38,7 @@ MLMD_DEFAULTS = {
     'thermostat_damping': 100.0,
     'barostat_damping': 1000.0,
     'atomic_energies': False,
+    'checkpoint_interval': 1000,
 }
 
 #: Default failure guards: volume factor x reference volume, minimum interatomic distance per species
@@ -134,6 +137,7 @@ def normalise_mlmd(parameters: dict) -> dict:
     merged['pressure'] = checks.number(merged['pressure'], 'pressure', unit='bar')
     for key in ('steps', 'dump_interval', 'thermo_interval', 'seed'):
         merged[key] = checks.integer(merged[key], key, gt=0)
+    merged['checkpoint_interval'] = checks.integer(merged['checkpoint_interval'], 'checkpoint_interval', ge=0)
     merged['atomic_energies'] = checks.boolean(merged['atomic_energies'], 'atomic_energies')
     if 'reference_volume' in merged:
         merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
@@ -343,7 +347,8 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
     configuration and :func:`energy_start_commands` records its potential energy for the energy
     guard; then the frame output is defined (so frames start with the MD run at step 0) and the MD
     ``run`` follows. The thermo output therefore starts with the step-0 row of the ``run 0``
-    (``lammps_md.parse_thermo`` drops the repeated step-0 row of the MD run).
+    (``lammps_md.parse_thermo`` drops the repeated step-0 row of the MD run). With ``checkpoint_interval`` > 0
+    the :func:`checkpoint_commands` come after the start energy (a continuation: :func:`continuation_script`).
 
     :param pair_commands: ``GapPotentialData.lammps_pair_commands(type_map)``.
     :param parameters: output of :func:`normalise_mlmd`.
@@ -352,10 +357,125 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
     p = parameters
     lines = mlmd_setup_commands(pair_commands, type_map, p, n_atoms, reference_volume, data_file)
     lines += ['run 0 post no', *energy_start_commands()]
+    lines += checkpoint_commands(int(p.get('checkpoint_interval', 0)))
     lines += lammps_md.frame_output_commands(int(p['dump_interval']), atomic_energies=bool(p['atomic_energies']),
                                              velocities=True)
     lines += [f"run {int(p['steps'])}", 'print "MLFAIL_RUN_END step $(step)"']
     return '\n'.join(lines) + '\n'
+
+
+#: Checkpoints of a GAP MD job (:func:`checkpoint_commands`): this folder of the job's working directory holds the
+#: LAMMPS restart files (``lammps.<step>.restart``) and the energy guard's start energy
+#: (:data:`ENERGY_START_FILE`). A continuation job gets it copied from the previous job's remote folder.
+CHECKPOINT_DIR = 'checkpoint'
+#: The start energy of the run (eV, one number), for the energy guard of a continuation.
+ENERGY_START_FILE = f'{CHECKPOINT_DIR}/energy_start.txt'
+
+
+def restart_file(step: int | str) -> str:
+    """The LAMMPS restart file of the checkpoint at ``step`` (``'*'``: the pattern of ``restart``)."""
+    return f'{CHECKPOINT_DIR}/lammps.{step}.restart'
+
+
+def checkpoint_commands(interval: int) -> list[str]:
+    """Checkpoint commands of a GAP MD script (after :func:`energy_start_commands`): a LAMMPS restart file every
+    ``interval`` steps (``restart``, https://docs.lammps.org/restart.html; ``*`` becomes the step, so every
+    checkpoint keeps its own file, written at steps that are multiples of ``interval``, not at step 0) and the
+    start energy of the energy guard in :data:`ENERGY_START_FILE` (``print ... file`` closes the file at once).
+    ``interval`` 0: none (no command)."""
+    if interval <= 0:
+        return []
+    return [f'shell mkdir {CHECKPOINT_DIR}',
+            f'print "${{{ENERGY_START_VARIABLE}}}" file {ENERGY_START_FILE} screen no',
+            f"restart {int(interval)} {restart_file('*')}"]
+
+
+def continuation_script(script: str, step: int) -> str:
+    """The script of a GAP MD job continuing a run of :func:`mlmd_script` from its checkpoint at ``step``.
+
+    The same script with: ``read_restart`` of :func:`restart_file` (``step``) instead of ``read_data`` (box,
+    atoms, velocities, image flags, the step number and the Nose-Hoover variables of ``fix ensemble`` come from
+    the restart file, https://docs.lammps.org/read_restart.html, as for the explorer,
+    :func:`aiida_mlfail.science.explore.explore_script`); no ``velocity ... create``; the energy guard's start
+    energy read back from :data:`ENERGY_START_FILE` (the start energy of the whole run, not of the checkpoint
+    configuration); ``run N upto`` (https://docs.lammps.org/run.html: up to step N, so the remaining steps);
+    the guards, frame output and the ``restart`` of the next checkpoints as before. The frames and thermo rows
+    of the continuation start at ``step`` (a frame and a thermo row the stopped job has too: :func:`join_segments`
+    keeps the stopped job's).
+
+    :param script: a :func:`mlmd_script` with checkpoints on (or a continuation script: continued again).
+    :param step: MD step of the checkpoint (> 0).
+    :raises ValueError: for a script without checkpoints, or ``step`` not a positive integer.
+    """
+    step = checks.integer(step, 'checkpoint step', gt=0)
+    lines = script.splitlines()
+    if not any(line.startswith('restart ') for line in lines):
+        raise ValueError('the GAP MD script writes no checkpoint (checkpoint_interval 0): it cannot be continued')
+    out = []
+    for line in lines:
+        if line.startswith(('read_data ', 'read_restart ')):
+            out.append(f'read_restart {restart_file(step)}')
+        elif line.startswith(('velocity all create ', f'shell mkdir {CHECKPOINT_DIR}')) or (
+                line.startswith('print ') and f'file {ENERGY_START_FILE}' in line):
+            continue
+        elif line == f'variable {ENERGY_START_VARIABLE} equal $(pe)':  # (a continuation already reads the file)
+            out += [f'variable energy_start_text file {ENERGY_START_FILE}',
+                    f'variable {ENERGY_START_VARIABLE} equal ${{energy_start_text}}']
+        elif re.fullmatch(r'run \d+( upto)?', line) and line != 'run 0':
+            out.append(f"run {line.split()[1]} upto")
+        elif line.startswith('# aiida-mlfail GAP molecular dynamics'):
+            out.append(f'# aiida-mlfail GAP molecular dynamics (continued from the checkpoint at step {step})')
+        else:
+            out.append(line)
+    return '\n'.join(out) + '\n'
+
+
+def checkpoint_step(interval: int, start_step: int, thermo_steps, frame_steps) -> int | None:
+    """The newest complete checkpoint of a stopped GAP MD job, from the steps its outputs reached.
+
+    LAMMPS writes, at a step, the dump, then the restart file, then the thermo row (``Output::write``); the thermo
+    output is flushed (``thermo_modify flush yes``) and so is the dump. So a thermo row at step s, or a dumped
+    frame after s, proves that every restart file up to s is complete. The newest checkpoint is the largest
+    multiple of ``interval`` that is proven so, if it is after ``start_step`` (the checkpoint this job continued
+    from, which is still in its folder); else ``start_step`` (``None`` for 0: no checkpoint, start again).
+
+    :param interval: ``checkpoint_interval`` (0: ``None``).
+    :param start_step: the step the job started from (0, or the checkpoint it continued from).
+    :param thermo_steps: steps of the job's thermo rows; ``frame_steps``: steps of its frames (may be empty).
+    """
+    if interval <= 0:
+        return None
+    reached = [int(s) for s in thermo_steps] + [int(s) - 1 for s in frame_steps]
+    proven = max(reached, default=0)
+    step = (proven // interval) * interval
+    if step > start_step:
+        return step
+    return start_step or None
+
+
+def join_segments(segments, boundaries) -> list:
+    """Join per-segment series of a run continued from checkpoints, without repeats.
+
+    :param segments: one list of ``(step, item)`` per job, in order (e.g. frames or thermo rows).
+    :param boundaries: the checkpoint step each continuation started from (``len(segments) - 1`` steps);
+        segment i keeps the items with ``boundaries[i-1] < step <= boundaries[i]`` (no bound before the first
+        and after the last).
+    :returns: the kept items, in order.
+    :raises ValueError: for a wrong number of boundaries, boundaries that decrease, or kept steps that do not
+        increase strictly (a repeat).
+    """
+    if len(boundaries) != len(segments) - 1:
+        raise ValueError(f'{len(segments)} segments need {len(segments) - 1} checkpoint steps, got {list(boundaries)}')
+    if any(b > a for a, b in zip(boundaries[1:], boundaries)):
+        raise ValueError(f'checkpoint steps {list(boundaries)} decrease')
+    bounds = [-np.inf, *boundaries, np.inf]
+    kept = []
+    for i, segment in enumerate(segments):
+        kept += [(step, item) for step, item in segment if bounds[i] < step <= bounds[i + 1]]
+    steps = [step for step, _ in kept]
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f'joined steps do not increase strictly: {steps}')
+    return [item for _, item in kept]
 
 
 def rerun_script(reference_commands: list[str], atom_style: str, every: int, dump_file: str = 'ml_frames.dump',

@@ -142,7 +142,8 @@ class MLMDWorkChain(ProtocolMixin, WorkChain):
                    help='ensemble, temperature (K), pressure (bar), timestep (fs), steps, dump_interval, '
                         'thermo_interval, seed, dampings (fs), reference_volume (Å^3), guards (volume_factor, '
                         'min_distance Å, temperature_factor, max_energy_change_per_atom eV/atom: largest change of '
-                        'the potential energy per atom from the start of the run).')
+                        'the potential energy per atom from the start of the run), checkpoint_interval (steps '
+                        'between LAMMPS restart files a walltime or cancellation restart continues from; 0: none).')
         expose_job(spec, LammpsRestartWorkChain, 'md',
                    help='The GAP MD job with restarts: `job.code` (LAMMPS with ML-QUIP, or mlfail-lmp), '
                         '`job.metadata.options`, `max_iterations`, `restart` ...')

@@ -411,6 +411,75 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
     #: Labels (of the job and of this wrapper, same statuses) whose outputs a caller can use.
     STOP_LABELS = ('ERROR_MD_EXPLODED', 'ERROR_LOST_ATOMS')
 
+    def setup(self):
+        """The shared set-up, plus the first job's script and settings (a continuation is made from them) and the
+        list of the jobs continued from (``ctx.segments``: ``(job pk, checkpoint step)``)."""
+        super().setup()
+        self.ctx.segments = []
+        self.ctx.first_script = self.ctx.inputs.get('script')
+        self.ctx.first_settings = self.ctx.inputs.get('settings')
+
+    def continue_from(self, node) -> str | None:
+        """After a walltime stop or a cancellation of a GAP MD job with checkpoints (``settings`` key
+        ``checkpoint_interval`` > 0, set by ``prepare_mlmd`` from the MLMD parameter): the next job continues from
+        the newest complete checkpoint of ``node`` (:func:`~aiida_mlfail.science.mlmd.checkpoint_step`, from the
+        thermo and frames it stored before the kill; or the checkpoint ``node`` itself continued from).
+
+        The next job gets ``parent_folder`` = ``node``'s remote folder (its ``checkpoint/`` is copied) and the
+        continuation script and settings of ``continue_mlmd`` (``read_restart``, ``run N upto``, the energy guard's
+        start energy of the whole run). Without a checkpoint the next job starts again at step 0 with the first
+        script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``): start again (``None``).
+
+        :returns: the action for the report, or ``None``.
+        """
+        from aiida_mlfail.calculations.functions import continue_mlmd  # noqa: PLC0415
+        from aiida_mlfail.science.mlmd import checkpoint_step  # noqa: PLC0415
+
+        first = self.ctx.first_settings.get_dict() if self.ctx.first_settings is not None else {}
+        interval = int(first.get('checkpoint_interval', 0) or 0)
+        if not interval or self.ctx.first_script is None:
+            return None
+        settings = self.ctx.inputs.settings.get_dict() if 'settings' in self.ctx.inputs else {}
+        start = int(settings.get('restart_step', 0) or 0)
+        step = None
+        if 'remote_folder' in node.outputs:
+            thermo = node.outputs.thermo.get_array('step') if 'thermo' in node.outputs else []
+            frames = [a.info['md_step'] for a in node.outputs.training_set.get_atoms()] \
+                if 'training_set' in node.outputs else []
+            step = checkpoint_step(interval, start, thermo, frames)
+        if step is None:
+            self.ctx.inputs.script = self.ctx.first_script
+            self.ctx.inputs.settings = self.ctx.first_settings
+            self.ctx.inputs.pop('parent_folder', None)
+            self.ctx.segments = []
+            return 'no checkpoint written: starting again from step 0'
+        prepared = continue_mlmd(self.ctx.first_script, self.ctx.first_settings, orm.Int(step))
+        self.ctx.inputs.script = prepared['script']
+        self.ctx.inputs.settings = prepared['settings']
+        self.ctx.inputs.parent_folder = node.outputs.remote_folder
+        self.ctx.segments = [*self.ctx.segments, (node.pk, step)]
+        return f'continuing from the checkpoint at step {step} of {node.process_label}<{node.pk}>'
+
+    def get_outputs(self, node):
+        """The last job's outputs; after continuations from checkpoints, ``thermo`` and ``training_set`` cover the
+        whole run: the jobs' series joined by ``join_md_segments`` (each job up to the checkpoint the next one
+        continued from, no step twice)."""
+        outputs = dict(super().get_outputs(node))
+        segments = self.ctx.get('segments') or []
+        if not segments or 'thermo' not in outputs:
+            return outputs
+        from aiida_mlfail.calculations.functions import join_md_segments  # noqa: PLC0415
+
+        jobs = [orm.load_node(pk) for pk, _ in segments] + [node]
+        parts = {}
+        for i, job in enumerate(jobs):
+            for name in ('thermo', 'training_set'):
+                if name in job.outputs:
+                    parts[f'{name}_{i}'] = job.outputs[name]
+        joined = join_md_segments(boundaries=orm.List([step for _, step in segments]), **parts)
+        outputs.update(joined)
+        return outputs
+
 
 class RematchRestartWorkChain(JobRestartWorkChain):
     """REMatch comparisons of two sets of configurations (``mlfail.rematch``) with the shared restart handlers."""

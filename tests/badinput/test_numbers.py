@@ -76,6 +76,7 @@ CASES = [
     ('mlfail.mlmd', 'parameters:dump_interval', 0, ['dump_interval', 'got 0']),
     ('mlfail.mlmd', 'parameters:pressure', NAN, ['pressure', 'nan']),
     ('mlfail.mlmd', 'parameters:atomic_energies', 1, ['atomic_energies', 'got 1']),
+    ('mlfail.mlmd', 'parameters:checkpoint_interval', -1, ['checkpoint_interval', '-1']),
     ('mlfail.mlmd', 'parameters:guards.min_distance', NAN, ['guards.min_distance', 'nan']),
     ('mlfail.mlmd', 'parameters:guards.volume_factor', 1.0, ['guards.volume_factor', '> 1', '1.0']),
     ('mlfail.mlmd', 'parameters:guards.temperature_factor', None, ['guards.temperature_factor', 'None']),

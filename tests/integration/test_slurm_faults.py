@@ -3,7 +3,8 @@
 - a job cancelled with ``scancel`` while it runs: resubmitted unchanged, the workflow completes;
 - an exploration that exceeds its walltime (SLURM kills it: ``CANCELLED ... DUE TO TIME LIMIT``): restarted
   with more walltime from its last checkpoint (the previous job's remote folder as ``parent_folder``), it reaches
-  ``max_steps`` with one continuous similarity series;
+  ``max_steps`` with one continuous similarity series; a GAP MD (``MLMDWorkChain``) killed alongside continues
+  from its LAMMPS restart file the same way, its trajectory and thermo covering the whole run once;
 - gap_fit out of memory (forced with a 1 kB limit): retried with the dryrun estimate x 1.3 as
   ``--mem``, the change recorded in the retry's inputs and the report.
 
@@ -29,6 +30,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.resources import scheduler_options
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain
 from tests.helpers import nacl_configurations
+from tests.integration.test_gap_md_continuation import check_gap_md_continued, gap_md_builder
 from tests.integration.test_slurm import slurm_cluster, slurm_codes, slurm_computer  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -144,14 +146,18 @@ def test_an_exploration_over_its_walltime_continues_from_its_checkpoint(started_
     wrapper restarts it with 4 x the walltime and the job's remote folder as ``parent_folder``; the second job
     continues from the checkpoint with ``read_restart`` and reaches ``max_steps``: one similarity series and one
     thermo series over the whole run, steps strictly increasing, no gap, no repeat, the steps before the
-    checkpoint not run again."""
+    checkpoint not run again. A GAP MD (``MLMDWorkChain``) is submitted alongside (both wait the same 60 s
+    concurrently) and checked the same way (:func:`check_gap_md_continued`)."""
     from aiida_mlfail.calculations.explore import STDOUT
     from aiida_mlfail.science import explore as sx
 
     explore = slurm_codes[3]
     node = submit(ExploreRestartWorkChain, job=exploration_job(explore, tmp_path / 'stopped', walltime_s=60),
                   restart=orm.Dict({'walltime_factor': 4.0}))
+    gap_md = submit(gap_md_builder(slurm_codes[0], tmp_path / 'md_stopped', walltime_s=60))
     wait_terminated(node, 900)
+    wait_terminated(gap_md, 600)
+    check_gap_md_continued(gap_md, reports)
     jobs = sorted(node.called, key=lambda n: n.pk)
     assert node.is_finished_ok, (f'[{node.exit_status}] {node.exit_message}: '
                                  + '; '.join(f'[{j.exit_status}] {j.exit_message}' for j in jobs))

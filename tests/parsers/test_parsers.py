@@ -8,6 +8,7 @@ from aiida.plugins import ParserFactory
 
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.parsers.quip import parse_quip_output
+from aiida_mlfail.science import lammps_md
 from tests.helpers import FIXTURES, nacl_configurations
 
 
@@ -158,7 +159,27 @@ def test_lammps_parser_flags_an_output_cut_short(calc_node):
                      **{'cut.out': cut})
     results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
     assert call.exit_status == 305
-    assert 'training_set' not in results and results['results']['finished'] is False
+    assert results['results']['finished'] is False
+    # the frames written before the kill are kept (a continuation from a checkpoint joins them)
+    whole = lammps_md.parse_labels((FIXTURES / 'lammps_sample' / 'labels.dat').read_text())
+    assert [a.info['md_step'] for a in results['training_set'].get_atoms()] == sorted(whole)
+
+
+def test_lammps_parser_keeps_the_whole_frames_of_a_killed_run(calc_node):
+    """Killed while writing: the dump and the label file end mid-frame / mid-line; the complete frames are kept."""
+    base = FIXTURES / 'lammps_sample'
+    text = (base / 'lammps.out').read_text()
+    dump, labels = (base / 'frames.dump').read_text(), (base / 'labels.dat').read_text()
+    last = dump.rindex('ITEM: TIMESTEP')
+    steps = sorted(lammps_md.parse_labels(labels))
+    node = calc_node('mlfail.lammps', 'lammps_sample', {'settings': orm.Dict({'type_map': ['Na', 'Cl']})},
+                     {'output_filename': 'cut.out'}, **{'cut.out': text[:text.index('Loop time')],
+                                                         'frames.dump': dump[:last + 200],
+                                                         'labels.dat': labels.rstrip('\n')[:-3]})
+    results, call = ParserFactory('mlfail.lammps').parse_from_node(node, store_provenance=False)
+    assert call.exit_status == 305
+    kept = [a.info['md_step'] for a in results['training_set'].get_atoms()]
+    assert kept == steps[:-1] and len(kept) >= 2
 
 
 # --- physically bad output (issue 13): never an exception, a named exit code, the outputs that exist kept ----------

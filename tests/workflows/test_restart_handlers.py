@@ -1,5 +1,6 @@
 """One test per restart handler (the logic, isolated on finished job nodes made for the test)."""
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -282,3 +283,85 @@ def test_the_explorer_continues_from_its_last_checkpoint(explore_workchain, aiid
     assert getattr(process, handler)(early).do_break
     assert 'parent_folder' not in process.ctx.inputs
     assert _reports(process)[-1].endswith('no checkpoint written: starting again from step 0')
+
+
+@pytest.fixture
+def gap_md_workchain(lammps_code):
+    """A set-up ``LammpsRestartWorkChain`` (not run) of a GAP MD job of 120 steps with a checkpoint every 40."""
+    from aiida_mlfail.calculations.functions import prepare_mlmd
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from tests.helpers import FIXTURES
+
+    potential = GapPotentialData.from_folder(FIXTURES / 'bridge')
+    atoms = nacl_configurations(1)[0]
+    prepared = prepare_mlmd(orm.StructureData(ase=atoms), potential,
+                            orm.Dict({'steps': 120, 'dump_interval': 10, 'thermo_interval': 10,
+                                      'checkpoint_interval': 40}))
+    process = instantiate_process(get_manager().get_runner(), LammpsRestartWorkChain, job={
+        'code': lammps_code, 'script': prepared['script'], 'settings': prepared['settings'],
+        'files': {'structure': prepared['structure_file']}, 'potential': potential})
+    process.setup()
+    return process
+
+
+def _gap_md_job(computer, exit_status, stderr, steps, frame_steps):
+    """A finished ``mlfail.lammps`` job with thermo rows at ``steps``, frames at ``frame_steps``, a remote folder."""
+    node = finished_job(computer, 'mlfail.lammps', exit_status, max_wallclock_seconds=60)
+    node.set_process_label('LammpsCalculation')
+    retrieved = orm.FolderData()
+    retrieved.base.repository.put_object_from_bytes(stderr.encode(), '_scheduler-stderr.txt')
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+    retrieved.store()
+    remote = orm.RemoteData(computer=computer, remote_path=f'/scratch/job{node.pk}')
+    remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='remote_folder')
+    remote.store()
+    thermo = orm.ArrayData()
+    thermo.set_array('step', np.array(steps, dtype=float))
+    thermo.set_array('potential_energy', np.array(steps, dtype=float) * -0.5)  # a value that tells the rows apart
+    thermo.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='thermo')
+    thermo.store()
+    if frame_steps:
+        frames = nacl_configurations(len(frame_steps))
+        for atoms, step in zip(frames, frame_steps):
+            atoms.info['md_step'] = step
+        training_set = TrainingSetData.from_atoms(frames)
+        training_set.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='training_set')
+        training_set.store()
+    return node
+
+
+@pytest.mark.parametrize('handler, stderr', [('handle_walltime', TIME_LIMIT), ('handle_cancelled', SCANCEL)])
+def test_gap_md_continues_from_its_checkpoints_and_joins_the_segments(gap_md_workchain, aiida_localhost, handler,
+                                                                      stderr):
+    """Killed at step ~75 (checkpoint 40), then at ~95 (checkpoint 80), then the run ends at 120: each next job gets
+    the remote folder and a continuation script; the outputs join the three jobs' thermo and frames, no repeat."""
+    process = gap_md_workchain
+    first = _gap_md_job(aiida_localhost, 305, stderr, range(0, 80, 10), [10, 20, 30, 40, 50, 60, 70])
+    assert getattr(process, handler)(first).do_break
+    assert process.ctx.inputs.parent_folder.pk == first.outputs.remote_folder.pk
+    script = process.ctx.inputs.script.get_content()
+    assert 'read_restart checkpoint/lammps.40.restart' in script and 'run 120 upto' in script
+    assert process.ctx.inputs.settings['restart_step'] == 40
+    assert _reports(process)[-1].endswith(f'continuing from the checkpoint at step 40 of LammpsCalculation<{first.pk}>')
+    second = _gap_md_job(aiida_localhost, 305, stderr, range(40, 100, 10), [40, 50, 60, 70, 80, 90])
+    assert getattr(process, handler)(second).do_break
+    assert process.ctx.inputs.parent_folder.pk == second.outputs.remote_folder.pk
+    assert 'read_restart checkpoint/lammps.80.restart' in process.ctx.inputs.script.get_content()
+    last = _gap_md_job(aiida_localhost, 0, '', range(80, 130, 10), [80, 90, 100, 110, 120])
+    outputs = process.get_outputs(last)
+    steps = outputs['thermo'].get_array('step')
+    np.testing.assert_array_equal(steps, np.arange(0, 130, 10))
+    np.testing.assert_array_equal(outputs['thermo'].get_array('potential_energy'), steps * -0.5)
+    assert [a.info['md_step'] for a in outputs['training_set'].get_atoms()] == list(range(10, 130, 10))
+    # the job that ran from step 80 gave only the frames after 80
+    assert outputs['training_set'].creator.inputs.training_set_2.pk == last.outputs.training_set.pk
+
+
+def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain, aiida_localhost):
+    process = gap_md_workchain
+    first_script = process.ctx.inputs.script.pk
+    early = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30])  # the restart at 40 unproven
+    assert process.handle_walltime(early).do_break
+    assert 'parent_folder' not in process.ctx.inputs and process.ctx.inputs.script.pk == first_script
+    assert _reports(process)[-1].endswith('no checkpoint written: starting again from step 0')
+    assert process.get_outputs(early)['thermo'].pk == early.outputs.thermo.pk  # nothing joined

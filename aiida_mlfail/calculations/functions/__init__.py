@@ -23,7 +23,14 @@ from .active_learning import active_learning_summary, first_configurations, scre
 from .analysis import analyse_mlmd, structure_and_dynamics
 from .calibration import calibration_analysis
 from .labels import LABEL_KEYS, attach_labels, with_labels
-from .lammps_inputs import prepare_mlmd, prepare_rerun, prepare_sampling, prepare_single_points
+from .lammps_inputs import (
+    continue_mlmd,
+    join_md_segments,
+    prepare_mlmd,
+    prepare_rerun,
+    prepare_sampling,
+    prepare_single_points,
+)
 from .metrics import compare_labels, validation_metrics
 from .structures import build_structure, check_structure_spec, collect_structures
 from .training_sets import merge_training_sets, select_configurations, split_training_set
@@ -38,7 +45,9 @@ __all__ = [
     'check_structure_spec',
     'collect_structures',
     'compare_labels',
+    'continue_mlmd',
     'first_configurations',
+    'join_md_segments',
     'merge_training_sets',
     'prepare_mlmd',
     'prepare_rerun',

@@ -1,0 +1,90 @@
+"""A GAP MD (``MLMDWorkChain``) killed at its walltime continues from its LAMMPS checkpoint (real daemon, real
+``mlfail-lmp``, 8 ions, the tiny GAP of ``tests/fixtures/bridge``, 120 steps, a checkpoint every 40).
+
+On ``core.direct`` (this file) the first job is killed by a watcher in its script that also writes SLURM's
+time-limit line to the scheduler stderr; ``test_slurm_faults.py`` runs the same check with the real SLURM
+walltime kill (alongside its exploration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+
+pytestmark = pytest.mark.integration
+
+
+#: The GAP MD of the walltime test (``MLMDWorkChain``): the same 8 ions and tiny GAP, NVT at 300 K, 120 steps of 1 fs
+#: (the tiny GAP heats the crystal up: with 2 fs the temperature guard stops it at step 65, continued or not), a
+#: checkpoint every 40.
+GAP_MD = {'ensemble': 'NVT', 'temperature': 300.0, 'timestep': 1.0, 'steps': 120, 'dump_interval': 10,
+          'thermo_interval': 10, 'checkpoint_interval': 40}
+
+
+#: What SLURM writes into the scheduler stderr of a job it kills at its walltime (``ran_out_of_walltime`` reads it).
+TIME_LIMIT = 'slurmstepd: error: *** JOB 1 ON vm CANCELLED AT 2026-11-30T00:00:00 DUE TO TIME LIMIT ***'
+
+
+def gap_md_builder(code, marker, walltime_s: int, kill: bool = False):
+    """An ``MLMDWorkChain`` builder (:data:`GAP_MD`) whose first job stops after its first checkpoint.
+
+    As ``test_slurm_faults.exploration_job``: a watcher in the first job's script (``marker``, a path outside the
+    job folders) waits for the frame of step 50 in the dump (written after the restart file of step 40 is
+    complete: LAMMPS writes a step's dump, then its restart file), then sends SIGSTOP to ``mlfail-lmp`` (the job
+    shell's child), so that SLURM kills the job at its walltime with a checkpoint at step 40 or later. With
+    ``kill`` (no SLURM: ``core.direct``) it kills ``mlfail-lmp`` (SIGKILL) at once instead and writes SLURM's
+    time-limit line (:data:`TIME_LIMIT`) to the job's stderr (the scheduler stderr file): a walltime kill as the
+    restart wrapper sees it.
+    """
+    from ase.build import bulk
+
+    from aiida_mlfail.data.gap_potential import GapPotentialData
+    from aiida_mlfail.workflows.mlmd import MLMDWorkChain
+    from tests.helpers import FIXTURES
+
+    action = f'kill -KILL $(pgrep -P $$ -f mlfail-lmp); echo "{TIME_LIMIT}" >&2' if kill else \
+        'kill -STOP $(pgrep -P $$ -f mlfail-lmp)'
+    watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
+               f'( until grep -qx 50 frames.dump 2>/dev/null; do sleep 0.1; done; {action} ) & fi')
+    return MLMDWorkChain.get_builder_from_protocol(
+        code, GapPotentialData.from_folder(FIXTURES / 'bridge'), bulk('NaCl', 'rocksalt', a=5.64, cubic=True),
+        overrides={'parameters': GAP_MD, 'md': {'restart': {'walltime_factor': 4.0}}},
+        options={'max_wallclock_seconds': walltime_s, 'prepend_text': watcher})
+
+
+def check_gap_md_continued(node, reports, walltimes=(60, 240)):
+    """The GAP MD of the walltime test: its first job killed by SLURM after a checkpoint, the second continued
+    from it (``parent_folder``, ``read_restart``, only the steps after it) to step 120; the MLMDWorkChain's
+    trajectory and thermo cover the whole run once. ``reports``: the report text of a node."""
+    md = next(n for n in node.called if n.process_label == 'LammpsRestartWorkChain')
+    jobs = sorted(md.called_descendants, key=lambda n: n.pk)
+    jobs = [j for j in jobs if isinstance(j, orm.CalcJobNode)]
+    assert node.is_finished_ok, (f'[{node.exit_status}] {node.exit_message}: '
+                                 + '; '.join(f'[{j.exit_status}] {j.exit_message}' for j in jobs))
+    first, second = jobs
+    assert first.exit_status == 305 and second.is_finished_ok  # output cut by the kill
+    assert 'DUE TO TIME LIMIT' in first.get_scheduler_stderr().upper()
+    assert [j.get_option('max_wallclock_seconds') for j in jobs] == list(walltimes)
+    assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
+    checkpoint = second.inputs.settings['restart_step']
+    assert checkpoint % 40 == 0 and 40 <= checkpoint < GAP_MD['steps']
+    assert (f'ran out of walltime ({walltimes[0]} s): restarting with {walltimes[1]} s, continuing from the checkpoint '
+            f'at step {checkpoint} of LammpsCalculation<{first.pk}>') in reports(md)
+    assert f'read_restart checkpoint/lammps.{checkpoint}.restart' in second.inputs.script.get_content()
+    # the second job ran only the steps after the checkpoint
+    assert second.outputs.thermo.get_array('step')[0] == checkpoint
+    assert node.outputs.stop['stop_reason'] == 'completed' and node.outputs.stop['stop_step'] == 120
+    np.testing.assert_array_equal(node.outputs.thermo.get_array('step'), np.arange(0, 121, 10))
+    steps = [a.info['md_step'] for a in node.outputs.trajectory.get_atoms()]
+    assert steps == list(range(0, 121, 10))
+
+
+def reports(node) -> str:
+    return '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
+
+
+def test_a_gap_md_killed_at_its_walltime_continues_from_its_checkpoint(submit_and_await, lammps_code, tmp_path):
+    node = submit_and_await(gap_md_builder(lammps_code, tmp_path / 'killed', walltime_s=600, kill=True),
+                            timeout=600)
+    check_gap_md_continued(node, reports, walltimes=(600, 2400))
