@@ -65,3 +65,26 @@ def test_long_range_study_tiny(tmp_path, codes):
     assert 0.5 < npt['volume_A3'] / npt['reference_volume_A3'] < 2.0
     assert {'ML run', 'rerun'} <= set(npt['pressure_bar'])
     print(f"long range, tiny: {summary['seconds']} s; {summary['finding']}")
+
+
+def test_training_quantities_study_tiny(tmp_path, codes):
+    """Sections 10.3-10.4: GAPs trained on virials only (V) and on E+F+V from one NVT run, each run in NVT with the
+    classical rerun. Robust at 32 ions: the V-only GAP predicts forces worse than the E+F+V GAP and knows energies
+    only up to a large constant (section 10.4: 'the forces and energies are predicted a lot more accurately'); the
+    pressure table has a training run, an ML run and a rerun with standard errors for each."""
+    study = _study('nacl_training_quantities')
+    study.run_study(codes, 'tiny', tmp_path, command='python workflows/nacl_training_quantities.py --size tiny')
+    summary = _check_summary(tmp_path / 'nacl_training_quantities_tiny.json', 'nacl_training_quantities')
+    errors = summary['errors']
+    assert set(errors) == {'V', 'E+F+V'}
+    assert errors['E+F+V']['forces_rmse'] < errors['V']['forces_rmse']
+    assert abs(errors['E+F+V']['energy_offset']) < 0.05 < abs(errors['V']['energy_offset'])  # eV/atom
+    pressures = summary['pressures']
+    mean, error = pressures['training run']
+    assert math.isfinite(mean) and error > 0
+    for name in ('V', 'E+F+V'):
+        assert pressures[name]['stop_reason'] in ('completed', 'too_close_atoms', 'volume_blowup')
+        for key in ('ml', 'rerun'):
+            assert math.isfinite(pressures[name][key][0]) and pressures[name][key][1] > 0, (name, key)
+    assert summary['finding'].startswith('Thesis 10.3-10.4')
+    print(f"training quantities, tiny: {summary['seconds']} s; {summary['finding']}")
