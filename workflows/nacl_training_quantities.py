@@ -53,8 +53,9 @@ SIZES = {
     'small': {'n_ions': 64, 'volume': 2350.0, 'cutoff': 6.0,
               'md': {'equilibration_steps': 2000, 'production_steps': 10000, 'sampling_interval': 50,
                      'thermo_interval': 25},
-              'gap': {'n_select': 200, 'soap_sparse': 200, 'n_sparse_2b': 20},
-              'mlmd': {'steps': 2500, 'dump_interval': 25, 'thermo_interval': 25}},
+              # 60 training configurations and 2 ps of GAP-MD: what ends in well under an hour on 2 shared cores
+              'gap': {'n_select': 120, 'soap_sparse': 200, 'n_sparse_2b': 20},
+              'mlmd': {'steps': 1000, 'dump_interval': 20, 'thermo_interval': 10}},
     'large': {'n_ions': 200, 'volume': 7500.0, 'cutoff': 8.0,
               'md': {'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 50,
                      'thermo_interval': 25},
