@@ -23,8 +23,9 @@ Steps (each a WorkChain run in this process, no daemon needed; ``common.Runs``):
 3. energy parity on the held-out frames: RMSE (± bootstrap standard error) and the mean error, the bias
    (± standard error), per reference;
 4. NPT GAP-MD (1400 K, 1 bar) of the DSF GAP from the last sampled frame, with the DSF rerun of its frames:
-   stop reason, breaking step (first V > 1.5 x the classical NPT volume), mean volume (± block standard error) of
-   its production half against the classical NPT volume.
+   stop reason (the volume guard halts at 3 x the classical NPT volume), breaking step (first frame above 1.5 x
+   the classical NPT volume, ``science.observables.breaking_step``), mean volume (± block standard error) of its
+   second half against the classical NPT volume.
 
 Sizes (``SIZES``): ``tiny`` is the integration test (32 ions, seconds per step); ``small`` (default) runs in
 minutes on 2 cores (64 ions, the recorded run of ``docs/source/results/nacl_long_range.md``); ``large`` is the
@@ -50,6 +51,9 @@ import common  # noqa: E402
 
 STUDY = 'nacl_long_range'
 TEMPERATURE, PRESSURE = 1400.0, 1.0
+#: The breaking step is the first frame above BREAK_FACTOR x the classical NPT volume; the GAP-MD's volume guard
+#: halts the run later, at HALT_FACTOR x.
+BREAK_FACTOR, HALT_FACTOR = 1.5, 3.0
 
 #: Per size: ions, the NVT volume (Å^3, the BMHTF liquid at 1400 K is about 2450 Å^3 for 64 ions), the Coulomb and
 #: descriptor cutoff (Å), the damping of Wolf and DSF (1/Å), the sampling ``md`` (NVT) and ``npt_md`` (the classical
@@ -147,7 +151,8 @@ def volume_png(traces: dict, v_ref: float, out: pathlib.Path) -> pathlib.Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (t, v) in traces.items():
         ax.plot(np.asarray(t) - t[0], v, label=name)
-    ax.axhline(1.5 * v_ref, color='red', ls='--', lw=1, label='1.5 x classical NPT volume (break)')
+    ax.axhline(BREAK_FACTOR * v_ref, color='red', ls='--', lw=1,
+               label=f'{BREAK_FACTOR} x classical NPT volume (break)')
     ax.set_xlabel('time (ps)')
     ax.set_ylabel('volume (Å$^3$)')
     ax.legend(fontsize=8)
@@ -209,8 +214,9 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
     gaps = {name: runs.wait(f'GAP {name}')[f'GAP {name}'] for name in refs}
     print('== 4. NPT GAP-MD of the DSF GAP, with the DSF rerun')
     start = orm.StructureData(ase=sampled['DSF'].outputs.sampled.nvt.training_set.get_atoms()[-1])
+    # the guard halts at 3 x the reference volume, so the frames after the break (1.5 x) are in the trajectory
     parameters = {'ensemble': 'NPT', 'temperature': TEMPERATURE, 'pressure': PRESSURE, **s['mlmd'],
-                  'reference_volume': v_ref}
+                  'reference_volume': v_ref, 'guards': {'volume_factor': HALT_FACTOR}}
     runs.start('NPT GAP DSF', common.mlmd_builder(codes, gaps['DSF'].outputs.potential, start, parameters, size=size,
                                                   reference=refs['DSF'], training_thermo=npt_thermo))
     mlmd = runs.wait('NPT GAP DSF', allowed=(0, 410))['NPT GAP DSF']
@@ -233,12 +239,16 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
     common.print_table(gap_header, gap_rows)
 
     stop = mlmd.outputs.stop.get_dict()
-    summary_md = mlmd.outputs.summary.get_dict()
+    summary_md = mlmd.outputs.summary.get_dict()  # pressure table (its breaking step is at the guard's factor)
     thermo = mlmd.outputs.thermo
     v_ml, v_ml_se = second_half(thermo, 'volume')
     pressure = summary_md.get('pressure', {})
+    from aiida_mlfail.science.observables import breaking_step
+
+    broken = breaking_step(thermo.get_array('step'), thermo.get_array('volume'), v_ref, BREAK_FACTOR)
     npt = {'stop_reason': stop['stop_reason'], 'stop_step': stop.get('stop_step'),
-           'breaking_step': summary_md.get('breaking_step'), 'steps': s['mlmd']['steps'],
+           'breaking_step': None if broken is None else int(broken), 'break_factor': BREAK_FACTOR,
+           'halt_factor': HALT_FACTOR, 'steps': s['mlmd']['steps'],
            'volume_A3': v_ml, 'volume_se_A3': v_ml_se, 'reference_volume_A3': v_ref,
            'reference_volume_se_A3': v_ref_se, 'pressure_bar': pressure, 'pk': mlmd.pk}
     dv = 100 * (v_ml / v_ref - 1)
@@ -249,11 +259,12 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
         entry = pressure.get(key) or {}
         return common.with_error(entry.get('mean_bar'), entry.get('standard_error_bar'), '.0f')
 
-    npt_rows = [['classical DSF NPT', 'completed', '-', common.with_error(v_ref, v_ref_se, '.0f'), '', '-', '-'],
-                ['GAP (DSF) NPT', stop['stop_reason'], npt['breaking_step'] or '-',
+    npt_rows = [['classical DSF NPT', 'completed', '-', '-', common.with_error(v_ref, v_ref_se, '.0f'), '', '-', '-'],
+                ['GAP (DSF) NPT', stop['stop_reason'], stop.get('stop_step') or '-', npt['breaking_step'] or '-',
                  common.with_error(v_ml, v_ml_se, '.0f'), f'{dv:+.1f} ± {dv_se:.1f} %' if dv_se is not None else f'{dv:+.1f} %', p('ML run'),
                  p('rerun')]]
-    npt_header = ['run', 'stop', 'breaking step', 'volume (Å^3, 2nd half)', 'vs classical', 'P ML run (bar)',
+    npt_header = ['run', 'stop', 'stop step', f'breaking step ({BREAK_FACTOR} x V_classical)',
+                  'volume (Å^3, 2nd half)', 'vs classical', 'P ML run (bar)',
                   'P rerun (bar)']
     common.print_table(npt_header, npt_rows)
 

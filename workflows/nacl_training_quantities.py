@@ -126,9 +126,11 @@ def finding(rows: dict) -> str:
              "V-only GAP's (42 %)")
     if g_efv is None or g_v is None:
         return f'{claim}; here inconclusive: a run has no pressure.'
-    verdict = ('reproduced' if g_v - g_efv > 2 * np.hypot(s_efv, s_v) else
-               'not reproduced' if g_efv - g_v > 2 * np.hypot(s_efv, s_v) else 'inconclusive (within 2 standard errors)')
-    return f'{claim}; here |ML - rerun| is {g_efv:.0f} ± {s_efv:.0f} bar (E+F+V) vs {g_v:.0f} ± {s_v:.0f} bar (V): {verdict}.'
+    error = 2 * np.hypot(s_efv, s_v)
+    verdict = ('reproduced' if g_v - g_efv > error else 'not reproduced' if g_efv - g_v > error
+               else 'inconclusive (within 2 standard errors)')
+    return (f'{claim}; here |ML - rerun| is {g_efv:.0f} ± {s_efv:.0f} bar (E+F+V) vs {g_v:.0f} ± {s_v:.0f} bar (V): '
+            f'{verdict}.')
 
 
 def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> dict:
