@@ -259,10 +259,11 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
         entry = pressure.get(key) or {}
         return common.with_error(entry.get('mean_bar'), entry.get('standard_error_bar'), '.0f')
 
-    npt_rows = [['classical DSF NPT', 'completed', '-', '-', common.with_error(v_ref, v_ref_se, '.0f'), '', '-', '-'],
+    npt_rows = [['classical DSF NPT', 'completed', '-', '-', common.with_error(v_ref, v_ref_se, '.0f'), '', '-',
+                 '-'],
                 ['GAP (DSF) NPT', stop['stop_reason'], stop.get('stop_step') or '-', npt['breaking_step'] or '-',
-                 common.with_error(v_ml, v_ml_se, '.0f'), f'{dv:+.1f} ± {dv_se:.1f} %' if dv_se is not None else f'{dv:+.1f} %', p('ML run'),
-                 p('rerun')]]
+                 common.with_error(v_ml, v_ml_se, '.0f'),
+                 f'{dv:+.1f} ± {dv_se:.1f} %' if dv_se is not None else f'{dv:+.1f} %', p('ML run'), p('rerun')]]
     npt_header = ['run', 'stop', 'stop step', f'breaking step ({BREAK_FACTOR} x V_classical)',
                   'volume (Å^3, 2nd half)', 'vs classical', 'P ML run (bar)',
                   'P rerun (bar)']

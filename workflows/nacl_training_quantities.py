@@ -13,11 +13,11 @@ Printed (and written to the JSON):
   know energies up to a constant; the offset is given too), forces, virials;
 * the pressure table: the mean pressure of the training run (its production part), of the ML run and of the rerun
   of the ML run's frames, each ± its block standard error (``science.observables.mean_and_standard_error``), and
-  the ML-run - rerun difference. The thesis finds the V-only GAP's ML run 42 % below its rerun and the E+F+V GAP's
-  17 % below: better forces keep the ML run closer to configurations it predicts well.
+  the ML-run - rerun difference. The thesis finds the V-only GAP's ML-run and rerun pressures 42 % apart and the
+  E+F+V GAP's 17 % apart: better forces keep the ML run closer to configurations it predicts well.
 
-Sizes (``SIZES``): ``tiny`` is the integration test (32 ions, only the V and E+F+V GAPs); ``small`` (default) runs in minutes on 2 cores (64
-ions, the recorded run of ``docs/source/results/nacl_training_quantities.md``); ``large`` is the thesis's size (200
+Sizes (``SIZES``): ``tiny`` is the integration test (32 ions, only the V and E+F+V GAPs); ``small`` (default) runs
+in minutes on 2 cores (64 ions, the recorded run of ``docs/source/results/nacl_training_quantities.md``); ``large`` is the thesis's size (200
 ions), for a cluster.
 
     AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/nacl_training_quantities.py [--size tiny|small|large] [--out DIR]
