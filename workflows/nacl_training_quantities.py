@@ -17,8 +17,8 @@ Printed (and written to the JSON):
   E+F+V GAP's 17 % apart: better forces keep the ML run closer to configurations it predicts well.
 
 Sizes (``SIZES``): ``tiny`` is the integration test (32 ions, only the V and E+F+V GAPs); ``small`` (default) runs
-in minutes on 2 cores (64 ions, the recorded run of ``docs/source/results/nacl_training_quantities.md``); ``large`` is the thesis's size (200
-ions), for a cluster.
+in minutes on 2 cores (64 ions, the recorded run of ``docs/source/results/nacl_training_quantities.md``); ``large``
+is the thesis's size (200 ions), for a cluster.
 
     AIIDA_PATH=$PWD/.aiida .venv/bin/python workflows/nacl_training_quantities.py [--size tiny|small|large] [--out DIR]
 
