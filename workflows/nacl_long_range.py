@@ -175,10 +175,15 @@ def finding(errors: dict, npt: dict) -> str:
     else:
         parity = (f"inconclusive: energy RMSE PPPM {1000 * coul['rmse']:.2f} vs DSF {1000 * dsf['rmse']:.2f} "
                   'meV/atom differ by less than 2 standard errors')
+    if npt.get('breaking_step') is not None:
+        npt_text = f"breaks at step {npt['breaking_step']} (volume above {BREAK_FACTOR} x the classical NPT volume)"
+    elif npt['stop_reason'] != 'completed':
+        npt_text = f"stops ({npt['stop_reason']} at step {npt['stop_step']})"
+    else:
+        npt_text = 'stays below the breaking volume'
     failed = npt['stop_reason'] != 'completed' or npt.get('breaking_step') is not None
     return (f"Thesis ch. 9: the long-range (Coulomb) GAP's energies are noisier than the cutoff GAP's, and the "
-            f"cutoff GAP still fails in NPT; here the first is {parity}, and the DSF GAP's NPT run "
-            f"{'fails (' + npt['stop_reason'] + ')' if failed else 'completes'} "
+            f"cutoff GAP still fails in NPT; here the first is {parity}, and the DSF GAP's NPT run {npt_text} "
             f"({'reproduced' if failed else 'not reproduced'}).")
 
 
