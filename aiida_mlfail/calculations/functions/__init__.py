@@ -9,7 +9,7 @@ One module per family:
 * :mod:`.labels` -- reference labels onto configurations;
 * :mod:`.metrics` -- errors of predictions against reference labels, parity plot;
 * :mod:`.analysis` -- forensics of a GAP MD run, RDF / MSD / diffusion;
-* :mod:`.active_learning` -- the active learner's screening, iteration table and ledger.
+* :mod:`.active_learning` -- the active learner's batch choice, screening, iteration table and ledger.
 
 Every name is re-exported here (``from aiida_mlfail.calculations.functions import X`` keeps
 working), and every calcfunction is registered under an ``mlfail.`` entry point in the
@@ -18,7 +18,7 @@ working), and every calcfunction is registered under an ``mlfail.`` entry point 
 
 from __future__ import annotations
 
-from .active_learning import active_learning_summary, first_configurations, screen_configurations
+from .active_learning import active_learning_summary, choose_batch, first_configurations, screen_configurations
 from .analysis import analyse_mlmd, structure_and_dynamics
 from .labels import LABEL_KEYS, attach_labels, with_labels
 from .lammps_inputs import prepare_mlmd, prepare_rerun, prepare_sampling, prepare_single_points
@@ -32,6 +32,7 @@ __all__ = [
     'analyse_mlmd',
     'attach_labels',
     'build_structure',
+    'choose_batch',
     'check_structure_spec',
     'collect_structures',
     'compare_labels',
