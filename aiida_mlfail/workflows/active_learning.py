@@ -221,8 +221,9 @@ class ActiveLearningWorkChain(ProtocolMixin, ExplorationLoop, WorkChain):
             ``pressure`` (bar), ``sampling`` / ``gap`` / ``label`` (overrides of the inner protocols),
             ``selection`` (``{lammps: ..., cp2k: ...}`` by labeller kind), ``split``, ``explore`` and
             ``predict`` (restart wrappers: ``max_iterations``, ``restart``, ``clean_workdir``,
-            ``handler_overrides``, ``job.parameters`` (explore), ``job.metadata.options``), ``parameters``
-            (loop limits).
+            ``handler_overrides``, ``job.parameters`` (explore), ``job.metadata.options``), ``walkers`` (list of
+            dicts: ``temperature``, ``pressure``, ``ensemble``, ``seed``; ``null``: one walker), ``parameters``
+            (loop limits, ``max_batch``).
         :param options: scheduler options of every job (sampling, gap_fit, quip, explorer, labelling).
         :param reference: the labeller: classical preset ``{'name': ..., 'parameters': ...}`` or
             ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
@@ -273,6 +274,8 @@ class ActiveLearningWorkChain(ProtocolMixin, ExplorationLoop, WorkChain):
         builder.predict = wrapper_inputs_from_protocol(inputs.get('predict'), found['quip'], options,
                                                        f'{owner} predict')
         builder.parameters = orm.Dict(inputs['parameters'])
+        if inputs.get('walkers'):
+            builder.walkers = orm.List(list(inputs['walkers']))
         return builder
 
     # -- set-up and initial data -------------------------------------------------------------
