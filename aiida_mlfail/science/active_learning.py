@@ -264,7 +264,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
-    """PNG: validation RMSE (energy, forces) and MD steps before the stop vs iteration, with the stop reasons."""
+    """PNG: validation RMSE (energy, forces) and MD steps before the stop (of all walkers) vs iteration, with the stop
+    reasons."""
     from aiida_mlfail.science.plots import figure_png, plt  # noqa: PLC0415
 
     it = [r['iteration'] for r in rows]
@@ -275,8 +276,12 @@ def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
     ax_rmse.plot(it, [np.nan if v is None else 1000 * v for v in forces], 's-', label='forces (meV/Å)')
     ax_rmse.set_xlabel('iteration'), ax_rmse.set_ylabel('validation RMSE'), ax_rmse.legend(fontsize=8)
     steps = [r.get('steps') or 0 for r in rows]
-    colours = ['tab:green' if r.get('stop_reason') == 'max_steps' else
-               'tab:orange' if r.get('stop_reason') == 'novel' else 'tab:red' for r in rows]
+    def colour(row):  # the walkers' stops joined by ' / ' (science.walkers): all no flag, any guard, else novel
+        reasons = set(str(row.get('stop_reason', '')).split(' / '))
+        return 'tab:green' if reasons == {'max_steps'} else 'tab:red' if reasons - {'max_steps', 'novel'} else \
+            'tab:orange'
+
+    colours = [colour(r) for r in rows]
     ax_steps.bar(it, steps, color=colours)
     for x, y, r in zip(it, steps, rows):
         ax_steps.annotate(str(r.get('stop_reason', '')), (x, y), ha='center', va='bottom', fontsize=7, rotation=90)
