@@ -114,7 +114,7 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     jobs = trigger['labelling_jobs']
     assert len(jobs) == 1 and jobs[0].process_class is LammpsCalculation
     labelled = trigger['labelling'].outputs.training_set.get_atoms()
-    match = next(a for a in labelled if a.info['candidate'] == 'trigger')
+    match = next(a for a in labelled if a.info['candidate'] == f'w{farther}_trigger')
     assert trigger['energy'] == pytest.approx(match.info['energy'])
     np.testing.assert_allclose(trigger['forces'], match.arrays['forces'])
     # the labelling job labelled it once: its frame energy is the stored energy
