@@ -94,10 +94,8 @@ def normalise_walkers(walkers, structures=()) -> list[dict]:
 def walker_parameters(base: dict, walker: dict, iteration: int, reseed: bool, index: int) -> dict:
     """The explorer ``parameters`` of walker ``index`` in ``iteration`` (1-based): ``base`` with the walker's
     state point and seed; the seed is the walker's (default ``base['seed']`` (4242 if unset) + 1000 x index)
-    plus ``iteration - 1`` when ``reseed``. NPT without a pressure anywhere raises.
-
-    :raises ValueError: for an NPT walker without a pressure.
-    """
+    plus ``iteration - 1`` when ``reseed``; a key neither gives takes the explorer's default
+    (``science.mlmd.MLMD_DEFAULTS``)."""
     parameters = dict(base)
     for key in ('temperature', 'pressure', 'ensemble'):
         if key in walker:
@@ -105,8 +103,6 @@ def walker_parameters(base: dict, walker: dict, iteration: int, reseed: bool, in
     if 'seed' in walker or index > 0 or reseed:  # (one walker without reseed: the explorer's own seed, as before)
         seed = walker.get('seed', int(base.get('seed', 4242)) + 1000 * index)
         parameters['seed'] = int(seed) + (iteration - 1 if reseed else 0)
-    if str(parameters.get('ensemble', 'NVT')).upper() == 'NPT' and parameters.get('pressure') is None:
-        raise ValueError(f'walkers[{index}]: NPT needs a pressure (bar) in the walker or in explore.job.parameters')
     return parameters
 
 

@@ -39,8 +39,6 @@ def test_walker_parameters_state_point_and_seeds():
     assert walkers.walker_parameters(base, {}, 1, True, 1)['seed'] == 1011
     hot = walkers.walker_parameters(base, {'temperature': 1600.0, 'ensemble': 'NVT', 'seed': 5}, 2, True, 2)
     assert hot == {**base, 'temperature': 1600.0, 'ensemble': 'NVT', 'seed': 6}
-    with pytest.raises(ValueError, match=r'walkers\[1\]: NPT needs a pressure'):
-        walkers.walker_parameters({'ensemble': 'NVT'}, {'ensemble': 'NPT'}, 1, True, 1)
 
 
 def test_candidate_keys_round_trip_and_rank():

@@ -320,6 +320,7 @@ def test_bad_walkers_are_named_at_submit(inputs, walkers, message):
     _submit_fails(inputs, message)
 
 
+
 def test_walkers_with_their_own_start_structures(inputs):
     inputs['walkers'] = orm.List([{'temperature': 1400.0, 'seed': 1},
                                   {'temperature': 1600.0, 'ensemble': 'NVT', 'seed': 2, 'structure': 'dense'}])
