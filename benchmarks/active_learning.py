@@ -10,8 +10,9 @@ GAP of each runs NPT from the same start (the demo's verification run) for the e
 Orchestration overhead = wall time of the run minus the time during which at least one of its programs ran (the
 union of the jobs' intervals; a job's interval runs from the mtime of its ``_aiidasubmit.sh`` to the newest mtime
 in its working directory, read from the job node's ``remote_folder``; so the time of uploads, scheduler polls,
-retrieval, parsing, calcfunctions and the daemon's steps is overhead), divided by the number of explorations
-(iterations). ``--quick``: explorations of 500 steps (instead of 2000), at most 6 iterations, a 4000-step classical
+retrieval, parsing, calcfunctions and the daemon's steps is overhead; the wait between the upload and the
+scheduler's start of a job counts as program time, so the overhead is a lower bound), divided by the number of
+explorations (iterations; the initial fit is in the wall time too). ``--quick``: explorations of 500 steps (instead of 2000), at most 6 iterations, a 4000-step classical
 NPT reference and 1000-step verification runs.
 
     AIIDA_PATH=... python benchmarks/active_learning.py [--walkers 1 2 4] [--quick] [--computer localhost]
