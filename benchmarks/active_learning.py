@@ -12,8 +12,8 @@ union of the jobs' intervals; a job's interval runs from the mtime of its ``_aii
 in its working directory, read from the job node's ``remote_folder``; so the time of uploads, scheduler polls,
 retrieval, parsing, calcfunctions and the daemon's steps is overhead; the wait between the upload and the
 scheduler's start of a job counts as program time, so the overhead is a lower bound), divided by the number of
-explorations (iterations; the initial fit is in the wall time too). ``--quick``: explorations of 500 steps (instead of 2000), at most 6 iterations, a 4000-step classical
-NPT reference and 1000-step verification runs.
+explorations (iterations; the initial fit is in the wall time too). ``--quick``: explorations of 500 steps
+(instead of 2000), at most 6 iterations, a 4000-step classical NPT reference and 1000-step verification runs.
 
     AIIDA_PATH=... python benchmarks/active_learning.py [--walkers 1 2 4] [--quick] [--computer localhost]
 
@@ -74,10 +74,11 @@ def union_length(intervals) -> float:
 def run_figures(run, wall: float) -> dict:
     """Iterations, labels, refits, program time by kind and the overhead of a finished run."""
     from aiida import orm
+    from aiida.common.links import LinkType
 
     summary = run.outputs.summary.get_dict()
     iterations = len(summary['iterations'])
-    links = run.base.links.get_outgoing(link_type=(orm.LinkType.CALL_WORK, orm.LinkType.CALL_CALC)).all()
+    links = run.base.links.get_outgoing(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).all()
     labels = sum(len(link.node.base.links.get_incoming(link_label_filter='structures__%').all())
                  for link in links if link.link_label.startswith('label_iteration_'))
     refits = sum(1 for link in links if link.link_label.startswith('fit_iteration_') and
@@ -98,11 +99,10 @@ def run_figures(run, wall: float) -> dict:
 
 
 def wait_for(node, poll: float = 1.0) -> float:
-    """Seconds until ``node`` terminates (polled every ``poll`` s)."""
-    start = time.time()
+    """Wall time (s) of ``node``, from its creation to its last change (its termination), after waiting for it."""
     while not node.is_terminated:
         time.sleep(poll)
-    return time.time() - start
+    return (node.mtime - node.ctime).total_seconds()
 
 
 def main(argv=None) -> int:
@@ -110,7 +110,12 @@ def main(argv=None) -> int:
     parser.add_argument('--walkers', type=int, nargs='+', default=[1, 2, 4])
     parser.add_argument('--quick', action='store_true', help='shorter explorations and verification runs')
     parser.add_argument('--computer', default='localhost')
+    parser.add_argument('--sampling', type=int, help='PK of a finished NVT sampling of this benchmark to reuse')
+    parser.add_argument('--reference', type=int, help='PK of a finished classical NPT reference to reuse')
+    parser.add_argument('--run', action='append', default=[], metavar='N=PK',
+                        help='reuse the finished ActiveLearningWorkChain PK as the run with N walkers')
     args = parser.parse_args(argv)
+    reuse = {int(n): int(pk) for n, pk in (item.split('=') for item in args.run)}
 
     import common
     import nacl_active_learning as study
@@ -130,10 +135,12 @@ def main(argv=None) -> int:
           f'{os.cpu_count()} cores, computer {args.computer})')
     npt_point = [{'temperature': study.TEMPERATURE, 'ensemble': 'NPT', 'pressure': study.PRESSURE,
                   'volume': s['training_volume'], 'label': 'npt_1bar'}]
-    reference = submit(study.sampling_builder(codes, s, npt_point, md={'production_steps': s['npt_steps'],
-                                                                      'seed': 99}))
-    sampled = common.submit_all({'single-density NVT sampling': study.training_sampling_builder(codes, s)})
+    reference = orm.load_node(args.reference) if args.reference else submit(study.sampling_builder(
+        codes, s, npt_point, md={'production_steps': s['npt_steps'], 'seed': 99}))
+    sampled = {'sampling': orm.load_node(args.sampling)} if args.sampling else \
+        common.submit_all({'single-density NVT sampling': study.training_sampling_builder(codes, s)})
     common.wait({'classical NPT reference': reference})
+    print(f"reference <{reference.pk}>, sampling <{next(iter(sampled.values())).pk}>")
     pool = next(iter(sampled.values())).outputs.pool
     parts = split_training_set(pool, orm.Dict({'train_fraction': 0.5, 'seed': 3}))
     start_structure = pool.get_atoms()[-1]
@@ -142,10 +149,14 @@ def main(argv=None) -> int:
 
     results = {}
     for n in args.walkers:
-        builder = study.active_learning_builder(codes, s, parts['train'], parts['validation'], start_structure)
-        builder.walkers = orm.List(walker_list(n))
-        run = submit(builder)
-        print(f'submitted ActiveLearningWorkChain <{run.pk}> with {n} walker(s)')
+        if n in reuse:
+            run = orm.load_node(reuse[n])
+            print(f'reusing ActiveLearningWorkChain <{run.pk}> with {n} walker(s)')
+        else:
+            builder = study.active_learning_builder(codes, s, parts['train'], parts['validation'], start_structure)
+            builder.walkers = orm.List(walker_list(n))
+            run = submit(builder)
+            print(f'submitted ActiveLearningWorkChain <{run.pk}> with {n} walker(s)')
         wall = wait_for(run)
         if run.exit_status not in (0, 701, 702):
             print(f'  failed [{run.exit_status}] {run.exit_message}: verdi process report {run.pk}', file=sys.stderr)
