@@ -17,6 +17,14 @@ explorations (iterations; the initial fit is in the wall time too). ``--quick``:
 
     AIIDA_PATH=... python benchmarks/active_learning.py [--walkers 1 2 4] [--quick] [--computer localhost]
 
+Measured on 2026-11-30 on the shared 2-core machine under a load average of 15-23 (other engineers' runs), with
+``benchmarks/active_learning.py --quick --walkers 1 2 4`` (the 1-walker run from a first invocation that stopped
+after it, reused with ``--sampling 22 --reference 14 --run 1=77``): all three converged after 2 iterations;
+1 walker 662 s, 1 label, 1 refit, overhead 80 s/iteration, final volume +6.4 % (2644 ± 37 vs 2484 ± 56 Å^3);
+2 walkers 630 s (0.95 x), 2 labels, 1 refit, 71.5 s/iteration (0.89 x), +7.3 %; 4 walkers 720 s (1.09 x),
+4 labels, 1 refit, 64.8 s/iteration (0.81 x), -4.6 %. With such a load the wall times say little about the
+goal (2 walkers <= 60 % of 1 walker); the full (non-quick) run was not made.
+
 Needs a profile with a running daemon and the codes of ``scripts/setup-aiida.sh`` (``lammps``, ``gap_fit``,
 ``quip``, ``explore`` on ``--computer``). A run on the local SLURM cluster (``--computer slurm``) is possible
 with those codes; it was not measured.
