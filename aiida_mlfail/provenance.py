@@ -2,12 +2,15 @@
 
 The links the queries follow (made by ``ActiveLearningWorkChain``)::
 
-    AL run --CALL(explore_iteration_<i>)--> ExploreCalculation --CREATE(configuration|previous_configuration)-->
-        StructureData --INPUT(structures__trigger|structures__previous)--> LabelWorkChain
+    AL run --CALL(explore_iteration_<i>_walker_<w>)--> ExploreRestartWorkChain --CALL--> ExploreCalculation
+        --CREATE(configuration|previous_configuration)--> StructureData
+        --INPUT(structures__w<w>_trigger|structures__w<w>_previous)--> LabelWorkChain
     AL run --CALL(label_iteration_<i>)--> LabelWorkChain --CALL--> labelling job(s)
     ExploreCalculation <--INPUT(potential)-- GapPotentialData
     AL run --CALL(merge_iteration_<i>)--> merge_training_sets <--INPUT(new)-- TrainingSetData (the added ones)
 
+The walker of a flagged configuration is in its link label into the labelling (``w<w>_<kind>``,
+:func:`aiida_mlfail.science.walkers.candidate_key`; runs before walkers used ``trigger`` / ``previous``: walker 0).
 Each added configuration carries the UUID of its ``StructureData`` (``structure_uuid``, written by
 ``collect_structures`` into the configuration itself), which ties the added data to the graph.
 
@@ -31,6 +34,8 @@ from __future__ import annotations
 from aiida import orm
 from aiida.orm import QueryBuilder
 
+from aiida_mlfail.science.walkers import parse_candidate
+
 
 def _iteration(link_label: str) -> int:
     return int(link_label.rsplit('_', 1)[1])
@@ -39,8 +44,9 @@ def _iteration(link_label: str) -> int:
 def flagged_structures(workchain) -> dict[str, dict]:
     """Every configuration a run sent to its labeller, keyed by the ``StructureData`` UUID.
 
-    :returns: ``{uuid: {'iteration', 'candidate', 'structure', 'md_step', 'similarity', 'stop_reason',
-        'explorer', 'potential', 'labelling', 'labelling_jobs'}}`` (nodes where the value is a node).
+    :returns: ``{uuid: {'iteration', 'walker', 'candidate', 'structure', 'md_step', 'similarity', 'stop_reason',
+        'explorer', 'potential', 'labelling', 'labelling_jobs'}}`` (nodes where the value is a node; ``walker`` the
+        0-based index in the run's ``walkers``, ``candidate`` the kind: 'trigger' or 'previous').
     """
     qb = QueryBuilder()
     qb.append(orm.WorkChainNode, filters={'id': workchain.pk}, tag='run')
@@ -58,8 +64,9 @@ def flagged_structures(workchain) -> dict[str, dict]:
         run_label, label_node = row['label_link']['label'], row['label']['*']
         structure_label, structure = row['structure_link']['label'], row['structure']['*']
         explorer, potential = row['explorer']['*'], row['potential']['*']
+        walker, kind = parse_candidate(structure_label.split('__', 1)[1])
         found[structure.uuid] = {
-            'iteration': _iteration(run_label), 'candidate': structure_label.split('__', 1)[1],
+            'iteration': _iteration(run_label), 'walker': walker, 'candidate': kind,
             'structure': structure, 'md_step': structure.base.attributes.get('md_step', None),
             'similarity': structure.base.attributes.get('similarity', None),
             'stop_reason': structure.base.attributes.get('stop_reason', None),
@@ -78,8 +85,9 @@ def added_configurations(workchain) -> list[dict]:
     """Per configuration an active-learning run added to its training set, where it came from.
 
     :param workchain: the ``ActiveLearningWorkChain`` node (finished or running).
-    :returns: list ordered by iteration of dicts: ``iteration``, ``candidate`` ('trigger' or
-        'previous'), ``md_step``, ``similarity``, ``stop_reason``, ``structure`` (StructureData),
+    :returns: list ordered by iteration, walker and kind (trigger first) of dicts: ``iteration``, ``walker``
+        (0-based index of the run's ``walkers``), ``candidate`` ('trigger' or 'previous'), ``md_step``,
+        ``similarity``, ``stop_reason``, ``structure`` (StructureData),
         ``explorer`` (the ExploreCalculation node), ``potential`` (the GapPotentialData that drove
         the MD), ``labelling`` (LabelWorkChain node), ``labelling_jobs`` (its CalcJob nodes),
         ``energy`` (eV, reference), ``forces`` ((N, 3) eV/Å, reference), ``merge`` (the
@@ -104,7 +112,7 @@ def added_configurations(workchain) -> list[dict]:
             record.update(iteration=_iteration(run_label), energy=float(atoms.info['energy']),
                           forces=atoms.arrays['forces'], merge=merge)
             out.append(record)
-    return sorted(out, key=lambda r: (r['iteration'], r['candidate'] != 'trigger'))
+    return sorted(out, key=lambda r: (r['iteration'], r['walker'], r['candidate'] != 'trigger'))
 
 
 #: The processes that run GAP MD, by ``process_type`` (a ``mlfail.lammps`` job counts only with a ``potential`` input).
@@ -297,7 +305,8 @@ def configuration_origins(training_set, run=None) -> list[dict]:
         returned or made ``training_set`` (:func:`active_learning_run_of`), if any.
     :returns: one dict per configuration: ``iteration`` (0 for the initial data), ``md_step`` (of the
         classical sampling or of the exploration; -1 when unknown), ``trigger`` ('initial', or the
-        candidate 'trigger' / 'previous' of an added configuration), ``labelling_job_uuid`` (the job
+        candidate 'trigger' / 'previous' of an added configuration), ``walker`` (the walker that flagged an added
+        configuration; -1 for the initial data), ``labelling_job_uuid`` (the job
         that computed its labels: the ``mlfail.lammps`` sampling job of its state point, or the
         labelling job of an added configuration; 'unknown' when it cannot be traced), and for added
         configurations ``stop_reason``, ``explore_uuid`` and ``potential_uuid``.
@@ -316,7 +325,7 @@ def configuration_origins(training_set, run=None) -> list[dict]:
             origins.append({
                 'iteration': record['iteration'],
                 'md_step': int(record['md_step']) if record['md_step'] is not None else -1,
-                'trigger': record['candidate'],
+                'trigger': record['candidate'], 'walker': record['walker'],
                 'labelling_job_uuid': labelling[0].uuid if len(labelling) == 1 else
                 ','.join(job.uuid for job in labelling) or 'unknown',
                 'stop_reason': record['explorer'].outputs.results.get('stop_reason', 'unknown'),
@@ -326,5 +335,6 @@ def configuration_origins(training_set, run=None) -> list[dict]:
         job = jobs.get(info.get('state_point')) if info.get('state_point') is not None else None
         md_step = info.get('md_step')
         origins.append({'iteration': 0, 'md_step': int(md_step) if md_step is not None else -1, 'trigger': 'initial',
+                        'walker': -1,
                         'labelling_job_uuid': job.uuid if job is not None else 'unknown'})
     return origins

@@ -12,7 +12,7 @@ from aiida.cmdline.utils import decorators, echo
 from aiida_mlfail.cli.files import atomic_file, atomic_folder, overwrite_option
 
 #: Per-frame fields written by ``export training-set`` (see :func:`aiida_mlfail.provenance.configuration_origins`).
-PROVENANCE_FIELDS = ('iteration', 'md_step', 'trigger', 'labelling_job_uuid')
+PROVENANCE_FIELDS = ('iteration', 'md_step', 'trigger', 'walker', 'labelling_job_uuid')
 
 
 def training_set_of(node):
@@ -86,7 +86,8 @@ def export_training_set(node, output, run, overwrite):
 
     NODE is a TrainingSetData or a process with a training_set (or pool) output, e.g. an active-learning
     run. Every frame gets iteration (0 for the initial data), md_step, trigger ('initial', or 'trigger' /
-    'previous' for a configuration the run added) and labelling_job_uuid (the LAMMPS sampling job of
+    'previous' for a configuration the run added), walker (the walker that flagged it; -1 for the initial data)
+    and labelling_job_uuid (the LAMMPS sampling job of
     its state point, or the labelling job); added frames also stop_reason, explore_uuid, potential_uuid.
 
     An existing OUTPUT is refused unless -f/--overwrite is given; the file is written to a temporary file

@@ -172,7 +172,8 @@ def write_active_learning_report(run, folder: pathlib.Path) -> list[pathlib.Path
                      f"{_fmt(r['virial_rmse'], '{:.4f}'):>11}  {'yes' if r['final'] else ''}")
     lines += ['', 'configurations added:']
     for r in added:
-        lines.append(f"  iteration {r['iteration']} {r['candidate']}: MD step {r['md_step']}, similarity "
+        lines.append(f"  iteration {r['iteration']} walker {r['walker']} {r['candidate']}: MD step {r['md_step']}, "
+                     "similarity "
                      f"{_fmt(r['similarity'], '{:.6f}')}, explorer <{r['explorer'].pk}>, GAP {r['potential'].label}, "
                      f"labelled by <{', '.join(str(j.pk) for j in r['labelling_jobs'])}>, E {r['energy']:.4f} eV")
     if not added:
@@ -200,7 +201,8 @@ def write_active_learning_report(run, folder: pathlib.Path) -> list[pathlib.Path
                         'fit_uuid': r['fit'].uuid, 'training_set_size': r['training_set_size'],
                         'energy_rmse': r['energy_rmse'], 'forces_rmse': r['forces_rmse'],
                         'virial_rmse': r['virial_rmse'], 'final': r['final']} for r in potentials],
-        'added_configurations': [{'iteration': r['iteration'], 'candidate': r['candidate'], 'md_step': r['md_step'],
+        'added_configurations': [{'iteration': r['iteration'], 'walker': r['walker'], 'candidate': r['candidate'],
+                                  'md_step': r['md_step'],
                                   'similarity': r['similarity'], 'stop_reason': r['stop_reason'],
                                   'structure_uuid': r['structure'].uuid, 'explore_uuid': r['explorer'].uuid,
                                   'potential_uuid': r['potential'].uuid,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiida_mlfail.science import checks
+from aiida_mlfail.science import checks, walkers
 from aiida_mlfail.science.pair_distances import (
     OUTLIER_DISTANCE_FRACTION,
     normalise_pair_distances,
@@ -31,7 +31,8 @@ from aiida_mlfail.science.structures import pair_min_distances
 #: whether each exploration gets a new velocity seed (seed + iteration), the budget of configurations
 #: that could not be labelled or were rejected as outliers (the ledger; the run ends with its own exit
 #: code when it holds more), and how many labelling jobs (CP2K single points) may run at once (4: one
-#: workstation; raise it on a cluster).
+#: workstation; raise it on a cluster), and how many flagged configurations of all walkers are labelled per
+#: iteration (``max_batch``: triggers first, then farthest-point selection, ``science.walkers.select_batch``).
 ACTIVE_LEARNING_DEFAULTS = {
     'max_iterations': 8,
     'max_new_configurations': 20,
@@ -40,6 +41,7 @@ ACTIVE_LEARNING_DEFAULTS = {
     'outliers': {'min_distance': None, 'max_energy_deviation': 1.0, 'max_force': 20.0},
     'max_failed_labels': 10,
     'max_concurrent_labels': 4,
+    'max_batch': 4,
 }
 
 #: Order in which candidates of one exploration are added when ``max_new_configurations`` leaves
@@ -68,7 +70,7 @@ def normalise_active_learning(parameters: dict) -> dict:
                          f'{sorted(ACTIVE_LEARNING_DEFAULTS)} and outliers {sorted(known)}')
     outliers = {**known, **given}
     merged = {**ACTIVE_LEARNING_DEFAULTS, **parameters, 'outliers': outliers}
-    for key in ('max_iterations', 'max_new_configurations', 'max_concurrent_labels'):
+    for key in ('max_iterations', 'max_new_configurations', 'max_concurrent_labels', 'max_batch'):
         merged[key] = checks.integer(merged[key], key, ge=1)
     merged['max_failed_labels'] = checks.integer(merged['max_failed_labels'], 'max_failed_labels', ge=0)
     checks.choice(merged['restart_from'], 'restart_from', ('stop', 'start'))
@@ -110,8 +112,13 @@ def loop_outcome(converged: bool, iterations: int, added: int, parameters: dict,
 
 
 def candidate_rank(candidate) -> int:
-    """Position of a candidate name in :data:`CANDIDATE_PRIORITY` (unknown names last)."""
-    return CANDIDATE_PRIORITY.index(candidate) if candidate in CANDIDATE_PRIORITY else len(CANDIDATE_PRIORITY)
+    """Position of a candidate's kind in :data:`CANDIDATE_PRIORITY` (unknown names last); the candidate is a kind
+    ('trigger') or a walker's key ('w1_trigger', :func:`~aiida_mlfail.science.walkers.candidate_key`)."""
+    try:
+        _, kind = walkers.parse_candidate(candidate)
+    except ValueError:
+        return len(CANDIDATE_PRIORITY)
+    return CANDIDATE_PRIORITY.index(kind) if kind in CANDIDATE_PRIORITY else len(CANDIDATE_PRIORITY)
 
 
 def choose_additions(candidates: list, accepted: list[bool], room: int) -> list[int]:
@@ -241,6 +248,7 @@ TABLE_COLUMNS = (
     ('flagged_energy_error', '|ΔE| flagged (eV/at)', '{:.4f}'),
     ('flagged_forces_rmse', 'F RMSE flagged (eV/Å)', '{:.3f}'),
     ('added', 'added', '{}'),
+    ('added_from', 'added from (walker_kind)', '{}'),
     ('rejected', 'rejected', '{}'),
     ('label_failures', 'not labelled', '{}'),
 )
@@ -256,7 +264,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
-    """PNG: validation RMSE (energy, forces) and MD steps before the stop vs iteration, with the stop reasons."""
+    """PNG: validation RMSE (energy, forces) and MD steps before the stop (of all walkers) vs iteration, with the stop
+    reasons."""
     from aiida_mlfail.science.plots import figure_png, plt  # noqa: PLC0415
 
     it = [r['iteration'] for r in rows]
@@ -267,8 +276,12 @@ def convergence_png(rows: list[dict], title: str = 'active learning') -> bytes:
     ax_rmse.plot(it, [np.nan if v is None else 1000 * v for v in forces], 's-', label='forces (meV/Å)')
     ax_rmse.set_xlabel('iteration'), ax_rmse.set_ylabel('validation RMSE'), ax_rmse.legend(fontsize=8)
     steps = [r.get('steps') or 0 for r in rows]
-    colours = ['tab:green' if r.get('stop_reason') == 'max_steps' else
-               'tab:orange' if r.get('stop_reason') == 'novel' else 'tab:red' for r in rows]
+    def colour(row):  # the walkers' stops joined by ' / ' (science.walkers): all no flag, any guard, else novel
+        reasons = set(str(row.get('stop_reason', '')).split(' / '))
+        return 'tab:green' if reasons == {'max_steps'} else 'tab:red' if reasons - {'max_steps', 'novel'} else \
+            'tab:orange'
+
+    colours = [colour(r) for r in rows]
     ax_steps.bar(it, steps, color=colours)
     for x, y, r in zip(it, steps, rows):
         ax_steps.annotate(str(r.get('stop_reason', '')), (x, y), ha='center', va='bottom', fontsize=7, rotation=90)

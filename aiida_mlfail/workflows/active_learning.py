@@ -7,16 +7,20 @@ labeller (classical configurations, e.g. DFT labels) and split; (c) a labelled `
 AIMD trajectory (``Cp2kAimdWorkChain.outputs.trajectory``), selected and split. Selection, labelling
 and split are calcfunctions / WorkChains of the run (provenance).
 
-Loop: fit (``mlfail.gap``) -> explore (``mlfail.explore``: GAP-MD until a configuration is novel by
-REMatch or a failure guard trips) -> label the flagged configuration(s) (``mlfail.label``) -> GAP
-prediction of them (``mlfail.quip``) -> outlier check -> merge into the training set -> refit ->
-explore again, until an exploration runs ``max_steps`` without a flag (converged) or a limit is hit.
+Loop: fit (``mlfail.gap``) -> explore with every walker at once (``mlfail.explore``: GAP-MD until a
+configuration is novel by REMatch or a failure guard trips; one exploration per entry of ``walkers``, each
+with its own state point, seed and start) -> choose a batch of at most ``max_batch`` of all walkers' flagged
+configurations (triggers first, then farthest-point in REMatch distance, ``science.walkers``) -> label the
+batch (``mlfail.label``, its jobs concurrently) -> GAP prediction of them (``mlfail.quip``) -> outlier check
+-> merge into the training set -> refit once -> explore again, until every walker runs ``max_steps`` without
+a flag (converged) or a limit is hit. The steps of the iteration are
+:class:`~aiida_mlfail.workflows.active_learning_loop.ExplorationLoop`.
 Every flagged configuration is an output ``StructureData`` of its explorer job and an input of its
 labelling WorkChain, so :func:`aiida_mlfail.provenance.added_configurations` can follow the links.
 
 Rules of the loop: a configuration is labelled at most once (one flagged again is skipped); only an
-accepted novelty trigger is the start of the next exploration (``restart_from='stop'``); when
-``max_new_configurations`` leaves less room than was accepted, the trigger goes first; every
+accepted novelty trigger is the start of the next exploration of its walker (``restart_from='stop'``); when
+``max_new_configurations`` leaves less room than was accepted, the triggers go first; every
 configuration that could not be labelled or was rejected as an outlier goes to the ledger
 (``failed_labels``), and more than ``max_failed_labels`` of them end the run (406).
 """
@@ -39,10 +43,11 @@ from aiida_mlfail.calculations.functions import (  # noqa: F401 (calcfunctions, 
 from aiida_mlfail.data.gap_potential import GapPotentialData
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
-from aiida_mlfail.science import pair_distances
+from aiida_mlfail.science import walkers as walkers_module
 from aiida_mlfail.science.selection import normalise_selection, normalise_split
 from aiida_mlfail.workflows.active_learning_inputs import INITIAL_DATA, validate_inputs  # noqa: F401 (INITIAL_DATA importable from here too)
-from aiida_mlfail.workflows.common import dict_validator, expose_job, structure_message, wrapper_inputs
+from aiida_mlfail.workflows.active_learning_loop import ExplorationLoop
+from aiida_mlfail.workflows.common import dict_validator, expose_job
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.protocols import (
@@ -54,7 +59,7 @@ from aiida_mlfail.workflows.protocols import (
     split_reference,
     wrapper_inputs_from_protocol,
 )
-from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain, is_outcome
+from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, QuipRestartWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
 
 
@@ -88,7 +93,21 @@ def _validate_calibration(value, _ctx=None):
     return None
 
 
-class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
+def validate_walkers(value, _=None):
+    """Port validator of ``walkers``: :func:`~aiida_mlfail.science.walkers.normalise_walkers` without the structure
+    names (the namespace validator checks those against ``walker_structures``)."""
+    if value is None:
+        return None
+    items = value.get_list()
+    try:
+        walkers_module.normalise_walkers([{k: v for k, v in w.items() if k != 'structure'} if isinstance(w, dict)
+                                          else w for w in items])
+    except ValueError as exc:
+        return f'walkers: {exc}'
+    return None
+
+
+class ActiveLearningWorkChain(ProtocolMixin, ExplorationLoop, WorkChain):
     """Active learning of a GAP: fit, explore with a REMatch novelty check, label, screen, merge, refit.
 
     Inputs: the initial data from one source (see the module doc): ``training_set`` + ``validation_set``,
@@ -156,11 +175,19 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                         'outliers {min_distance (none: 0.5 x the shortest distance of each species pair in the '
                         "current training set; a number in Å for every pair; or {'A-B': Å}), max_energy_deviation "
                         'eV/atom, max_force eV/Å}, '
-                        'max_failed_labels, max_concurrent_labels.')
+                        'max_failed_labels, max_concurrent_labels, max_batch (flagged configurations of all '
+                        'walkers labelled per iteration).')
         spec.input('calibration', valid_type=orm.Dict, required=False, validator=_validate_calibration,
                    help='The `recommended` output of an mlfail.calibrate run: its critical_similarity replaces the '
                         "one of explore.job.parameters, its critical_variance too when the parameters' novelty_signal "
                         'is variance or both.')
+        spec.input('walkers', valid_type=orm.List, required=False, validator=validate_walkers,
+                   help='The walkers that explore at once in every iteration: a list of dicts with temperature (K), '
+                        'pressure (bar), ensemble (NVT|NPT), seed and structure (a name in walker_structures; '
+                        'default explore.job.structure); missing keys take explore.job.parameters. Default: one '
+                        'walker, the explorer\'s own parameters.')
+        spec.input_namespace('walker_structures', valid_type=orm.StructureData, dynamic=True, required=False,
+                             help='Start structures that walkers name by their `structure` key.')
         # the validators of gap, explore and label run: they skip the checks of the ports excluded above
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -170,7 +197,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             cls.run_fit, cls.inspect_fit,
             while_(cls.should_explore)(
                 cls.run_explore, cls.inspect_explore,
-                if_(cls.flagged)(cls.run_label, cls.inspect_label,
+                if_(cls.flagged)(cls.choose, cls.run_label, cls.inspect_label,
                                  if_(cls.labelled)(cls.run_predict, cls.inspect_predict, cls.screen)),
                 if_(cls.training_set_changed)(cls.run_fit, cls.inspect_fit),
                 cls.close_iteration,
@@ -182,7 +209,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.output('metrics', valid_type=orm.Dict, help='Validation metrics of the final GAP.')
         spec.output('summary', valid_type=orm.Dict,
                     help='Per iteration: stop, steps, similarity, errors, sizes, the distance guard and outlier '
-                         "distances (Å, {'A-B': Å} per species pair).")
+                         "distances (Å, {'A-B': Å} per species pair), the walkers' stops (walkers) and the "
+                         'walker_kind of every added configuration (added_from).')
         spec.output('failed_labels', valid_type=orm.Dict,
                     help='The ledger: configurations that could not be labelled or were rejected, with the reason.')
         spec.output('convergence_plot', valid_type=orm.SinglefileData)
@@ -227,8 +255,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             ``pressure`` (bar), ``sampling`` / ``gap`` / ``label`` (overrides of the inner protocols),
             ``selection`` (``{lammps: ..., cp2k: ...}`` by labeller kind), ``split``, ``explore`` and
             ``predict`` (restart wrappers: ``max_iterations``, ``restart``, ``clean_workdir``,
-            ``handler_overrides``, ``job.parameters`` (explore), ``job.metadata.options``), ``parameters``
-            (loop limits).
+            ``handler_overrides``, ``job.parameters`` (explore), ``job.metadata.options``), ``walkers`` (list of
+            dicts: ``temperature``, ``pressure``, ``ensemble``, ``seed``; ``null``: one walker), ``parameters``
+            (loop limits, ``max_batch``).
         :param options: scheduler options of every job (sampling, gap_fit, quip, explorer, labelling).
         :param reference: the labeller: classical preset ``{'name': ..., 'parameters': ...}`` or
             ``{'cp2k': {'protocol': ..., 'overrides': ...}}`` (required).
@@ -279,6 +308,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         builder.predict = wrapper_inputs_from_protocol(inputs.get('predict'), found['quip'], options,
                                                        f'{owner} predict')
         builder.parameters = orm.Dict(inputs['parameters'])
+        if inputs.get('walkers'):
+            builder.walkers = orm.List(list(inputs['walkers']))
         return builder
 
     # -- set-up and initial data -------------------------------------------------------------
@@ -292,13 +323,13 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.labelled_uuids = []  # StructureData sent to the labeller (each configuration is labelled once)
         self.ctx.converged = False
         self.ctx.initial_labels = None
-        self.ctx.structure = self.inputs.explore.job.structure
+        # the volume guard refers to each walker's start volume unless job.parameters gives reference_volume
         self.ctx.explore_parameters = calibrated_parameters(self.inputs.explore.job.parameters.get_dict(),
                                                             self.inputs.get('calibration'))
         if 'calibration' in self.inputs:
             used = {k: self.ctx.explore_parameters.get(k) for k in ('critical_similarity', 'critical_variance')}
             self.report(f'calibration <{self.inputs.calibration.pk}>: {used}')
-        self.ctx.explore_parameters.setdefault('reference_volume', float(self.ctx.structure.get_ase().get_volume()))
+        self._setup_walkers()
         if 'training_set' in self.inputs:
             self.ctx.training_set = self.inputs.training_set
             self.ctx.validation_set = self.inputs.validation_set
@@ -373,13 +404,6 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self._split(labelled, f'sampling labelled by <{node.pk}>')
         return None
 
-    def _record_failure(self, candidate, md_step, structure_uuid, stage: str, reason: str) -> None:
-        """Add a configuration to the ledger of failed labels (stage: 'label' or 'outlier')."""
-        self.ctx.ledger.append({'iteration': self.ctx.iteration, 'candidate': candidate, 'md_step': md_step,
-                                'structure_uuid': structure_uuid, 'stage': stage, 'reason': reason})
-        self.report(f'iteration {self.ctx.iteration}: ledger of failed labels +1 ({len(self.ctx.ledger)} of at most '
-                    f"{self.ctx.p['max_failed_labels']}): {candidate} ({stage}) {reason}")
-
     # -- the loop ------------------------------------------------------------------------------
 
     def run_fit(self):
@@ -407,192 +431,6 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.report(f"iteration {self.ctx.iteration}: GAP {self.ctx.potential.label} validation RMSE energy "
                     f"{metrics['energy']['rmse']:.4f} eV/atom, forces {metrics['forces']['rmse']:.3f} eV/Å")
         return None
-
-    def _budget_exceeded(self) -> bool:
-        return len(self.ctx.ledger) > self.ctx.p['max_failed_labels']
-
-    def should_explore(self):
-        p = self.ctx.p
-        return (not self.ctx.converged and self.ctx.iteration < p['max_iterations']
-                and self.ctx.added < p['max_new_configurations'] and not self._budget_exceeded())
-
-    def run_explore(self):
-        self.ctx.iteration += 1
-        it = self.ctx.iteration
-        metrics = self.ctx.metrics.get_dict()
-        self.ctx.row = {'iteration': it, 'training_set_size': self.ctx.training_set.n_configurations,
-                        'validation_energy_rmse': metrics['energy']['rmse'],
-                        'validation_forces_rmse': metrics['forces']['rmse'],
-                        'potential_uuid': self.ctx.potential.uuid, 'added': 0, 'rejected': 0, 'label_failures': 0}
-        parameters = dict(self.ctx.explore_parameters)
-        if self.ctx.p['reseed']:
-            parameters['seed'] = int(parameters.get('seed', 4242)) + it - 1
-        inputs = wrapper_inputs(self, ExploreRestartWorkChain, 'explore', call_link_label=f'explore_iteration_{it}',
-                                potential=self.ctx.potential, training_set=self.ctx.training_set,
-                                structure=self.ctx.structure, parameters=orm.Dict(parameters))
-        node = self.submit(ExploreRestartWorkChain, **inputs)
-        start = 'the start structure' if self.ctx.structure.uuid == self.inputs.explore.job.structure.uuid else \
-            f'configuration <{self.ctx.structure.pk}>'
-        self.report(f'iteration {it}: submitted exploration <{node.pk}> with GAP {self.ctx.potential.label} '
-                    f'from {start}')
-        return ToContext(explore=node)
-
-    def _labelled_before(self, structure) -> bool:
-        """Whether ``structure`` is (within 1e-3 Å) a configuration already sent to the labeller."""
-        atoms = structure.get_ase()
-        return any(al.same_configuration(atoms, orm.load_node(uuid).get_ase()) for uuid in self.ctx.labelled_uuids)
-
-    def inspect_explore(self):
-        node, it = self.ctx.explore, self.ctx.iteration
-        if not is_outcome(node) or 'results' not in node.outputs:  # a guard stop (by label) still has results
-            return self.exit_codes.ERROR_EXPLORE_FAILED.format(iteration=it, status=node.exit_status,
-                                                               message=node.exit_message)
-        results = node.outputs.results.get_dict()
-        reason = results['stop_reason']
-        self.ctx.stop_reason = reason
-        self.ctx.row.update(stop_reason=reason, steps=results.get('steps_run'),
-                            similarity=results.get('similarity'), explore_uuid=node.uuid)
-        self.ctx.candidates = {}
-        self.ctx.trigger_accepted = False
-        if reason != 'max_steps':
-            for name, port in (('trigger', 'configuration'), ('previous', 'previous_configuration')):
-                if port not in node.outputs:
-                    continue
-                if self._labelled_before(node.outputs[port]):
-                    self.report(f'iteration {it}: the {name} configuration <{node.outputs[port].pk}> was labelled '
-                                'before (flagged a second time): not labelled again')
-                    continue
-                self.ctx.candidates[name] = node.outputs[port]
-        guards = results.get('guard_distances')
-        if guards is not None:
-            self.ctx.row['guard_distances'] = guards
-            self.report(f'iteration {it}: distance guard of exploration <{node.pk}>: '
-                        f'{pair_distances.describe(guards)}')
-        similarity = results.get('similarity')
-        similarity = f'{similarity:.6f}' if similarity is not None else 'n/a'
-        self.report(f"iteration {it}: exploration <{node.pk}> stopped: {reason} after {results.get('steps_run')} "
-                    f'steps (similarity {similarity}); {len(self.ctx.candidates)} configuration(s) to label')
-        if reason == 'max_steps':
-            self.ctx.converged = True
-        return None
-
-    def flagged(self):
-        return bool(self.ctx.candidates)
-
-    def run_label(self):
-        inputs = self._label_inputs()
-        inputs['structures'] = self.ctx.candidates
-        inputs.setdefault('metadata', {})['call_link_label'] = f'label_iteration_{self.ctx.iteration}'
-        self.ctx.labelled_uuids += [node.uuid for node in self.ctx.candidates.values()]
-        node = self.submit(LabelWorkChain, **inputs)
-        self.report(f'iteration {self.ctx.iteration}: submitted labelling <{node.pk}> of {sorted(self.ctx.candidates)}')
-        return ToContext(labelling=node)
-
-    def inspect_label(self):
-        node = self.ctx.labelling
-        self.ctx.row['label_uuid'] = node.uuid
-        candidates = sorted(self.ctx.candidates)  # the LabelWorkChain's configuration order
-        if node.exit_status == LabelWorkChain.exit_codes.ERROR_ALL_FAILED.status:
-            for name in candidates:
-                structure = self.ctx.candidates[name]
-                self._record_failure(name, structure.base.attributes.get('md_step', None), structure.uuid, 'label',
-                                     node.exit_message)
-            self.ctx.row['label_failures'] = len(candidates)
-            return None
-        if not node.is_finished_ok:
-            return self.exit_codes.ERROR_LABEL_FAILED.format(iteration=self.ctx.iteration, status=node.exit_status,
-                                                             message=node.exit_message)
-        excluded = node.outputs.excluded['excluded']
-        for item in excluded:
-            name = candidates[item['index']]
-            structure = self.ctx.candidates[name]
-            self._record_failure(name, structure.base.attributes.get('md_step', None), structure.uuid, 'label',
-                                 item['reason'])
-        self.ctx.row['label_failures'] = len(excluded)
-        return None
-
-    def labelled(self):
-        node = self.ctx.labelling
-        return node.is_finished_ok and 'training_set' in node.outputs
-
-    def run_predict(self):
-        inputs = wrapper_inputs(self, QuipRestartWorkChain, 'predict',
-                                call_link_label=f'predict_iteration_{self.ctx.iteration}',
-                                potential=self.ctx.potential, configurations=self.ctx.labelling.outputs.training_set)
-        node = self.submit(QuipRestartWorkChain, **inputs)
-        self.report(f'iteration {self.ctx.iteration}: submitted GAP prediction <{node.pk}> of the labelled '
-                    'configuration(s)')
-        return ToContext(predict=node)
-
-    def inspect_predict(self):
-        node = self.ctx.predict
-        if not node.is_finished_ok:
-            return self.exit_codes.ERROR_PREDICT_FAILED.format(status=node.exit_status, message=node.exit_message)
-        return None
-
-    def screen(self):
-        """Outlier check of the labelled configurations against the GAP prediction; merge the accepted ones."""
-        node, it = self.ctx.predict, self.ctx.iteration
-        result = screen_configurations(self.ctx.labelling.outputs.training_set, node.outputs.predictions,
-                                       self.ctx.training_set, self.inputs.parameters,
-                                       metadata={'call_link_label': f'screen_iteration_{it}'})
-        verdicts = result['screening']['candidates']
-        limits = result['screening']['outlier_distances']
-        self.ctx.row['outlier_distances'] = limits
-        self.report(f'iteration {it}: outlier distances {pair_distances.describe(limits)} '
-                    f"({result['screening']['outlier_distances_source']})")
-        trigger = next((v for v in verdicts if v['candidate'] == 'trigger'), verdicts[0])
-        self.ctx.row.update(flagged_energy_error=trigger['energy_error'], flagged_forces_rmse=trigger['forces_rmse'])
-        for v in verdicts:
-            verdict = 'accepted' if v['accepted'] else 'rejected: ' + '; '.join(v['reasons'])
-            self.report(f"iteration {it}: {v['candidate']} (MD step {v['md_step']}): GAP error |ΔE| "
-                        f"{v['energy_error']:.4f} eV/atom, force RMSE {v['forces_rmse']:.3f} eV/Å; {verdict}")
-            if not v['accepted']:
-                self._record_failure(v['candidate'], v['md_step'], v.get('structure_uuid'), 'outlier',
-                                     '; '.join(v['reasons']))
-        self.ctx.trigger_accepted = any(v['accepted'] and v['candidate'] == 'trigger' for v in verdicts)
-        accepted = result.get('accepted')
-        room = self.ctx.p['max_new_configurations'] - self.ctx.added
-        n_accepted = accepted.n_configurations if accepted is not None else 0
-        self.ctx.row['rejected'] = len(verdicts) - n_accepted
-        if accepted is None:
-            return None
-        if n_accepted > room:
-            self.report(f'iteration {it}: only {room} of {n_accepted} accepted configurations fit under '
-                        'max_new_configurations; the trigger goes first')
-            accepted = first_configurations(accepted, orm.Int(room),
-                                             metadata={'call_link_label': f'limit_iteration_{it}'})
-        self.ctx.training_set = merge_training_sets(base=self.ctx.training_set, new=accepted,
-                                                    metadata={'call_link_label': f'merge_iteration_{it}'})
-        self.ctx.added += accepted.n_configurations
-        self.ctx.row['added'] = accepted.n_configurations
-        self.ctx.training_set_changed = True
-        return None
-
-    def training_set_changed(self):
-        return self.ctx.get('training_set_changed', False)
-
-    def close_iteration(self):
-        where = al.next_start(self.ctx.stop_reason, self.ctx.p['restart_from'], self.ctx.trigger_accepted)
-        if where == 'stop':
-            # an accepted trigger the explorer's structure validator would refuse (overlapping atoms, possible
-            # when outliers.min_distance is set low) would except the next submit: start from the start then
-            message = structure_message(self.ctx.explore.outputs.configuration)
-            if message:
-                self.report(f'the trigger cannot start an exploration ({message}): the next one starts from the '
-                            'start structure')
-                where = 'start'
-        if where == 'stop':
-            self.ctx.structure = self.ctx.explore.outputs.configuration
-        else:
-            self.ctx.structure = self.inputs.explore.job.structure
-        self.ctx.rows.append(self.ctx.row)
-        self.node.base.extras.set('mlfail_iterations', self.ctx.rows)  # for `status` while it runs (not provenance)
-        row = self.ctx.row
-        self.report(f"iteration {row['iteration']} done: {row['stop_reason']} after {row['steps']} steps, "
-                    f"added {row['added']}, rejected {row['rejected']}, not labelled {row['label_failures']}, "
-                    f'training set now {self.ctx.training_set.n_configurations}; the next exploration starts from '
-                    + ('the accepted trigger' if where == 'stop' else 'the start structure'))
 
     def results(self):
         p = self.ctx.p

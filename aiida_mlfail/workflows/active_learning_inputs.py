@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiida import orm
 
+from aiida_mlfail.science.walkers import normalise_walkers
 from aiida_mlfail.workflows.references import active_learning_reference_error
 
 #: The inputs that give the initial data; exactly one of them.
@@ -15,7 +16,8 @@ INITIAL_DATA = ('training_set', 'sampling', 'pool')
 def validate_inputs(value, ctx=None):
     """Port validator of the ``ActiveLearningWorkChain`` namespace: initial data from exactly one source
     (:data:`INITIAL_DATA`), ``validation_set`` only with ``training_set``, one reference for all data and the
-    labeller, the species of ``explore.job.structure`` covered by the initial data, the labeller and the
+    labeller, every walker's ``structure`` naming one of ``walker_structures``, the species of
+    ``explore.job.structure`` and of the walkers' structures covered by the initial data, the labeller and the
     per-pair outlier distances.
 
     :returns: the message naming the offending input, or ``None`` when the inputs are consistent.
@@ -34,10 +36,17 @@ def validate_inputs(value, ctx=None):
         return '`selection` applies to a `sampling` or `pool` source, not to `training_set`'
     if message := active_learning_reference_error(value):  # one reference for all data and the labeller
         return message
+    named = dict(value.get('walker_structures') or {})
+    if value.get('walkers') is not None:
+        try:
+            normalise_walkers(value['walkers'].get_list(), named)
+        except ValueError as exc:
+            return f'walkers: {exc}'
     structure = (value.get('explore') or {}).get('job', {}).get('structure')
     if structure is None:
         return None
     symbols = set(structure.get_ase().get_chemical_symbols())
+    symbols.update(s for node in named.values() for s in node.get_symbols_set())
     parameters = value.get('parameters')
     limits = ((parameters.get_dict().get('outliers') or {}).get('min_distance') if parameters is not None else None)
     if isinstance(limits, dict):  # per-pair outlier distances of the species explored (keys checked by the port)
@@ -50,7 +59,8 @@ def validate_inputs(value, ctx=None):
     if data is not None:
         missing = sorted(symbols - set(data.species))
         if missing:
-            return f'explore.job.structure has species {missing} that the initial data lack'
+            where = 'explore.job.structure and walker_structures have' if named else 'explore.job.structure has'
+            return f'{where} species {missing} that the initial data lack'
     # exactly one labeller, a known CP2K protocol, a valid classical potential: LabelWorkChain's validator
     label = value.get('label', {})
     if 'code' in label.get('cp2k', {}):

@@ -1,9 +1,10 @@
-"""ActiveLearningWorkChain through the daemon with the real programs: a tiny loop of two iterations.
+"""ActiveLearningWorkChain through the daemon with the real programs: a tiny loop of two iterations, two walkers.
 
 32 molten NaCl ions; initial data from one NVT density (BMHTF + PPPM, LAMMPS); a 2-body GAP
-(gap_fit); the explorer (mlfail-explore: GAP-MD through the LAMMPS bridge + SOAP/REMatch) starts
-NPT from a much more dilute melt, so iteration 1 flags a novel configuration at once; the LAMMPS
-single points label it; the refit GAP explores again in iteration 2.
+(gap_fit); two walkers (different seeds) of the explorer (mlfail-explore: GAP-MD through the LAMMPS bridge +
+SOAP/REMatch) start NPT from a much more dilute melt, so in iteration 1 both flag a novel configuration at
+once; the batch (max_batch=1) takes the one farther from the training set, the LAMMPS single points label
+it; the refit GAP explores again with both walkers in iteration 2.
 """
 
 import numpy as np
@@ -50,18 +51,34 @@ def al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, **parameters):
     }
 
 
+def explorer_of(run, iteration: int, walker: int):
+    """The ExploreCalculation of ``walker`` in ``iteration`` (through its restart wrapper's link label)."""
+    wrapper = run.base.links.get_outgoing(link_label_filter=f'explore_iteration_{iteration}_walker_{walker}').one().node
+    return next(n for n in wrapper.called_descendants if n.process_label == 'ExploreCalculation')
+
+
 def test_two_iterations_and_the_provenance_of_added_configurations(
         submit_and_await, lammps_code, gap_fit_code, quip_code, explore_code):
-    node = submit_and_await(ActiveLearningWorkChain, timeout=900,
-                            **al_inputs(lammps_code, gap_fit_code, quip_code, explore_code))
+    inputs = al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, max_batch=1)
+    inputs['walkers'] = orm.List([{'seed': 11}, {'seed': 29}])
+    node = submit_and_await(ActiveLearningWorkChain, timeout=900, **inputs)
     assert node.exit_status in (0, 701), f'[{node.exit_status}] {node.exit_message}'
     summary = node.outputs.summary.get_dict()
     rows = summary['iterations']
     assert [r['iteration'] for r in rows] == [1, 2]
     assert summary['outcome'] == ('converged' if node.exit_status == 0 else 'max_iterations')
     first = rows[0]
-    assert first['stop_reason'] == 'novel' and first['similarity'] < 0.998
-    assert first['added'] >= 1 and first['flagged_forces_rmse'] > 0
+    # both walkers explored in every iteration and flagged at once from the dilute start
+    assert [[w['walker'] for w in r['walkers']] for r in rows] == [[0, 1], [0, 1]]
+    assert [w['stop_reason'] for w in first['walkers']] == ['novel', 'novel']
+    assert all(w['similarity'] < 0.998 for w in first['walkers']) and first['stop_reason'] == 'novel / novel'
+    assert first['similarity'] == min(w['similarity'] for w in first['walkers'])
+    # the batch: one of the two triggers, the one less similar to the training set (REMatch distances computed)
+    batch = next(n for n in node.called if n.process_label == 'choose_batch')
+    choice = batch.outputs.result.get_dict()
+    farther = min(first['walkers'], key=lambda w: w['similarity'])['walker']
+    assert choice['chosen'] == [f'w{farther}_trigger'] and choice['distances'] == 'rematch'
+    assert first['added'] == 1 and first['added_from'] == f'w{farther}_trigger' and first['flagged_forces_rmse'] > 0
     assert rows[1]['training_set_size'] == first['training_set_size'] + first['added']
     assert node.outputs.convergence_plot.get_content(mode='rb')[:4] == b'\x89PNG'
 
@@ -86,17 +103,18 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     # provenance: every added configuration traces to its explorer, potential and labelling job
     records = added_configurations(node)
     assert len(records) == n_added
-    explore_1 = min((n for n in node.called_descendants if n.process_label == 'ExploreCalculation'),
-                    key=lambda n: n.pk)
     trigger = records[0]
-    assert trigger['iteration'] == 1 and trigger['candidate'] == 'trigger'
+    assert trigger['iteration'] == 1 and trigger['candidate'] == 'trigger' and trigger['walker'] == farther
+    explore_1 = explorer_of(node, 1, farther)
     assert trigger['explorer'].pk == explore_1.pk
+    assert any(f'iteration 1: walker {farther}: exploration <' in m for m in reports), reports
+    assert any(f"iteration 1: added w{farther}_trigger" in m for m in reports), reports
     assert trigger['md_step'] == explore_1.outputs.results['stop_step']
     assert trigger['potential'].uuid == fits[0].outputs.potential.uuid
     jobs = trigger['labelling_jobs']
     assert len(jobs) == 1 and jobs[0].process_class is LammpsCalculation
     labelled = trigger['labelling'].outputs.training_set.get_atoms()
-    match = next(a for a in labelled if a.info['candidate'] == 'trigger')
+    match = next(a for a in labelled if a.info['candidate'] == f'w{farther}_trigger')
     assert trigger['energy'] == pytest.approx(match.info['energy'])
     np.testing.assert_allclose(trigger['forces'], match.arrays['forces'])
     # the labelling job labelled it once: its frame energy is the stored energy

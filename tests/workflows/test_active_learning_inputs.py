@@ -305,3 +305,56 @@ def test_per_pair_distances_given_by_the_user_pass(inputs):
     parameters = inputs['explore']['job']['parameters'].get_dict()
     inputs['explore']['job']['parameters'] = orm.Dict({**parameters, 'guards': {'min_distance': {'Na-Na': 1.0}}})
     assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+
+
+@pytest.mark.parametrize('walkers, message', [
+    ([], r'walkers: walkers must be a non-empty list'),
+    ([{'temperature': 1400.0}, {'temperatur': 1500.0}], r"walkers: walkers\[1\]: unknown key\(s\) \['temperatur'\]"),
+    ([{'ensemble': 'NPT'}, {'ensemble': 'NVE'}], r"walkers\[1\]\.ensemble must be one of .*'NVE'"),
+    ([{'seed': 3}, {'seed': -1}], r'walkers\[1\]\.seed'),
+    ([{}, {'structure': 'dense'}], r"walkers\[1\]\.structure: 'dense' is not a structure of walker_structures "
+                                   r"\(given: none\)"),
+])
+def test_bad_walkers_are_named_at_submit(inputs, walkers, message):
+    inputs['walkers'] = orm.List(walkers)
+    _submit_fails(inputs, message)
+
+
+
+def test_walkers_with_their_own_start_structures(inputs):
+    inputs['walkers'] = orm.List([{'temperature': 1400.0, 'seed': 1},
+                                  {'temperature': 1600.0, 'ensemble': 'NVT', 'seed': 2, 'structure': 'dense'}])
+    inputs['walker_structures'] = {'dense': orm.StructureData(ase=molten_nacl(64, volume=2000.0))}
+    assert ActiveLearningWorkChain.spec().inputs.validate(inputs) is None
+    # a walker structure with a species the initial data lack is named
+    from ase import Atoms
+
+    inputs['walker_structures'] = {'dense': orm.StructureData(
+        ase=Atoms('KCl', positions=[[0, 0, 0], [2.5, 0, 0]], cell=[8, 8, 8], pbc=True))}
+    _submit_fails(inputs, r"explore.job.structure and walker_structures have species \['K'\] that the initial "
+                          'data lack')
+
+
+def test_max_batch_is_checked(inputs):
+    inputs['parameters'] = orm.Dict({'max_batch': 0})
+    _submit_fails(inputs, 'max_batch')
+
+
+def test_choose_batch_calcfunction_triggers_first_then_farthest():
+    """Three candidates of two walkers, room for two: both triggers; the REMatch distances are in the node."""
+    from aiida_mlfail.calculations.functions import choose_batch
+
+    structures = {}
+    for key, volume, similarity in (('w0_trigger', 2300.0, 0.99), ('w1_trigger', 2300.0, 0.999),
+                                    ('w1_previous', 1600.0, 0.9)):
+        node = orm.StructureData(ase=molten_nacl(16, volume=volume * 16 / 64, seed=len(structures)))
+        node.base.attributes.set('similarity', similarity)
+        structures[key] = node
+    result = choose_batch(orm.Dict({'max_batch': 2, 'soap': {'r_cut': 4.0, 'n_max': 3, 'l_max': 2}}),
+                          **structures).get_dict()
+    assert result['chosen'] == ['w0_trigger', 'w1_trigger'] and result['not_chosen'] == ['w1_previous']
+    assert result['distances'] == 'rematch' and result['between']['w0_trigger']['w0_trigger'] == 0.0
+    assert result['to_training']['w1_previous'] == pytest.approx((2 - 2 * 0.9) ** 0.5)
+    # room for one: the trigger farther from the training set (similarity 0.99 < 0.999)
+    result = choose_batch(orm.Dict({'max_batch': 1, 'distance_atoms': 0}), **structures).get_dict()
+    assert result['chosen'] == ['w0_trigger'] and result['distances'] == 'explorer similarities only'

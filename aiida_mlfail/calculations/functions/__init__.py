@@ -9,7 +9,7 @@ One module per family:
 * :mod:`.labels` -- reference labels onto configurations;
 * :mod:`.metrics` -- errors of predictions against reference labels, parity plot;
 * :mod:`.analysis` -- forensics of a GAP MD run, RDF / MSD / diffusion;
-* :mod:`.active_learning` -- the active learner's screening, iteration table and ledger;
+* :mod:`.active_learning` -- the active learner's batch choice, screening, iteration table and ledger;
 * :mod:`.calibration` -- ROC / precision-recall of the failure signals of oracle explorations.
 
 Every name is re-exported here (``from aiida_mlfail.calculations.functions import X`` keeps
@@ -19,7 +19,7 @@ working), and every calcfunction is registered under an ``mlfail.`` entry point 
 
 from __future__ import annotations
 
-from .active_learning import active_learning_summary, first_configurations, screen_configurations
+from .active_learning import active_learning_summary, choose_batch, first_configurations, screen_configurations
 from .analysis import analyse_mlmd, structure_and_dynamics
 from .calibration import calibration_analysis
 from .labels import LABEL_KEYS, attach_labels, with_labels
@@ -42,6 +42,7 @@ __all__ = [
     'attach_labels',
     'build_structure',
     'calibration_analysis',
+    'choose_batch',
     'check_structure_spec',
     'collect_structures',
     'compare_labels',

@@ -1,5 +1,6 @@
-"""The active learner's calcfunctions: outlier screening of labelled configurations against the GAP, the
-iteration table and ledger, the first configurations of a set (``ActiveLearningWorkChain``)."""
+"""The active learner's calcfunctions: the batch of flagged configurations to label, outlier screening of
+labelled configurations against the GAP, the iteration table and ledger, the first configurations of a set
+(``ActiveLearningWorkChain``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiida.engine import calcfunction
 
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import active_learning as al
+from aiida_mlfail.science import walkers
 
 from .metrics import compare_labels
 
@@ -76,3 +78,37 @@ def first_configurations(training_set: TrainingSetData, n: orm.Int) -> TrainingS
     """The first ``n`` configurations of a set (to respect ``max_new_configurations``; the screening puts
     the trigger first)."""
     return TrainingSetData.from_atoms(training_set.get_atoms()[: n.value], reference=training_set.reference)
+
+
+@calcfunction
+def choose_batch(settings: orm.Dict, **structures) -> orm.Dict:
+    """The batch of flagged configurations to label (:func:`~aiida_mlfail.science.walkers.select_batch`).
+
+    :param settings: ``max_batch`` (int >= 0), ``soap`` (``science.soap`` parameters), ``alpha``, ``threshold``
+        (REMatch), ``distance_atoms`` (default
+        :data:`~aiida_mlfail.science.walkers.DAEMON_DISTANCE_ATOMS`): the REMatch distances between the
+        candidates are computed here only when candidates x atoms is at most this; otherwise only the distance
+        to the training set ranks them.
+    :param structures: the candidates by key (``w<walker>_<kind>``), ``StructureData`` with the explorer's
+        ``similarity`` attribute (most similar training configuration; ``None`` when not computed).
+    :returns: Dict ``chosen`` (keys in the order chosen), ``not_chosen``, ``to_training`` ({key: REMatch
+        distance or None}), ``between`` ({key: {key: distance}} or None) and ``distances`` ('rematch' or
+        'explorer similarities only').
+    """
+    p = settings.get_dict()
+    keys = sorted(structures)
+    similarity = [structures[k].base.attributes.get('similarity', None) for k in keys]
+    to_training = [None if s is None else float(walkers.kernel_distance(s)) for s in similarity]
+    n_atoms = sum(len(structures[k].sites) for k in keys)
+    between = None
+    if n_atoms <= int(p.get('distance_atoms', walkers.DAEMON_DISTANCE_ATOMS)):
+        between = walkers.candidate_distances([structures[k].get_ase() for k in keys], p.get('soap') or {},
+                                              alpha=float(p.get('alpha', 0.1)),
+                                              threshold=float(p.get('threshold', 1e-6)))
+    order = walkers.select_batch(keys, to_training, between, int(p['max_batch']))
+    chosen = [keys[i] for i in order]
+    return orm.Dict({'chosen': chosen, 'not_chosen': [k for k in keys if k not in chosen],
+                     'to_training': dict(zip(keys, to_training)),
+                     'between': None if between is None else
+                     {a: {b: float(between[i, j]) for j, b in enumerate(keys)} for i, a in enumerate(keys)},
+                     'distances': 'rematch' if between is not None else 'explorer similarities only'})
