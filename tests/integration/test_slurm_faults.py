@@ -30,7 +30,7 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.resources import scheduler_options
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain
 from tests.helpers import nacl_configurations
-from tests.integration.test_gap_md_continuation import check_gap_md_continued, gap_md_builder
+from tests.integration.gap_md_continuation import check_gap_md_continued, gap_md_builder
 from tests.integration.test_slurm import slurm_cluster, slurm_codes, slurm_computer  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration

@@ -1,19 +1,12 @@
-"""A GAP MD (``MLMDWorkChain``) killed at its walltime continues from its LAMMPS checkpoint (real daemon, real
-``mlfail-lmp``, 8 ions, the tiny GAP of ``tests/fixtures/bridge``, 120 steps, a checkpoint every 40).
-
-On ``core.direct`` (this file) the first job is killed by a watcher in its script that also writes SLURM's
-time-limit line to the scheduler stderr; ``test_slurm_faults.py`` runs the same check with the real SLURM
-walltime kill (alongside its exploration).
+"""The GAP MD (``MLMDWorkChain``) of the SLURM walltime test (``test_slurm_faults.py``, which runs it alongside its
+exploration and checks it here): 8 ions, the tiny GAP of ``tests/fixtures/bridge``, 120 steps, a checkpoint every
+40; killed by SLURM at its walltime, it continues from its LAMMPS checkpoint (real daemon, real ``mlfail-lmp``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from aiida import orm
-
-pytestmark = pytest.mark.integration
-
 
 #: The GAP MD of the walltime test (``MLMDWorkChain``): the same 8 ions and tiny GAP, NVT at 300 K, 120 steps of 1 fs
 #: (the tiny GAP heats the crystal up: with 2 fs the temperature guard stops it at step 65, continued or not), a
@@ -22,20 +15,13 @@ GAP_MD = {'ensemble': 'NVT', 'temperature': 300.0, 'timestep': 1.0, 'steps': 120
           'thermo_interval': 10, 'checkpoint_interval': 40}
 
 
-#: What SLURM writes into the scheduler stderr of a job it kills at its walltime (``ran_out_of_walltime`` reads it).
-TIME_LIMIT = 'slurmstepd: error: *** JOB 1 ON vm CANCELLED AT 2026-11-30T00:00:00 DUE TO TIME LIMIT ***'
-
-
-def gap_md_builder(code, marker, walltime_s: int, kill: bool = False):
+def gap_md_builder(code, marker, walltime_s: int):
     """An ``MLMDWorkChain`` builder (:data:`GAP_MD`) whose first job stops after its first checkpoint.
 
     As ``test_slurm_faults.exploration_job``: a watcher in the first job's script (``marker``, a path outside the
     job folders) waits for the frame of step 50 in the dump (written after the restart file of step 40 is
     complete: LAMMPS writes a step's dump, then its restart file), then sends SIGSTOP to ``mlfail-lmp`` (the job
-    shell's child), so that SLURM kills the job at its walltime with a checkpoint at step 40 or later. With
-    ``kill`` (no SLURM: ``core.direct``) it kills ``mlfail-lmp`` (SIGKILL) at once instead and writes SLURM's
-    time-limit line (:data:`TIME_LIMIT`) to the job's stderr (the scheduler stderr file): a walltime kill as the
-    restart wrapper sees it.
+    shell's child), so that SLURM kills the job at its walltime with a checkpoint at step 40 or later.
     """
     from ase.build import bulk
 
@@ -43,8 +29,7 @@ def gap_md_builder(code, marker, walltime_s: int, kill: bool = False):
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
     from tests.helpers import FIXTURES
 
-    action = f'kill -KILL $(pgrep -P $$ -f mlfail-lmp); echo "{TIME_LIMIT}" >&2' if kill else \
-        'kill -STOP $(pgrep -P $$ -f mlfail-lmp)'
+    action = 'kill -STOP $(pgrep -P $$ -f mlfail-lmp)'
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
                f'( until grep -qx 50 frames.dump 2>/dev/null; do sleep 0.1; done; {action} ) & fi')
     return MLMDWorkChain.get_builder_from_protocol(
@@ -82,9 +67,3 @@ def check_gap_md_continued(node, reports, walltimes=(60, 240)):
 
 def reports(node) -> str:
     return '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
-
-
-def test_a_gap_md_killed_at_its_walltime_continues_from_its_checkpoint(submit_and_await, lammps_code, tmp_path):
-    node = submit_and_await(gap_md_builder(lammps_code, tmp_path / 'killed', walltime_s=600, kill=True),
-                            timeout=600)
-    check_gap_md_continued(node, reports, walltimes=(600, 2400))
