@@ -1,0 +1,72 @@
+"""The failure studies of issue 17 at their ``tiny`` size, with the real programs (LAMMPS, gap_fit, quip): the
+scripts' summaries, their statistics (every volume with a block standard error, equal production windows) and
+the consistency of what they report with the runs they made. At ``tiny`` size the thesis's findings are not
+expected (a few hundred femtoseconds of NPT); the recorded ``small`` runs are in ``docs/source/results/``."""
+
+import importlib.util
+import json
+import math
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+WORKFLOWS = pathlib.Path(__file__).resolve().parents[2] / 'workflows'
+
+
+def _study(name):
+    spec = importlib.util.spec_from_file_location(f'study_{name}', WORKFLOWS / f'{name}.py')
+    sys.path.insert(0, str(WORKFLOWS))
+    try:
+        study = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(study)
+    finally:
+        sys.path.remove(str(WORKFLOWS))
+    return study
+
+
+def test_npt_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code):
+    from aiida import orm
+
+    study = _study('nacl_npt_failure')
+    codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code}
+    summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_npt_failure.py --size tiny')
+    written = json.loads((tmp_path / 'nacl_npt_failure_tiny.json').read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding'} <= set(written)
+    assert (written['study'], written['size']) == ('nacl_npt_failure', 'tiny')
+    assert written['seconds'] > 0 and written['sizes']['ions'] == 32 and written['sizes']['npt_steps'] == 100
+    assert written['finding'].startswith('Thesis 10.5/10.6.2') and written['finding'].endswith('.')
+
+    # the classical reference: a liquid volume with a block standard error, over the same window as the GAP runs
+    reference = written['reference_volume']
+    tiny = study.SIZES['tiny']
+    assert 0.7 * tiny['liquid_volume'] < reference['mean'] < 1.5 * tiny['liquid_volume']
+    assert 0 < reference['stderr'] < 0.2 * reference['mean']
+    assert reference['to_step'] - reference['from_step'] == pytest.approx(0.8 * tiny['md_steps'], abs=tiny['thermo'])
+
+    for name in ('single density', 'five densities'):
+        run = written['runs'][name]
+        assert run['exit_status'] in (0, 410), name
+        # same number of configurations and the same recipe for both GAPs
+        assert all(math.isfinite(run['gap_metrics'][q]) for q in ('energy', 'forces', 'virial'))
+        thermo = orm.load_node(run['pk']).outputs.thermo
+        steps, volume = thermo.get_array('step'), thermo.get_array('volume')
+        above = steps[volume > study.BREAK_FACTOR * reference['mean']]
+        # the breaking step is the first frame above 1.5 x the classical volume, and the guard stopped there
+        assert run['breaking_step'] == (int(above[0]) if above.size else None), name
+        if run['breaking_step'] is None:
+            assert run['stop_reason'] == 'completed' and steps[-1] == tiny['md_steps']
+            window = volume[int(tiny['skip'] * len(volume)):]
+            assert run['volume']['mean'] == pytest.approx(np.mean(window))
+            assert run['volume']['samples'] == len(window)
+        if run['volume']['mean'] is not None:
+            assert run['deviation'] == pytest.approx(run['volume']['mean'] / reference['mean'] - 1)
+            assert run['deviation_stderr'] > 0
+    for figure in written['figures']:
+        assert (tmp_path / figure).read_bytes()[:4] == b'\x89PNG', figure
+    assert len(written['figures']) == 5
+    print(f"nacl_npt_failure tiny: {written['seconds']} s; {written['finding']}")
