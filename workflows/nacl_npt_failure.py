@@ -24,8 +24,8 @@ and the finding says "inconclusive" where the deviation is within two errors.
 
 Sizes (``SIZES``): ``tiny`` (the integration test: 32 ions at the same densities, 0.4 ps of sampling per volume
 and 0.2 ps NPT; shows the plumbing and the statistics, not the finding), ``small`` (64 ions, the demo's
-sampling, 10 ps NPT; minutes on 2 cores), ``large`` (the thesis's 200 ions at 6000-9000 Å^3, 100 ps sampling per volume, 100 ps NPT; for a
-cluster, ``--computer``).
+sampling, 10 ps NPT; minutes on 2 cores), ``large`` (the thesis's 200 ions at 6000-9000 Å^3, 100 ps sampling
+per volume, 100 ps NPT; for a cluster, ``--computer``).
 
     AIIDA_PATH=$PWD/.aiida python workflows/nacl_npt_failure.py [--size tiny|small|large] [--out DIR]
 
