@@ -284,7 +284,7 @@ def finding(runs: dict) -> str:
     parts = [f'single-density GAP {broke_at}']
     if held_five:
         dev, err = five['deviation'], five['deviation_stderr'] or 0.0
-        parts.append(f'five-density GAP runs through with V_eq {100 * dev:+.1f} ± {100 * err:.1f} % off the classical volume')
+        parts.append(f'five-density GAP runs through, V_eq {100 * dev:+.1f} ± {100 * err:.1f} % off the classical one')
     else:
         parts.append('five-density GAP breaks' if five['breaking_step'] is not None else 'five-density GAP: no volume')
     if broke_single and held_five and abs(five['deviation']) <= 0.028 + 2 * (five['deviation_stderr'] or 0.0):
