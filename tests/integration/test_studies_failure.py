@@ -70,3 +70,32 @@ def test_npt_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qui
         assert (tmp_path / figure).read_bytes()[:4] == b'\x89PNG', figure
     assert len(written['figures']) == 5
     print(f"nacl_npt_failure tiny: {written['seconds']} s; {written['finding']}")
+
+
+def test_selection_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code):
+    from aiida import orm
+
+    study = _study('nacl_selection')
+    codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code}
+    summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_selection.py --size tiny')
+    written = json.loads((tmp_path / 'nacl_selection_tiny.json').read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding'} <= set(written)
+    sizes = written['sizes']
+    assert sizes['candidates'] + sizes['validation_configurations'] == sizes['pool_configurations'] == 5 * 11
+    assert list(written['methods']) == list(study.METHODS_OF_SIZE['tiny'])
+    for method, result in written['methods'].items():
+        node = orm.load_node(result['pk'])
+        # the same fixed validation set for every method, n_train selected configurations to train on
+        assert node.outputs.training_set.n_configurations == study.N_TRAIN['tiny']
+        assert node.outputs.validation_set.n_configurations == sizes['validation_configurations']
+        forces, metrics = result['forces'], node.outputs.metrics.get_dict()['forces']
+        # the per-configuration errors reproduce the WorkChain's metrics; bootstrap errors are positive
+        for key in ('rmse', 'mae', 'max'):
+            assert forces[key] == pytest.approx(metrics[key], rel=1e-6), (method, key)
+            assert 0 < forces[f'{key}_stderr'] < forces[key], (method, key)
+        assert forces['mae'] <= forces['rmse'] <= forces['max']
+        assert forces['configurations'] == sizes['validation_configurations']
+    assert written['finding'].startswith('The thesis selects uniformly in energy')
+    assert (tmp_path / written['figures'][0]).read_bytes()[:4] == b'\x89PNG'
+    print(f"nacl_selection tiny: {written['seconds']} s; {written['finding']}")
