@@ -290,9 +290,10 @@ def finding(runs: dict) -> str:
     if broke_single and held_five and abs(five['deviation']) <= 0.028 + 2 * (five['deviation_stderr'] or 0.0):
         verdict = 'reproduced'
     elif not broke_single and held_five:
-        verdict = ('not reproduced (the single-density GAP does not break in this run length)'
-                   if abs(single['deviation'] or 0) > 2 * (single['deviation_stderr'] or 0)
-                   else 'inconclusive (the single-density GAP neither breaks nor deviates beyond its error)')
+        dev, err = single['deviation'] or 0.0, single['deviation_stderr'] or 0.0
+        verdict = (f'not reproduced: the single-density GAP does not break in this run length, its V_eq is '
+                   f'{100 * dev:+.1f} ± {100 * err:.1f} % off the classical one'
+                   + (' (beyond two errors)' if abs(dev) > 2 * err else ' (within two errors)'))
     else:
         verdict = 'not reproduced'
     return ('Thesis 10.5/10.6.2: a GAP trained at one density expands without bound in NPT, one trained at five '
