@@ -74,10 +74,13 @@ def test_npt_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qui
 
 def test_selection_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code):
     from aiida import orm
+    from aiida.manage.caching import enable_caching
 
     study = _study('nacl_selection')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code}
-    summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_selection.py --size tiny')
+    # the same NVT sampling as the NPT-failure study's: its LAMMPS jobs are reused when that test ran before
+    with enable_caching(identifier='aiida.calculations:mlfail.lammps'):
+        summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_selection.py --size tiny')
     written = json.loads((tmp_path / 'nacl_selection_tiny.json').read_text())
     assert written == json.loads(json.dumps(summary))
     assert {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding'} <= set(written)
