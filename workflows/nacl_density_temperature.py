@@ -156,6 +156,8 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
         thermo, stop = node.outputs.thermo, node.outputs.stop.get_dict()
         traces[f'GAP {name}'] = (thermo.get_array('step'), thermo.get_array('volume'))
         broke = breaking_step(thermo.get_array('step'), thermo.get_array('volume'), v_ref, npt.BREAK_FACTOR)
+        if broke is None and stop.get('stop_reason') == 'volume_blowup':  # halted between two thermo frames
+            broke = stop.get('stop_step')
         stats = npt.volume_statistics(thermo, s['skip'])
         if broke is not None:
             stats = {**npt.volume_statistics_until(thermo, s['skip'], broke), 'note': 'mean up to the break'}

@@ -184,6 +184,8 @@ def report(s, size, out, command, t0, fits, md, classical_thermo, reference) -> 
         traces[f'GAP {name}'] = (thermo.get_array('step'), thermo.get_array('volume'))
         stop = node.outputs.stop.get_dict()
         broke = breaking_step(thermo.get_array('step'), thermo.get_array('volume'), v_ref, BREAK_FACTOR)
+        if broke is None and stop.get('stop_reason') == 'volume_blowup':  # halted between two thermo frames
+            broke = stop.get('stop_step')
         stats = volume_statistics(thermo, s['skip'])
         if broke is not None:  # the window before the break: the volume the GAP held, if any
             steps = thermo.get_array('step')
