@@ -262,3 +262,30 @@ def with_error(value, error, spec: str = '.3g') -> str:
     if value is None:
         return 'nan'
     return f'{value:{spec}}' if error is None else f'{value:{spec}} ± {error:{spec}}'
+
+
+def study_main(study: str, description: str, run_study, argv=None, sizes=('tiny', 'small', 'large'),
+               extra_codes: tuple = ()) -> int:
+    """The command line of a study script ``workflows/<study>.py``: ``--size``, ``--out`` (default
+    ``results/<study>``), ``--computer``, ``--profile``; loads the profile and the codes (``lammps``, ``gap_fit``,
+    ``quip`` and ``extra_codes``) and calls ``run_study(codes, size, out, command)`` with the exact command line.
+
+    :param description: the first line of the script's docstring (``--help``).
+    :returns: 0 (``run_study`` exits 1 itself when a process fails).
+    """
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--size', choices=sorted(sizes), default='small')
+    parser.add_argument('--computer', default='localhost', help='computer of the codes (e.g. a SLURM cluster)')
+    parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
+    parser.add_argument('--out', default=f'results/{study}', help='folder for the JSON summary and the figures')
+    args = parser.parse_args(argv)
+
+    from aiida import load_profile
+
+    load_profile(args.profile)
+    command = shlex.join(['python', f'workflows/{study}.py', *(argv if argv is not None else sys.argv[1:])])
+    run_study(load_codes(args.computer, extra=extra_codes), args.size, pathlib.Path(args.out).resolve(), command)
+    return 0

@@ -19,7 +19,6 @@ curves, the threshold at 5 % false positives and the lead time before the first 
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -278,20 +277,8 @@ def _first_failure(run: dict, threshold: float):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', choices=sorted(SIZES), default='small')
-    parser.add_argument('--computer', default='localhost', help='computer of the codes')
-    parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
-    parser.add_argument('--out', default='results/failure_signals', help='folder of the JSON summary and figures')
-    args = parser.parse_args(argv)
-
-    from aiida import load_profile
-
-    load_profile(args.profile)
-    codes = common.load_codes(args.computer, extra=('explore',))
-    command = ' '.join(['python', 'workflows/failure_signals.py', *(sys.argv[1:] if argv is None else argv)])
-    run_study(codes, args.size, pathlib.Path(args.out).resolve(), command)
-    return 0
+    return common.study_main(
+        'failure_signals', __doc__.splitlines()[0], run_study, argv, sizes=SIZES, extra_codes=('explore',))
 
 
 if __name__ == '__main__':

@@ -32,10 +32,8 @@ Writes ``<out>/nacl_density_temperature_<size>.json`` and the figures (energy di
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
-import shlex
 import sys
 import time
 
@@ -246,19 +244,8 @@ def finding(distributions: list, runs: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', choices=('tiny', 'small', 'large'), default='small')
-    parser.add_argument('--computer', default='localhost', help='computer of the codes (e.g. a SLURM cluster)')
-    parser.add_argument('--profile', default=None, help='AiiDA profile (default: the default profile)')
-    parser.add_argument('--out', default=f'results/{STUDY}', help='folder for the JSON summary and the figures')
-    args = parser.parse_args(argv)
-
-    from aiida import load_profile
-
-    load_profile(args.profile)
-    command = shlex.join(['python', f'workflows/{STUDY}.py', *(argv if argv is not None else sys.argv[1:])])
-    run_study(common.load_codes(args.computer), args.size, pathlib.Path(args.out).resolve(), command)
-    return 0
+    return common.study_main(
+        STUDY, __doc__.splitlines()[0], run_study, argv)
 
 
 if __name__ == '__main__':

@@ -39,7 +39,6 @@ Prints the tables and writes ``<out>/nacl_long_range_<size>.json`` and the figur
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -303,18 +302,8 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', choices=sorted(SIZES), default='small')
-    parser.add_argument('--out', default=f'results/{STUDY}')
-    parser.add_argument('--computer', default='localhost')
-    args = parser.parse_args(argv)
-
-    from aiida import load_profile
-
-    load_profile()
-    command = ' '.join(['python', 'workflows/nacl_long_range.py', *(argv if argv is not None else sys.argv[1:])])
-    run_study(common.load_codes(args.computer), args.size, pathlib.Path(args.out).resolve(), command)
-    return 0
+    return common.study_main(
+        STUDY, __doc__.splitlines()[0], run_study, argv, sizes=SIZES)
 
 
 if __name__ == '__main__':

@@ -27,7 +27,6 @@ Writes ``<out>/nacl_training_quantities_<size>.json``, ``pressures.png`` and the
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -221,18 +220,8 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', choices=sorted(SIZES), default='small')
-    parser.add_argument('--out', default=f'results/{STUDY}')
-    parser.add_argument('--computer', default='localhost')
-    args = parser.parse_args(argv)
-
-    from aiida import load_profile
-
-    load_profile()
-    command = ' '.join(['python', f'workflows/{STUDY}.py', *(argv if argv is not None else sys.argv[1:])])
-    run_study(common.load_codes(args.computer), args.size, pathlib.Path(args.out).resolve(), command)
-    return 0
+    return common.study_main(
+        STUDY, __doc__.splitlines()[0], run_study, argv, sizes=SIZES)
 
 
 if __name__ == '__main__':

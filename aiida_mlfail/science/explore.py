@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from aiida_mlfail.science import checks, lammps_md, mlmd
-from aiida_mlfail.science.signals import NOVELTY_SIGNALS
+from aiida_mlfail.science.signals import NOVELTY_SIGNALS, numeric_table
 from aiida_mlfail.science.soap import normalise_soap_parameters
 
 #: Explorer settings on top of the MD ones: steps, novelty check interval, critical REMatch
@@ -510,7 +510,7 @@ def parse_similarity(text: str) -> dict[str, np.ndarray]:
 
     :raises ValueError: on a malformed line.
     """
-    rows = _table(text, 3, SIMILARITY_FILE)
+    rows = numeric_table(text, 3, SIMILARITY_FILE)
     return {'step': rows[:, 0].astype(int), 'similarity': rows[:, 1], 'reference_index': rows[:, 2].astype(int)}
 
 
@@ -527,23 +527,8 @@ def parse_thermo_table(text: str) -> dict[str, np.ndarray]:
 
     :raises ValueError: on a malformed line.
     """
-    rows = _table(text, len(THERMO_COLUMNS), THERMO_FILE)
+    rows = numeric_table(text, len(THERMO_COLUMNS), THERMO_FILE)
     return {name: rows[:, k] for k, (name, _unit) in enumerate(THERMO_COLUMNS)}
-
-
-def _table(text: str, n_columns: int, name: str) -> np.ndarray:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith('#'):
-            continue
-        parts = line.split()
-        try:
-            if len(parts) != n_columns:
-                raise ValueError
-            rows.append([float(v) for v in parts])
-        except ValueError:
-            raise ValueError(f'{name} line {number}: expected {n_columns} numbers, got {line!r}') from None
-    return np.array(rows, dtype=float).reshape(-1, n_columns)
 
 
 def parse_explore_results(text: str) -> dict:

@@ -138,10 +138,12 @@ def signals_table(rows) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def parse_signals(text: str) -> dict[str, np.ndarray]:
-    """Parse :data:`SIGNALS_FILE`: one float array per :data:`SIGNAL_NAMES` (``step`` as int).
+def numeric_table(text: str, n_columns: int, name: str) -> np.ndarray:
+    """The numbers of a whitespace-separated text table (blank and ``#`` lines skipped) as an (n_rows, n_columns)
+    float array (the explorer's similarity, thermo and signal files).
 
-    :raises ValueError: on a line without one number per column.
+    :param name: the file's name, for the error message.
+    :raises ValueError: naming the file and line, on a line without ``n_columns`` numbers.
     """
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -149,13 +151,20 @@ def parse_signals(text: str) -> dict[str, np.ndarray]:
             continue
         parts = line.split()
         try:
-            if len(parts) != len(SIGNAL_NAMES):
+            if len(parts) != n_columns:
                 raise ValueError
             rows.append([float(v) for v in parts])
         except ValueError:
-            raise ValueError(f'{SIGNALS_FILE} line {number}: expected {len(SIGNAL_NAMES)} numbers, '
-                             f'got {line!r}') from None
-    table = np.array(rows, dtype=float).reshape(-1, len(SIGNAL_NAMES))
+            raise ValueError(f'{name} line {number}: expected {n_columns} numbers, got {line!r}') from None
+    return np.array(rows, dtype=float).reshape(-1, n_columns)
+
+
+def parse_signals(text: str) -> dict[str, np.ndarray]:
+    """Parse :data:`SIGNALS_FILE`: one float array per :data:`SIGNAL_NAMES` (``step`` as int).
+
+    :raises ValueError: on a line without one number per column.
+    """
+    table = numeric_table(text, len(SIGNAL_NAMES), SIGNALS_FILE)
     series = {name: table[:, k] for k, name in enumerate(SIGNAL_NAMES)}
     series['step'] = series['step'].astype(int)
     return series
