@@ -61,6 +61,11 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
         submit_and_await, lammps_code, gap_fit_code, quip_code, explore_code):
     inputs = al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, max_batch=1)
     inputs['walkers'] = orm.List([{'seed': 11}, {'seed': 29}])
+    # the critical similarity comes from a calibration (an mlfail.calibrate `recommended` output, as
+    # tests/integration/test_calibrate.py makes one): the explorer's own 0.5 would flag nothing
+    explore_parameters = inputs['explore']['job']['parameters'].get_dict()
+    inputs['explore']['job']['parameters'] = orm.Dict({**explore_parameters, 'critical_similarity': 0.5})
+    inputs['calibration'] = orm.Dict({'critical_similarity': 0.998, 'critical_variance': 0.01})
     node = submit_and_await(ActiveLearningWorkChain, timeout=900, **inputs)
     assert node.exit_status in (0, 701), f'[{node.exit_status}] {node.exit_message}'
     summary = node.outputs.summary.get_dict()
@@ -93,6 +98,9 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     assert first['guard_distances'] == pytest.approx({p: GUARD_DISTANCE_FRACTION * d for p, d in shortest.items()})
     assert first['outlier_distances'] == pytest.approx({p: OUTLIER_DISTANCE_FRACTION * d for p, d in shortest.items()})
     reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
+    assert any(f"calibration <{inputs['calibration'].pk}>: {{'critical_similarity': 0.998, 'critical_variance': None}}"
+               in m for m in reports), reports
+    assert explorer_of(node, 1, 0).inputs.parameters['critical_similarity'] == 0.998
     assert any('iteration 1: outlier distances Na-Na ' in m for m in reports), reports
     assert any('iteration 1: distance guard of exploration' in m for m in reports), reports
     # one reference throughout: the sampled pool, every refit's data and the final set are the labeller's
