@@ -67,11 +67,12 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     inputs['explore']['job']['parameters'] = orm.Dict({**explore_parameters, 'critical_similarity': 0.5})
     inputs['calibration'] = orm.Dict({'critical_similarity': 0.998, 'critical_variance': 0.01})
     node = submit_and_await(ActiveLearningWorkChain, timeout=900, **inputs)
-    assert node.exit_status in (0, 701), f'[{node.exit_status}] {node.exit_message}'
+    # two iterations, and the second refit is still flagged by a walker: the max_iterations limit ends it (701)
+    assert node.exit_status == 701, f'[{node.exit_status}] {node.exit_message}'
     summary = node.outputs.summary.get_dict()
     rows = summary['iterations']
     assert [r['iteration'] for r in rows] == [1, 2]
-    assert summary['outcome'] == ('converged' if node.exit_status == 0 else 'max_iterations')
+    assert summary['outcome'] == 'max_iterations'
     first = rows[0]
     # both walkers explored in every iteration and flagged at once from the dilute start
     assert [[w['walker'] for w in r['walkers']] for r in rows] == [[0, 1], [0, 1]]

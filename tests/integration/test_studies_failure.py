@@ -50,7 +50,8 @@ def test_npt_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qui
 
     for name in ('single density', 'five densities'):
         run = written['runs'][name]
-        assert run['exit_status'] in (0, 410), name
+        # at tiny size (100 steps) neither GAP breaks: both complete
+        assert (run['exit_status'], run['stop_reason']) == (0, 'completed'), name
         # same number of configurations and the same recipe for both GAPs
         assert all(math.isfinite(run['gap_metrics'][q]) for q in ('energy', 'forces', 'virial'))
         thermo = orm.load_node(run['pk']).outputs.thermo

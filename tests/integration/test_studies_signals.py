@@ -54,13 +54,11 @@ def test_failure_signals_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code,
         assert int(checks) == int(last_step) // 10 + 1 and int(last_step) <= 100
         assert 0 < float(max_rmse) < 50
 
-    # each GAP: calibrated (0) or nothing to calibrate at this threshold (404, said in the finding)
-    assert set(saved['exit_status'].values()) <= {0, 404}
-    for model, status in saved['exit_status'].items():
+    # at tiny size both GAPs have failures and non-failures among their checks: both are calibrated (exit 0;
+    # 404 would mean nothing to rate)
+    assert saved['exit_status'] == {'single density': 0, 'five densities': 0}
+    for model in saved['exit_status']:
         rows = saved['signals'][model]
-        if status == 404:
-            assert rows is None and f'{model}: no failure' in saved['finding']
-            continue
         assert f'signals GAP {model}' in saved['tables']
         for name in ('similarity', 'temperature', 'afm', 'pressure', 'p_virial'):
             auc = rows[name]['auc_roc']
