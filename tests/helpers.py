@@ -34,3 +34,19 @@ def lammps_jobs(workchain) -> list:
     """The LAMMPS CalcJobs (``mlfail.lammps``) among the processes ``workchain`` called, at any depth."""
     return [d for d in workchain.called_descendants if d.node_type.startswith('process.calculation.calcjob')
             and d.process_type and 'lammps' in d.process_type]
+
+
+def load_study(name: str):
+    """The study script ``workflows/<name>.py`` as a module (the scripts import ``common`` from their folder)."""
+    import importlib.util
+    import sys
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / 'workflows'
+    spec = importlib.util.spec_from_file_location(f'study_{name}', folder / f'{name}.py')
+    sys.path.insert(0, str(folder))
+    try:
+        study = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(study)
+    finally:
+        sys.path.remove(str(folder))
+    return study

@@ -3,33 +3,19 @@ sampling of 32 argon atoms (LAMMPS), a GAP (gap_fit, quip), GAP-MD with the Lenn
 with Lennard-Jones labels (explorer), a 4-atom CP2K AIMD with rVV10 and the REMatch configuration space of the
 AIMD against a classical trajectory. Runs in CI (CP2K included; a missing cp2k.psmp fails there)."""
 
-import importlib.util
 import json
 import math
-import pathlib
-import sys
 
 import pytest
 
+from tests.helpers import load_study
+
 pytestmark = pytest.mark.integration
-
-STUDY = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / 'argon.py'
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location('study_argon', STUDY)
-    sys.path.insert(0, str(STUDY.parent))
-    try:
-        study = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(study)
-    finally:
-        sys.path.remove(str(STUDY.parent))
-    return study
 
 
 def test_argon_study_runs_end_to_end_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code, explore_code,
                                                   rematch_code, cp2k_code):
-    study = _study()
+    study = load_study('argon')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code, 'explore': explore_code,
              'rematch': rematch_code, 'cp2k': cp2k_code}
     summary = study.run_study(codes, 'tiny', tmp_path)

@@ -3,35 +3,21 @@ scripts' summaries, their statistics (every volume with a block standard error, 
 the consistency of what they report with the runs they made. At ``tiny`` size the thesis's findings are not
 expected (a few hundred femtoseconds of NPT); the recorded ``small`` runs are in ``docs/source/results/``."""
 
-import importlib.util
 import json
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
+from tests.helpers import load_study
+
 pytestmark = pytest.mark.integration
-
-WORKFLOWS = pathlib.Path(__file__).resolve().parents[2] / 'workflows'
-
-
-def _study(name):
-    spec = importlib.util.spec_from_file_location(f'study_{name}', WORKFLOWS / f'{name}.py')
-    sys.path.insert(0, str(WORKFLOWS))
-    try:
-        study = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(study)
-    finally:
-        sys.path.remove(str(WORKFLOWS))
-    return study
 
 
 def test_npt_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code):
     from aiida import orm
 
-    study = _study('nacl_npt_failure')
+    study = load_study('nacl_npt_failure')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code}
     summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_npt_failure.py --size tiny')
     written = json.loads((tmp_path / 'nacl_npt_failure_tiny.json').read_text())
@@ -79,7 +65,7 @@ def test_selection_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_
     from aiida import orm
     from aiida.manage.caching import enable_caching
 
-    study = _study('nacl_selection')
+    study = load_study('nacl_selection')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code}
     # the same NVT sampling as the NPT-failure study's: its LAMMPS jobs are reused when that test ran before
     with enable_caching(identifier='aiida.calculations:mlfail.lammps'):

@@ -2,29 +2,17 @@
 gap_fit, quip), in this process against the test profile: each writes its JSON summary with the keys of the study
 conventions, and the direction of its main finding is checked where it is robust at that size."""
 
-import importlib.util
 import json
 import math
 import pathlib
-import sys
 
 import pytest
 
+from tests.helpers import load_study
+
 pytestmark = pytest.mark.integration
 
-WORKFLOWS = pathlib.Path(__file__).resolve().parents[2] / 'workflows'
 SUMMARY_KEYS = {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding'}
-
-
-def _study(name):
-    spec = importlib.util.spec_from_file_location(f'study_{name}', WORKFLOWS / f'{name}.py')
-    sys.path.insert(0, str(WORKFLOWS))
-    try:
-        study = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(study)
-    finally:
-        sys.path.remove(str(WORKFLOWS))
-    return study
 
 
 def _check_summary(path: pathlib.Path, study: str) -> dict:
@@ -49,7 +37,7 @@ def test_long_range_study_tiny(tmp_path, codes):
     energy parity with bias, NPT of the DSF GAP. Robust at 32 ions: the DSF GAP, whose labels are local and
     force-consistent, fits its energies better than the PPPM GAP (long range beyond the cutoff) and the Wolf GAP
     (energies inconsistent with its forces)."""
-    study = _study('nacl_long_range')
+    study = load_study('nacl_long_range')
     study.run_study(codes, 'tiny', tmp_path, command='python workflows/nacl_long_range.py --size tiny')
     summary = _check_summary(tmp_path / 'nacl_long_range_tiny.json', 'nacl_long_range')
     assert summary['sizes']['ions'] == 32 and summary['sizes']['cutoff_A'] == 5.0
@@ -72,7 +60,7 @@ def test_training_quantities_study_tiny(tmp_path, codes):
     classical rerun. Robust at 32 ions: the V-only GAP predicts forces worse than the E+F+V GAP and knows energies
     only up to a large constant (section 10.4: 'the forces and energies are predicted a lot more accurately'); the
     pressure table has a training run, an ML run and a rerun with standard errors for each."""
-    study = _study('nacl_training_quantities')
+    study = load_study('nacl_training_quantities')
     study.run_study(codes, 'tiny', tmp_path, command='python workflows/nacl_training_quantities.py --size tiny')
     summary = _check_summary(tmp_path / 'nacl_training_quantities_tiny.json', 'nacl_training_quantities')
     errors = summary['errors']

@@ -4,32 +4,18 @@ quip), and ``mlfail.calibrate`` of each (oracle NPT explorations in the explorer
 Which signal wins is not robust at this size (22 checks per GAP); the test checks the summary the docs page is
 built from, and that the calibration tables are the science function on the stored series."""
 
-import importlib.util
 import json
 import math
-import pathlib
-import sys
 
 import pytest
 
+from tests.helpers import load_study
+
 pytestmark = pytest.mark.integration
-
-STUDY = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / 'failure_signals.py'
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location('study_failure_signals', STUDY)
-    sys.path.insert(0, str(STUDY.parent))
-    try:
-        study = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(study)
-    finally:
-        sys.path.remove(str(STUDY.parent))
-    return study
 
 
 def test_failure_signals_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code, explore_code):
-    study = _study()
+    study = load_study('failure_signals')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code, 'explore': explore_code}
     summary = study.run_study(codes, 'tiny', tmp_path, command='pytest')
 

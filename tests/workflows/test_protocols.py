@@ -8,10 +8,6 @@ change and review the diff), and overrides / scheduler options reach the ports t
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
 import yaml
 from aiida import orm
@@ -30,7 +26,7 @@ from aiida_mlfail.workflows.label import LabelWorkChain
 from aiida_mlfail.workflows.mlmd import MLMDWorkChain
 from aiida_mlfail.workflows.protocols import PROTOCOLS_FOLDER
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-from tests.helpers import FIXTURES, nacl_configurations
+from tests.helpers import FIXTURES, load_study, nacl_configurations
 
 PROTOCOLS = ('fast', 'moderate', 'precise')
 #: The classical reference of the fixture frames (tests/fixtures/lammps_sample) and of the labellers.
@@ -354,19 +350,6 @@ def test_protocol_files_name_no_system(cls):
     assert not any(f"'{symbol}'" in text or f' {symbol}\n' in text for symbol in ('Na', 'Cl', 'Ar')), text
 
 
-def _study(name: str):
-    """The study script ``workflows/<name>.py`` as a module."""
-    path = pathlib.Path(__file__).resolve().parents[2] / 'workflows' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'study_{name}', path)
-    sys.path.insert(0, str(path.parent))
-    try:
-        study = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(study)
-    finally:
-        sys.path.remove(str(path.parent))
-    return study
-
-
 #: The settings of workflows/nacl_active_learning.py before it used the builders (its SIZES then): the
 #: builders with the study's overrides must reproduce them.
 STUDY_SETTINGS = {
@@ -383,7 +366,7 @@ STUDY_SETTINGS = {
 def test_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
     """workflows/nacl_active_learning.py builds its learner and sampling from the protocols (moderate: the demo,
     --size small; precise: --size large) with its overrides, and so keeps its settings."""
-    study = _study('nacl_active_learning')
+    study = load_study('nacl_active_learning')
     s, expected = study.SIZES[size], STUDY_SETTINGS[size]
     # the study's initial data: sampled with its reference, which is the labeller's
     training_set, validation_set = (TrainingSetData.from_atoms(nacl_configurations(n),
@@ -413,7 +396,7 @@ def test_active_learning_study_is_the_protocol_with_the_studys_overrides(size, c
 def test_dft_active_learning_study_is_the_protocol_with_the_studys_overrides(size, codes, data):
     """workflows/nacl_dft_active_learning.py: the learner from the protocol with the study's overrides keeps the
     study's settings (CP2K labels of a temporal selection of BMHTF NVT frames of the nacl preset)."""
-    study = _study('nacl_dft_active_learning')
+    study = load_study('nacl_dft_active_learning')
     s = study.SIZES[size]
     builder = study.active_learning_builder(codes, s, molten_nacl(s['n_ions'], volume=s['training_volume'], seed=1))
     assert ActiveLearningWorkChain.spec().inputs.validate(builder._inputs(prune=True)) is None
@@ -440,7 +423,7 @@ def test_dft_active_learning_study_is_the_protocol_with_the_studys_overrides(siz
 def test_gap_study_is_the_protocol_with_the_studys_overrides(size, codes):
     """workflows/nacl_gap.py: sampling and GAP builders from the protocols with the study's overrides keep the
     settings the study had before it used the builders (numbers below)."""
-    study = _study('nacl_gap')
+    study = load_study('nacl_gap')
     expected = {'small': {'md': (2000, 6000, 50), 'n': 300, 'cutoff': 6.0, 'sparse': (40, 400)},
                 'large': {'md': (5000, 50000, 100), 'n': 500, 'cutoff': 8.0, 'sparse': (40, 1000)}}[size]
     sampling = study.sampling_builder(size, codes)
