@@ -48,11 +48,10 @@ def test_argon_study_runs_end_to_end_at_tiny_size(tmp_path, lammps_code, gap_fit
     pressure = mlmd['pressure_bar']
     assert abs(pressure['ML run']['mean_bar'] - pressure['rerun']['mean_bar']) < 300
 
-    # 4. the active learner ends with a known status: converged (0) or a limit reached (701, 702)
+    # 4. the active learner converges in its first exploration (measured: no flag in the 40 steps of the deterministic
+    #    explorer at 0.998, nothing added)
     learner = summary['active_learning']
-    assert learner['exit_status'] in (0, 701, 702)
-    assert learner['outcome'] == {0: 'converged', 701: 'max_iterations', 702: 'max_new_configurations'}[
-        learner['exit_status']]
+    assert (learner['exit_status'], learner['outcome']) == (0, 'converged')
     added = sum(row['added'] for row in learner['iterations'])
     assert learner['training_set'] == [summary['gap']['training'], summary['gap']['training'] + added]
 
