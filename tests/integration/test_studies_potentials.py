@@ -49,7 +49,7 @@ def test_long_range_study_tiny(tmp_path, codes):
     assert energy['DSF']['rmse'] < energy['Coulomb (PPPM)']['rmse']
     assert energy['DSF']['rmse'] < energy['Wolf']['rmse']
     npt = summary['npt']
-    assert npt['stop_reason'] in ('completed', 'volume_blowup', 'too_close_atoms')
+    assert npt['stop_reason'] == 'completed'  # measured: the cutoff-reference GAP runs its 32-ion NPT to the end
     assert 0.5 < npt['volume_A3'] / npt['reference_volume_A3'] < 2.0
     assert {'ML run', 'rerun'} <= set(npt['pressure_bar'])
     print(f"long range, tiny: {summary['seconds']} s; {summary['finding']}")
@@ -71,7 +71,7 @@ def test_training_quantities_study_tiny(tmp_path, codes):
     mean, error = pressures['training run']
     assert math.isfinite(mean) and error > 0
     for name in ('V', 'E+F+V'):
-        assert pressures[name]['stop_reason'] in ('completed', 'too_close_atoms', 'volume_blowup')
+        assert pressures[name]['stop_reason'] == 'completed', name  # measured: both NVT runs run to the end
         for key in ('ml', 'rerun'):
             assert math.isfinite(pressures[name][key][0]) and pressures[name][key][1] > 0, (name, key)
     assert summary['finding'].startswith('Thesis 10.3-10.4')
