@@ -106,13 +106,13 @@ class LammpsParser(MlfailParser):
         :returns: the stored configurations and the first non-finite frame (``lammps_md.split_finite``).
         :raises ValueError: for a malformed dump or labels that do not match it.
         """
-        frames = lammps_md.parse_dump(retrieved.base.repository.get_object_content(lammps_md.DUMP_FILE, mode='r'),
-                                      allow_truncated=truncated)
         text = retrieved.base.repository.get_object_content(lammps_md.LABELS_FILE, mode='r')
         if truncated and text and not text.endswith('\n'):  # a label line cut off by the kill
             text = text[:text.rfind('\n') + 1]
         labels = lammps_md.parse_labels(text)
-        parsed = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
+        with retrieved.base.repository.open(lammps_md.DUMP_FILE, mode='r') as handle:  # read frame by frame
+            frames = lammps_md.iter_dump(handle, allow_truncated=truncated)
+            parsed = lammps_md.frames_to_atoms(frames, labels, settings['type_map'], settings.get('frame_info', {}))
         configurations, bad_frame = lammps_md.split_finite(parsed)
         results['n_frames'] = len(configurations)
         if bad_frame:

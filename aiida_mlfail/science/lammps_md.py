@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from ase import Atoms
@@ -222,37 +223,50 @@ def frame_output_commands(every: int, *, atomic_energies: bool = True, velocitie
 
 
 def parse_dump(text: str, allow_truncated: bool = False) -> list[dict]:
-    """Parse a LAMMPS ``dump custom`` text (orthogonal or triclinic boxes).
+    """Parse a LAMMPS ``dump custom`` text (orthogonal or triclinic boxes): ``list(iter_dump(...))``.
 
-    With ``allow_truncated`` a cut-off last frame (a run that died while writing) is dropped
-    instead of raising.
+    :returns: one dict per frame, as :func:`iter_dump` yields them.
+    :raises ValueError: on a truncated or malformed frame.
+    """
+    return list(iter_dump(text.splitlines(), allow_truncated=allow_truncated))
+
+
+def iter_dump(lines: Iterable[str], allow_truncated: bool = False) -> Iterator[dict]:
+    """The frames of a LAMMPS ``dump custom`` (orthogonal or triclinic boxes) one at a time, from an iterable of
+    lines (a text file handle), so that a long dump is never held in memory as a whole.
+
+    With ``allow_truncated`` a cut-off last frame (a run that died while writing) is dropped instead of raising.
+    Box conversion: the LAMMPS ``dump`` doc (bounding box of a triclinic cell, ``xlo_bound`` ... ``yz``).
 
     :returns: one dict per frame: ``step`` (int), ``cell`` (3 x 3, Å, rows are the LAMMPS
         a, b, c vectors), ``origin`` (3,), and one array per column (``id``, ``type``, ``x`` ...,
         ``c_pe_atom``), rows sorted by atom id.
     :raises ValueError: on a truncated or malformed frame.
     """
-    frames = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith('ITEM: TIMESTEP'):
-            i += 1
+    lines = iter(lines)
+    number = 0  # lines consumed
+    for line in lines:
+        number += 1
+        if not line.startswith('ITEM: TIMESTEP'):
             continue
+        first = number
         try:
-            step = int(lines[i + 1])
-            n_atoms = int(lines[i + 3])
-            box_header = lines[i + 4]
-            bounds = np.array([[float(v) for v in lines[i + 5 + k].split()] for k in range(3)])
-            columns = lines[i + 8].split()[2:]
-            rows = [lines[i + 9 + k].split() for k in range(n_atoms)]
-        except (IndexError, ValueError) as exc:
+            header = [next(lines) for _ in range(8)]
+            number += 8
+            step = int(header[0])
+            n_atoms = int(header[2])
+            box_header = header[3]
+            bounds = np.array([[float(v) for v in header[4 + k].split()] for k in range(3)])
+            columns = header[7].split()[2:]
+            rows = [next(lines).split() for _ in range(n_atoms)]
+            number += n_atoms
+        except (StopIteration, IndexError, ValueError) as exc:
             if allow_truncated:
-                break
-            raise ValueError(f'truncated or malformed dump frame starting at line {i + 1}') from exc
+                return
+            raise ValueError(f'truncated or malformed dump frame starting at line {first}') from exc
         if any(len(r) != len(columns) for r in rows):
             if allow_truncated:
-                break
+                return
             raise ValueError(f'dump frame at step {step}: rows do not have {len(columns)} columns')
         data = np.array(rows, dtype=float)
         order = np.argsort(data[:, columns.index('id')]) if 'id' in columns else np.arange(n_atoms)
@@ -270,9 +284,7 @@ def parse_dump(text: str, allow_truncated: bool = False) -> list[dict]:
         frame = {'step': step, 'cell': cell, 'origin': np.array([xlo, ylo, zlo])}
         for k, name in enumerate(columns):
             frame[name] = data[:, k].astype(int) if name in ('id', 'type') else data[:, k]
-        frames.append(frame)
-        i += 9 + n_atoms
-    return frames
+        yield frame
 
 
 def parse_labels(text: str) -> dict[int, dict]:
@@ -343,7 +355,7 @@ def parse_thermo(text: str) -> dict[str, np.ndarray]:
     return {keys[name]: table[:, k] for k, name in enumerate(columns)}
 
 
-def frames_to_atoms(frames: list[dict], labels: dict[int, dict], type_map, info: dict | None = None) -> list[Atoms]:
+def frames_to_atoms(frames: Iterable[dict], labels: dict[int, dict], type_map, info: dict | None = None) -> list[Atoms]:
     """Labelled configurations from parsed dump frames and their labels.
 
     Frames without a label line (the dump writes the first step of a run, ``fix print`` does

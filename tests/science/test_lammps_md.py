@@ -112,6 +112,28 @@ ITEM: ATOMS id type x y z fx fy fz
         lammps_md.parse_dump(text.rsplit('\n', 3)[0])
 
 
+
+def test_iter_dump_reads_a_file_frame_by_frame_as_parse_dump_does(tmp_path):
+    """The parser's path: frames from an open file handle, one at a time, equal to parsing the whole text; a dump
+    cut off in its last frame drops that frame with ``allow_truncated`` and raises without."""
+    text = (FIXTURES / 'lammps_sample' / 'frames.dump').read_text()
+    path = tmp_path / 'frames.dump'
+    path.write_text(text)
+    with path.open() as handle:
+        frames = lammps_md.iter_dump(handle)
+        first = next(frames)
+        assert first['step'] == 100 and not handle.closed
+        streamed = [first, *frames]
+    whole = lammps_md.parse_dump(text)
+    assert [f['step'] for f in streamed] == [f['step'] for f in whole] == [100, 200, 300]
+    for a, b in zip(streamed, whole):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    path.write_text(text[:len(text) - 200])
+    with path.open() as handle:
+        assert [f['step'] for f in lammps_md.iter_dump(handle, allow_truncated=True)] == [100, 200]
+    with path.open() as handle, pytest.raises(ValueError, match='truncated or malformed dump frame starting at line 147'):
+        list(lammps_md.iter_dump(handle))
+
 def _run_lammps(tmp_path, atoms, potential, extra):
     data = tmp_path / 'structure.data'
     write(data, atoms, format='lammps-data', atom_style=potential.atom_style, specorder=list(potential.species),
