@@ -131,7 +131,7 @@ def test_iter_dump_reads_a_file_frame_by_frame_as_parse_dump_does(tmp_path):
     path.write_text(text[:len(text) - 200])
     with path.open() as handle:
         assert [f['step'] for f in lammps_md.iter_dump(handle, allow_truncated=True)] == [100, 200]
-    with path.open() as handle, pytest.raises(ValueError, match='truncated or malformed dump frame starting at line 147'):
+    with path.open() as handle, pytest.raises(ValueError, match='truncated .* dump frame starting at line 147'):
         list(lammps_md.iter_dump(handle))
 
 def _run_lammps(tmp_path, atoms, potential, extra):
