@@ -216,8 +216,8 @@ def gap_builder(codes, pool, *, size: str, n_select: int | None, cutoff: float, 
 
 def with_explicit_species(builder, pool):
     """A ``GapWorkChain`` builder whose descriptors name the species of ``pool``: the protocol's 2-body + SOAP
-    (or 2-body-only, SOAP-only) descriptors written out per species by ``science.gap.default_descriptors`` (same settings; gap_fit fits the
-    same GAP, see ``science.gap.explicit_descriptors``)."""
+    (or 2-body-only, SOAP-only) descriptors written out per species by ``science.gap.default_descriptors`` (same
+    settings; gap_fit fits the same GAP, see ``science.gap.explicit_descriptors``)."""
     builder.fit.job.parameters = explicit_species_parameters(builder.fit.job.parameters, pool.species)
     return builder
 

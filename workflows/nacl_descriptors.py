@@ -14,9 +14,10 @@ and forces (E+F), with the ``moderate``/``fast`` protocol's sigmas.
   the 2-body + SOAP GAP plus its 2-body sparse points shared out over the species
   (``soap_sparse + n_pairs * n_sparse_2b / n_species``). The cost is then measured, not assumed: gap_fit's wall
   time (its own Hello World / Finalise stamps, 1 s resolution; the two GAPs of a cutoff fit at the same time, so
-  they share the machine's load; at ``tiny`` all GAPs run at once, to save CI time) and the prediction time per atom (energy, forces and virial with quippy, in this
-  process, one after the other). Compared: energy RMSE (eV/atom) and force RMSE (eV/Å) on the held-out
-  configurations, each ± a bootstrap standard error over configurations.
+  they share the machine's load; at ``tiny`` all GAPs run at once, to save CI time) and the prediction time per
+  atom (energy, forces and virial with quippy, in this process, one after the other). Compared: energy RMSE
+  (eV/atom) and force RMSE (eV/Å) on the held-out configurations, each ± a bootstrap standard error over
+  configurations.
 * **10.2, cutoff variation.** The 2-body + SOAP E+F GAPs at the cutoffs of ``cutoffs``: per held-out
   configuration, the virial pressure error ``P_GAP - P_ref = (tr W_GAP - tr W_ref) / (3 V)`` (W the virial, V x
   stress with the ASE/extxyz sign; the kinetic term is the same for both and cancels), its mean (the signed error)
@@ -263,7 +264,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
 
     validation = None
     same_validation = True
-    for name, gap in gaps.items():
+    for gap in gaps.values():
         node = gap['node']
         v = node.outputs.validation_set.get_atoms()
         if validation is None:
@@ -304,7 +305,8 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
         e = gap['errors']
         cut_rows.append([f'{cutoff:g}', common.with_error(1000 * e['energy_rmse'], 1000 * e['energy_rmse_se'], '.2f'),
                          common.with_error(e['forces_rmse'], e['forces_rmse_se'], '.3f'),
-                         f"{e['reference_pressure']:.0f}", common.with_error(e['pressure_mean'], e['pressure_se'], '+.0f'),
+                         f"{e['reference_pressure']:.0f}",
+                         common.with_error(e['pressure_mean'], e['pressure_se'], '.0f'),
                          f"{e['pressure_rmse']:.0f}", gap['pressure_verdict']])
         cut_plot.append((cutoff, e))
     common.print_table(cut_header, cut_rows)
