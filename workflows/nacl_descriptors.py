@@ -52,7 +52,8 @@ TRAIN_ON = ('energy', 'forces')
 BOOTSTRAP = 1000
 
 #: Per size: ions, the NVT volume (Å^3), the sampling ``md`` (2 fs steps), the GAP (``common.gap_builder``
-#: keywords: configurations selected, SOAP and 2-body sparse points of the 2-body + SOAP GAP), the cutoffs (Å) of
+#: keywords: configurations selected, SOAP and 2-body sparse points of the 2-body + SOAP GAP, SOAP settings other
+#: than the protocol's), the cutoffs (Å) of
 #: the 10.2 GAPs and those at which a SOAP-only GAP is fitted too (10.1).
 SIZES = {
     'tiny': {'n_ions': 32, 'volume': 1175.0,
@@ -68,8 +69,10 @@ SIZES = {
     'large': {'n_ions': 200, 'volume': 7500.0,
               'md': {'equilibration_steps': 5000, 'production_steps': 50000, 'sampling_interval': 50,
                      'thermo_interval': 25},
-              'gap': {'n_select': 500, 'soap_sparse': 500, 'n_sparse_2b': 100},
-              'cutoffs': [5.0, 6.0, 7.0, 8.0, 9.0], 'soap_only_cutoffs': [6.0, 9.0]},
+              # the thesis's GAP (section 6.4): SOAP n 5, l 4, atom_sigma 1 Å, 500 SOAP and 100 2-body sparse points
+              'gap': {'n_select': 500, 'soap_sparse': 500, 'n_sparse_2b': 100,
+                      'soap': {'n_max': 5, 'l_max': 4, 'atom_sigma': 1.0}},
+              'cutoffs': [5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 'soap_only_cutoffs': [5.0, 9.0]},
 }
 
 #: 1 eV/Å^3 in bar.
@@ -251,12 +254,13 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
             name = f'2b + SOAP, {cutoff:g} Å'
             runs.start(name, common.gap_builder(codes, pool, size=size, n_select=g['n_select'], cutoff=cutoff,
                                                 soap_sparse=g['soap_sparse'], n_sparse_2b=g['n_sparse_2b'],
-                                                train_on=TRAIN_ON))
+                                                soap=g.get('soap'), train_on=TRAIN_ON))
             names.append((name, '2b + SOAP', cutoff))
             if cutoff in s['soap_only_cutoffs']:
                 name = f'SOAP, {cutoff:g} Å'
                 runs.start(name, common.gap_builder(codes, pool, size=size, n_select=g['n_select'], cutoff=cutoff,
-                                                    soap_sparse=soap_only, n_sparse_2b=None, train_on=TRAIN_ON))
+                                                    soap_sparse=soap_only, n_sparse_2b=None, soap=g.get('soap'),
+                                                    train_on=TRAIN_ON))
                 names.append((name, 'SOAP', cutoff))
         nodes = runs.wait()
         for name, kind, c in names:
