@@ -175,13 +175,15 @@ def mlmd_builder(codes, potential, structure, parameters: dict, *, size: str, re
     return builder
 
 
-def gap_overrides(*, cutoff: float, soap_sparse: int, n_sparse_2b: int = 40, soap: dict | None = None,
+def gap_overrides(*, cutoff: float, soap_sparse: int, n_sparse_2b: int | None = 40, soap: dict | None = None,
                   sigma: dict | None = None, train_on=('energy', 'forces', 'virial')) -> dict:
     """The studies' overrides of the ``fit`` section of the GapWorkChain protocol (also the ``gap`` section of the
-    active learner's): 2-body (``n_sparse_2b`` sparse points) + SOAP (``soap_sparse`` sparse points, the other
-    SOAP keys of ``soap``, e.g. ``atom_sigma``) descriptors with the cutoff ``cutoff`` (Å), the expected errors
-    ``sigma`` (``{energy: eV/atom, forces: eV/Å, virial: eV/atom}``; default: the protocol's) and ``train_on``."""
-    parameters = {'descriptors': {'distance_2b': {'cutoff': cutoff, 'n_sparse': n_sparse_2b},
+    active learner's): 2-body (``n_sparse_2b`` sparse points; ``None``: no 2-body term, a SOAP-only GAP) + SOAP
+    (``soap_sparse`` sparse points, the other SOAP keys of ``soap``, e.g. ``atom_sigma``) descriptors with the
+    cutoff ``cutoff`` (Å), the expected errors ``sigma`` (``{energy: eV/atom, forces: eV/Å, virial: eV/atom}``;
+    default: the protocol's) and ``train_on``."""
+    two_body = None if n_sparse_2b is None else {'cutoff': cutoff, 'n_sparse': n_sparse_2b}
+    parameters = {'descriptors': {'distance_2b': two_body,
                                   'soap': {**(soap or {}), 'cutoff': cutoff, 'n_sparse': soap_sparse}},
                   'train_on': list(train_on)}
     if sigma is not None:
@@ -190,12 +192,13 @@ def gap_overrides(*, cutoff: float, soap_sparse: int, n_sparse_2b: int = 40, soa
 
 
 def gap_builder(codes, pool, *, size: str, n_select: int | None, cutoff: float, soap_sparse: int,
-                train_on=('energy', 'forces', 'virial'), seed: int = 7, n_sparse_2b: int = 40,
+                train_on=('energy', 'forces', 'virial'), seed: int = 7, n_sparse_2b: int | None = 40,
                 soap: dict | None = None, sigma: dict | None = None, validation_set=None):
     """``GapWorkChain`` builder of the studies: the protocol of ``size`` (:data:`PROTOCOL_OF_SIZE`) with the
     studies' overrides: ``n_select`` configurations uniform in force (None: all), a 50/50 split (or the fixed
     ``validation_set``, then ``pool`` is the training set), and the descriptors, ``sigma`` and ``train_on`` of
-    :func:`gap_overrides` (defaults: the NaCl studies', 40 2-body sparse points), written out per species of
+    :func:`gap_overrides` (defaults: the NaCl studies', 40 2-body sparse points; ``n_sparse_2b=None``: SOAP
+    only), written out per species of
     ``pool`` (:func:`with_explicit_species`).
     """
     from aiida_mlfail.workflows.gap import GapWorkChain
@@ -213,8 +216,8 @@ def gap_builder(codes, pool, *, size: str, n_select: int | None, cutoff: float, 
 
 def with_explicit_species(builder, pool):
     """A ``GapWorkChain`` builder whose descriptors name the species of ``pool``: the protocol's 2-body + SOAP
-    descriptors written out per species by ``science.gap.default_descriptors`` (same settings; gap_fit fits the
-    same GAP, see ``science.gap.explicit_descriptors``)."""
+    (or 2-body-only, SOAP-only) descriptors written out per species by ``science.gap.default_descriptors`` (same
+    settings; gap_fit fits the same GAP, see ``science.gap.explicit_descriptors``)."""
     builder.fit.job.parameters = explicit_species_parameters(builder.fit.job.parameters, pool.species)
     return builder
 

@@ -322,8 +322,9 @@ _SPECIES_KEYS = ('Z', 'Z1', 'Z2', 'n_species', 'species_Z', 'add_species')
 
 
 def explicit_descriptors(descriptors, species) -> list[dict]:
-    """The ``distance_2b`` + ``soap`` descriptors of a protocol (``add_species`` left to gap_fit) written out per
-    species with :func:`default_descriptors`, with the same settings.
+    """The ``distance_2b`` + ``soap``, ``distance_2b``-only or ``soap``-only descriptors of a protocol
+    (``add_species`` left to gap_fit) written out per species with :func:`default_descriptors`, with the same
+    settings.
 
     gap_fit's ``add_species=T`` makes one descriptor per species pair / centre species of the training file;
     :func:`default_descriptors` writes the same ones out, so the species are explicit in the inputs. Measured:
@@ -331,34 +332,40 @@ def explicit_descriptors(descriptors, species) -> list[dict]:
     ``fast`` protocol's descriptors, written both ways, gives the same GAP: energies and forces of the 6
     frames equal to the last digit (largest energy difference 0.0 eV, largest force difference 0.0 eV/Å).
 
-    :param descriptors: list of descriptor dicts: exactly one ``distance_2b`` and at most one ``soap``, with the
-        same ``cutoff`` (Å), no species keys (``Z``, ``Z1``, ``Z2``, ``n_species``, ``species_Z``) and
-        ``add_species`` absent or true.
+    A SOAP-only GAP (no pair term; the comparison of thesis section 10.1, ``workflows/nacl_descriptors.py``) is a
+    valid choice: every species still gets an energy term of its own (one SOAP per centre species), only the
+    explicit pair repulsion is missing, which SOAP then has to learn.
+
+    :param descriptors: list of descriptor dicts, in this order: ``[distance_2b]``, ``[soap]`` or
+        ``[distance_2b, soap]``, with the same ``cutoff`` (Å), no species keys (``Z``, ``Z1``, ``Z2``,
+        ``n_species``, ``species_Z``) and ``add_species`` absent or true.
     :param species: chemical symbols of the training data.
-    :returns: the list of :func:`default_descriptors` (2-body only when no ``soap`` is given).
-    :raises ValueError: naming the value, for descriptors of another shape, or settings
+    :returns: the list of :func:`default_descriptors` (2-body only when no ``soap`` is given, SOAP only when no
+        ``distance_2b`` is given).
+    :raises ValueError: naming the value, for descriptors of another shape (e.g. two SOAPs, an empty list, the
+        SOAP before the 2-body term), or settings
         :func:`default_descriptors` would not reproduce (e.g. a 2-body ``delta`` other than
         :data:`DEFAULT_DELTA_2B`, a ``sparse_method`` other than ``uniform`` for the 2-body term).
     """
     if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
         raise ValueError(f'descriptors must be a list of descriptor dicts, got {descriptors!r}')
     kinds = [d.get('type') for d in descriptors]
-    if kinds not in (['distance_2b'], ['distance_2b', 'soap']):
-        raise ValueError(f'explicit_descriptors takes a distance_2b and an optional soap descriptor, got types {kinds}')
+    if kinds not in (['distance_2b'], ['soap'], ['distance_2b', 'soap']):
+        raise ValueError('explicit_descriptors takes a distance_2b, a soap, or a distance_2b and a soap descriptor '
+                         f'(in this order), got types {kinds}')
     for d in descriptors:
         named = sorted(k for k in _SPECIES_KEYS if k in d and not (k == 'add_species' and d[k] is True))
         if named:
             raise ValueError(f'{d["type"]} descriptor already names species or add_species=False: {named}')
-    two_body = descriptors[0]
-    soap = descriptors[1] if len(descriptors) == 2 else None
-    cutoff = two_body.get('cutoff')
-    if soap is not None and soap.get('cutoff') != cutoff:
+    two_body = descriptors[0] if kinds[0] == 'distance_2b' else None
+    soap = descriptors[-1] if kinds[-1] == 'soap' else None
+    cutoff = (two_body or soap).get('cutoff')
+    if two_body is not None and soap is not None and soap.get('cutoff') != cutoff:
         raise ValueError(f"distance_2b cutoff {cutoff!r} and soap cutoff {soap.get('cutoff')!r} differ")
     soap_settings = {k: v for k, v in (soap or {}).items() if k not in ('type', 'cutoff', 'n_sparse', 'add_species')}
-    explicit = default_descriptors(species, cutoff, n_sparse_2b=two_body.get('n_sparse', 15),
+    explicit = default_descriptors(species, cutoff, n_sparse_2b=(two_body or {}).get('n_sparse', 15),
                                    n_sparse_soap=(soap or {}).get('n_sparse', 20), soap=soap_settings)
-    if soap is None:
-        explicit = [d for d in explicit if d['type'] == 'distance_2b']
+    explicit = [d for d in explicit if d['type'] in kinds]
     for d in explicit:
         given = {k: v for k, v in descriptors[kinds.index(d['type'])].items() if k != 'add_species'}
         made = {k: v for k, v in d.items() if k not in _SPECIES_KEYS}

@@ -103,3 +103,31 @@ def test_an_undescribed_species_is_refused_naming_it(entries, tmp_path, case, en
         error = process.spec().inputs.validate(inputs)
     assert error is not None, f'{case} accepted'
     assert_words(str(error), words)
+
+
+def _soap_only(species):
+    """SOAP alone (thesis 10.1), one SOAP per centre species of ``species``, no distance_2b."""
+    descriptors = default_descriptors(species, 4.0, n_sparse_2b=5, n_sparse_soap=5)
+    return {'descriptors': [d for d in descriptors if d['type'] == 'soap'], 'train_on': ['energy', 'forces']}
+
+
+@pytest.mark.parametrize('entry', ['mlfail.gap_fit', 'mlfail.gap'])
+def test_soap_alone_is_accepted_but_not_without_a_species_own_soap(tmp_path, entry, gap_fit_code, quip_code):
+    """A GAP of SOAP descriptors only is a valid choice (every species has its SOAP centre); SOAP on Na alone is
+    refused at submit time naming Cl, as the 2-body + SOAP case above (the check is not weakened)."""
+    def inputs(species):
+        parameters = orm.Dict(_soap_only(species))
+        pool = TrainingSetData.from_atoms(nacl_configurations(4))
+        if entry == 'mlfail.gap_fit':
+            return GapFitCalculation, {'code': gap_fit_code, 'training_set': pool, 'parameters': parameters}
+        return GapWorkChain, {'pool': pool, 'fit': {'job': {'code': gap_fit_code, 'parameters': parameters}},
+                              'predict': {'job': {'code': quip_code}}}
+
+    assert [d['type'] for d in _soap_only(['Na', 'Cl'])['descriptors']] == ['soap', 'soap']
+    process, valid = inputs(['Na', 'Cl'])
+    assert process.spec().inputs.validate(valid) is None
+    process, invalid = inputs(['Na'])
+    with sandbox(tmp_path):
+        error = process.spec().inputs.validate(invalid)
+    assert error is not None, f'{entry}: SOAP on Na only accepted'
+    assert_words(str(error), ["['Cl']", 'no energy term'])

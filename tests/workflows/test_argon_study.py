@@ -17,12 +17,12 @@ from aiida_mlfail.workflows.config_space import ConfigSpaceWorkChain
 from aiida_mlfail.workflows.cp2k_aimd import Cp2kAimdWorkChain
 from aiida_mlfail.workflows.gap import GapWorkChain
 from aiida_mlfail.workflows.sample import ClassicalSamplingWorkChain
-from tests.workflows.test_protocols import _study
+from tests.helpers import load_study
 
 
 @pytest.fixture(scope='module')
 def study():
-    return _study('argon')
+    return load_study('argon')
 
 
 @pytest.fixture
