@@ -1,5 +1,5 @@
 """The CP2K AIMD (``Cp2kAimdWorkChain``) of the SLURM walltime test (``test_slurm_faults.py``, which runs it alongside
-its exploration and GAP MD and checks it here): 8 NaCl ions, the ``fast`` CP2K protocol, 1 rank, 6 steps of 1 fs at
+its exploration and GAP MD and checks it here): 8 NaCl ions, the ``fast`` CP2K protocol, 1 rank, 4 steps of 1 fs at
 1000 K (the case of ``test_cp2k_workflows.py``), a checkpoint every step.
 
 The designed path: the job's scheduler walltime T = 150 s gives CP2K its own ``GLOBAL/WALLTIME`` of
@@ -26,7 +26,7 @@ from aiida_mlfail.science import cp2k as cp2k_science
 AIMD_WALLTIME_S = 150
 AIMD_CP2K_WALLTIME_S = 90
 AIMD_WALLTIME_FACTOR = 4.0
-AIMD_STEPS = 6
+AIMD_STEPS = 4
 
 
 def aimd_builder(code, marker, options: dict | None = None):
