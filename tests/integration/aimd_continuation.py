@@ -43,7 +43,8 @@ def aimd_builder(code, marker, options: dict | None = None):
 
     cp2k = '$(pgrep -P $$ -f cp2k.psmp)'
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; t0=$(date +%s); '
-               f"( until grep -Eq 'STEP_START_VAL +[1-9]' {cp2k_science.AIMD_RESTART_FILE} 2>/dev/null; "
+               f"( until grep -Eq 'STEP_START_VAL +[1-9]' {cp2k_science.AIMD_RESTART_FILE} 2>/dev/null "
+               '|| ! kill -0 $$ 2>/dev/null; '
                f'do sleep 0.1; done; kill -STOP {cp2k}; '
                f'while [ $(( $(date +%s) - t0 )) -le {AIMD_CP2K_WALLTIME_S + 3} ]; do sleep 0.5; done; '
                f'kill -CONT {cp2k} ) & fi')

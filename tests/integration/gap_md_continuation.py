@@ -31,7 +31,8 @@ def gap_md_builder(code, marker, walltime_s: int, options: dict | None = None):
 
     action = 'kill -STOP $(pgrep -P $$ -f mlfail-lmp)'
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
-               f'( until grep -qx 50 frames.dump 2>/dev/null; do sleep 0.1; done; {action} ) & fi')
+               f'( until grep -qx 50 frames.dump 2>/dev/null || ! kill -0 $$ 2>/dev/null; do sleep 0.1; done; '
+               f'{action} ) & fi')
     return MLMDWorkChain.get_builder_from_protocol(
         code, GapPotentialData.from_folder(FIXTURES / 'bridge'), bulk('NaCl', 'rocksalt', a=5.64, cubic=True),
         overrides={'parameters': GAP_MD, 'md': {'restart': {'walltime_factor': 4.0}}},

@@ -143,7 +143,7 @@ def exploration_job(code, marker, walltime_s: int, options: dict | None = None) 
 
     crystal = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
-               '( while [ ! -e checkpoint/state.json ]; do sleep 0.1; done; '
+               '( while [ ! -e checkpoint/state.json ] && kill -0 $$ 2>/dev/null; do sleep 0.1; done; '
                'kill -STOP $(pgrep -P $$ -f mlfail-explore) ) & fi')
     return {'code': code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
             'structure': orm.StructureData(ase=crystal), 'training_set': TrainingSetData.from_atoms([crystal]),
