@@ -10,7 +10,9 @@
 #   scripts/slurm-cluster.sh env      print `export SLURM_CONF=...` for the SLURM client commands
 #
 # Settings: one partition `debug` (default) holding this node (NodeName = `hostname -s`), CPUs =
-# nproc, RealMemory = MemTotal minus a margin, proctrack/linuxproc, task/none, no accounting
+# nproc, OverSubscribe=YES (a job gets CPUs of its own unless it asks `sbatch --oversubscribe`: such
+# jobs share CPUs only with each other; the fault tests' jobs that idle until SLURM kills them do),
+# RealMemory = MemTotal minus a margin, proctrack/linuxproc, task/none, no accounting
 # (AiiDA's core.slurm only needs sbatch/squeue/scancel). State, spool, logs and PID files live in
 # <repo>/.slurm (or $MLFAIL_SLURM_DIR). As root, /etc/slurm/slurm.conf is made a symlink to the
 # generated file when it does not exist (or already is a symlink), so that sbatch/squeue work
@@ -102,7 +104,7 @@ KillWait=5
 MinJobAge=120
 Waittime=0
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$((mem_mb - margin)) State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE OverSubscribe=YES State=UP
 EOF
   if cmp -s "$tmp" "$CONF"; then rm -f "$tmp"; else mv "$tmp" "$CONF"; say "wrote $CONF"; fi
 }

@@ -6,8 +6,9 @@ CP2K's MD checkpoint (``aiida-1.restart``: positions, velocities, thermostat and
 counter) every ``checkpoint_interval`` steps and stops itself at ``GLOBAL/WALLTIME``, below the scheduler's
 limit (``science.cp2k.job_parameters``). A job that stopped (CP2K's wall time, 400) or was killed (the
 scheduler, which aiida-cp2k reports as 303 or 120) with a checkpoint is continued by the next job from it
-(``EXT_RESTART``, ``science.cp2k.md_continuation``): the steps up to the checkpoint are neither run nor
-counted twice, and ``parse_aimd`` joins the frames of all jobs into one trajectory. CP2K manual:
+(``EXT_RESTART``, ``science.cp2k.md_continuation``) with ``restart.walltime_factor`` x the walltime (at most
+``restart.max_walltime_s``, CP2K's ``GLOBAL/WALLTIME`` recomputed from it): the steps up to the checkpoint are
+neither run nor counted twice, and ``parse_aimd`` joins the frames of all jobs into one trajectory. CP2K manual:
 ``EXT_RESTART``, ``MOTION/PRINT/RESTART``, ``GLOBAL/WALLTIME`` (https://manual.cp2k.org/trunk/CP2K_INPUT/).
 """
 
@@ -21,7 +22,7 @@ from aiida_mlfail.calculations.cp2k import parse_aimd, read_retrieved
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science import cp2k as cp2k_science
-from aiida_mlfail.workflows.common import forbid_cache_source, node_validator
+from aiida_mlfail.workflows.common import dict_validator, forbid_cache_source, node_validator
 from aiida_mlfail.workflows.cp2k import (
     DEFAULT_PROTOCOL,
     PARSE_SCF_NOT_CONVERGED,
@@ -35,7 +36,7 @@ from aiida_mlfail.workflows.cp2k import (
     protocol_setup,
 )
 from aiida_mlfail.workflows.protocols import ProtocolMixin, as_structure
-from aiida_mlfail.workflows.restart import ReportErrorHandledMixin
+from aiida_mlfail.workflows.restart import RESTART_DEFAULTS, ReportErrorHandledMixin, normalise_restart
 
 #: Defaults of the optional MD inputs of :class:`Cp2kAimdWorkChain` (fs, fs, -, -, MD steps).
 AIMD_DEFAULTS = {'timestep': 1.0, 'thermostat': 'CSVR', 'thermostat_timecon': 100.0, 'seed': 2000,
@@ -47,6 +48,22 @@ KILLED_STATUS = Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE.status  # 303
 
 #: Exit statuses after which a job with a checkpoint is continued from it.
 STOPPED_STATUSES = WALLTIME_STATUSES + (KILLED_STATUS,)
+
+#: The restart settings of the AIMD (keys and defaults of ``workflows.restart.RESTART_DEFAULTS``).
+AIMD_RESTART_KEYS = ('walltime_factor', 'max_walltime_s')
+
+
+def normalise_aimd_restart(settings: dict) -> dict:
+    """``walltime_factor`` (> 1) and ``max_walltime_s`` (s, > 0) of ``settings`` merged with
+    ``RESTART_DEFAULTS`` and checked (``workflows.restart.normalise_restart``).
+
+    :raises ValueError: naming the offending key or value.
+    """
+    unknown = sorted(set(settings) - set(AIMD_RESTART_KEYS))
+    if unknown:
+        raise ValueError(f'unknown restart setting(s) {unknown} for the AIMD: known are {list(AIMD_RESTART_KEYS)}')
+    merged = normalise_restart(settings)
+    return {key: merged[key] for key in AIMD_RESTART_KEYS}
 
 
 def _validate_aimd(value, ctx=None):
@@ -76,7 +93,8 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
     Inputs: ``structure``, ``protocol``, ``code``, ``options``, ``overrides`` (as
     :class:`~aiida_mlfail.workflows.cp2k.Cp2kSinglePointWorkChain`), ``temperature`` (K), ``steps``,
     ``timestep`` (fs), ``thermostat`` (CSVR | NOSE), ``thermostat_timecon`` (fs), ``seed``,
-    ``checkpoint_interval`` (MD steps between checkpoints), and ``BaseRestartWorkChain``'s
+    ``checkpoint_interval`` (MD steps between checkpoints), ``restart`` (``walltime_factor``, ``max_walltime_s``;
+    defaults ``workflows.restart.RESTART_DEFAULTS``), and ``BaseRestartWorkChain``'s
     ``max_iterations`` (default 5: the first job and up to four continuations), ``clean_workdir``,
     ``handler_overrides``. Parameters: ``science.cp2k.aimd_parameters``, made restartable by
     ``science.cp2k.job_parameters`` (CP2K stops itself at ``GLOBAL/WALLTIME`` = min(0.9 T, T - 60 s) of
@@ -91,9 +109,11 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
 
     * ``handle_unrecoverable`` (600): CP2K aborted or failed otherwise, not stopped -> exit 310;
     * ``handle_stopped`` (500): the job stopped at CP2K's wall time (400) or was killed (303, 120) ->
-      the next job continues from its checkpoint (``parent_calc_folder`` + ``EXT_RESTART``, ``STEPS`` =
-      the steps left); a job that wrote no checkpoint beyond the one it started from is run once more
-      unchanged, and exit 311 (no progress) when that happens twice in a row.
+      the next job gets ``walltime_factor`` x the walltime T (at most ``max_walltime_s``; CP2K's
+      ``GLOBAL/WALLTIME`` recomputed from the new T unless ``overrides`` set it) and continues from the
+      checkpoint (``parent_calc_folder`` + ``EXT_RESTART``, ``STEPS`` = the steps left); a job that wrote no
+      checkpoint beyond the one it started from is run once more (with the raised walltime) from where it
+      started, and exit 311 (no progress) when that happens twice in a row.
 
     Exit 330 when the frames cannot be read or joined, 420 when an SCF of the run did not converge.
     """
@@ -122,6 +142,11 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
                    default=lambda: orm.Int(AIMD_DEFAULTS['checkpoint_interval']),
                    validator=node_validator(checks.integer, 'checkpoint_interval', ge=1),
                    help='MD steps between the checkpoints (aiida-1.restart) a stopped job is continued from.')
+        spec.input('restart', valid_type=orm.Dict, default=lambda: orm.Dict({}), serializer=orm.to_aiida_type,
+                   validator=dict_validator(normalise_aimd_restart, 'restart'),
+                   help='Walltime growth of the continuations: walltime_factor (> 1, default '
+                        f'{RESTART_DEFAULTS["walltime_factor"]}) and max_walltime_s (default '
+                        f'{RESTART_DEFAULTS["max_walltime_s"]}).')
         spec.inputs['max_iterations'].validator = node_validator(checks.integer, 'max_iterations', ge=1)
         spec.inputs.validator = _validate_aimd
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
@@ -142,7 +167,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
         :param protocol: ``fast`` (default), ``moderate`` or ``precise``.
         :param overrides: nested mapping (or YAML path) merged over the protocol: ``protocol`` (CP2K physics),
             ``temperature`` (K), ``steps``, ``timestep`` (fs), ``thermostat``, ``thermostat_timecon`` (fs),
-            ``seed``, ``checkpoint_interval``, ``max_iterations``, ``clean_workdir``, ``options``,
+            ``seed``, ``checkpoint_interval``, ``restart``, ``max_iterations``, ``clean_workdir``, ``options``,
             ``overrides`` (CP2K sections).
         :param options: scheduler options of the CP2K jobs (default: 1 rank, the physics' walltime).
         :raises ValueError: naming the unknown protocol, the missing code role or the bad value.
@@ -155,7 +180,7 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
         for key, node in (('temperature', orm.Float), ('steps', orm.Int), ('timestep', orm.Float),
                           ('thermostat', orm.Str), ('thermostat_timecon', orm.Float), ('seed', orm.Int),
                           ('checkpoint_interval', orm.Int), ('max_iterations', orm.Int),
-                          ('clean_workdir', orm.Bool)):
+                          ('clean_workdir', orm.Bool), ('restart', orm.Dict)):
             if key in inputs:
                 setattr(builder, key, node(inputs[key]))
         return builder
@@ -169,9 +194,9 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
             self.inputs.steps.value, self.inputs.timestep.value, thermostat=self.inputs.thermostat.value,
             thermostat_timecon_fs=self.inputs.thermostat_timecon.value, seed=self.inputs.seed.value,
             checkpoint_interval=self.inputs.checkpoint_interval.value)
-        parameters = cp2k_science.job_parameters(parameters, options['max_wallclock_seconds'])
-        if 'overrides' in self.inputs:
-            parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
+        self.ctx.md_parameters = parameters
+        self.ctx.settings = normalise_aimd_restart(self.inputs.restart.get_dict())
+        parameters = self._job_parameters(options['max_wallclock_seconds'])
         self.ctx.parameters = parameters
         retrieve = [cp2k_science.AIMD_FILES['energies'], cp2k_science.AIMD_STRESS_FILE,
                     cp2k_science.AIMD_RESTART_FILE]
@@ -185,6 +210,27 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
                     f'{self.inputs.temperature.value} K, protocol {protocol}, a checkpoint every '
                     f'{self.inputs.checkpoint_interval.value} step(s), CP2K wall time '
                     f'{parameters["GLOBAL"]["WALLTIME"]} s of the job\'s {options["max_wallclock_seconds"]} s')
+
+    def _job_parameters(self, max_wallclock_seconds: int) -> dict:
+        """The MD parameters made restartable for a job of ``max_wallclock_seconds`` (``job_parameters``: CP2K's
+        ``GLOBAL/WALLTIME`` below it), then ``overrides``."""
+        parameters = cp2k_science.job_parameters(self.ctx.md_parameters, max_wallclock_seconds)
+        if 'overrides' in self.inputs:
+            parameters = cp2k_science.deep_merge(parameters, self.inputs.overrides.get_dict())
+        return parameters
+
+    def _raise_walltime(self) -> str:
+        """The next job's walltime: ``walltime_factor`` x the current one, at most ``max_walltime_s``; the parameters
+        (CP2K's ``GLOBAL/WALLTIME``) follow. Returns the change for the report."""
+        options = dict(self.ctx.inputs.metadata['options'])
+        current = int(options['max_wallclock_seconds'])
+        new = min(int(self.ctx.settings['max_walltime_s']), int(current * float(self.ctx.settings['walltime_factor'])))
+        if new <= current:
+            return f'keeping the {current} s walltime (max_walltime_s)'
+        options['max_wallclock_seconds'] = new
+        self.ctx.inputs.metadata = {**self.ctx.inputs.metadata, 'options': options}
+        self.ctx.parameters = self._job_parameters(new)
+        return f'restarting with {new} s (CP2K WALLTIME {self.ctx.parameters["GLOBAL"]["WALLTIME"]} s)'
 
     def inspect_process(self):
         """The finished run's frames of all its jobs (``parse_aimd``), then the handlers (``BaseRestartWorkChain``)."""
@@ -230,16 +276,23 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
                                                Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
                                                Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE])
     def handle_stopped(self, node):
-        """Stopped at CP2K's wall time or killed: continue from the job's checkpoint (exit 311 if it wrote none
-        beyond the one it started from)."""
+        """Stopped at CP2K's wall time or killed: more walltime, and continue from the job's checkpoint (exit 311
+        if it wrote none beyond the one it started from, twice in a row)."""
         step = self._checkpoint_step(node)
         total = self.inputs.steps.value
+        walltime = f'ran out of walltime ({node.get_option("max_wallclock_seconds")} s)'
         if step is None or (self.ctx.checkpoint is not None and step <= self.ctx.checkpoint):
             since = 'at all' if self.ctx.checkpoint is None else f'after step {self.ctx.checkpoint}'
             message = f'{node.process_label}<{node.pk}> stopped before writing a checkpoint {since}'
             self.ctx.stalled = self.ctx.get('stalled', 0) + 1
-            if self.ctx.stalled == 1:  # e.g. a node shared with other jobs: once more with the same inputs
-                self.report_error_handled(node, f'{message}: running the same job once more')
+            if self.ctx.stalled == 1:  # e.g. a node shared with other jobs: once more, with more walltime
+                raised = self._raise_walltime()
+                if self.ctx.checkpoint is not None:  # the raised walltime's parameters, from the same checkpoint
+                    self.ctx.inputs.parameters = orm.Dict(cp2k_science.md_continuation(
+                        self.ctx.parameters, self.ctx.checkpoint, total))
+                else:
+                    self.ctx.inputs.parameters = orm.Dict(self.ctx.parameters)
+                self.report_error_handled(node, f'{message}: {walltime}, {raised}, running the same job once more')
                 return ProcessHandlerReport(do_break=True)
             message += (f', {self.ctx.stalled} times in a row: give the jobs more max_wallclock_seconds or a '
                         'smaller checkpoint_interval')
@@ -249,11 +302,12 @@ class Cp2kAimdWorkChain(ProtocolMixin, ReportErrorHandledMixin, BaseRestartWorkC
         self.ctx.stalled = 0
         self.ctx.segments.append(node)
         self.ctx.checkpoint = step
+        raised = self._raise_walltime()
         self.ctx.inputs.parent_calc_folder = node.outputs.remote_folder
         self.ctx.inputs.parameters = orm.Dict(cp2k_science.md_continuation(self.ctx.parameters, step, total))
-        self.report_error_handled(node, f'stopped after the checkpoint of step {step} of {total}: continuing from it '
-                                        f'({cp2k_science.PARENT_FOLDER}/{cp2k_science.AIMD_RESTART_FILE}) for the '
-                                        f'{total - step} steps left')
+        self.report_error_handled(node, f'{walltime}: {raised}, continuing from the checkpoint of step {step} of '
+                                        f'{total} of {node.process_label}<{node.pk}> ({cp2k_science.PARENT_FOLDER}/'
+                                        f'{cp2k_science.AIMD_RESTART_FILE}) for the {total - step} steps left')
         return ProcessHandlerReport(do_break=True)
 
     def results(self):

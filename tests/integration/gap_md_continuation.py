@@ -15,7 +15,7 @@ GAP_MD = {'ensemble': 'NVT', 'temperature': 300.0, 'timestep': 1.0, 'steps': 120
           'thermo_interval': 10, 'checkpoint_interval': 40}
 
 
-def gap_md_builder(code, marker, walltime_s: int):
+def gap_md_builder(code, marker, walltime_s: int, options: dict | None = None):
     """An ``MLMDWorkChain`` builder (:data:`GAP_MD`) whose first job stops after its first checkpoint.
 
     As ``test_slurm_faults.exploration_job``: a watcher in the first job's script (``marker``, a path outside the
@@ -31,17 +31,19 @@ def gap_md_builder(code, marker, walltime_s: int):
 
     action = 'kill -STOP $(pgrep -P $$ -f mlfail-lmp)'
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
-               f'( until grep -qx 50 frames.dump 2>/dev/null; do sleep 0.1; done; {action} ) & fi')
+               f'( until grep -qx 50 frames.dump 2>/dev/null || ! kill -0 $$ 2>/dev/null; do sleep 0.1; done; '
+               f'{action} ) & fi')
     return MLMDWorkChain.get_builder_from_protocol(
         code, GapPotentialData.from_folder(FIXTURES / 'bridge'), bulk('NaCl', 'rocksalt', a=5.64, cubic=True),
         overrides={'parameters': GAP_MD, 'md': {'restart': {'walltime_factor': 4.0}}},
-        options={'max_wallclock_seconds': walltime_s, 'prepend_text': watcher})
+        options={'max_wallclock_seconds': walltime_s, 'prepend_text': watcher, **(options or {})})
 
 
 def check_gap_md_continued(node, reports, walltimes=(60, 240)):
     """The GAP MD of the walltime test: its first job killed by SLURM after a checkpoint, the second continued
     from it (``parent_folder``, ``read_restart``, only the steps after it) to step 120; the MLMDWorkChain's
-    trajectory and thermo cover the whole run once. ``reports``: the report text of a node."""
+    trajectory and thermo cover the whole run once. ``reports``: the report text of a node. Returns the checkpoint
+    step the second job continued from."""
     md = next(n for n in node.called if n.process_label == 'LammpsRestartWorkChain')
     jobs = sorted(md.called_descendants, key=lambda n: n.pk)
     jobs = [j for j in jobs if isinstance(j, orm.CalcJobNode)]
@@ -63,6 +65,7 @@ def check_gap_md_continued(node, reports, walltimes=(60, 240)):
     np.testing.assert_array_equal(node.outputs.thermo.get_array('step'), np.arange(0, 121, 10))
     steps = [a.info['md_step'] for a in node.outputs.trajectory.get_atoms()]
     assert steps == list(range(0, 121, 10))
+    return checkpoint
 
 
 def reports(node) -> str:

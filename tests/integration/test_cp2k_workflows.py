@@ -116,7 +116,7 @@ def test_aimd_trajectory_becomes_training_data_and_a_stopped_run_continues(submi
     steps = [a.info['md_step'] for a in continued.outputs.trajectory.get_atoms()]
     assert steps == list(range(AIMD_STEPS + 1))
     # every stopped job is continued from its checkpoint, or (on a loaded machine) run once more if it wrote none
-    continuations = [m for m in _report(continued) if 'continuing from it (parent_calc/aiida-1.restart)' in m]
+    continuations = [m for m in _report(continued) if '(parent_calc/aiida-1.restart) for the' in m]
     reruns = [m for m in _report(continued) if 'running the same job once more' in m]
     assert continuations and len(continuations) + len(reruns) == len(jobs) - 1, _report(continued)
     assert 'EXT_RESTART' not in jobs[0].inputs.parameters.get_dict()

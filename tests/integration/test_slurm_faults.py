@@ -4,19 +4,25 @@
 - an exploration that exceeds its walltime (SLURM kills it: ``CANCELLED ... DUE TO TIME LIMIT``): restarted
   with more walltime from its last checkpoint (the previous job's remote folder as ``parent_folder``), it reaches
   ``max_steps`` with one continuous similarity series; a GAP MD (``MLMDWorkChain``) killed alongside continues
-  from its LAMMPS restart file the same way, its trajectory and thermo covering the whole run once;
+  from its LAMMPS restart file the same way, its trajectory and thermo covering the whole run once; a CP2K AIMD
+  (``Cp2kAimdWorkChain``) alongside stops itself at CP2K's own ``GLOBAL/WALLTIME`` below the scheduler's and
+  continues, with more walltime, from CP2K's restart file (``EXT_RESTART``), every MD step once;
 - gap_fit out of memory (forced with a 1 kB limit): retried with the dryrun estimate x 1.3 as
   ``--mem``, the change recorded in the retry's inputs and the report.
 
 The LAMMPS job is a real BMHTF run of 64 ions followed by a loop of ``shell sleep 0.5`` (LAMMPS's
 own ``shell`` command), and the exploration is stopped (SIGSTOP) after its first checkpoint, so that their
 wall time is known without burning CPU in CI. Only the first job of a test sleeps or stops (a marker file
-tells the restarted one), so a restart costs seconds, not the wait again.
+tells the restarted one), so a restart costs seconds, not the wait again. The jobs of the walltime test ask
+``sbatch --oversubscribe`` (:data:`SHARE_CPUS`; the cluster's partition has ``OverSubscribe=YES``): the two
+stopped jobs idle on the CPUs the AIMD computes on, so the three run at once on a 2-CPU node.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import subprocess
 import time
 
@@ -30,10 +36,15 @@ from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science.resources import scheduler_options
 from aiida_mlfail.workflows.restart import ExploreRestartWorkChain, GapFitRestartWorkChain, LammpsRestartWorkChain
 from tests.helpers import nacl_configurations
+from tests.integration.aimd_continuation import aimd_builder, check_aimd_continued
 from tests.integration.gap_md_continuation import check_gap_md_continued, gap_md_builder
 from tests.integration.test_slurm import slurm_cluster, slurm_codes, slurm_computer  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
+
+#: Scheduler option of the walltime test's jobs: they may share CPUs with each other (``sbatch --oversubscribe``;
+#: the partition of ``scripts/slurm-cluster.sh`` allows it on request): the two stopped ones keep no job waiting.
+SHARE_CPUS = {'custom_scheduler_commands': '#SBATCH --oversubscribe'}
 
 
 def lammps_job(code, sleep_s: int, marker, walltime_s: int = 600) -> dict:
@@ -117,7 +128,7 @@ EXPLORATION = {'temperature': 300.0, 'max_steps': 120, 'comparison_step': 20, 'c
                'checkpoint_interval': 40, 'soap': {'n_max': 3, 'l_max': 2, 'r_cut': 3.5}}
 
 
-def exploration_job(code, marker, walltime_s: int) -> dict:
+def exploration_job(code, marker, walltime_s: int, options: dict | None = None) -> dict:
     """Inputs of an exploration (:data:`EXPLORATION`) whose first job stops itself after its first checkpoint.
 
     The job script (``prepend_text``) of the first job only (it creates ``marker``, a path outside the job
@@ -132,32 +143,50 @@ def exploration_job(code, marker, walltime_s: int) -> dict:
 
     crystal = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
     watcher = (f'if [ ! -e {marker} ]; then touch {marker}; '
-               '( while [ ! -e checkpoint/state.json ]; do sleep 0.1; done; '
+               '( while [ ! -e checkpoint/state.json ] && kill -0 $$ 2>/dev/null; do sleep 0.1; done; '
                'kill -STOP $(pgrep -P $$ -f mlfail-explore) ) & fi')
     return {'code': code, 'potential': GapPotentialData.from_folder(FIXTURES / 'bridge'),
             'structure': orm.StructureData(ase=crystal), 'training_set': TrainingSetData.from_atoms([crystal]),
             'parameters': orm.Dict(EXPLORATION),
-            'metadata': {'options': {'max_wallclock_seconds': walltime_s, 'prepend_text': watcher}}}
+            'metadata': {'options': {'max_wallclock_seconds': walltime_s, 'prepend_text': watcher, **(options or {})}}}
 
 
-def test_an_exploration_over_its_walltime_continues_from_its_checkpoint(started_daemon_client, slurm_codes,
-                                                                        tmp_path):
-    """SLURM kills the first job at its 60 s walltime after its checkpoint at step 40 (or a later one); the
-    wrapper restarts it with 4 x the walltime and the job's remote folder as ``parent_folder``; the second job
-    continues from the checkpoint with ``read_restart`` and reaches ``max_steps``: one similarity series and one
-    thermo series over the whole run, steps strictly increasing, no gap, no repeat, the steps before the
-    checkpoint not run again. A GAP MD (``MLMDWorkChain``) is submitted alongside (both wait the same 60 s
-    concurrently) and checked the same way (:func:`check_gap_md_continued`)."""
+@pytest.fixture
+def slurm_cp2k_code(slurm_computer, aiida_code_installed):
+    """The Debian ``cp2k.psmp`` on the SLURM computer, serial (1 rank, 1 thread). In CI a missing CP2K fails."""
+    cp2k = shutil.which('cp2k.psmp')
+    if cp2k is None:
+        if os.environ.get('CI'):
+            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
+        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
+    return aiida_code_installed(label='cp2k-slurm', default_calc_job_plugin='cp2k', computer=slurm_computer,
+                                filepath_executable=cp2k, with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
+
+
+def test_exploration_gap_md_and_aimd_over_their_walltime_continue_from_their_checkpoints(
+        started_daemon_client, slurm_codes, slurm_cp2k_code, tmp_path):
+    """Three long-run jobs at once through SLURM. The exploration: SLURM kills the first job at its 60 s walltime
+    after its checkpoint at step 40 (or a later one); the wrapper restarts it with 4 x the walltime and the job's
+    remote folder as ``parent_folder``; the second job continues from the checkpoint with ``read_restart`` and
+    reaches ``max_steps``: one similarity series and one thermo series over the whole run, steps strictly
+    increasing, no gap, no repeat, the steps before the checkpoint not run again. A GAP MD (``MLMDWorkChain``,
+    killed at the same 60 s) is checked the same way (:func:`check_gap_md_continued`). A CP2K AIMD
+    (``Cp2kAimdWorkChain``, 150 s job) stops itself at CP2K's WALLTIME of 90 s and continues from CP2K's restart
+    file with 4 x the walltime (:func:`check_aimd_continued`). The waits overlap."""
     from aiida_mlfail.calculations.explore import STDOUT
     from aiida_mlfail.science import explore as sx
 
     explore = slurm_codes[3]
-    node = submit(ExploreRestartWorkChain, job=exploration_job(explore, tmp_path / 'stopped', walltime_s=60),
+    aimd = submit(aimd_builder(slurm_cp2k_code, tmp_path / 'aimd_stopped', options=SHARE_CPUS))
+    node = submit(ExploreRestartWorkChain,
+                  job=exploration_job(explore, tmp_path / 'stopped', walltime_s=60, options=SHARE_CPUS),
                   restart=orm.Dict({'walltime_factor': 4.0}))
-    gap_md = submit(gap_md_builder(slurm_codes[0], tmp_path / 'md_stopped', walltime_s=60))
+    gap_md = submit(gap_md_builder(slurm_codes[0], tmp_path / 'md_stopped', walltime_s=60, options=SHARE_CPUS))
     wait_terminated(node, 900)
     wait_terminated(gap_md, 600)
-    check_gap_md_continued(gap_md, reports)
+    wait_terminated(aimd, 600)
+    checkpoint_md = check_gap_md_continued(gap_md, reports)
+    checkpoint_aimd = check_aimd_continued(aimd, reports)
     jobs = sorted(node.called, key=lambda n: n.pk)
     assert node.is_finished_ok, (f'[{node.exit_status}] {node.exit_message}: '
                                  + '; '.join(f'[{j.exit_status}] {j.exit_message}' for j in jobs))
@@ -186,6 +215,7 @@ def test_an_exploration_over_its_walltime_continues_from_its_checkpoint(started_
     assert f'continuing from the checkpoint at step {checkpoint}:' in stdout
     checked = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith('step ')]
     assert checked == list(range(checkpoint + 20, 121, 20))
+    print(f'continued from step {checkpoint} (exploration), {checkpoint_md} (GAP MD), {checkpoint_aimd} (AIMD)')
 
 
 def test_gap_fit_out_of_memory_gets_the_dryrun_estimate_as_mem(started_daemon_client, slurm_codes):

@@ -72,14 +72,19 @@ def cp2k_job(aiida_localhost, tmp_path):
     """Factory: a finished ``cp2k`` CalcJobNode with ``retrieved`` (``aiida.out``) and ``remote_folder``,
     its exit status set by aiida-cp2k's ``cp2k_base_parser`` (or forced with ``exit_status``)."""
 
-    def factory(name, exit_status=None):
+    def factory(name, exit_status=None, files=None, walltime=None):
+        """``files``: further retrieved files (name -> text); ``walltime``: the job's ``max_wallclock_seconds``."""
         node = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:cp2k')
         node.set_option('resources', {'num_machines': 1})
         node.set_option('output_filename', 'aiida.out')
+        if walltime is not None:
+            node.set_option('max_wallclock_seconds', walltime)
         node.set_process_state(ProcessState.FINISHED)
         node.store()
         retrieved = orm.FolderData()
         retrieved.base.repository.put_object_from_bytes(OUTPUTS[name]().encode(), 'aiida.out')
+        for filename, text in (files or {}).items():
+            retrieved.base.repository.put_object_from_bytes(text.encode(), filename)
         retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
         retrieved.store()
         remote = orm.RemoteData(computer=aiida_localhost, remote_path=str(tmp_path / name))
@@ -212,6 +217,81 @@ def test_handle_walltime_restarts_from_the_wavefunction(workchain, cp2k_job):
     # the scheduler's walltime (120) is handled the same way
     result = inspect(process, cp2k_job('walltime', exit_status=120))
     assert result.status == 0 and process.ctx.inputs.parent_calc_folder.uuid != node.outputs.remote_folder.uuid
+
+
+def _aimd(cp2k_code, **inputs):
+    """A set-up ``Cp2kAimdWorkChain`` (not running) of the 8-atom cell: 10 steps, a 100 s first job."""
+    inputs = {'structure': orm.StructureData(ase=make_fixtures.nacl8()), 'code': cp2k_code,
+              'temperature': orm.Float(1000.0), 'steps': orm.Int(10),
+              'options': orm.Dict({'max_wallclock_seconds': 100}), **inputs}
+    process = instantiate_process(get_manager().get_runner(), Cp2kAimdWorkChain, **inputs)
+    process.setup()
+    return process
+
+
+def _checkpoint(step):
+    """The part of CP2K's MD restart file ``restart_step`` reads."""
+    return f' &MOTION\n   &MD\n     STEP_START_VAL  {step}\n   &END MD\n &END MOTION\n'
+
+
+def test_aimd_handle_stopped_raises_the_walltime_and_continues_from_the_checkpoint(cp2k_code, cp2k_job):
+    """Stopped at CP2K's WALLTIME (400) or killed (303): walltime_factor x the walltime up to max_walltime_s, CP2K's
+    WALLTIME min(0.9 T, T - 60 s) of the new T, EXT_RESTART from the checkpoint with the steps left; a job without a
+    new checkpoint runs once more from the same one, twice: exit 311."""
+    process = _aimd(cp2k_code, restart=orm.Dict({'walltime_factor': 3.0, 'max_walltime_s': 700}))
+    assert process.ctx.inputs.parameters['GLOBAL']['WALLTIME'] == 40  # min(90, 40)
+    restart = 'parent_calc/aiida-1.restart'
+
+    def stop(step, walltime, exit_status=400):
+        node = cp2k_job('walltime', exit_status=exit_status, walltime=walltime,
+                        files={cp2k_science.AIMD_RESTART_FILE: _checkpoint(step)})
+        return node, inspect(process, node)
+
+    def reports():  # the handlers' actions (report_error_handled)
+        return [log.message for log in orm.Log.collection.get_logs_for(process.node) if 'Action taken:' in log.message]
+
+    node, result = stop(4, 100)
+    assert result.status == 0 and not process.ctx.is_finished
+    parameters = process.ctx.inputs.parameters.get_dict()
+    assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 300
+    assert parameters['GLOBAL']['WALLTIME'] == 240  # min(270, 240): below the new scheduler walltime
+    assert parameters['EXT_RESTART'] == {'RESTART_FILE_NAME': restart} and parameters['MOTION']['MD']['STEPS'] == 6
+    assert process.ctx.inputs.parent_calc_folder.uuid == node.outputs.remote_folder.uuid
+    assert (f'ran out of walltime (100 s): restarting with 300 s (CP2K WALLTIME 240 s), continuing from the '
+            f'checkpoint of step 4 of 10 of {node.process_label}<{node.pk}> ({restart}) for the 6 steps left'
+            ) in reports()[-1]
+
+    node, result = stop(7, 300, exit_status=303)  # killed by the scheduler: the same, capped at max_walltime_s
+    parameters = process.ctx.inputs.parameters.get_dict()
+    assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 700
+    assert parameters['GLOBAL']['WALLTIME'] == 630 and parameters['MOTION']['MD']['STEPS'] == 3
+    assert process.ctx.inputs.parent_calc_folder.uuid == node.outputs.remote_folder.uuid
+
+    stalled, result = stop(7, 700)  # no checkpoint beyond step 7: once more from it, at the cap
+    assert result.status == 0
+    assert process.ctx.inputs.parent_calc_folder.uuid == node.outputs.remote_folder.uuid
+    assert process.ctx.inputs.parameters['MOTION']['MD']['STEPS'] == 3
+    assert ('stopped before writing a checkpoint after step 7: ran out of walltime (700 s), keeping the 700 s '
+            'walltime (max_walltime_s), running the same job once more') in reports()[-1]
+    _, result = stop(7, 700)
+    assert result.status == 311 and '2 times in a row' in result.message
+
+
+def test_aimd_walltime_of_the_overrides_is_kept_and_restart_is_validated(cp2k_code, cp2k_job):
+    process = _aimd(cp2k_code, overrides=orm.Dict({'GLOBAL': {'WALLTIME': 30}}))
+    node = cp2k_job('walltime', exit_status=400, walltime=100, files={cp2k_science.AIMD_RESTART_FILE: _checkpoint(2)})
+    assert inspect(process, node).status == 0
+    assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 200  # default walltime_factor 2
+    assert process.ctx.inputs.parameters['GLOBAL']['WALLTIME'] == 30
+
+    def error(restart):
+        return str(Cp2kAimdWorkChain.spec().inputs.validate({
+            'structure': orm.StructureData(ase=make_fixtures.nacl8()), 'code': cp2k_code,
+            'temperature': orm.Float(300), 'steps': orm.Int(3), 'restart': orm.Dict(restart)}))
+
+    assert error({'walltime_factor': 4.0}) == 'None'
+    assert "unknown restart setting(s) ['memory_factor']" in error({'memory_factor': 2.0})
+    assert 'walltime_factor' in error({'walltime_factor': 0.5}) and '0.5' in error({'walltime_factor': 0.5})
 
 
 @pytest.mark.parametrize('name, words', [('aborted', ['CP2K aborted', 'NO-SUCH-BASIS']),
