@@ -225,7 +225,7 @@ def frame_output_commands(every: int, *, atomic_energies: bool = True, velocitie
 def parse_dump(text: str, allow_truncated: bool = False) -> list[dict]:
     """Parse a LAMMPS ``dump custom`` text (orthogonal or triclinic boxes): ``list(iter_dump(...))``.
 
-    :returns: one dict per frame, as :func:`iter_dump` yields them.
+    :returns: one dict per frame, as :func:`~aiida_mlfail.science.lammps_md.iter_dump` yields them.
     :raises ValueError: on a truncated or malformed frame.
     """
     return list(iter_dump(text.splitlines(), allow_truncated=allow_truncated))
