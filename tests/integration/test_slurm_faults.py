@@ -171,7 +171,7 @@ def test_exploration_gap_md_and_aimd_over_their_walltime_continue_from_their_che
     reaches ``max_steps``: one similarity series and one thermo series over the whole run, steps strictly
     increasing, no gap, no repeat, the steps before the checkpoint not run again. A GAP MD (``MLMDWorkChain``,
     killed at the same 60 s) is checked the same way (:func:`check_gap_md_continued`). A CP2K AIMD
-    (``Cp2kAimdWorkChain``, 150 s job) stops itself at CP2K's WALLTIME of 90 s and continues from CP2K's restart
+    (``Cp2kAimdWorkChain``, 110 s job) stops itself at CP2K's WALLTIME of 50 s and continues from CP2K's restart
     file with 4 x the walltime (:func:`check_aimd_continued`). The waits overlap."""
     from aiida_mlfail.calculations.explore import STDOUT
     from aiida_mlfail.science import explore as sx
