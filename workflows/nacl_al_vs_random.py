@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Study: active learning against the same number of configurations added at random or uniformly in energy (thesis 13.3).
+"""Study: active learning against as many configurations added at random or uniformly in energy (thesis 13.3).
 
 The thesis (section 13.3) repairs a single-density GAP by active learning and leaves open whether the
 configurations the learner picked do better than the same number of configurations picked without it. Here,
@@ -25,9 +25,9 @@ molten NaCl at 1400 K with the BMHTF + PPPM reference (``common.BMHTF_PPPM``, la
 The finding compares |V_eq / V_ref - 1| of the active-learning GAP with that of the random and uniform ones: a
 difference within two combined standard errors is "inconclusive"; a GAP that breaks loses to one that does not.
 
-Sizes: ``tiny`` (the integration test: 32 ions, the fast protocols, one learner iteration with a strict novelty
-threshold so that it adds something, 100 NPT steps; plumbing, not the finding), ``small`` (64 ions, the demo's
-learner and data, 5-volume pool of 81 frames each, 5 ps NPT verification; about 40 minutes on 2 cores),
+Sizes: ``tiny`` (the integration test: 32 ions, a 3-volume pool, the fast protocols, one learner iteration with a
+strict novelty threshold so that it adds something, 100 NPT steps; plumbing, not the finding), ``small`` (64 ions,
+the demo's learner and data, 5-volume pool of 81 frames each, 5 ps NPT verification; about 40 minutes on 2 cores),
 ``large`` (200 ions, the precise protocols, 100 ps verification; for a cluster, ``--computer``).
 
     AIIDA_PATH=$PWD/.aiida python workflows/nacl_al_vs_random.py [--size tiny|small|large] [--out DIR]
@@ -59,7 +59,7 @@ PICKS = {'random': 'random', 'uniform in energy': 'uniform_energy'}
 #: protocol; ``nacl_active_learning.study_overrides`` adds the state point), steps of the NPT verification runs and
 #: of the classical NPT production (``md_steps``, 2 fs), averaging (``skip``), thermo and dump intervals.
 SIZES = {
-    'tiny': {'n_ions': 32, 'training_volume': 1175.0, 'pool_volumes': [v / 2 for v in common.NACL_VOLUMES],
+    'tiny': {'n_ions': 32, 'training_volume': 1175.0, 'pool_volumes': [975, 1175, 1375],
              'training': {'equilibration_steps': 100, 'production_steps': 200, 'sampling_interval': 20},
              'pool': {'equilibration_steps': 100, 'production_steps': 200, 'sampling_interval': 20},
              'protocol': 'fast',
@@ -73,7 +73,8 @@ SIZES = {
               'protocol': 'moderate', 'overrides': {},
               'md_steps': 2500, 'skip': 0.2, 'thermo': 25, 'dump': 50},
     'large': {'n_ions': 200, 'training_volume': 7500.0, 'pool_volumes': [6000, 6750, 7500, 8250, 9000],
-              'training': {}, 'pool': {'equilibration_steps': 2000, 'production_steps': 50000, 'sampling_interval': 100},
+              'training': {},
+              'pool': {'equilibration_steps': 2000, 'production_steps': 50000, 'sampling_interval': 100},
               'protocol': 'precise', 'overrides': demo.SIZES['large']['overrides'],
               'md_steps': 50000, 'skip': 0.2, 'thermo': 25, 'dump': 100},
 }

@@ -52,7 +52,7 @@ def test_al_vs_random_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qu
 
     # the picks are reproducible: the seeded selection of the stored pool gives the same indices
     pool = orm.load_node(written['pool']['pk']).get_atoms()
-    assert written['sizes']['pool_configurations'] == len(pool) == 5 * 11
+    assert written['sizes']['pool_configurations'] == len(pool) == 3 * 11
     for name, method in study.PICKS.items():
         expected = select(pool, n_added, method, study.PICK_SEED)
         assert gaps[name]['pool_indices'] == expected, name
