@@ -161,8 +161,6 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
         for name, chosen in picked.items():
             merged = merge_training_sets(base=initial_fit.outputs.training_set, new=chosen)
             runs.start(f'GAP {name}', refit_builder(final_fit, merged))
-        refits = runs.wait(*(f'GAP {name}' for name in picked))
-        gaps.update({name: refits[f'GAP {name}'] for name in picked})
     else:
         print('== 3. the learner added nothing: no random / uniform additions to compare')
     classical = runs.wait('classical NPT')['classical NPT']
@@ -172,15 +170,25 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
     print(f"classical NPT equilibrium volume: {common.with_error(v_ref, reference['stderr'], '.0f')} Å^3")
 
     print(f"== 4. NPT of every GAP ({s['md_steps']} steps of {npt.TIMESTEP:.0f} fs, seed {npt.NPT_SEED}) from the "
-          f'last training NVT frame; break at {npt.BREAK_FACTOR} x, guard at {npt.GUARD_FACTOR} x {v_ref:.0f} Å^3')
+          f'last training NVT frame; break at {npt.BREAK_FACTOR} x, guard at {npt.GUARD_FACTOR} x {v_ref:.0f} Å^3; '
+          'the learner\'s GAPs start while the refits run')
     parameters = {'ensemble': 'NPT', 'temperature': npt.TEMPERATURE, 'pressure': npt.PRESSURE,
                   'timestep': npt.TIMESTEP, 'steps': s['md_steps'], 'dump_interval': s['dump'],
                   'thermo_interval': s['thermo'], 'seed': npt.NPT_SEED, 'reference_volume': v_ref,
                   'breaking_factor': npt.BREAK_FACTOR, 'guards': {'volume_factor': npt.GUARD_FACTOR}}
     structure = orm.StructureData(ase=start)
-    for name, fit in gaps.items():
+
+    def verify(name, fit):
         runs.start(f'NPT {name}', common.mlmd_builder(codes, fit.outputs.potential, structure, parameters, size=size,
                                                       equilibrium_thermo=classical_thermo))
+
+    for name, fit in gaps.items():
+        verify(name, fit)
+    if picked:
+        refits = runs.wait(*(f'GAP {name}' for name in picked))
+        for name in picked:
+            gaps[name] = refits[f'GAP {name}']
+            verify(name, gaps[name])
     md = runs.wait(*(f'NPT {name}' for name in gaps), allowed=(0, 410))
     return report(s, size, out, command, t0, learner, gaps, picked, pool, md, classical_thermo, reference, n_added)
 
