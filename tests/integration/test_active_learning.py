@@ -69,6 +69,7 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     node = submit_and_await(ActiveLearningWorkChain, timeout=900, **inputs)
     # two iterations, and the second refit is still flagged by a walker: the max_iterations limit ends it (701)
     assert node.exit_status == 701, f'[{node.exit_status}] {node.exit_message}'
+    assert 'max_iterations=2' in node.exit_message
     summary = node.outputs.summary.get_dict()
     rows = summary['iterations']
     assert [r['iteration'] for r in rows] == [1, 2]
