@@ -79,15 +79,11 @@ def rematch_code(aiida_code_installed):
 
 
 @pytest.fixture
-def cp2k_code(aiida_code_installed):
+def cp2k_code(aiida_code_installed, cp2k_executable):
     """The Debian ``cp2k.psmp`` as a serial code (1 rank, 1 thread). In CI a missing CP2K fails the test."""
-    cp2k = shutil.which('cp2k.psmp')
-    if cp2k is None:
-        if os.environ.get('CI'):
-            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
-        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
-    return aiida_code_installed(label='cp2k_serial', default_calc_job_plugin='cp2k', filepath_executable=cp2k,
-                                with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
+    return aiida_code_installed(label='cp2k_serial', default_calc_job_plugin='cp2k',
+                                filepath_executable=cp2k_executable, with_mpi=False,
+                                prepend_text='export OMP_NUM_THREADS=1')
 
 
 @pytest.fixture

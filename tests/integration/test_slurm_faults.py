@@ -21,8 +21,6 @@ stopped jobs idle on the CPUs the AIMD computes on, so the three run at once on 
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 import time
 
@@ -152,15 +150,11 @@ def exploration_job(code, marker, walltime_s: int, options: dict | None = None) 
 
 
 @pytest.fixture
-def slurm_cp2k_code(slurm_computer, aiida_code_installed):
+def slurm_cp2k_code(slurm_computer, aiida_code_installed, cp2k_executable):
     """The Debian ``cp2k.psmp`` on the SLURM computer, serial (1 rank, 1 thread). In CI a missing CP2K fails."""
-    cp2k = shutil.which('cp2k.psmp')
-    if cp2k is None:
-        if os.environ.get('CI'):
-            pytest.fail('cp2k.psmp not found on PATH, and CI is set: CP2K tests must run in CI')
-        pytest.skip('cp2k.psmp not found on PATH (install the Debian cp2k package)')
     return aiida_code_installed(label='cp2k-slurm', default_calc_job_plugin='cp2k', computer=slurm_computer,
-                                filepath_executable=cp2k, with_mpi=False, prepend_text='export OMP_NUM_THREADS=1')
+                                filepath_executable=cp2k_executable, with_mpi=False,
+                                prepend_text='export OMP_NUM_THREADS=1')
 
 
 def test_exploration_gap_md_and_aimd_over_their_walltime_continue_from_their_checkpoints(
