@@ -252,6 +252,15 @@ def write_json(folder: pathlib.Path, name: str, data: dict) -> pathlib.Path:
     return path
 
 
+def finish_study(out: pathlib.Path, study: str, size: str, summary: dict) -> dict:
+    """The end of a study: print its ``finding``, write ``summary`` as ``out/<study>_<size>.json``
+    (:func:`write_json`), print where, and return ``summary``."""
+    print()
+    print(f"finding: {summary['finding']}")
+    print(f"summary: {write_json(out, f'{study}_{size}.json', summary)} ({summary['seconds']} s)")
+    return summary
+
+
 def print_table(header, rows) -> None:
     """Print a plain table (``tabulate``, cells printed as given: format numbers before)."""
     from tabulate import tabulate

@@ -311,10 +311,7 @@ def report(s, size, out, command, t0, learner, gaps, picked, pool, md, classical
         'figures': figures,
     }
     summary['finding'] = finding(results, n_added)
-    print()
-    print(f"finding: {summary['finding']}")
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def compare(a: dict, b: dict) -> str:

@@ -216,10 +216,7 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
         'figures': [figure],
     }
     summary['finding'] = finding(distributions, runs)
-    print()
-    print(f"finding: {summary['finding']}")
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def finding(distributions: list, runs: dict) -> str:

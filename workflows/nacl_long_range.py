@@ -295,10 +295,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
         'gaps': gap_summary, 'npt': npt, 'figures': figures,
     }
     summary['finding'] = finding(errors, npt)
-    print()
-    print(summary['finding'])
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def main(argv=None) -> int:

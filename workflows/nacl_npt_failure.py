@@ -249,10 +249,7 @@ def report(s, size, out, command, t0, fits, md, classical_thermo, reference) -> 
         'figures': figures,
     }
     summary['finding'] = finding(runs)
-    print()
-    print(f"finding: {summary['finding']}")
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def volume_statistics_until(thermo, skip: float, step: int) -> dict:

@@ -148,10 +148,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
         'figures': [figure],
     }
     summary['finding'] = finding(results)
-    print()
-    print(f"finding: {summary['finding']}")
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def finding(results: dict) -> str:

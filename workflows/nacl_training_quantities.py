@@ -213,10 +213,7 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str = '') -> d
         'gap_pks': {name: node.pk for name, node in gaps.items()}, 'figures': figures,
     }
     summary['finding'] = finding(rows)
-    print()
-    print(summary['finding'])
-    print(f"summary: {common.write_json(out, f'{STUDY}_{size}.json', summary)} ({summary['seconds']} s)")
-    return summary
+    return common.finish_study(out, STUDY, size, summary)
 
 
 def main(argv=None) -> int:
