@@ -122,22 +122,16 @@ def retrieved_from(tmp_path):
 
 @pytest.fixture(scope='session')
 def daemon_client(aiida_profile):
-    """The test profile's daemon client; stopped at the end of the session with a generous timeout.
+    """The test profile's daemon client; stopped at the end of the session by :func:`tests.helpers.stop_daemon`
+    (graceful for 30 s, then by PID).
 
-    Replaces aiida's fixture, whose 5 s stop wait fails the last test's teardown on a loaded 2-core
-    machine; if the daemon still does not stop, its circus process is terminated by PID.
+    Replaces aiida's fixture, whose 5 s stop wait fails the last test's teardown on a loaded 2-core machine.
     """
-    import signal
-
     from aiida.engine.daemon import get_daemon_client
-    from aiida.engine.daemon.client import DaemonException
+
+    from tests.helpers import stop_daemon
 
     client = get_daemon_client(aiida_profile.name)
     yield client
-    try:
-        if client.is_daemon_running:
-            client.stop_daemon(wait=True, timeout=120)
-    except DaemonException:
-        pid = client.get_daemon_pid()
-        if pid:
-            os.kill(pid, signal.SIGTERM)
+    seconds = stop_daemon(client)
+    print(f'\ntest daemon stopped in {seconds:.1f} s', file=sys.stderr)

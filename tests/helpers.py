@@ -50,3 +50,47 @@ def load_study(name: str):
     finally:
         sys.path.remove(str(folder))
     return study
+
+
+def stop_daemon(client, timeout: int = 30) -> float:
+    """Stop the test profile's daemon: circus's graceful ``quit`` for at most ``timeout`` s, then the workers
+    (SIGKILL) and circus (SIGTERM) by the PIDs read before the stop. Nothing of the test profile needs the
+    workers to finish what they hold: the profile is temporary, and a test that restarts the daemon resubmits
+    nothing (the processes continue from their checkpoints).
+
+    A graceful stop waited for circus's whole 120 s call timeout in CI at the session end, after the SLURM
+    daemon-kill test had restarted the daemon (a worker that does not end on SIGTERM).
+
+    :param client: an ``aiida.engine.daemon.client.DaemonClient``.
+    :param timeout: seconds for the graceful stop.
+    :returns: the seconds the stop took.
+    """
+    import os
+    import signal
+    import time
+
+    from aiida.engine.daemon.client import DaemonException
+
+    start = time.monotonic()
+    if not client.is_daemon_running:
+        return 0.0
+    try:
+        workers = [int(pid) for pid in client.get_worker_info(timeout=10)['info']]
+    except (DaemonException, KeyError, TypeError, ValueError):
+        workers = []
+    circus = client.get_daemon_pid()
+    try:
+        client.stop_daemon(wait=True, timeout=timeout)
+    except DaemonException:
+        for pid, sig in [(pid, signal.SIGKILL) for pid in workers] + [(circus, signal.SIGTERM)]:
+            try:
+                if pid:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(100):
+            if not any(pid and pathlib.Path(f'/proc/{pid}').exists() for pid in workers + [circus]):
+                break
+            time.sleep(0.1)
+        pathlib.Path(client.circus_pid_file).unlink(missing_ok=True)
+    return time.monotonic() - start

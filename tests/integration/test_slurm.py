@@ -33,6 +33,7 @@ from aiida_mlfail.provenance import added_configurations
 from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
 from aiida_mlfail.workflows.restart import is_outcome
 from tests.conftest import executable
+from tests.helpers import stop_daemon
 from tests.integration.test_active_learning import al_inputs
 
 pytestmark = pytest.mark.integration
@@ -225,7 +226,7 @@ def test_active_learning_through_slurm_survives_killed_daemon_workers(
         if not any(pathlib.Path(f'/proc/{pid}').exists() for pid in pids):
             break
         time.sleep(0.1)
-    client.stop_daemon(wait=True, timeout=120)
+    stop_daemon(client)
     client.start_daemon(timeout=120)
     assert client.is_daemon_running
     print(f'killed workers {pids} while in SLURM: {killed_during}')
