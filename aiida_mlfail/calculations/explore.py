@@ -182,8 +182,8 @@ class ExploreCalculation(CalcJob):
         spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
                    help='The remote folder of an earlier job of the same exploration (same parameters except '
                         'max_steps / checkpoint_interval, structure, training set): its checkpoint/ folder (the '
-                        'state and the one restart file it names) is copied and the exploration continues from its last checkpoint (ExploreRestartWorkChain '
-                        'sets it after a walltime or cancellation).')
+                        'state and the one restart file it names) is copied and the exploration continues from '
+                        'its last checkpoint (ExploreRestartWorkChain sets it after a walltime or cancellation).')
         spec.input('oracle_reference', valid_type=orm.Dict, required=False,
                    help='Oracle (calibration) mode only (parameters.oracle true): the classical reference '
                         '(ReferencePotential.to_dict(), atom_style atomic or charge) evaluating every checked '

@@ -24,8 +24,9 @@ from aiida_mlfail.science.pair_distances import (
 from aiida_mlfail.science.potentials import mass_commands
 
 #: Default MLMD settings (times in fs, damping in fs, pressure in bar). ``checkpoint_interval``: steps between the
-#: LAMMPS restart files of :func:`checkpoint_commands` (0: none); a long run is continued from the last one after a
-#: walltime stop or a cancellation (``LammpsRestartWorkChain.continue_from``).
+#: LAMMPS restart files of :func:`checkpoint_commands` (0: none; else at least ``thermo_interval``, see
+#: :func:`checkpoint_step`); a long run is continued from the last one after a walltime stop or a cancellation
+#: (``LammpsRestartWorkChain.continue_from``).
 MLMD_DEFAULTS = {
     'ensemble': 'NVT',
     'temperature': 1400.0,

@@ -429,8 +429,9 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
         The next job gets ``parent_folder`` = ``node``'s remote folder and the continuation script and settings of
         ``continue_mlmd`` (``read_restart``, ``run N upto``, the energy guard's start energy of the whole run,
         ``restart_step``); it copies only that checkpoint's restart file and the start energy
-        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files`). Without a checkpoint the next job starts again at step 0 with the first
-        script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``): start again (``None``).
+        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files`). Without a checkpoint the next job starts again at
+        step 0 with the first script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``):
+        start again (``None``).
 
         :returns: the action for the report, or ``None``.
         """

