@@ -445,9 +445,8 @@ def continuation_script(script: str, step: int) -> str:
     configuration); ``run N upto`` (https://docs.lammps.org/run.html: up to step N, so the remaining steps);
     the guards and frame output as before, and the ``restart`` of the next checkpoints with the two files in the
     order of :func:`restart_command` for ``step`` (the first write goes to the file not continued from). The
-    frames and thermo rows
-    of the continuation start at ``step`` (a frame and a thermo row the stopped job has too: :func:`join_segments`
-    keeps the stopped job's).
+    frames and thermo rows of the continuation start at ``step`` (a frame and a thermo row the stopped job has
+    too: :func:`join_segments` keeps the stopped job's).
 
     :param script: a :func:`mlmd_script` with checkpoints on (or a continuation script: continued again).
     :param step: MD step of the checkpoint (> 0, a multiple of the script's checkpoint interval).
