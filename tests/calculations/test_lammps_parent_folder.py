@@ -28,34 +28,34 @@ def _inputs(code, step=None, **extra) -> dict:
             'files': {'structure': prepared['structure_file']}, 'potential': potential, **extra}
 
 
-@pytest.mark.parametrize('step, restart', [(50, 'lammps.odd.restart'), (100, 'lammps.even.restart')])
-def test_prepare_copies_only_the_files_of_the_checkpoint(tmp_path, lammps_code, step, restart):
+def test_prepare_copies_only_the_files_of_the_checkpoint(tmp_path, lammps_code):
+    """The continuation from step 100 (the 'even' restart file: checkpoints at 50, 150 in 'odd') copies that file
+    and the start energy into an empty checkpoint/ folder; parent_folder without the checkpoint step is refused."""
     parent = orm.RemoteData(computer=lammps_code.computer, remote_path='/scratch/aa/bb/earlier_md')
-    process = instantiate_process(get_manager().get_runner(), LammpsCalculation,
-                                  **_inputs(lammps_code, step, parent_folder=parent))
+    inputs = _inputs(lammps_code, 100, parent_folder=parent)
+    process = instantiate_process(get_manager().get_runner(), LammpsCalculation, **inputs)
     (tmp_path / 'with').mkdir()
     (tmp_path / 'without').mkdir()
     calcinfo = process.prepare_for_submission(Folder(str(tmp_path / 'with')))
     uuid = lammps_code.computer.uuid
     assert calcinfo.remote_copy_list == [
-        (uuid, f'/scratch/aa/bb/earlier_md/checkpoint/{restart}', f'checkpoint/{restart}'),
+        (uuid, '/scratch/aa/bb/earlier_md/checkpoint/lammps.even.restart', 'checkpoint/lammps.even.restart'),
         (uuid, '/scratch/aa/bb/earlier_md/checkpoint/energy_start.txt', 'checkpoint/energy_start.txt')]
     # the folder the files are copied into exists before the copy (an empty folder of the sandbox)
     assert (tmp_path / 'with' / mlmd.CHECKPOINT_DIR).is_dir()
     assert not any((tmp_path / 'with' / mlmd.CHECKPOINT_DIR).iterdir())
-    assert f'read_restart checkpoint/{restart}' in process.inputs.script.get_content()
-    process = instantiate_process(get_manager().get_runner(), LammpsCalculation, **_inputs(lammps_code))
+    assert 'read_restart checkpoint/lammps.even.restart' in process.inputs.script.get_content()
+
+    first = {**inputs, 'script': inputs['script'].creator.inputs.script,
+             'settings': inputs['settings'].creator.inputs.settings}  # the first job's (no restart_step)
+    process = instantiate_process(get_manager().get_runner(), LammpsCalculation,
+                                  **{k: v for k, v in first.items() if k != 'parent_folder'})
     assert not process.prepare_for_submission(Folder(str(tmp_path / 'without'))).remote_copy_list
     assert not (tmp_path / 'without' / mlmd.CHECKPOINT_DIR).exists()
     assert process.inputs.settings['checkpoint_interval'] == 50
-
-
-def test_a_parent_folder_without_its_checkpoint_step_is_refused_at_submit(lammps_code):
-    parent = orm.RemoteData(computer=lammps_code.computer, remote_path='/scratch/x')
     with pytest.raises(ValueError, match=r'parent_folder needs settings restart_step and checkpoint_interval.*'
                                          r'got restart_step=None, checkpoint_interval=50'):
-        instantiate_process(get_manager().get_runner(), LammpsCalculation, **_inputs(lammps_code, parent_folder=parent))
-    inputs = _inputs(lammps_code, 100, parent_folder=parent)
+        instantiate_process(get_manager().get_runner(), LammpsCalculation, **first)
     inputs['settings'] = orm.Dict({**inputs['settings'].get_dict(), 'restart_step': 75})
     with pytest.raises(ValueError, match='checkpoint step 75 is not a multiple of checkpoint_interval 50'):
         instantiate_process(get_manager().get_runner(), LammpsCalculation, **inputs)

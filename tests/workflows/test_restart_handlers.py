@@ -367,19 +367,7 @@ def _forbid_loading_frames(monkeypatch):
         monkeypatch.setattr(TrainingSetData, name, lambda self, name=name: pytest.fail(f'{name} called'))
 
 
-def test_gap_md_checkpoint_proven_by_frames_without_loading_them(gap_md_workchain, aiida_localhost, monkeypatch):
-    """Thermo rows up to step 30 only (no checkpoint proven by them), frames up to 70 (LAMMPS dumps a step before
-    writing its restart file, so the frame at 70 proves every step up to 69): the checkpoint at 40, found from the
-    frames' ``md_step`` in the set's stored metadata, not from loaded frames."""
-    process = gap_md_workchain
-    job = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30, 40, 50, 60, 70])
-    _forbid_loading_frames(monkeypatch)
-    assert process.handle_walltime(job).do_break
-    assert process.ctx.inputs.settings['restart_step'] == 40
-    assert 'read_restart checkpoint/lammps.odd.restart' in process.ctx.inputs.script.get_content()
-
-
-def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain, aiida_localhost):
+def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain, aiida_localhost, monkeypatch):
     process = gap_md_workchain
     first_script = process.ctx.inputs.script.pk
     early = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30])  # the restart at 40 unproven
@@ -387,3 +375,11 @@ def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain
     assert 'parent_folder' not in process.ctx.inputs and process.ctx.inputs.script.pk == first_script
     assert _reports(process)[-1].endswith('no checkpoint written: starting again from step 0')
     assert process.get_outputs(early)['thermo'].pk == early.outputs.thermo.pk  # nothing joined
+    # the same thermo rows, frames up to 70: LAMMPS dumps a step before writing its restart file, so the frame at 70
+    # proves every step up to 69, i.e. the checkpoint at 40; found from the frames' md_step in the set's stored
+    # metadata, not from loaded frames
+    proven_by_frames = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30, 40, 50, 60, 70])
+    _forbid_loading_frames(monkeypatch)
+    assert process.handle_walltime(proven_by_frames).do_break
+    assert process.ctx.inputs.settings['restart_step'] == 40
+    assert 'read_restart checkpoint/lammps.odd.restart' in process.ctx.inputs.script.get_content()
