@@ -8,8 +8,10 @@ SOAP spectra (``science.explore.read_references``), so the daemon does no SOAP. 
 Csányi, Ceriotti, PCCP 18, 13754 (2016); guards: LAMMPS ``fix halt`` (https://docs.lammps.org/fix_halt.html).
 
 Checkpoints: the engine writes ``checkpoint/`` (a LAMMPS restart file and its state) every
-``checkpoint_interval`` steps; with ``parent_folder`` (the ``remote_folder`` of an earlier job of the same
-exploration) that folder is copied into the new job (``remote_copy_list``, on the same computer) and the
+``checkpoint_interval`` steps, and deletes the older restart file once the state names the newer one, so the
+folder holds ``state.json`` and one restart file (two while a checkpoint is written); with ``parent_folder`` (the
+``remote_folder`` of an earlier job of the same exploration) that folder, i.e. just what the continuation reads,
+is copied into the new job (``remote_copy_list``, on the same computer) and the
 engine continues from it (:mod:`aiida_mlfail.engines.explore`). A parent folder without a checkpoint is
 skipped by aiida-core's copy (a warning in the job's log) and the exploration starts at step 0.
 """
@@ -179,9 +181,9 @@ class ExploreCalculation(CalcJob):
                         'change of the potential energy per atom from the start of the run).')
         spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
                    help='The remote folder of an earlier job of the same exploration (same parameters except '
-                        'max_steps / checkpoint_interval, structure, training set): its checkpoint/ folder is '
-                        'copied and the exploration continues from its last checkpoint (ExploreRestartWorkChain '
-                        'sets it after a walltime or cancellation).')
+                        'max_steps / checkpoint_interval, structure, training set): its checkpoint/ folder (the '
+                        'state and the one restart file it names) is copied and the exploration continues from '
+                        'its last checkpoint (ExploreRestartWorkChain sets it after a walltime or cancellation).')
         spec.input('oracle_reference', valid_type=orm.Dict, required=False,
                    help='Oracle (calibration) mode only (parameters.oracle true): the classical reference '
                         '(ReferencePotential.to_dict(), atom_style atomic or charge) evaluating every checked '

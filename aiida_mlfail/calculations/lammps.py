@@ -18,7 +18,7 @@ from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
-from aiida_mlfail.science.mlmd import CHECKPOINT_DIR
+from aiida_mlfail.science.mlmd import CHECKPOINT_DIR, checkpoint_files
 
 
 def validate_lammps_inputs(value, ctx=None):
@@ -27,7 +27,8 @@ def validate_lammps_inputs(value, ctx=None):
     atoms, a 3-D periodic cell of positive volume, finite positions. Every name a file of ``files`` is
     written under (``filenames``, else the node's ``filename``, which an archive may carry as anything)
     must be a bare file name, so nothing is written outside the job folder. ``parent_folder`` must be on the
-    computer of the code (its checkpoint is copied there)."""
+    computer of the code (its checkpoint is copied there) and needs ``settings`` naming the checkpoint
+    (``restart_step`` and ``checkpoint_interval``, as ``continue_mlmd`` sets them: the files to copy)."""
     message = LammpsRawCalculation.validate_inputs(value, ctx)
     if message or 'script' not in value:
         return message
@@ -36,6 +37,14 @@ def validate_lammps_inputs(value, ctx=None):
             and parent.computer is not None and parent.computer.uuid != code.computer.uuid:
         return (f'parent_folder is on the computer {parent.computer.label!r}, the code {code.label!r} runs on '
                 f'{code.computer.label!r}: the checkpoint can only be copied on the same computer')
+    if parent is not None:
+        settings = value['settings'].get_dict() if 'settings' in value else {}
+        try:
+            checkpoint_files(settings.get('restart_step'), settings.get('checkpoint_interval'))
+        except ValueError as exc:
+            return (f'parent_folder needs settings restart_step and checkpoint_interval naming the checkpoint to '
+                    f"continue from (continue_mlmd sets them), got restart_step={settings.get('restart_step')!r}, "
+                    f"checkpoint_interval={settings.get('checkpoint_interval')!r}: {exc}")
     overrides = value['filenames'].get_dict() if 'filenames' in value else {}
     files = {overrides.get(key, node.filename): node for key, node in value.get('files', {}).items()}
     for key, node in value.get('files', {}).items():
@@ -70,10 +79,11 @@ class LammpsCalculation(LammpsRawCalculation):
         spec.input('potential', valid_type=GapPotentialData, required=False, validator=validate_potential,
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
         spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
-                   help='The remote folder of an earlier job of the same GAP MD run: its checkpoint/ folder '
-                        '(science.mlmd.CHECKPOINT_DIR) is copied into the job folder, for a continuation script '
-                        '(science.mlmd.continuation_script; LammpsRestartWorkChain sets both after a walltime or '
-                        'cancellation).')
+                   help='The remote folder of an earlier job of the same GAP MD run: the files of its checkpoint '
+                        'at settings["restart_step"] (science.mlmd.checkpoint_files: one LAMMPS restart file and '
+                        'the start energy, not the whole checkpoint/ folder) are copied into the job folder, for a '
+                        'continuation script (science.mlmd.continuation_script; LammpsRestartWorkChain sets '
+                        'script, settings and parent_folder after a walltime or cancellation).')
         spec.inputs.validator = validate_lammps_inputs
         define_job_defaults(spec, 'mlfail.lammps')  # parser, resources, exit code 350
         spec.output('training_set', valid_type=TrainingSetData, required=False,
@@ -110,12 +120,19 @@ class LammpsCalculation(LammpsRawCalculation):
         return super().is_valid_cache(node) and node.is_finished_ok
 
     def prepare_for_submission(self, folder):
+        """``lammps.raw``'s job, plus the dump and label files retrieved, the GAP files written, and with
+        ``parent_folder`` a ``remote_copy_list`` of the files a continuation reads
+        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files` of ``settings`` ``restart_step`` /
+        ``checkpoint_interval``) into an empty ``checkpoint/`` folder of the job (aiida-core copies remote files
+        after the sandbox, and does not create their folders)."""
         calcinfo = super().prepare_for_submission(folder)
         calcinfo.retrieve_list += [DUMP_FILE, LABELS_FILE]
         if 'potential' in self.inputs:
             calcinfo.provenance_exclude_list.extend(self.inputs.potential.upload(folder))
         if 'parent_folder' in self.inputs:
-            parent = self.inputs.parent_folder
-            calcinfo.remote_copy_list = [(parent.computer.uuid, f'{parent.get_remote_path()}/{CHECKPOINT_DIR}',
-                                          CHECKPOINT_DIR)]
+            parent, settings = self.inputs.parent_folder, self.inputs.settings.get_dict()
+            folder.get_subfolder(CHECKPOINT_DIR, create=True)
+            calcinfo.remote_copy_list = [(parent.computer.uuid, f'{parent.get_remote_path()}/{name}', name)
+                                         for name in checkpoint_files(settings['restart_step'],
+                                                                      settings['checkpoint_interval'])]
         return calcinfo

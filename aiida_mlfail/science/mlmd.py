@@ -24,8 +24,9 @@ from aiida_mlfail.science.pair_distances import (
 from aiida_mlfail.science.potentials import mass_commands
 
 #: Default MLMD settings (times in fs, damping in fs, pressure in bar). ``checkpoint_interval``: steps between the
-#: LAMMPS restart files of :func:`checkpoint_commands` (0: none); a long run is continued from the last one after a
-#: walltime stop or a cancellation (``LammpsRestartWorkChain.continue_from``).
+#: LAMMPS restart files of :func:`checkpoint_commands` (0: none; else at least ``thermo_interval``, see
+#: :func:`checkpoint_step`); a long run is continued from the last one after a walltime stop or a cancellation
+#: (``LammpsRestartWorkChain.continue_from``).
 MLMD_DEFAULTS = {
     'ensemble': 'NVT',
     'temperature': 1400.0,
@@ -138,6 +139,10 @@ def normalise_mlmd(parameters: dict) -> dict:
     for key in ('steps', 'dump_interval', 'thermo_interval', 'seed'):
         merged[key] = checks.integer(merged[key], key, gt=0)
     merged['checkpoint_interval'] = checks.integer(merged['checkpoint_interval'], 'checkpoint_interval', ge=0)
+    if 0 < merged['checkpoint_interval'] < merged['thermo_interval']:
+        raise ValueError(f"checkpoint_interval {merged['checkpoint_interval']} is below thermo_interval "
+                         f"{merged['thermo_interval']}: a checkpoint is proven complete by a thermo row after it "
+                         '(science.mlmd.checkpoint_step); use a checkpoint_interval >= thermo_interval, or 0 for none')
     merged['atomic_energies'] = checks.boolean(merged['atomic_energies'], 'atomic_energies')
     if 'reference_volume' in merged:
         merged['reference_volume'] = checks.number(merged['reference_volume'], 'reference_volume', gt=0, unit='Å^3')
@@ -365,29 +370,68 @@ def mlmd_script(pair_commands: list[str], type_map, parameters: dict, n_atoms: i
 
 
 #: Checkpoints of a GAP MD job (:func:`checkpoint_commands`): this folder of the job's working directory holds the
-#: LAMMPS restart files (``lammps.<step>.restart``) and the energy guard's start energy
-#: (:data:`ENERGY_START_FILE`). A continuation job gets it copied from the previous job's remote folder.
+#: LAMMPS restart files (the two of :data:`RESTART_FILES`) and the energy guard's start energy
+#: (:data:`ENERGY_START_FILE`). A continuation job gets the files it reads (:func:`checkpoint_files`) copied from the
+#: previous job's remote folder.
 CHECKPOINT_DIR = 'checkpoint'
 #: The start energy of the run (eV, one number), for the energy guard of a continuation.
 ENERGY_START_FILE = f'{CHECKPOINT_DIR}/energy_start.txt'
+#: The two LAMMPS restart files a GAP MD run toggles between (``restart N file1 file2``): the checkpoint at step
+#: ``m x checkpoint_interval`` is in the first (``odd``) for odd m, in the second (``even``) for even m
+#: (:func:`restart_file`), so a job's folder never holds more than two restart files, however long the run.
+RESTART_FILES = (f'{CHECKPOINT_DIR}/lammps.odd.restart', f'{CHECKPOINT_DIR}/lammps.even.restart')
 
 
-def restart_file(step: int | str) -> str:
-    """The LAMMPS restart file of the checkpoint at ``step`` (``'*'``: the pattern of ``restart``)."""
-    return f'{CHECKPOINT_DIR}/lammps.{step}.restart'
+def restart_file(step: int, interval: int) -> str:
+    """The LAMMPS restart file holding the checkpoint at ``step`` of a run checkpointing every ``interval`` steps.
+
+    :param step: MD step of the checkpoint, a multiple of ``interval`` (>= 0).
+    :param interval: ``checkpoint_interval`` (> 0).
+    :raises ValueError: for ``interval`` not positive or ``step`` not a non-negative multiple of it.
+    """
+    interval = checks.integer(interval, 'checkpoint_interval', gt=0)
+    step = checks.integer(step, 'checkpoint step', ge=0)
+    if step % interval:
+        raise ValueError(f'checkpoint step {step} is not a multiple of checkpoint_interval {interval}')
+    return RESTART_FILES[0] if (step // interval) % 2 else RESTART_FILES[1]
+
+
+def restart_command(interval: int, start_step: int = 0) -> str:
+    """The ``restart`` command (https://docs.lammps.org/restart.html) of a job starting at ``start_step``: every
+    ``interval`` steps a restart file, toggling between the two :data:`RESTART_FILES` (LAMMPS writes the first
+    named file first; no file at the first step of a run). The file holding ``start_step`` (the checkpoint a
+    continuation was read from) is named second, so the job's first write goes to the other file and the
+    checkpoint continued from is overwritten only after a newer one is complete (LAMMPS closes a restart file
+    before the MD goes on). Which file holds a step therefore does not depend on the job: :func:`restart_file`.
+
+    :param interval: ``checkpoint_interval`` (> 0).
+    :param start_step: 0, or the checkpoint step the job continues from (a multiple of ``interval``).
+    """
+    return (f'restart {int(interval)} {restart_file(start_step + interval, interval)} '
+            f'{restart_file(start_step, interval)}')
+
+
+def checkpoint_files(step: int, interval: int) -> tuple[str, str]:
+    """The files a job continuing from the checkpoint at ``step`` reads (paths relative to the job folder): the
+    restart file (:func:`restart_file`) and :data:`ENERGY_START_FILE`. A continuation gets only these copied
+    (``LammpsCalculation`` with ``parent_folder``), not the whole :data:`CHECKPOINT_DIR`.
+
+    :raises ValueError: as :func:`restart_file`, and for ``step`` 0 (nothing to continue from).
+    """
+    checks.integer(step, 'checkpoint step', gt=0)
+    return restart_file(step, interval), ENERGY_START_FILE
 
 
 def checkpoint_commands(interval: int) -> list[str]:
     """Checkpoint commands of a GAP MD script (after :func:`energy_start_commands`): a LAMMPS restart file every
-    ``interval`` steps (``restart``, https://docs.lammps.org/restart.html; ``*`` becomes the step, so every
-    checkpoint keeps its own file, written at steps that are multiples of ``interval``, not at step 0) and the
-    start energy of the energy guard in :data:`ENERGY_START_FILE` (``print ... file`` closes the file at once).
-    ``interval`` 0: none (no command)."""
+    ``interval`` steps (:func:`restart_command`: two files toggled, at steps that are multiples of ``interval``,
+    not at step 0) and the start energy of the energy guard in :data:`ENERGY_START_FILE` (``print ... file``
+    closes the file at once). ``interval`` 0: none (no command)."""
     if interval <= 0:
         return []
     return [f'shell mkdir {CHECKPOINT_DIR}',
             f'print "${{{ENERGY_START_VARIABLE}}}" file {ENERGY_START_FILE} screen no',
-            f"restart {int(interval)} {restart_file('*')}"]
+            restart_command(interval)]
 
 
 def continuation_script(script: str, step: int) -> str:
@@ -399,22 +443,28 @@ def continuation_script(script: str, step: int) -> str:
     :func:`aiida_mlfail.science.explore.explore_script`); no ``velocity ... create``; the energy guard's start
     energy read back from :data:`ENERGY_START_FILE` (the start energy of the whole run, not of the checkpoint
     configuration); ``run N upto`` (https://docs.lammps.org/run.html: up to step N, so the remaining steps);
-    the guards, frame output and the ``restart`` of the next checkpoints as before. The frames and thermo rows
-    of the continuation start at ``step`` (a frame and a thermo row the stopped job has too: :func:`join_segments`
-    keeps the stopped job's).
+    the guards and frame output as before, and the ``restart`` of the next checkpoints with the two files in the
+    order of :func:`restart_command` for ``step`` (the first write goes to the file not continued from). The
+    frames and thermo rows of the continuation start at ``step`` (a frame and a thermo row the stopped job has
+    too: :func:`join_segments` keeps the stopped job's).
 
     :param script: a :func:`mlmd_script` with checkpoints on (or a continuation script: continued again).
-    :param step: MD step of the checkpoint (> 0).
-    :raises ValueError: for a script without checkpoints, or ``step`` not a positive integer.
+    :param step: MD step of the checkpoint (> 0, a multiple of the script's checkpoint interval).
+    :raises ValueError: for a script without checkpoints, or ``step`` not a positive multiple of its interval.
     """
     step = checks.integer(step, 'checkpoint step', gt=0)
     lines = script.splitlines()
-    if not any(line.startswith('restart ') for line in lines):
+    restarts = [line for line in lines if re.fullmatch(r'restart \d+ .+', line)]
+    if not restarts:
         raise ValueError('the GAP MD script writes no checkpoint (checkpoint_interval 0): it cannot be continued')
+    interval = int(restarts[0].split()[1])
+    restart_file(step, interval)  # a step that is not a checkpoint of the script: ValueError
     out = []
     for line in lines:
         if line.startswith(('read_data ', 'read_restart ')):
-            out.append(f'read_restart {restart_file(step)}')
+            out.append(f'read_restart {restart_file(step, interval)}')
+        elif line in restarts:
+            out.append(restart_command(interval, step))
         elif line.startswith(('velocity all create ', f'shell mkdir {CHECKPOINT_DIR}')) or (
                 line.startswith('print ') and f'file {ENERGY_START_FILE}' in line):
             continue
@@ -438,6 +488,11 @@ def checkpoint_step(interval: int, start_step: int, thermo_steps, frame_steps) -
     frame after s, proves that every restart file up to s is complete. The newest checkpoint is the largest
     multiple of ``interval`` that is proven so, if it is after ``start_step`` (the checkpoint this job continued
     from, which is still in its folder); else ``start_step`` (``None`` for 0: no checkpoint, start again).
+
+    The job toggles between two restart files (:func:`restart_command`), so the file of a checkpoint c is
+    overwritten at c + 2 x ``interval``. That never hits the checkpoint chosen here when ``thermo_interval`` <=
+    ``interval`` (:func:`normalise_mlmd` requires it): a job that began the write at c + 2 x ``interval`` has
+    printed a thermo row in [c + ``interval``, c + 2 x ``interval``), which proves c + ``interval``.
 
     :param interval: ``checkpoint_interval`` (0: ``None``).
     :param start_step: the step the job started from (0, or the checkpoint it continued from).

@@ -423,12 +423,15 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
         """After a walltime stop or a cancellation of a GAP MD job with checkpoints (``settings`` key
         ``checkpoint_interval`` > 0, set by ``prepare_mlmd`` from the MLMD parameter): the next job continues from
         the newest complete checkpoint of ``node`` (:func:`~aiida_mlfail.science.mlmd.checkpoint_step`, from the
-        thermo and frames it stored before the kill; or the checkpoint ``node`` itself continued from).
+        thermo steps and the frames' ``md_step`` it stored before the kill, read from the nodes' arrays and
+        attributes: no frame is loaded; or the checkpoint ``node`` itself continued from).
 
-        The next job gets ``parent_folder`` = ``node``'s remote folder (its ``checkpoint/`` is copied) and the
-        continuation script and settings of ``continue_mlmd`` (``read_restart``, ``run N upto``, the energy guard's
-        start energy of the whole run). Without a checkpoint the next job starts again at step 0 with the first
-        script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``): start again (``None``).
+        The next job gets ``parent_folder`` = ``node``'s remote folder and the continuation script and settings of
+        ``continue_mlmd`` (``read_restart``, ``run N upto``, the energy guard's start energy of the whole run,
+        ``restart_step``); it copies only that checkpoint's restart file and the start energy
+        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files`). Without a checkpoint the next job starts again at
+        step 0 with the first script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``):
+        start again (``None``).
 
         :returns: the action for the report, or ``None``.
         """
@@ -444,7 +447,8 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
         step = None
         if 'remote_folder' in node.outputs:
             thermo = node.outputs.thermo.get_array('step') if 'thermo' in node.outputs else []
-            frames = [a.info['md_step'] for a in node.outputs.training_set.get_atoms()] \
+            # the frames' steps from the set's stored per-configuration metadata: no frame is loaded
+            frames = [c['md_step'] for c in node.outputs.training_set.configurations if 'md_step' in c] \
                 if 'training_set' in node.outputs else []
             step = checkpoint_step(interval, start, thermo, frames)
         if step is None:

@@ -47,9 +47,13 @@ def test_a_continued_run_joins_into_the_uninterrupted_series(whole_run, tmp_path
     whole, whole_results = whole_run
     first = prepare(tmp_path / 'first', {**COOL, 'max_steps': 60})
     assert explore(first, monkeypatch)['checkpoint_step'] == 40  # steps 41-60 are run again by the second job
+    # what the CalcJob's parent_folder copies: the state and the one restart file it names, nothing else
+    assert sorted(p.name for p in (first / sx.CHECKPOINT_DIR).iterdir()) == ['lammps.40.restart', 'state.json']
     second = prepare(tmp_path / 'second', COOL)
     shutil.copytree(first / sx.CHECKPOINT_DIR, second / sx.CHECKPOINT_DIR)
     results = explore(second, monkeypatch)
+    # the restart file continued from is removed once the newer checkpoints are written
+    assert sorted(p.name for p in (second / sx.CHECKPOINT_DIR).iterdir()) == ['lammps.120.restart', 'state.json']
     assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 120 == results['steps_run']
     assert results['resumed_from'] == [40] and results['checkpoint_step'] == 120
     assert results['n_checks'] == whole_results['n_checks'] == 7

@@ -39,11 +39,12 @@ def gap_md_builder(code, marker, walltime_s: int, options: dict | None = None):
         options={'max_wallclock_seconds': walltime_s, 'prepend_text': watcher, **(options or {})})
 
 
-def check_gap_md_continued(node, reports, walltimes=(60, 240)):
+def check_gap_md_continued(node, reports, tmp_path, walltimes=(60, 240)):
     """The GAP MD of the walltime test: its first job killed by SLURM after a checkpoint, the second continued
-    from it (``parent_folder``, ``read_restart``, only the steps after it) to step 120; the MLMDWorkChain's
-    trajectory and thermo cover the whole run once. ``reports``: the report text of a node. Returns the checkpoint
-    step the second job continued from."""
+    from it (``parent_folder``, only the restart file and start energy copied, ``read_restart``, only the steps
+    after it) to step 120; the MLMDWorkChain's trajectory and thermo cover the whole run once. ``reports``: the
+    report text of a node; ``tmp_path``: a folder for the remote files read back. Returns the checkpoint step the
+    second job continued from."""
     md = next(n for n in node.called if n.process_label == 'LammpsRestartWorkChain')
     jobs = sorted(md.called_descendants, key=lambda n: n.pk)
     jobs = [j for j in jobs if isinstance(j, orm.CalcJobNode)]
@@ -58,7 +59,21 @@ def check_gap_md_continued(node, reports, walltimes=(60, 240)):
     assert checkpoint % 40 == 0 and 40 <= checkpoint < GAP_MD['steps']
     assert (f'ran out of walltime ({walltimes[0]} s): restarting with {walltimes[1]} s, continuing from the checkpoint '
             f'at step {checkpoint} of LammpsCalculation<{first.pk}>') in reports(md)
-    assert f'read_restart checkpoint/lammps.{checkpoint}.restart' in second.inputs.script.get_content()
+    from aiida_mlfail.science.mlmd import CHECKPOINT_DIR, ENERGY_START_FILE, restart_file
+
+    assert f'read_restart {restart_file(checkpoint, 40)}' in second.inputs.script.get_content()
+    # two restart files however many checkpoints (LAMMPS toggles between them): the first job's folder holds the one
+    # continued from (and the next one if it got that far); the second job, which copied only that file and the
+    # start energy, wrote 80 and 120 (or 120) into the two files
+    restarts = sorted(name for name in first.outputs.remote_folder.listdir(CHECKPOINT_DIR) if name.endswith('.restart'))
+    assert restart_file(checkpoint, 40).split('/')[-1] in restarts and len(restarts) <= 2
+    assert sorted(second.outputs.remote_folder.listdir(CHECKPOINT_DIR)) == \
+        ['energy_start.txt', 'lammps.even.restart', 'lammps.odd.restart']
+    energies = []
+    for job in (first, second):
+        job.outputs.remote_folder.getfile(ENERGY_START_FILE, str(tmp_path / f'energy_start_{job.pk}'))
+        energies.append((tmp_path / f'energy_start_{job.pk}').read_text())
+    assert energies[0] == energies[1] and float(energies[0]) < 0  # copied, not recomputed
     # the second job ran only the steps after the checkpoint
     assert second.outputs.thermo.get_array('step')[0] == checkpoint
     assert node.outputs.stop['stop_reason'] == 'completed' and node.outputs.stop['stop_step'] == 120

@@ -179,7 +179,7 @@ def test_exploration_gap_md_and_aimd_over_their_walltime_continue_from_their_che
     wait_terminated(node, 900)
     wait_terminated(gap_md, 600)
     wait_terminated(aimd, 600)
-    checkpoint_md = check_gap_md_continued(gap_md, reports)
+    checkpoint_md = check_gap_md_continued(gap_md, reports, tmp_path)
     checkpoint_aimd = check_aimd_continued(aimd, reports)
     jobs = sorted(node.called, key=lambda n: n.pk)
     assert node.is_finished_ok, (f'[{node.exit_status}] {node.exit_message}: '
@@ -195,6 +195,11 @@ def test_exploration_gap_md_and_aimd_over_their_walltime_continue_from_their_che
     assert (f'ran out of walltime (60 s): restarting with 240 s, continuing from the checkpoint at step {checkpoint} '
             f'of ExploreCalculation<{first.pk}>') in reports(node)
     assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
+    # what the second job copied (the first's checkpoint/): the state and the restart file it names (and the next
+    # one if the first job was stopped while writing it); the second job deleted the copied one after its own
+    copied = sorted(first.outputs.remote_folder.listdir(sx.CHECKPOINT_DIR))
+    assert 'state.json' in copied and f'lammps.{checkpoint}.restart' in copied and len(copied) <= 3
+    assert sorted(second.outputs.remote_folder.listdir(sx.CHECKPOINT_DIR)) == ['lammps.120.restart', 'state.json']
 
     results = node.outputs.results.get_dict()
     assert results['stop_reason'] == 'max_steps' and results['stop_step'] == 120 == results['steps_run']

@@ -332,21 +332,25 @@ def _gap_md_job(computer, exit_status, stderr, steps, frame_steps):
 
 @pytest.mark.parametrize('handler, stderr', [('handle_walltime', TIME_LIMIT), ('handle_cancelled', SCANCEL)])
 def test_gap_md_continues_from_its_checkpoints_and_joins_the_segments(gap_md_workchain, aiida_localhost, handler,
-                                                                      stderr):
+                                                                      stderr, monkeypatch):
     """Killed at step ~75 (checkpoint 40), then at ~95 (checkpoint 80), then the run ends at 120: each next job gets
-    the remote folder and a continuation script; the outputs join the three jobs' thermo and frames, no repeat."""
+    the remote folder and a continuation script; the outputs join the three jobs' thermo and frames, no repeat.
+    Finding the checkpoint loads no frame (the steps come from the training set's stored metadata)."""
     process = gap_md_workchain
     first = _gap_md_job(aiida_localhost, 305, stderr, range(0, 80, 10), [10, 20, 30, 40, 50, 60, 70])
-    assert getattr(process, handler)(first).do_break
+    with monkeypatch.context() as patched:  # any frame loaded in the daemon fails the test
+        _forbid_loading_frames(patched)
+        assert getattr(process, handler)(first).do_break
     assert process.ctx.inputs.parent_folder.pk == first.outputs.remote_folder.pk
     script = process.ctx.inputs.script.get_content()
-    assert 'read_restart checkpoint/lammps.40.restart' in script and 'run 120 upto' in script
+    assert 'read_restart checkpoint/lammps.odd.restart' in script and 'run 120 upto' in script
+    assert 'restart 40 checkpoint/lammps.even.restart checkpoint/lammps.odd.restart' in script
     assert process.ctx.inputs.settings['restart_step'] == 40
     assert _reports(process)[-1].endswith(f'continuing from the checkpoint at step 40 of LammpsCalculation<{first.pk}>')
     second = _gap_md_job(aiida_localhost, 305, stderr, range(40, 100, 10), [40, 50, 60, 70, 80, 90])
     assert getattr(process, handler)(second).do_break
     assert process.ctx.inputs.parent_folder.pk == second.outputs.remote_folder.pk
-    assert 'read_restart checkpoint/lammps.80.restart' in process.ctx.inputs.script.get_content()
+    assert 'read_restart checkpoint/lammps.even.restart' in process.ctx.inputs.script.get_content()
     last = _gap_md_job(aiida_localhost, 0, '', range(80, 130, 10), [80, 90, 100, 110, 120])
     outputs = process.get_outputs(last)
     steps = outputs['thermo'].get_array('step')
@@ -357,7 +361,13 @@ def test_gap_md_continues_from_its_checkpoints_and_joins_the_segments(gap_md_wor
     assert outputs['training_set'].creator.inputs.training_set_2.pk == last.outputs.training_set.pk
 
 
-def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain, aiida_localhost):
+def _forbid_loading_frames(monkeypatch):
+    """Make every way of reading a ``TrainingSetData``'s frames fail the test."""
+    for name in ('get_atoms', 'iter_atoms', 'get_text'):
+        monkeypatch.setattr(TrainingSetData, name, lambda self, name=name: pytest.fail(f'{name} called'))
+
+
+def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain, aiida_localhost, monkeypatch):
     process = gap_md_workchain
     first_script = process.ctx.inputs.script.pk
     early = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30])  # the restart at 40 unproven
@@ -365,3 +375,11 @@ def test_gap_md_killed_before_its_first_checkpoint_starts_again(gap_md_workchain
     assert 'parent_folder' not in process.ctx.inputs and process.ctx.inputs.script.pk == first_script
     assert _reports(process)[-1].endswith('no checkpoint written: starting again from step 0')
     assert process.get_outputs(early)['thermo'].pk == early.outputs.thermo.pk  # nothing joined
+    # the same thermo rows, frames up to 70: LAMMPS dumps a step before writing its restart file, so the frame at 70
+    # proves every step up to 69, i.e. the checkpoint at 40; found from the frames' md_step in the set's stored
+    # metadata, not from loaded frames
+    proven_by_frames = _gap_md_job(aiida_localhost, 305, TIME_LIMIT, range(0, 40, 10), [10, 20, 30, 40, 50, 60, 70])
+    _forbid_loading_frames(monkeypatch)
+    assert process.handle_walltime(proven_by_frames).do_break
+    assert process.ctx.inputs.settings['restart_step'] == 40
+    assert 'read_restart checkpoint/lammps.odd.restart' in process.ctx.inputs.script.get_content()
