@@ -1,7 +1,8 @@
 """Real runs shared by tests/cli/test_cli.py and tests/test_provenance.py (made once per test session).
 
-A tiny ``ActiveLearningWorkChain`` (the inputs of tests/integration/test_active_learning.py: 32 NaCl
-ions, a 2-body GAP, NPT exploration from a dilute melt, at most two iterations) through the daemon,
+A tiny ``ActiveLearningWorkChain`` (``two_walker_inputs`` of tests/integration/test_active_learning.py, whose
+test checks this run: 32 NaCl ions, a 2-body GAP, two walkers exploring NPT from a dilute melt, at most two
+iterations) through the daemon,
 with ``aiida-mlfail status`` called while it runs, then an ``MLMDWorkChain`` of the run's first GAP
 with a minimum-distance guard of 2.6 Å that trips (exit 410, ``too_close_atoms``).
 """
@@ -45,9 +46,9 @@ def real_runs(profile, lammps_code, gap_fit_code, quip_code, explore_code):
 
     from aiida_mlfail.workflows.active_learning import ActiveLearningWorkChain
     from aiida_mlfail.workflows.mlmd import MLMDWorkChain
-    from tests.integration.test_active_learning import al_inputs
+    from tests.integration.test_active_learning import two_walker_inputs
 
-    run = submit(ActiveLearningWorkChain, **al_inputs(lammps_code, gap_fit_code, quip_code, explore_code))
+    run = submit(ActiveLearningWorkChain, **two_walker_inputs(lammps_code, gap_fit_code, quip_code, explore_code))
     while_running = []
 
     def status(node):

@@ -57,16 +57,25 @@ def explorer_of(run, iteration: int, walker: int):
     return next(n for n in wrapper.called_descendants if n.process_label == 'ExploreCalculation')
 
 
-def test_two_iterations_and_the_provenance_of_added_configurations(
-        submit_and_await, lammps_code, gap_fit_code, quip_code, explore_code):
+def two_walker_inputs(lammps_code, gap_fit_code, quip_code, explore_code):
+    """:func:`al_inputs` with two walkers (seeds 11 and 29), batches of one, and the critical similarity from a
+    calibration input (an ``mlfail.calibrate`` ``recommended`` output, as tests/integration/test_calibrate.py
+    makes one; the explorer's own 0.5 would flag nothing). The run of :func:`tests.cli.shared.real_runs`."""
     inputs = al_inputs(lammps_code, gap_fit_code, quip_code, explore_code, max_batch=1)
     inputs['walkers'] = orm.List([{'seed': 11}, {'seed': 29}])
-    # the critical similarity comes from a calibration (an mlfail.calibrate `recommended` output, as
-    # tests/integration/test_calibrate.py makes one): the explorer's own 0.5 would flag nothing
     explore_parameters = inputs['explore']['job']['parameters'].get_dict()
     inputs['explore']['job']['parameters'] = orm.Dict({**explore_parameters, 'critical_similarity': 0.5})
     inputs['calibration'] = orm.Dict({'critical_similarity': 0.998, 'critical_variance': 0.01})
-    node = submit_and_await(ActiveLearningWorkChain, timeout=900, **inputs)
+    return inputs
+
+
+def test_two_iterations_and_the_provenance_of_added_configurations(
+        aiida_profile, started_daemon_client, lammps_code, gap_fit_code, quip_code, explore_code):
+    # the run of the CLI and provenance tests (made once per session: tests/cli/shared.py), of two_walker_inputs
+    from tests.cli import shared
+
+    node = shared.real_runs(aiida_profile, lammps_code, gap_fit_code, quip_code, explore_code).run
+    assert node.process_class is ActiveLearningWorkChain
     # two iterations, and the second refit is still flagged by a walker: the max_iterations limit ends it (701)
     assert node.exit_status == 701, f'[{node.exit_status}] {node.exit_message}'
     assert 'max_iterations=2' in node.exit_message
@@ -100,8 +109,9 @@ def test_two_iterations_and_the_provenance_of_added_configurations(
     assert first['guard_distances'] == pytest.approx({p: GUARD_DISTANCE_FRACTION * d for p, d in shortest.items()})
     assert first['outlier_distances'] == pytest.approx({p: OUTLIER_DISTANCE_FRACTION * d for p, d in shortest.items()})
     reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
-    assert any(f"calibration <{inputs['calibration'].pk}>: {{'critical_similarity': 0.998, 'critical_variance': None}}"
-               in m for m in reports), reports
+    calibration = node.inputs.calibration.pk
+    assert any(f"calibration <{calibration}>: {{'critical_similarity': 0.998, 'critical_variance': None}}" in m
+               for m in reports), reports
     assert explorer_of(node, 1, 0).inputs.parameters['critical_similarity'] == 0.998
     assert any('iteration 1: outlier distances Na-Na ' in m for m in reports), reports
     assert any('iteration 1: distance guard of exploration' in m for m in reports), reports
