@@ -24,8 +24,8 @@ Here, molten NaCl with the BMHTF + PPPM reference (``common.BMHTF_PPPM``):
    production window as the classical run, before the break if it breaks, see ``nacl_npt_failure.py``) against
    the classical one.
 
-Sizes (``SIZES``): ``tiny`` (the integration test's plumbing: 32 ions, two volumes at 1400 and 1600 K, 0.4 ps per
-state point, 0.2 ps NPT), ``small`` (64 ions, 8 ps per state point, 6 ps NPT; half an hour on 2 cores),
+Sizes (``SIZES``): ``tiny`` (the integration test's plumbing: 32 ions, two volumes at 1400 and 1600 K, 0.2 ps per
+state point, 0.1 ps NPT), ``small`` (64 ions, 8 ps per state point, 6 ps NPT; half an hour on 2 cores),
 ``large`` (200 ions at the thesis's 6000-9000 Å^3, 100 ps per state point, 100 ps NPT; for a cluster).
 
     AIIDA_PATH=$PWD/.aiida python workflows/nacl_density_temperature.py [--size tiny|small|large] [--out DIR]
@@ -57,13 +57,15 @@ GAPS = {'five volumes, 1400 K': (npt.TEMPERATURE,), 'five volumes, 1200-1600 K':
 
 #: Per size: as ``nacl_npt_failure.SIZES`` (ions, volumes, sampling, GAP, NPT), plus the ``temperatures`` and the
 #: ``gaps``; ``small`` runs 6 ps of NPT (3000 steps) instead of 10 ps, so that its three times more sampling fits
-#: in half an hour; ``tiny`` samples two volumes (the liquid's and an expanded one) at two temperatures (4 state
-#: points instead of 15: the CI budget).
+#: in half an hour; ``tiny`` (the CI budget, 35 s) samples two volumes (the liquid's and an expanded one) at two
+#: temperatures (4 state points instead of 15), 11 frames each in 100 steps, and runs 50 NPT steps.
 SIZES = {size: {**s, 'temperatures': TEMPERATURES, 'gaps': GAPS} for size, s in npt.SIZES.items()}
 SIZES['small']['md_steps'] = 3000
 SIZES['tiny'].update(volumes=[1175, 1375], temperatures=(npt.TEMPERATURE, 1600.0),
                      gaps={'two volumes, 1400 K': (npt.TEMPERATURE,),
-                           'two volumes, 1400-1600 K': (npt.TEMPERATURE, 1600.0)})
+                           'two volumes, 1400-1600 K': (npt.TEMPERATURE, 1600.0)},
+                     sampling={'equilibration_steps': 100, 'production_steps': 100, 'sampling_interval': 10},
+                     md_steps=50, dump=10)
 
 
 def label(volume: float, temperature: float) -> str:
