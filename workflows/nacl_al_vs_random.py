@@ -25,8 +25,8 @@ molten NaCl at 1400 K with the BMHTF + PPPM reference (``common.BMHTF_PPPM``, la
 The finding compares |V_eq / V_ref - 1| of the active-learning GAP with that of the random and uniform ones: a
 difference within two combined standard errors is "inconclusive"; a GAP that breaks loses to one that does not.
 
-Sizes: ``tiny`` (the integration test: 32 ions, a 3-volume pool, the fast protocols, one learner iteration with a
-strict novelty threshold so that it adds something, 100 NPT steps; plumbing, not the finding), ``small`` (64 ions,
+Sizes: ``tiny`` (the integration test: 32 ions, a 2-volume pool, the fast protocols, one learner iteration with a
+strict novelty threshold so that it adds something, 50 NPT steps; plumbing, not the finding), ``small`` (64 ions,
 the demo's learner and data, 5-volume pool of 81 frames each, 5 ps NPT verification; about 40 minutes on 2 cores),
 ``large`` (200 ions, the precise protocols, 100 ps verification; for a cluster, ``--computer``).
 
@@ -59,15 +59,16 @@ PICKS = {'random': 'random', 'uniform in energy': 'uniform_energy'}
 #: protocol; ``nacl_active_learning.study_overrides`` adds the state point), steps of the NPT verification runs and
 #: of the classical NPT production (``md_steps``, 2 fs), averaging (``skip``), thermo and dump intervals.
 SIZES = {
-    'tiny': {'n_ions': 32, 'training_volume': 1175.0, 'pool_volumes': [975, 1175, 1375],
-             'training': {'equilibration_steps': 100, 'production_steps': 200, 'sampling_interval': 20},
-             'pool': {'equilibration_steps': 100, 'production_steps': 200, 'sampling_interval': 20},
+    # tiny: the CI budget (45 s) sets it: 11 frames per state point in 100 steps, a 2-volume pool, 50 NPT steps
+    'tiny': {'n_ions': 32, 'training_volume': 1175.0, 'pool_volumes': [975, 1375],
+             'training': {'equilibration_steps': 100, 'production_steps': 100, 'sampling_interval': 10},
+             'pool': {'equilibration_steps': 100, 'production_steps': 100, 'sampling_interval': 10},
              'protocol': 'fast',
              # one iteration; a strict novelty threshold so that the 60-step exploration flags something
              'overrides': {'gap': common.gap_overrides(cutoff=4.5, soap_sparse=20, n_sparse_2b=10),
                            'explore': {'job': {'parameters': {'critical_similarity': 0.99999}}},
                            'parameters': {'max_iterations': 1}},
-             'md_steps': 100, 'skip': 0.2, 'thermo': 5, 'dump': 20},
+             'md_steps': 50, 'skip': 0.2, 'thermo': 5, 'dump': 10},
     'small': {'n_ions': 64, 'training_volume': 2350.0, 'pool_volumes': common.NACL_VOLUMES,
               'training': {}, 'pool': {'equilibration_steps': 2000, 'production_steps': 4000, 'sampling_interval': 50},
               'protocol': 'moderate', 'overrides': {},

@@ -15,15 +15,18 @@ Here, molten NaCl with the BMHTF + PPPM reference (``common.BMHTF_PPPM``):
 2. the energy distribution of the sampled frames per temperature at the liquid volume: mean and standard
    deviation of the potential energy per atom, the configurational heat capacity from its variance
    (C = N var(U/N) / (k_B T^2), in k_B per atom), and the histograms with the Gaussian of eq. 10.4 drawn on them;
-3. two GAPs with the same recipe and number of configurations (``n_select``, uniform in force; half for
-   validation): five volumes at 1400 K, and five volumes at the three temperatures;
-4. both GAPs run NPT at 1400 K and 1 bar from the same start with the same seed; their equilibrium volumes
-   (block standard errors over the same production window as the classical run, see ``nacl_npt_failure.py``)
-   against the classical one.
+3. two GAPs with the same recipe and number of configurations (``n_select``, uniform in force: a flat histogram
+   of the per-atom force magnitudes, ``science.selection``; half for validation): five volumes at 1400 K, and five
+   volumes at the three temperatures (``gaps`` of the size);
+4. both GAPs run NPT at 1400 K and 1 bar from the same start with the same seed; a run *breaks* at the first
+   frame above ``nacl_npt_failure.BREAK_FACTOR`` (1.5) x the classical volume, the guard halts it later, at
+   ``nacl_npt_failure.GUARD_FACTOR`` (3) x; their equilibrium volumes (block standard errors over the same
+   production window as the classical run, before the break if it breaks, see ``nacl_npt_failure.py``) against
+   the classical one.
 
-Sizes (``SIZES``): ``tiny`` (the integration test's plumbing: 32 ions, 0.4 ps per state point, 0.2 ps NPT),
-``small`` (64 ions, 8 ps per state point, 6 ps NPT; half an hour on 2 cores), ``large`` (200 ions at the thesis's
-6000-9000 Å^3, 100 ps per state point, 100 ps NPT; for a cluster).
+Sizes (``SIZES``): ``tiny`` (the integration test's plumbing: 32 ions, two volumes at 1400 and 1600 K, 0.2 ps per
+state point, 0.1 ps NPT), ``small`` (64 ions, 8 ps per state point, 6 ps NPT; half an hour on 2 cores),
+``large`` (200 ions at the thesis's 6000-9000 Å^3, 100 ps per state point, 100 ps NPT; for a cluster).
 
     AIIDA_PATH=$PWD/.aiida python workflows/nacl_density_temperature.py [--size tiny|small|large] [--out DIR]
 
@@ -49,12 +52,20 @@ KB = 8.617333262e-5
 #: Temperatures of the training data (K): the melt at 1400 K and 200 K either side (NaCl melts at 1074 K).
 TEMPERATURES = (1200.0, 1400.0, 1600.0)
 
-#: Per size: as ``nacl_npt_failure.SIZES`` (ions, volumes, sampling, GAP, NPT), plus the temperatures; ``small``
-#: runs 6 ps of NPT (3000 steps) instead of 10 ps, so that its three times more sampling fits in half an hour.
-SIZES = {size: {**s, 'temperatures': TEMPERATURES} for size, s in npt.SIZES.items()}
-SIZES['small']['md_steps'] = 3000
-
+#: The two GAPs of ``small`` and ``large``: name -> temperatures (K) of their training data (all volumes each).
 GAPS = {'five volumes, 1400 K': (npt.TEMPERATURE,), 'five volumes, 1200-1600 K': TEMPERATURES}
+
+#: Per size: as ``nacl_npt_failure.SIZES`` (ions, volumes, sampling, GAP, NPT), plus the ``temperatures`` and the
+#: ``gaps``; ``small`` runs 6 ps of NPT (3000 steps) instead of 10 ps, so that its three times more sampling fits
+#: in half an hour; ``tiny`` (the CI budget, 35 s) samples two volumes (the liquid's and an expanded one) at two
+#: temperatures (4 state points instead of 15), 11 frames each in 100 steps, and runs 50 NPT steps.
+SIZES = {size: {**s, 'temperatures': TEMPERATURES, 'gaps': GAPS} for size, s in npt.SIZES.items()}
+SIZES['small']['md_steps'] = 3000
+SIZES['tiny'].update(volumes=[1175, 1375], temperatures=(npt.TEMPERATURE, 1600.0),
+                     gaps={'two volumes, 1400 K': (npt.TEMPERATURE,),
+                           'two volumes, 1400-1600 K': (npt.TEMPERATURE, 1600.0)},
+                     sampling={'equilibration_steps': 100, 'production_steps': 100, 'sampling_interval': 10},
+                     md_steps=50, dump=10)
 
 
 def label(volume: float, temperature: float) -> str:
@@ -106,8 +117,8 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
     sampled = nvt.outputs.sampled
     pools = {name: merge_training_sets(**{label(v, t): sampled[label(v, t)].training_set
                                           for t in temperatures for v in s['volumes']})
-             for name, temperatures in GAPS.items()}
-    print(f"== 3. GAPs from {s['n_select']} configurations each: {', '.join(GAPS)}")
+             for name, temperatures in s['gaps'].items()}
+    print(f"== 3. GAPs from {s['n_select']} configurations each: {', '.join(s['gaps'])}")
     for name, pool in pools.items():
         runs.start(f'GAP {name}', common.gap_builder(codes, pool, size=size, n_select=s['n_select'], **s['gap']))
 
@@ -116,18 +127,19 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
     classical = runs.wait('classical NPT')['classical NPT']
     classical_thermo = classical.outputs.sampled.npt_1bar.thermo
     reference = npt.volume_statistics(classical_thermo, s['skip'], s['sampling']['equilibration_steps'])
-    fits = runs.wait(*(f'GAP {name}' for name in GAPS))
+    fits = runs.wait(*(f'GAP {name}' for name in s['gaps']))
     start = orm.StructureData(ase=sampled[label(s['liquid_volume'], npt.TEMPERATURE)].training_set.get_atoms()[-1])
     print(f"== 4. GAP NPT ({npt.TEMPERATURE:.0f} K, {npt.PRESSURE:.0f} bar, {s['md_steps']} steps, seed "
-          f"{npt.NPT_SEED}); classical V_eq {common.with_error(reference['mean'], reference['stderr'], '.0f')} Å^3")
+          f"{npt.NPT_SEED}); classical V_eq {common.with_error(reference['mean'], reference['stderr'], '.0f')} Å^3; "
+          f"break at {npt.BREAK_FACTOR} x, guard at {npt.GUARD_FACTOR} x")
     parameters = {'ensemble': 'NPT', 'temperature': npt.TEMPERATURE, 'pressure': npt.PRESSURE,
                   'timestep': npt.TIMESTEP, 'steps': s['md_steps'], 'dump_interval': s['dump'],
                   'thermo_interval': s['thermo'], 'seed': npt.NPT_SEED, 'reference_volume': reference['mean'],
-                  'guards': {'volume_factor': npt.BREAK_FACTOR}}
-    for name in GAPS:
+                  'breaking_factor': npt.BREAK_FACTOR, 'guards': {'volume_factor': npt.GUARD_FACTOR}}
+    for name in s['gaps']:
         runs.start(f'NPT {name}', common.mlmd_builder(codes, fits[f'GAP {name}'].outputs.potential, start,
-                                                      parameters, size=size))
-    md = runs.wait(*(f'NPT {name}' for name in GAPS), allowed=(0, 410))
+                                                      parameters, size=size, equilibrium_thermo=classical_thermo))
+    md = runs.wait(*(f'NPT {name}' for name in s['gaps']), allowed=(0, 410))
     return report(s, size, out, command, t0, distributions, fits, md, classical_thermo, reference)
 
 
@@ -148,7 +160,7 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
     steps, volume = classical_thermo.get_array('step'), classical_thermo.get_array('volume')
     production = steps >= s['sampling']['equilibration_steps']
     traces = {'classical NPT (production)': (steps[production], volume[production])}
-    for name in GAPS:
+    for name in s['gaps']:
         metrics = fits[f'GAP {name}'].outputs.metrics.get_dict()
         node = md[f'NPT {name}']
         thermo, stop = node.outputs.thermo, node.outputs.stop.get_dict()
@@ -160,7 +172,8 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
         if broke is not None:
             stats = {**npt.volume_statistics_until(thermo, s['skip'], broke), 'note': 'mean up to the break'}
         dev, err = npt.relative_deviation(stats, reference)
-        runs[name] = {'pk': node.pk, 'exit_status': node.exit_status, 'stop_reason': stop.get('stop_reason'),
+        runs[name] = {'pk': node.pk, 'fit_pk': fits[f'GAP {name}'].pk, 'exit_status': node.exit_status,
+                      'stop_reason': stop.get('stop_reason'), 'stop_step': stop.get('stop_step'),
                       'breaking_step': broke, 'volume': stats, 'deviation': dev, 'deviation_stderr': err,
                       'training_configurations': fits[f'GAP {name}'].outputs.training_set.n_configurations,
                       'gap_metrics': {q: metrics[q]['rmse'] for q in ('energy', 'forces', 'virial')}}
@@ -190,6 +203,7 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
     for name, (steps, volume) in traces.items():
         ax_v.plot((steps - steps[0]) * npt.TIMESTEP / 1000, volume, label=name, lw=1)
     ax_v.axhline(v_ref, color='k', lw=0.8, ls=':', label='classical V_eq')
+    ax_v.axhline(npt.BREAK_FACTOR * v_ref, color='red', ls='--', lw=1, label=f'{npt.BREAK_FACTOR} V_eq (break)')
     ax_v.set_xlabel('time in the NPT run (ps)')
     ax_v.set_ylabel('volume (Å$^3$)')
     ax_v.set_title(f"NPT {npt.TEMPERATURE:.0f} K, {npt.PRESSURE:.0f} bar, {s['n_ions']} ions", fontsize=9)
@@ -206,7 +220,9 @@ def report(s, size, out, command, t0, distributions, fits, md, classical_thermo,
                   'sampling_steps_per_state_point': s['sampling']['production_steps'],
                   'sampling_ps_per_state_point': s['sampling']['production_steps'] * npt.TIMESTEP / 1000,
                   'npt_steps': s['md_steps'], 'npt_ps': s['md_steps'] * npt.TIMESTEP / 1000,
-                  'averaged_from_fraction': s['skip'], 'configurations_per_gap': s['n_select'], 'gap': s['gap']},
+                  'averaged_from_fraction': s['skip'], 'configurations_per_gap': s['n_select'], 'gap': s['gap'],
+                  'gap_training_temperatures_K': {name: list(t) for name, t in s['gaps'].items()},
+                  'breaking_factor': npt.BREAK_FACTOR, 'guard_factor': npt.GUARD_FACTOR},
         'reference_volume': {**reference, 'source': 'classical BMHTF + PPPM NPT of this study, same production '
                                                     'window'},
         'energy_distributions': distributions,

@@ -1,7 +1,7 @@
 """The active-learning-vs-random study (issue 17, thesis 13.3) at ``tiny`` size with the real programs (LAMMPS,
 gap_fit, quip, the explorer): the summary, that the three GAPs got the same number N of added configurations, that
 the random / uniform picks are the seeded selections of the pool, and that the tables are the metrics and volumes
-of the stored runs. The finding itself is not expected at tiny size (100 NPT steps); the recorded ``small`` run is
+of the stored runs. The finding itself is not expected at tiny size (50 NPT steps); the recorded ``small`` run is
 in ``docs/source/results/nacl_al_vs_random/``."""
 
 import json
@@ -52,7 +52,8 @@ def test_al_vs_random_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qu
 
     # the picks are reproducible: the seeded selection of the stored pool gives the same indices
     pool = orm.load_node(written['pool']['pk']).get_atoms()
-    assert written['sizes']['pool_configurations'] == len(pool) == 3 * 11
+    s = study.SIZES['tiny']
+    assert written['sizes']['pool_configurations'] == len(pool) == len(s['pool_volumes']) * 11
     for name, method in study.PICKS.items():
         expected = select(pool, n_added, method, study.PICK_SEED)
         assert gaps[name]['pool_indices'] == expected, name
@@ -70,7 +71,7 @@ def test_al_vs_random_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, qu
                                   f"{1000 * metrics['virial']['rmse']:.1f}"], name
         run = result['npt']
         node = orm.load_node(run['pk'])
-        assert node.inputs.parameters['seed'] == 77 and node.inputs.parameters['steps'] == 100
+        assert node.inputs.parameters['seed'] == 77 and node.inputs.parameters['steps'] == s['md_steps'] == 50
         thermo = node.outputs.thermo
         volume, steps = thermo.get_array('volume'), thermo.get_array('step')
         above = steps[volume > 1.5 * reference['mean']]
