@@ -142,7 +142,8 @@ def validation_errors(fits: list) -> dict:
 
     :returns: ``energy`` / ``forces``: ``rmse`` and ``stderr`` lists (eV/atom, eV/Å; one per fit) and
         ``last_minus_initial`` / ``last_minus_initial_stderr`` (the paired difference of the last and the first
-        fit's RMSE and the standard deviation of that difference over the same resamples); ``n`` (configurations).
+        fit's RMSE and the standard deviation of that difference over the same resamples), ``steps`` /
+        ``steps_stderr`` (the same for each fit against the one before); ``n`` (configurations).
     :raises ValueError: when the fits were not validated on the same validation set.
     """
     from aiida_mlfail.science.gap import bootstrap_rmse
@@ -154,16 +155,19 @@ def validation_errors(fits: list) -> dict:
     energy_sq, forces_sq = [], []
     for fit in fits:
         predicted = fit.outputs.predictions.get_atoms()
-        energy_sq.append([(p.info['energy'] - r.info['energy']) ** 2 / len(r) ** 2 for r, p in zip(reference, predicted)])
+        energy_sq.append([((p.info['energy'] - r.info['energy']) / len(r)) ** 2 for r, p in zip(reference, predicted)])
         forces_sq.append([np.sum((p.arrays['forces'] - r.arrays['forces']) ** 2) for r, p in zip(reference, predicted)])
     counts = {'energy': None, 'forces': [r.arrays['forces'].size for r in reference]}
     result = {'n': len(reference)}
     for key, sq in (('energy', energy_sq), ('forces', forces_sq)):
         boot = bootstrap_rmse(np.array(sq), counts[key], n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
         difference = boot['resamples'][-1] - boot['resamples'][0]
+        steps = np.diff(boot['resamples'], axis=0)
         result[key] = {'rmse': boot['rmse'].tolist(), 'stderr': boot['stderr'].tolist(),
                        'last_minus_initial': float(boot['rmse'][-1] - boot['rmse'][0]),
-                       'last_minus_initial_stderr': float(np.std(difference, ddof=1))}
+                       'last_minus_initial_stderr': float(np.std(difference, ddof=1)),
+                       'steps': np.diff(boot['rmse']).tolist(),
+                       'steps_stderr': (np.std(steps, axis=1, ddof=1) if len(fits) > 1 else np.zeros(0)).tolist()}
     return result
 
 
@@ -220,7 +224,8 @@ def report(s: dict, size: str, out: pathlib.Path, command: str, t0: float, learn
                     'exploration_steps': [w['steps'] for w in walkers],
                     'stop_reasons': [w['stop_reason'] for w in walkers]},
         'refits': per_refit,
-        'differences': {key: {k: errors[key][k] for k in ('last_minus_initial', 'last_minus_initial_stderr')}
+        'differences': {key: {k: errors[key][k] for k in ('last_minus_initial', 'last_minus_initial_stderr', 'steps',
+                                                          'steps_stderr')}
                         for key in ('energy', 'forces')},
         'energies_eV_atom': {'validation_mean': float(validation_energies.mean()),
                              'validation_std': float(validation_energies.std(ddof=1)),
