@@ -69,6 +69,14 @@ def test_nvt_active_learning_study_at_tiny_size(tmp_path, lammps_code, gap_fit_c
         assert row[:3] == [index, entry['added'], fit.outputs.training_set.n_configurations]
         assert row[3] == f"{1000 * metrics['energy']['rmse']:.2f} ± {1000 * entry['energy_rmse_stderr']:.2f}"
     assert written['refits'][0]['added'] == 0 and written['refits'][-1]['added'] == n_added
+    # the paired differences: last - initial is the sum of the refit-by-refit steps, each with a positive error
+    for key, column in (('energy', 'energy_rmse_eV_atom'), ('forces', 'forces_rmse_eV_A')):
+        difference = written['differences'][key]
+        assert len(difference['steps']) == len(difference['steps_stderr']) == len(fits) - 1
+        assert sum(difference['steps']) == pytest.approx(difference['last_minus_initial'])
+        assert difference['last_minus_initial'] == pytest.approx(written['refits'][-1][column] -
+                                                                 written['refits'][0][column])
+        assert min(difference['steps_stderr']) > 0 and difference['last_minus_initial_stderr'] > 0
     # the learner's iteration table reports, per exploration, the metrics of the GAP it explored with
     iterations = learner.outputs.summary.get_dict()['iterations']
     assert [row['validation_energy_rmse'] for row in iterations] == \
