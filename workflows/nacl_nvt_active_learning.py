@@ -112,8 +112,8 @@ def run_study(codes: dict, size: str, out: pathlib.Path, command: str) -> dict:
     s = SIZES[size]
     print(f"== 1. classical BMHTF + PPPM NVT ({s['n_ions']} ions, {demo.TEMPERATURE:.0f} K, "
           f"V = {s['training_volume']:.0f} Å^3): initial training and validation data")
-    # NVT (the default ensemble of a state point): the same inputs as the training run of nacl_al_vs_random.py at the
-    # same size, so that AiiDA caching (README "Caching") can reuse that LAMMPS job
+    # NVT (the default ensemble of a state point): the same LAMMPS inputs as the training run of nacl_al_vs_random.py
+    # at the same size (a profile with caching, README "Caching", reuses that job)
     sampling = common.sampling_builder(codes, [{'temperature': demo.TEMPERATURE, 'volume': s['training_volume'],
                                                 'label': f"nvt_1400K_V{s['training_volume']:.0f}"}],
                                        size=size, n_ions=s['n_ions'], md=s['training'])

@@ -16,14 +16,10 @@ pytestmark = pytest.mark.integration
 
 def test_nvt_active_learning_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code, explore_code):
     from aiida import orm
-    from aiida.manage.caching import enable_caching
 
     study = load_study('nacl_nvt_active_learning')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code, 'explore': explore_code}
-    # the training NVT run has the inputs of test_studies_al_vs_random's: with caching of the LAMMPS jobs (as the
-    # profiles of scripts/setup-aiida.sh have it) a session that ran that test first reuses it
-    with enable_caching(identifier='aiida.calculations:mlfail.lammps'):
-        summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_nvt_active_learning.py --size tiny')
+    summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_nvt_active_learning.py --size tiny')
     written = json.loads((tmp_path / 'nacl_nvt_active_learning_tiny.json').read_text())
     assert written == json.loads(json.dumps(summary))
     assert {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding', 'refits', 'figures'} <= set(written)
