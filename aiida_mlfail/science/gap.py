@@ -426,6 +426,45 @@ def energy_offset_metrics(reference, predicted) -> dict:
             'mae_offset_removed': float(np.mean(np.abs(centred))), 'max_offset_removed': float(np.max(np.abs(centred)))}
 
 
+def bootstrap_rmse(squared_errors, counts=None, *, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """RMSEs of ``k`` predictions of the same ``n`` configurations and their bootstrap standard errors, resampling
+    the configurations (``scipy.stats.bootstrap``, percentile method; Efron & Tibshirani, *An Introduction to the
+    Bootstrap*, 1993). Every resample picks the same configurations for all ``k`` predictions, so differences of
+    the resampled RMSEs are paired: their standard deviation is the standard error of a difference.
+
+    RMSE of prediction ``j`` = sqrt(sum_i squared_errors[j, i] / sum_i counts[i]).
+
+    :param squared_errors: shape ``(n,)`` or ``(k, n)``: per configuration ``i`` the sum of the squared errors of
+        prediction ``j`` (e.g. (energy/atom error)^2 in (eV/atom)^2, or the sum over force components in (eV/Å)^2).
+    :param counts: shape ``(n,)``: values per configuration (e.g. 3 x atoms for forces); default 1 each.
+    :returns: ``rmse`` and ``stderr`` (shape ``(k,)``, or floats for a 1-d input) and ``resamples`` (shape
+        ``(k, n_resamples)``: the bootstrap distribution), in the square root of the units of ``squared_errors``.
+    :raises ValueError: for fewer than 2 configurations or ``counts`` of another length.
+    """
+    from scipy.stats import bootstrap
+
+    sq = np.asarray(squared_errors, dtype=float)
+    flat = sq.ndim == 1
+    sq = np.atleast_2d(sq)
+    n = sq.shape[1]
+    weights = np.ones(n) if counts is None else np.asarray(counts, dtype=float).ravel()
+    if n < 2:
+        raise ValueError(f'bootstrap_rmse needs at least 2 configurations, got {n}')
+    if weights.shape != (n,):
+        raise ValueError(f'counts has {weights.size} values for {n} configurations')
+
+    def statistic(index, axis=-1):
+        index = np.asarray(index)
+        return np.sqrt(sq[:, index].sum(axis=-1) / weights[index].sum(axis=-1))
+
+    result = bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples, method='percentile',
+                       random_state=seed)
+    rmse, stderr = statistic(np.arange(n)), np.asarray(result.standard_error)
+    if flat:
+        return {'rmse': float(rmse[0]), 'stderr': float(stderr[0]), 'resamples': result.bootstrap_distribution}
+    return {'rmse': rmse, 'stderr': stderr, 'resamples': result.bootstrap_distribution}
+
+
 def error_metrics(reference, predicted) -> dict:
     """RMSE, MAE and maximum absolute error of ``predicted`` against ``reference`` (flattened, same units)."""
     ref = np.asarray(reference, dtype=float).ravel()
