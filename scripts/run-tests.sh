@@ -22,4 +22,4 @@ if [ "${MLFAIL_SLURM:-auto}" != 0 ]; then
     echo "[test] the local SLURM cluster does not start: the SLURM tests will be skipped"
   fi
 fi
-exec "$ROOT/.venv/bin/pytest" -ra --durations=15 "$@" tests
+exec "$ROOT/.venv/bin/pytest" -ra --durations=30 "$@" tests
