@@ -4,10 +4,6 @@ classification of a break (sudden after a stable stretch, or early) on synthetic
 the first frame above 1.5 x the classical volume, the learner started from the GAP's own training and validation
 sets, the repaired GAP in the same NPT, and tables that are the metrics of the stored runs. The finding itself is not
 expected at tiny size (100 NPT steps); the recorded ``small`` run is in ``docs/source/results/nacl_sudden_failure/``.
-
-CI time: AiiDA caching of the CalcJobs is switched on in this test only, so the classical sampling, the GAP fit and
-the first GAP NPT run, which are the same jobs as those of ``test_studies_failure.py`` (the same tiny
-``nacl_npt_failure`` inputs), are reused when that test ran before in the same profile; without it they run.
 """
 
 import json
@@ -18,8 +14,6 @@ import pytest
 from tests.helpers import load_study
 
 pytestmark = pytest.mark.integration
-
-CACHED = ('aiida.calculations:mlfail.lammps', 'aiida.calculations:mlfail.gap_fit', 'aiida.calculations:mlfail.quip')
 
 
 def test_stable_stretch_and_the_chosen_run():
@@ -51,17 +45,11 @@ def test_stable_stretch_and_the_chosen_run():
 
 
 def test_sudden_failure_study_at_tiny_size(tmp_path, lammps_code, gap_fit_code, quip_code, explore_code):
-    import contextlib
-
     from aiida import orm
-    from aiida.manage.caching import enable_caching
 
     study = load_study('nacl_sudden_failure')
     codes = {'lammps': lammps_code, 'gap_fit': gap_fit_code, 'quip': quip_code, 'explore': explore_code}
-    with contextlib.ExitStack() as stack:
-        for identifier in CACHED:
-            stack.enter_context(enable_caching(identifier=identifier))
-        summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_sudden_failure.py --size tiny')
+    summary = study.run_study(codes, 'tiny', tmp_path, 'python workflows/nacl_sudden_failure.py --size tiny')
     written = json.loads((tmp_path / 'nacl_sudden_failure_tiny.json').read_text())
     assert written == json.loads(json.dumps(summary))
     assert {'study', 'size', 'command', 'seconds', 'sizes', 'tables', 'finding', 'runs', 'learner', 'gap',
