@@ -94,3 +94,23 @@ def stop_daemon(client, timeout: int = 30) -> float:
             time.sleep(0.1)
         pathlib.Path(client.circus_pid_file).unlink(missing_ok=True)
     return time.monotonic() - start
+
+
+def assert_npt_run_recorded(run: dict, node, v_ref: float, name: str) -> None:
+    """A study's record of a GAP NPT run (keys ``breaking_step``, ``stop_step``, ``stop_reason``, ``volume``,
+    ``deviation``) against the stored run ``node`` (its ``thermo`` output): the breaking step is the first thermo
+    step above 1.5 x ``v_ref`` (Å^3), or the guard's stop step when the guard (``volume_blowup``) halted the run
+    before a thermo row showed it; a run that did not break records the mean volume after its first 20 % and
+    its deviation from ``v_ref``."""
+    import numpy as np
+    import pytest
+
+    thermo = node.outputs.thermo
+    volume, steps = thermo.get_array('volume'), thermo.get_array('step')
+    above = steps[volume > 1.5 * v_ref]
+    assert run['breaking_step'] == (int(above[0]) if above.size else
+                                    (run['stop_step'] if run['stop_reason'] == 'volume_blowup' else None)), name
+    if run['breaking_step'] is None:
+        window = volume[int(0.2 * len(volume)):]
+        assert run['volume']['mean'] == pytest.approx(np.mean(window)), name
+        assert run['deviation'] == pytest.approx(run['volume']['mean'] / v_ref - 1), name
