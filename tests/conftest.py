@@ -22,6 +22,18 @@ def aiida_profile(aiida_config, aiida_profile_factory):
         yield profile
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _fast_foreground_polls():
+    """Foreground runs (the studies' ``common.Runs``, ``launch`` without ``--submit``) poll their child processes
+    every 0.1 s instead of every second (``aiida_mlfail.cli.launch.POLL_INTERVAL``): measured on the tiny NVT
+    active-learning and density/temperature studies, 43 -> 33 s and 40 -> 34 s."""
+    from aiida_mlfail.cli import launch
+
+    default, launch.POLL_INTERVAL = launch.POLL_INTERVAL, 0.1
+    yield
+    launch.POLL_INTERVAL = default
+
+
 @pytest.fixture(autouse=True)
 def _restore_process_logging():
     """Undo what an in-process click command (``CliRunner``) does to logging: aiida-core's ``--verbosity``

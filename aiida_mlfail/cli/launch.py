@@ -104,11 +104,19 @@ def _echo_reports():
             logger.addHandler(h)
 
 
-def run_foreground(builder, poll_interval: float = 1.0):
+#: Seconds between two polls of the state of child processes in a foreground run (:func:`run_foreground`,
+#: :class:`ForegroundRuns`) when no ``poll_interval`` is given: a step of a WorkChain starts at most this long after
+#: the child it waits for ended. The test suite sets 0.1 s (tests/conftest.py); each poll of a waiting process is
+#: one database query.
+POLL_INTERVAL = 1.0
+
+
+def run_foreground(builder, poll_interval: float | None = None):
     """Run a builder in this interpreter, echoing the reports of the process and its children as they come.
 
     Like ``aiida.engine.run_get_node`` (a local runner without a communicator), but the runner polls the
-    state of the child processes every ``poll_interval`` seconds instead of ``runner.poll.interval``
+    state of the child processes every ``poll_interval`` seconds (default :data:`POLL_INTERVAL`) instead of
+    ``runner.poll.interval``
     (60 s by default, which would idle a minute after every step of a WorkChain). The terminal
     handlers of the ``aiida`` logger are swapped for one that prefixes the elapsed time; the
     database log handler stays, so ``verdi process report`` is complete.
@@ -117,7 +125,7 @@ def run_foreground(builder, poll_interval: float = 1.0):
 
     with _echo_reports():
         # (not runner.close() afterwards: that closes the event loop the runner shares with this interpreter)
-        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+        runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval or POLL_INTERVAL)
         _, node = runner.run_get_node(builder)
     return node
 
@@ -136,11 +144,11 @@ class ForegroundRuns:
         nodes = runs.wait('md', 'learner')
     """
 
-    def __init__(self, poll_interval: float = 1.0):
+    def __init__(self, poll_interval: float | None = None):
         from aiida.manage import get_manager
 
         # (never runner.close(): that closes the event loop the runner shares with this interpreter)
-        self._runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval)
+        self._runner = get_manager().create_runner(communicator=None, poll_interval=poll_interval or POLL_INTERVAL)
         self._processes = {}
         self._tasks = {}
 
@@ -180,7 +188,7 @@ class ForegroundRuns:
         return {name: self._processes[name].node for name in names}
 
 
-def run_foreground_together(builders: dict, poll_interval: float = 1.0) -> dict:
+def run_foreground_together(builders: dict, poll_interval: float | None = None) -> dict:
     """Run several builders ``{name: builder}`` concurrently in this interpreter (:class:`ForegroundRuns`) and
     return ``{name: node}`` once all have terminated.
 
