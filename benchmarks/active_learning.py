@@ -33,6 +33,13 @@ The full mode, measured on 2026-11-30 with ``AIIDA_PATH=<profile> python benchma
 the first would not have met, so the run labels and refits more and ends later, with a larger volume error; the
 overhead per iteration is above 10 s with either.
 
+4 walkers, measured on 2026-11-30 on a quiet machine (nothing else running) with ``AIIDA_PATH=<profile> python
+benchmarks/active_learning.py --walkers 1 2 4 --sampling 4258 --reference 4250 --run 1=4313 --run 2=4501`` (the
+sampling, reference and 1- and 2-walker runs above reused; their verification runs repeated, same volumes): converged
+after 5 iterations, 8 labels, 8 added, 4 refits, 1138 s (2.93 x the 1-walker run), overhead 11.0 s/iteration
+(0.48 x), final volume -3.5 % (2375 ± 28 Å^3). The four explorations of an iteration share 2 cores (3657 s of
+exploration in 1138 s of wall time).
+
 Needs a profile with a running daemon and the codes of ``scripts/setup-aiida.sh`` (``lammps``, ``gap_fit``,
 ``quip``, ``explore`` on ``--computer``). A run on the local SLURM cluster (``--computer slurm``) is possible
 with those codes; it was not measured.
