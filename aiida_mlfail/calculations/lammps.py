@@ -17,8 +17,8 @@ from aiida_mlfail.calculations.common import define_job_defaults, lammps_data_me
 from aiida_mlfail.data.gap_potential import GapPotentialData, validate_potential
 from aiida_mlfail.data.training_set import TrainingSetData
 from aiida_mlfail.science import checks
+from aiida_mlfail.science.checkpoints import CHECKPOINT_DIR, checkpoint_files
 from aiida_mlfail.science.lammps_md import DUMP_FILE, LABELS_FILE
-from aiida_mlfail.science.mlmd import CHECKPOINT_DIR, checkpoint_files
 
 
 def validate_lammps_inputs(value, ctx=None):
@@ -80,9 +80,9 @@ class LammpsCalculation(LammpsRawCalculation):
                    help='A GAP whose files are written into the working directory (for pair_style quip).')
         spec.input('parent_folder', valid_type=orm.RemoteData, required=False,
                    help='The remote folder of an earlier job of the same GAP MD run: the files of its checkpoint '
-                        'at settings["restart_step"] (science.mlmd.checkpoint_files: one LAMMPS restart file and '
-                        'the start energy, not the whole checkpoint/ folder) are copied into the job folder, for a '
-                        'continuation script (science.mlmd.continuation_script; LammpsRestartWorkChain sets '
+                        'at settings["restart_step"] (science.checkpoints.checkpoint_files: one LAMMPS restart file '
+                        'and the start energy, not the whole checkpoint/ folder) are copied into the job folder, for a '
+                        'continuation script (science.checkpoints.continuation_script; LammpsRestartWorkChain sets '
                         'script, settings and parent_folder after a walltime or cancellation).')
         spec.inputs.validator = validate_lammps_inputs
         define_job_defaults(spec, 'mlfail.lammps')  # parser, resources, exit code 350
@@ -122,7 +122,7 @@ class LammpsCalculation(LammpsRawCalculation):
     def prepare_for_submission(self, folder):
         """``lammps.raw``'s job, plus the dump and label files retrieved, the GAP files written, and with
         ``parent_folder`` a ``remote_copy_list`` of the files a continuation reads
-        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files` of ``settings`` ``restart_step`` /
+        (:func:`~aiida_mlfail.science.checkpoints.checkpoint_files` of ``settings`` ``restart_step`` /
         ``checkpoint_interval``) into an empty ``checkpoint/`` folder of the job (aiida-core copies remote files
         after the sandbox, and does not create their folders)."""
         calcinfo = super().prepare_for_submission(folder)

@@ -422,21 +422,21 @@ class LammpsRestartWorkChain(JobRestartWorkChain):
     def continue_from(self, node) -> str | None:
         """After a walltime stop or a cancellation of a GAP MD job with checkpoints (``settings`` key
         ``checkpoint_interval`` > 0, set by ``prepare_mlmd`` from the MLMD parameter): the next job continues from
-        the newest complete checkpoint of ``node`` (:func:`~aiida_mlfail.science.mlmd.checkpoint_step`, from the
+        the newest complete checkpoint of ``node`` (:func:`~aiida_mlfail.science.checkpoints.checkpoint_step`, from the
         thermo steps and the frames' ``md_step`` it stored before the kill, read from the nodes' arrays and
         attributes: no frame is loaded; or the checkpoint ``node`` itself continued from).
 
         The next job gets ``parent_folder`` = ``node``'s remote folder and the continuation script and settings of
         ``continue_mlmd`` (``read_restart``, ``run N upto``, the energy guard's start energy of the whole run,
         ``restart_step``); it copies only that checkpoint's restart file and the start energy
-        (:func:`~aiida_mlfail.science.mlmd.checkpoint_files`). Without a checkpoint the next job starts again at
+        (:func:`~aiida_mlfail.science.checkpoints.checkpoint_files`). Without a checkpoint the next job starts again at
         step 0 with the first script (``parent_folder`` removed). Other LAMMPS jobs (no ``checkpoint_interval``):
         start again (``None``).
 
         :returns: the action for the report, or ``None``.
         """
         from aiida_mlfail.calculations.functions import continue_mlmd  # noqa: PLC0415
-        from aiida_mlfail.science.mlmd import checkpoint_step  # noqa: PLC0415
+        from aiida_mlfail.science.checkpoints import checkpoint_step  # noqa: PLC0415
 
         first = self.ctx.first_settings.get_dict() if self.ctx.first_settings is not None else {}
         interval = int(first.get('checkpoint_interval', 0) or 0)

@@ -12,7 +12,7 @@ from aiida.manage import get_manager
 from aiida_mlfail.calculations.functions import continue_mlmd, prepare_mlmd
 from aiida_mlfail.calculations.lammps import LammpsCalculation
 from aiida_mlfail.data.gap_potential import GapPotentialData
-from aiida_mlfail.science import mlmd
+from aiida_mlfail.science import checkpoints
 from tests.helpers import FIXTURES, nacl_configurations
 
 
@@ -42,8 +42,8 @@ def test_prepare_copies_only_the_files_of_the_checkpoint(tmp_path, lammps_code):
         (uuid, '/scratch/aa/bb/earlier_md/checkpoint/lammps.even.restart', 'checkpoint/lammps.even.restart'),
         (uuid, '/scratch/aa/bb/earlier_md/checkpoint/energy_start.txt', 'checkpoint/energy_start.txt')]
     # the folder the files are copied into exists before the copy (an empty folder of the sandbox)
-    assert (tmp_path / 'with' / mlmd.CHECKPOINT_DIR).is_dir()
-    assert not any((tmp_path / 'with' / mlmd.CHECKPOINT_DIR).iterdir())
+    assert (tmp_path / 'with' / checkpoints.CHECKPOINT_DIR).is_dir()
+    assert not any((tmp_path / 'with' / checkpoints.CHECKPOINT_DIR).iterdir())
     assert 'read_restart checkpoint/lammps.even.restart' in process.inputs.script.get_content()
 
     first = {**inputs, 'script': inputs['script'].creator.inputs.script,
@@ -51,7 +51,7 @@ def test_prepare_copies_only_the_files_of_the_checkpoint(tmp_path, lammps_code):
     process = instantiate_process(get_manager().get_runner(), LammpsCalculation,
                                   **{k: v for k, v in first.items() if k != 'parent_folder'})
     assert not process.prepare_for_submission(Folder(str(tmp_path / 'without'))).remote_copy_list
-    assert not (tmp_path / 'without' / mlmd.CHECKPOINT_DIR).exists()
+    assert not (tmp_path / 'without' / checkpoints.CHECKPOINT_DIR).exists()
     assert process.inputs.settings['checkpoint_interval'] == 50
     with pytest.raises(ValueError, match=r'parent_folder needs settings restart_step and checkpoint_interval.*'
                                          r'got restart_step=None, checkpoint_interval=50'):

@@ -59,7 +59,7 @@ def check_gap_md_continued(node, reports, tmp_path, walltimes=(60, 240)):
     assert checkpoint % 40 == 0 and 40 <= checkpoint < GAP_MD['steps']
     assert (f'ran out of walltime ({walltimes[0]} s): restarting with {walltimes[1]} s, continuing from the checkpoint '
             f'at step {checkpoint} of LammpsCalculation<{first.pk}>') in reports(md)
-    from aiida_mlfail.science.mlmd import CHECKPOINT_DIR, ENERGY_START_FILE, restart_file
+    from aiida_mlfail.science.checkpoints import CHECKPOINT_DIR, ENERGY_START_FILE, restart_file
 
     assert f'read_restart {restart_file(checkpoint, 40)}' in second.inputs.script.get_content()
     # two restart files however many checkpoints (LAMMPS toggles between them): the first job's folder holds the one
