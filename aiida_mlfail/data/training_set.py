@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import tempfile
 
 from aiida import orm
 
@@ -56,6 +57,72 @@ class TrainingSetData(orm.Data):
         """Build an (unstored) node from an extxyz file (``reference`` as for :meth:`from_atoms`, default
         unknown); raises ``ValueError`` on NaN labels."""
         return cls.from_atoms(extxyz.read_configurations(str(path)), reference=reference, **kwargs)
+
+    @classmethod
+    def from_selection(cls, selection, reference: dict | None = None, **kwargs) -> TrainingSetData:
+        """Build an (unstored) node of chosen configurations of stored sets, copied as extxyz text frame by frame
+        (:func:`~aiida_mlfail.science.extxyz.iter_frame_texts`): no ``Atoms`` is built, so the cost in a daemon
+        worker is reading lines (for joining the frames of a long run's jobs, ``join_md_segments``).
+
+        The frames are copied verbatim. Attributes: ``configurations`` from the sets' per-configuration metadata;
+        ``species`` and ``n_atoms`` from the frames' atom lines (the species is the first column, as ASE writes
+        it: every set's file is written by :meth:`from_atoms`); ``labels`` those every contributing set carries
+        (a set's labels are those all its configurations carry, so this is exact when the chosen frames carry the
+        same labels as their sets, as the frames of an MD run do).
+
+        :param selection: ``(set, index)`` pairs in the order wanted: a ``TrainingSetData`` and the 0-based index of
+            one of its configurations.
+        :param reference: as for :meth:`from_atoms`; default: the contributing sets' common reference
+            (:func:`check_same_reference`).
+        :raises ValueError: for an empty selection, an index out of range (naming the set and the index) or sets
+            of different references.
+        """
+        selection = [(node, int(index)) for node, index in selection]
+        if not selection:
+            raise ValueError('a training set needs at least one configuration')
+        for node, index in selection:
+            if not 0 <= index < node.n_configurations:
+                raise ValueError(f'configuration {index} of training set <{node.pk}>: it has {node.n_configurations}')
+        runs = []  # consecutive picks from the same set: (set, [indices])
+        for node, index in selection:
+            if runs and runs[-1][0] is node:
+                runs[-1][1].append(index)
+            else:
+                runs.append((node, [index]))
+        sets = list({id(node): node for node, _ in runs}.values())
+        if reference is None:
+            reference = check_same_reference(*sets)
+        species, sizes = set(), []
+        with tempfile.TemporaryDirectory() as folder:
+            path = pathlib.Path(folder) / cls.FILENAME
+            with path.open('w') as out:
+                for node, indices in runs:
+                    wanted = set(indices)
+                    in_order = indices == sorted(wanted)  # then written as read; else kept until the set is read
+                    texts = {}
+                    with node.base.repository.open(cls.FILENAME, mode='r') as handle:
+                        for index, text in enumerate(extxyz.iter_frame_texts(handle)):
+                            if index in wanted:
+                                lines = text.splitlines()
+                                sizes.append(len(lines) - 2)
+                                species.update(line.split()[0] for line in lines[2:])
+                                if in_order:
+                                    out.write(text)
+                                else:
+                                    texts[index] = text
+                            if index >= max(indices):
+                                break
+                    out.writelines(texts[index] for index in indices if not in_order)
+            node = cls(**kwargs)
+            node.base.repository.put_object_from_file(str(path), cls.FILENAME)
+        node.base.attributes.set('n_configurations', len(selection))
+        node.base.attributes.set('species', sorted(species))
+        node.base.attributes.set('n_atoms', {'min': min(sizes), 'max': max(sizes)})
+        node.base.attributes.set('labels', [label for label in extxyz.LABELS
+                                            if all(label in s.labels for s in sets)])
+        node.base.attributes.set('configurations', [dict(s.configurations[index]) for s, index in selection])
+        node.base.attributes.set('reference', refs.check_reference(reference))
+        return node
 
     def _set_content(self, configurations) -> None:
         text = extxyz.to_text(configurations)

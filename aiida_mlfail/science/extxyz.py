@@ -101,6 +101,33 @@ def iter_configurations(source) -> Iterator[Atoms]:
         yield normalise_labels(atoms)
 
 
+def iter_frame_texts(handle) -> Iterator[str]:
+    """The frames of an extxyz text handle as their text, one at a time, without parsing them into ``Atoms``: the
+    atom-count line, the comment line and one line per atom (the XYZ layout, https://wiki.fysik.dtu.dk/ase/ase/io/
+    formatoptions.html#extxyz). For copying chosen frames from one file to another at the cost of reading lines.
+
+    :raises ValueError: for a count line that is not an integer, or a file that ends inside a frame (naming the
+        frame's index).
+    """
+    index = 0
+    for count_line in handle:
+        if not count_line.strip():
+            continue
+        try:
+            count = int(count_line.split()[0])
+        except ValueError:
+            raise ValueError(f'extxyz frame {index}: the first line must be the atom count, '
+                             f'got {count_line!r}') from None
+        lines = [count_line]
+        for _ in range(count + 1):
+            line = handle.readline()
+            if not line:
+                raise ValueError(f'extxyz frame {index}: the file ends inside the frame ({count} atoms expected)')
+            lines.append(line)
+        yield ''.join(lines)
+        index += 1
+
+
 def write_configurations(target, configurations: list[Atoms]) -> None:
     """Write labelled configurations as extxyz readable by ``ase.io.read`` and by gap_fit."""
     clean = []

@@ -352,13 +352,20 @@ def test_gap_md_continues_from_its_checkpoints_and_joins_the_segments(gap_md_wor
     assert process.ctx.inputs.parent_folder.pk == second.outputs.remote_folder.pk
     assert 'read_restart checkpoint/lammps.even.restart' in process.ctx.inputs.script.get_content()
     last = _gap_md_job(aiida_localhost, 0, '', range(80, 130, 10), [80, 90, 100, 110, 120])
-    outputs = process.get_outputs(last)
+    with monkeypatch.context() as patched:  # joining parses no frame either: the frames' text is copied
+        _forbid_loading_frames(patched)
+        outputs = process.get_outputs(last)
     steps = outputs['thermo'].get_array('step')
     np.testing.assert_array_equal(steps, np.arange(0, 130, 10))
     np.testing.assert_array_equal(outputs['thermo'].get_array('potential_energy'), steps * -0.5)
     assert [a.info['md_step'] for a in outputs['training_set'].get_atoms()] == list(range(10, 130, 10))
     # the job that ran from step 80 gave only the frames after 80
     assert outputs['training_set'].creator.inputs.training_set_2.pk == last.outputs.training_set.pk
+    # the joined frames are the jobs' own, copied: first's 10-40, second's 50-80, last's 90-120
+    frames = [job.outputs.training_set.get_text().splitlines(keepends=True) for job in (first, second, last)]
+    size = len(frames[0]) // 7  # lines per frame
+    expected = frames[0][:4 * size] + frames[1][size:5 * size] + frames[2][size:]
+    assert outputs['training_set'].get_text() == ''.join(expected)
 
 
 def _forbid_loading_frames(monkeypatch):

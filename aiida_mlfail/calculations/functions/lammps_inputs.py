@@ -147,15 +147,15 @@ def prepare_mlmd(structure: orm.StructureData, potential, parameters: orm.Dict, 
 @calcfunction
 def continue_mlmd(script: orm.SinglefileData, settings: orm.Dict, step: orm.Int):
     """The script and settings of a GAP MD job continuing from the checkpoint at ``step`` of an earlier job of the
-    same run (:func:`~aiida_mlfail.science.mlmd.continuation_script`; the job gets the earlier job's remote folder as
-    ``parent_folder``).
+    same run (:func:`~aiida_mlfail.science.checkpoints.continuation_script`; the job gets the earlier job's remote
+    folder as ``parent_folder``).
 
     :returns: ``script`` (``input.in``) and ``settings`` (the given ones with ``restart_step`` = ``step``).
     :raises ValueError: for a script without checkpoints or a step that is not positive.
     """
-    from aiida_mlfail.science import mlmd
+    from aiida_mlfail.science import checkpoints
 
-    text = mlmd.continuation_script(script.get_content(), step.value)
+    text = checkpoints.continuation_script(script.get_content(), step.value)
     return {'script': orm.SinglefileData(io.BytesIO(text.encode()), filename='input.in'),
             'settings': orm.Dict({**settings.get_dict(), 'restart_step': step.value})}
 
@@ -163,25 +163,26 @@ def continue_mlmd(script: orm.SinglefileData, settings: orm.Dict, step: orm.Int)
 @calcfunction
 def join_md_segments(boundaries: orm.List, **segments):
     """Frames and thermo of a GAP MD run continued from checkpoints, joined without repeats
-    (:func:`~aiida_mlfail.science.mlmd.join_segments`: job i keeps the steps after the checkpoint it continued
+    (:func:`~aiida_mlfail.science.checkpoints.join_segments`: job i keeps the steps after the checkpoint it continued
     from, up to the checkpoint the next job continued from).
 
     :param boundaries: the checkpoint step each continuation started from (one fewer than the jobs).
     :param segments: ``thermo_<i>`` (``ArrayData`` of the job's thermo series) and ``training_set_<i>`` (its frames,
-        ``md_step`` in each configuration's info), i = 0, 1, ... in the order the jobs ran; either may be missing
-        for a job killed before it wrote any (the last job's thermo is required).
+        ``md_step`` in each configuration's metadata), i = 0, 1, ... in the order the jobs ran; either may be
+        missing for a job killed before it wrote any (the last job's thermo is required).
     :returns: ``thermo`` (``ArrayData``, the arrays and ``units`` of the jobs') and ``training_set`` (if any frame;
-        the reference of the jobs' sets).
+        the reference of the jobs' sets). The frames are chosen by the ``md_step`` of the sets' stored metadata and
+        copied as text (``TrainingSetData.from_selection``): no frame is parsed in the daemon.
     :raises ValueError: when the joined steps repeat or decrease.
     """
-    from aiida_mlfail.science import mlmd
+    from aiida_mlfail.science import checkpoints
 
     count = len(boundaries.get_list()) + 1
     thermos = [segments.get(f'thermo_{i}') for i in range(count)]
     last = next(t for t in reversed(thermos) if t is not None)
     rows = [[(step, (i, k)) for k, step in enumerate(t.get_array('step'))] if t is not None else []
             for i, t in enumerate(thermos)]
-    kept = mlmd.join_segments(rows, boundaries.get_list())
+    kept = checkpoints.join_segments(rows, boundaries.get_list())
     thermo = orm.ArrayData()
     for name in last.get_arraynames():
         arrays = [t.get_array(name) if t is not None else None for t in thermos]
@@ -189,11 +190,11 @@ def join_md_segments(boundaries: orm.List, **segments):
     thermo.base.attributes.set('units', last.base.attributes.get('units', {}))
     result = {'thermo': thermo}
     sets = [segments.get(f'training_set_{i}') for i in range(count)]
-    frames = [[(a.info['md_step'], a) for a in s.get_atoms()] if s is not None else [] for s in sets]
-    joined = mlmd.join_segments(frames, boundaries.get_list())
-    if joined:
+    frames = [[(c['md_step'], (s, k)) for k, c in enumerate(s.configurations)] if s is not None else [] for s in sets]
+    joined = checkpoints.join_segments(frames, boundaries.get_list())
+    if joined:  # the frames' text copied, not parsed: nothing heavy in the daemon (issue 16)
         reference = next(s for s in reversed(sets) if s is not None).reference
-        result['training_set'] = TrainingSetData.from_atoms(joined, reference=reference)
+        result['training_set'] = TrainingSetData.from_selection(joined, reference=reference)
     return result
 
 
