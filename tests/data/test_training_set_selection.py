@@ -12,7 +12,7 @@ from tests.helpers import nacl_configurations
 
 
 @pytest.fixture
-def two_sets(aiida_profile_clean):
+def two_sets(aiida_profile):
     frames = nacl_configurations(5)
     for step, atoms in enumerate(frames):
         atoms.info['md_step'] = 10 * step
