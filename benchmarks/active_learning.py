@@ -37,7 +37,9 @@ B (101) 2        6813    2           2      153       0.37         8.5          
 B (101) 4        6966    3           4      272       0.66         10.0              -5.1 %
 ======  =======  ======  ==========  =====  ========  ===========  ================  =============
 
-Draw A's 2-walker run shared the machine with about a minute of unit tests. On the local SLURM cluster
+Draw A's 2-walker run shared the machine with about a minute of unit tests. Draw A's 1-walker run 7248 is run
+4313 repeated alone (``--walkers 1``): 4313 had taken 389 s at a load average of 3-4, with the same iterations,
+labels and volume. On the local SLURM cluster
 (``--computer slurm --walkers 1 2``, draw A): 1 walker 270 s (run 5920), 12.2 s overhead per iteration, -1.5 %;
 2 walkers 437 s (1.62 x, run 6108), 14.8 s per iteration, -7.7 % (the same 5 configurations as on localhost).
 
