@@ -53,6 +53,10 @@ labels and volume. On the local SLURM cluster
 - Without ``--split-steps`` (every walker 2000 steps; draw A, earlier the same day, the 1- and 2-walker runs at a
   load average of 3-4): 1 walker 389 s (run 4313), 2 walkers 822 s (run 4501), 4 walkers 1138 s (run 4901), with
   -1.5 / -7.7 / -3.5 %: every walker must run its 2000 steps without a flag in the same iteration.
+
+Needs a profile with a running daemon and the codes of ``scripts/setup-aiida.sh`` (``lammps``, ``gap_fit``,
+``quip``, ``explore`` on ``--computer``; ``--computer slurm`` needs the local SLURM cluster of
+``scripts/slurm-cluster.sh`` up when ``setup-aiida.sh`` ran).
 """
 
 from __future__ import annotations

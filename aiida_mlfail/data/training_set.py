@@ -99,6 +99,7 @@ class TrainingSetData(orm.Data):
                 for node, indices in runs:
                     wanted = set(indices)
                     in_order = indices == sorted(wanted)  # then written as read; else kept until the set is read
+                    last = max(indices)
                     texts = {}
                     with node.base.repository.open(cls.FILENAME, mode='r') as handle:
                         for index, text in enumerate(extxyz.iter_frame_texts(handle)):
@@ -110,7 +111,7 @@ class TrainingSetData(orm.Data):
                                     out.write(text)
                                 else:
                                     texts[index] = text
-                            if index >= max(indices):
+                            if index >= last:
                                 break
                     out.writelines(texts[index] for index in indices if not in_order)
             node = cls(**kwargs)
